@@ -91,7 +91,9 @@ def _check_level(level: float) -> None:
 
 def _check_nonempty(x: Any, name: str) -> None:
     if x.ndim == 0 or x.shape[-1] == 0:
-        raise ValueError(f"{name} needs at least one value along its last axis; got shape {x.shape}")
+        raise ValueError(
+            f"{name} needs at least one value along its last axis; got shape {x.shape}"
+        )
 
 
 # --------------------------------------------------------------------------- path metrics
@@ -289,7 +291,10 @@ def _wilson(p_hat: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarray, np.
     z2_n = z * z / n
     centre = (p_hat + z2_n / 2) / (1 + z2_n)
     half = z / (1 + z2_n) * np.sqrt(p_hat * (1 - p_hat) / n + z2_n / (4 * n))
-    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+    # At p_hat = 0 or 1 the bound is exactly 0 or 1; say so rather than leave rounding.
+    lo = np.where(p_hat == 0, 0.0, np.clip(centre - half, 0, 1))
+    hi = np.where(p_hat == 1, 1.0, np.clip(centre + half, 0, 1))
+    return lo, hi
 
 
 def proportion_ci(successes: Any, n: Any, conf: float = 0.95) -> Estimate:
@@ -440,8 +445,7 @@ def kelly_inputs(
         )
         g = n_paths.astype(np.float64)
         var_cluster = (
-            np.einsum("...ig,...jg->...ij", influence, influence)
-            * (g / (g - 1))[..., None, None]
+            np.einsum("...ig,...jg->...ij", influence, influence) * (g / (g - 1))[..., None, None]
         )
         cov = np.where(clusterable[..., None, None], var_cluster, var_iid)
 

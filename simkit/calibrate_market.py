@@ -1,0 +1,481 @@
+"""Maximum-likelihood calibration of the market model to a daily price (and IV) history.
+
+The likelihood is that of the daily log returns `r_t = ln(S_t / S_{t-1})` with one trading
+day `dt = 1/252` per row, under the models that `simkit.paths` simulates (DESIGN.md,
+"Market model"; drifts compensated so that `E[S_t] = S_0 e^{mu t}`):
+
+- GBM: `r ~ N((mu − σ²/2) dt, σ² dt)`; closed-form MLE.
+- Merton: `r = (mu − σ²/2 − λk) dt + σ √dt Z + Σ_{i≤N} J_i`, `N ~ Poisson(λ dt)`,
+  `J ~ N(m, s²)`, `k = e^{m + s²/2} − 1`; the density is the Poisson mixture of normals,
+  maximised numerically from several starts.
+- IV: `x = ln IV` is an Ornstein–Uhlenbeck process, fitted by its exact AR(1)
+  discretization `x_{t+1} = c + φ x_t + ε`, `φ = e^{−κ dt}`.
+
+Standard errors come from the inverse Fisher information (closed form for GBM and the
+AR(1), the numerical Hessian of the log-likelihood for Merton) carried to the reported
+parameters by the delta method. Everything is NumPy/SciPy float64; nothing here reads
+files (the CLI does).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy import optimize, special
+
+__all__ = [
+    "fit_gbm",
+    "fit_history",
+    "fit_iv_ou",
+    "fit_merton",
+    "merton_loglik",
+    "to_toml_fragment",
+]
+
+TRADING_DAYS = 252
+MODELS = ("gbm", "merton")
+MERTON_PARAMS = ("mu", "sigma", "jump_intensity", "jump_mean", "jump_std")
+
+# Bounds of the Merton search in its working coordinates
+# (mu, ln sigma, ln lambda, m, ln s): wide enough for any traded stock, tight enough
+# to keep the mixture likelihood away from its degenerate spikes (sigma → 0).
+_MERTON_BOUNDS = [
+    (-50.0, 50.0),
+    (math.log(1e-3), math.log(20.0)),
+    (math.log(1e-3), math.log(TRADING_DAYS)),
+    (-3.0, 3.0),
+    (math.log(1e-3), math.log(5.0)),
+]
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _log_returns(close: Any) -> np.ndarray:
+    """Daily log returns of a positive close series, with a clear error otherwise."""
+    close = np.asarray(close, dtype=np.float64)
+    if close.ndim != 1:
+        raise ValueError(
+            f"close must be one-dimensional (one price a day); got shape {close.shape}"
+        )
+    if close.size < 3:
+        raise ValueError(f"close needs at least 3 prices to fit a model; got {close.size}")
+    if not np.all(np.isfinite(close)) or np.any(close <= 0):
+        raise ValueError("close must hold finite, strictly positive prices")
+    return np.diff(np.log(close))
+
+
+def _check_dt(dt: float) -> None:
+    if not dt > 0:
+        raise ValueError(f"dt must be a positive number of years (1/252 for daily); got {dt!r}")
+
+
+def _aic(loglik: float, n_params: int) -> float:
+    return 2.0 * n_params - 2.0 * loglik
+
+
+# --------------------------------------------------------------------------- GBM
+
+
+def fit_gbm(close: Any, dt: float = 1 / TRADING_DAYS) -> dict[str, Any]:
+    """Closed-form MLE of geometric Brownian motion from daily closes.
+
+    With `r̄` and `v̂ = mean((r − r̄)²)` the mean and MLE variance of the `n` log returns:
+    `sigma = sqrt(v̂ / dt)`, `mu = r̄ / dt + sigma² / 2` (arithmetic drift, E[S_t] = S_0 e^{mu t}).
+    Fisher information (r̄ and v̂ independent, Var r̄ = v/n, Var v̂ = 2v²/n) gives
+    `se(sigma) = sigma / sqrt(2n)` and `se(mu) = sqrt(sigma² / (n dt) + sigma⁴ / (2n))`.
+
+    Args:
+      close: `(days,)` closing prices, positive.
+      dt: years per row. Default value: 1/252.
+
+    Returns:
+      mapping with `model` ("gbm"), `mu`, `sigma`, `mu_se`, `sigma_se`, `loglik` (of the
+      daily log returns), `aic` (k = 2), `n_returns`.
+    """
+    _check_dt(dt)
+    returns = _log_returns(close)
+    n = returns.size
+    mean = float(returns.mean())
+    var = float(((returns - mean) ** 2).mean())
+    if var <= (1e-12 * mean) ** 2:  # zero up to the rounding of the logs
+        raise ValueError("close has constant log returns; volatility cannot be estimated")
+    sigma = math.sqrt(var / dt)
+    mu = mean / dt + sigma**2 / 2
+    loglik = -0.5 * n * (math.log(2 * math.pi * var) + 1)
+    return {
+        "model": "gbm",
+        "mu": mu,
+        "sigma": sigma,
+        "mu_se": math.sqrt(sigma**2 / (n * dt) + sigma**4 / (2 * n)),
+        "sigma_se": sigma / math.sqrt(2 * n),
+        "loglik": loglik,
+        "aic": _aic(loglik, 2),
+        "n_returns": n,
+    }
+
+
+# --------------------------------------------------------------------------- Merton
+
+
+def _jump_terms(jump_rate_per_step: float, max_jumps: int) -> int:
+    """Number of Poisson terms to sum: at least `max_jumps`, more if the rate needs it."""
+    needed = jump_rate_per_step + 10 * math.sqrt(jump_rate_per_step) + 10
+    return max(max_jumps, int(math.ceil(needed)))
+
+
+def merton_loglik(
+    returns: np.ndarray,
+    mu: float,
+    sigma: float,
+    jump_intensity: float,
+    jump_mean: float,
+    jump_std: float,
+    dt: float = 1 / TRADING_DAYS,
+    max_jumps: int = 10,
+) -> float:
+    """Log-likelihood of daily log returns under Merton's jump-diffusion.
+
+    `f(r) = Σ_{j=0}^{J} Pois(j; λ dt) · N(r; (mu − σ²/2 − λk) dt + j m, σ² dt + j s²)`,
+    `k = e^{m + s²/2} − 1`, truncated at `J = max_jumps` (more terms when `λ dt` is large
+    enough for the tail to matter).
+    """
+    rate = jump_intensity * dt
+    n_terms = _jump_terms(rate, max_jumps) + 1
+    jumps = np.arange(n_terms, dtype=np.float64)
+    k = math.expm1(jump_mean + jump_std**2 / 2)
+    drift = (mu - sigma**2 / 2 - jump_intensity * k) * dt
+    means = drift + jumps * jump_mean  # (J+1,)
+    variances = sigma**2 * dt + jumps * jump_std**2
+    if rate > 0:
+        log_poisson = -rate + jumps * math.log(rate) - special.gammaln(jumps + 1)
+    else:
+        log_poisson = np.where(jumps == 0, 0.0, -np.inf)
+    log_weights = log_poisson - 0.5 * np.log(2 * np.pi * variances)  # (J+1,)
+    log_terms = log_weights - (returns[:, None] - means) ** 2 / (2 * variances)  # (n, J+1)
+    peak = log_terms.max(axis=1, keepdims=True)
+    return float((peak[:, 0] + np.log(np.exp(log_terms - peak).sum(axis=1))).sum())
+
+
+def _merton_natural(theta: np.ndarray) -> tuple[float, float, float, float, float]:
+    """Working coordinates (mu, ln σ, ln λ, m, ln s) → (mu, σ, λ, m, s)."""
+    mu, log_sigma, log_lambda, jump_mean, log_jump_std = (float(v) for v in theta)
+    return mu, math.exp(log_sigma), math.exp(log_lambda), jump_mean, math.exp(log_jump_std)
+
+
+def _merton_starts(returns: np.ndarray, dt: float) -> list[np.ndarray]:
+    """Starting points: a threshold jump detector plus a small grid around the GBM fit."""
+    median = float(np.median(returns))
+    robust_sd = 1.4826 * float(np.median(np.abs(returns - median)))
+    robust_sd = max(robust_sd, 1e-8)
+    years = returns.size * dt
+    total_sd = float(returns.std())
+    starts = []
+
+    for threshold in (3.0, 4.0):
+        outliers = np.abs(returns - median) > threshold * robust_sd
+        n_jumps = int(outliers.sum())
+        if n_jumps >= 2:
+            sigma0 = float(returns[~outliers].std()) / math.sqrt(dt)
+            lambda0 = n_jumps / years
+            jump_mean0 = float(returns[outliers].mean())
+            jump_std0 = max(float(returns[outliers].std()), robust_sd)
+            mu0 = float(returns.mean()) / dt + (total_sd**2 / dt) / 2
+            starts.append(
+                np.array(
+                    [mu0, math.log(sigma0), math.log(lambda0), jump_mean0, math.log(jump_std0)]
+                )
+            )
+
+    mu_gbm = float(returns.mean()) / dt + total_sd**2 / dt / 2
+    sigma_gbm = total_sd / math.sqrt(dt)
+    for lambda0, sigma_share, jump_mean_sign in ((1.0, 0.9, -1), (10.0, 0.7, 0), (50.0, 0.5, 1)):
+        jump_std0 = 3 * robust_sd
+        starts.append(
+            np.array(
+                [
+                    mu_gbm,
+                    math.log(max(sigma_share * sigma_gbm, 1e-3)),
+                    math.log(lambda0),
+                    jump_mean_sign * 2 * robust_sd,
+                    math.log(jump_std0),
+                ]
+            )
+        )
+    lower = np.array([b[0] for b in _MERTON_BOUNDS])
+    upper = np.array([b[1] for b in _MERTON_BOUNDS])
+    return [np.clip(s, lower + 1e-9, upper - 1e-9) for s in starts]
+
+
+def _numerical_hessian(f, theta: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Central-difference Hessian of a scalar function."""
+    n = theta.size
+    hessian = np.empty((n, n))
+    f0 = f(theta)
+    for i in range(n):
+        e_i = np.zeros(n)
+        e_i[i] = steps[i]
+        hessian[i, i] = (f(theta + e_i) - 2 * f0 + f(theta - e_i)) / steps[i] ** 2
+        for j in range(i):
+            e_j = np.zeros(n)
+            e_j[j] = steps[j]
+            value = (
+                f(theta + e_i + e_j)
+                - f(theta + e_i - e_j)
+                - f(theta - e_i + e_j)
+                + f(theta - e_i - e_j)
+            ) / (4 * steps[i] * steps[j])
+            hessian[i, j] = hessian[j, i] = value
+    return hessian
+
+
+def fit_merton(close: Any, dt: float = 1 / TRADING_DAYS, max_jumps: int = 10) -> dict[str, Any]:
+    """Maximum-likelihood fit of Merton's jump-diffusion to daily closes.
+
+    The Poisson-mixture likelihood (`merton_loglik`) is maximised with L-BFGS-B in the
+    working coordinates (mu, ln σ, ln λ, m, ln s) from several starts (a threshold jump
+    detector and a grid around the GBM fit), then polished with Nelder–Mead from the best;
+    the best optimum wins. Standard errors come from the inverse of the numerical Hessian
+    of the negative log-likelihood in working coordinates, mapped to (σ, λ, s) by the
+    delta method (`se(σ) = σ · se(ln σ)`). An SE is NaN where the Hessian is not positive
+    definite or the estimate sits on a search bound (e.g. no jumps in GBM data: λ → its
+    lower bound, m and s unidentified).
+
+    Args:
+      close: `(days,)` closing prices, positive.
+      dt: years per row. Default value: 1/252.
+      max_jumps: Poisson terms kept in the mixture (at least). Default value: 10.
+
+    Returns:
+      mapping with `model` ("merton"), `mu`, `sigma`, `jump_intensity` (per year),
+      `jump_mean`, `jump_std` (of the log jump), each with `_se`; `loglik`, `aic` (k = 5),
+      `n_returns`, `converged` (bool), `at_bound` (names of parameters on a bound).
+    """
+    _check_dt(dt)
+    returns = _log_returns(close)
+
+    def negative_loglik(theta: np.ndarray) -> float:
+        value = -merton_loglik(returns, *_merton_natural(theta), dt=dt, max_jumps=max_jumps)
+        return value if math.isfinite(value) else 1e300
+
+    best = None
+    for start in _merton_starts(returns, dt):
+        with np.errstate(all="ignore"):
+            result = optimize.minimize(
+                negative_loglik, start, method="L-BFGS-B", bounds=_MERTON_BOUNDS
+            )
+        if best is None or result.fun < best.fun:
+            best = result
+    with np.errstate(all="ignore"):
+        polished = optimize.minimize(
+            negative_loglik,
+            best.x,
+            method="Nelder-Mead",
+            bounds=_MERTON_BOUNDS,
+            options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 4000},
+        )
+    if polished.fun < best.fun:
+        best = polished
+    theta = np.asarray(best.x, dtype=np.float64)
+
+    lower = np.array([b[0] for b in _MERTON_BOUNDS])
+    upper = np.array([b[1] for b in _MERTON_BOUNDS])
+    on_bound = (theta - lower < 1e-3) | (upper - theta < 1e-3)
+
+    steps = 1e-4 * np.maximum(1.0, np.abs(theta))
+    hessian = _numerical_hessian(negative_loglik, theta, steps)
+    working_se = np.full(theta.size, np.nan)
+    try:
+        np.linalg.cholesky(hessian)
+        working_se = np.sqrt(np.diag(np.linalg.inv(hessian)))
+    except np.linalg.LinAlgError:
+        pass
+    working_se[on_bound] = np.nan
+
+    mu, sigma, jump_intensity, jump_mean, jump_std = _merton_natural(theta)
+    loglik = -float(best.fun)
+    return {
+        "model": "merton",
+        "mu": mu,
+        "sigma": sigma,
+        "jump_intensity": jump_intensity,
+        "jump_mean": jump_mean,
+        "jump_std": jump_std,
+        "mu_se": float(working_se[0]),
+        "sigma_se": sigma * float(working_se[1]),
+        "jump_intensity_se": jump_intensity * float(working_se[2]),
+        "jump_mean_se": float(working_se[3]),
+        "jump_std_se": jump_std * float(working_se[4]),
+        "loglik": loglik,
+        "aic": _aic(loglik, 5),
+        "n_returns": returns.size,
+        "converged": bool(best.success),
+        "at_bound": [name for name, flag in zip(MERTON_PARAMS, on_bound, strict=True) if flag],
+    }
+
+
+# --------------------------------------------------------------------------- IV process
+
+
+def fit_iv_ou(iv: Any, dt: float = 1 / TRADING_DAYS, close: Any | None = None) -> dict[str, Any]:
+    """Fit the log-Ornstein–Uhlenbeck IV process by its exact AR(1) discretization.
+
+    `x = ln IV`, `dx = κ (ln L − x) dt + η dW` is exactly `x_{t+1} = c + φ x_t + ε`,
+    `φ = e^{−κ dt}`, `c = (1 − φ) ln L`, `Var ε = η² (1 − φ²) / (2κ)`. The conditional MLE
+    is least squares; `Cov(ĉ, φ̂) = v̂ (XᵀX)⁻¹`, `Var v̂ = 2 v̂² / n`, and the delta method
+    gives the SEs of `kappa`, `iv_long_run` (= L, the stationary median of IV) and `eta`.
+
+    With `close` (same days as `iv`), `iv_spot_corr` is the Pearson correlation of the
+    AR(1) residuals with the demeaned spot log returns of the same days, SE
+    `(1 − ρ²)/sqrt(n − 3)` (Fisher z). Jump days are not removed: under a Merton market
+    with `iv_jump_beta ≠ 0` they pull the figure toward the jump co-movement.
+
+    Args:
+      iv: `(days,)` implied volatilities as fractions (4.25 = 425 %), positive.
+      dt: years per row. Default value: 1/252.
+      close: optional `(days,)` closing prices on the same days.
+
+    Returns:
+      mapping with `kappa` (1/year), `iv_long_run`, `eta` (1/sqrt(year)), each with `_se`,
+      `iv_loglik` (conditional, of ln IV changes), `n_obs`; plus `iv_spot_corr` and
+      `iv_spot_corr_se` when `close` is given.
+    """
+    _check_dt(dt)
+    iv = np.asarray(iv, dtype=np.float64)
+    if iv.ndim != 1 or iv.size < 4:
+        raise ValueError(f"iv must be one-dimensional with at least 4 values; got shape {iv.shape}")
+    if not np.all(np.isfinite(iv)) or np.any(iv <= 0):
+        raise ValueError("iv must hold finite, strictly positive volatilities (fractions)")
+    x = np.log(iv)
+    x_prev, x_next = x[:-1], x[1:]
+    n = x_next.size
+    design = np.column_stack([np.ones(n), x_prev])
+    coef, *_ = np.linalg.lstsq(design, x_next, rcond=None)
+    c, phi = (float(v) for v in coef)
+    residuals = x_next - design @ coef
+    var = float((residuals**2).mean())
+    if not 0 < phi < 1:
+        raise ValueError(
+            f"the ln IV history shows no mean reversion (AR(1) coefficient {phi:.4f} is not in "
+            "(0, 1)); an Ornstein-Uhlenbeck fit does not apply"
+        )
+    if var <= 0:
+        raise ValueError("iv has no variation around its AR(1) fit; eta cannot be estimated")
+
+    kappa = -math.log(phi) / dt
+    log_level = c / (1 - phi)
+    eta = math.sqrt(2 * kappa * var / (1 - phi**2))
+
+    cov_c_phi = var * np.linalg.inv(design.T @ design)
+    cov = np.zeros((3, 3))  # (c, phi, v)
+    cov[:2, :2] = cov_c_phi
+    cov[2, 2] = 2 * var**2 / n
+    dkappa_dphi = -1 / (phi * dt)
+    grad_kappa = np.array([0.0, dkappa_dphi, 0.0])
+    grad_level = math.exp(log_level) * np.array([1 / (1 - phi), c / (1 - phi) ** 2, 0.0])
+    dlog_eta_dphi = 0.5 * (dkappa_dphi / kappa + 2 * phi / (1 - phi**2))
+    grad_eta = eta * np.array([0.0, dlog_eta_dphi, 0.5 / var])
+
+    def delta_se(grad: np.ndarray) -> float:
+        return float(math.sqrt(grad @ cov @ grad))
+
+    result: dict[str, Any] = {
+        "kappa": kappa,
+        "iv_long_run": math.exp(log_level),
+        "eta": eta,
+        "kappa_se": delta_se(grad_kappa),
+        "iv_long_run_se": delta_se(grad_level),
+        "eta_se": delta_se(grad_eta),
+        "iv_loglik": -0.5 * n * (math.log(2 * math.pi * var) + 1),
+        "n_obs": n,
+    }
+    if close is not None:
+        returns = _log_returns(close)
+        if returns.size != n:
+            raise ValueError(
+                f"close and iv must cover the same days; got {returns.size + 1} closes and "
+                f"{n + 1} IVs"
+            )
+        spot_residuals = returns - returns.mean()
+        rho = float(np.corrcoef(residuals, spot_residuals)[0, 1])
+        result["iv_spot_corr"] = rho
+        result["iv_spot_corr_se"] = (1 - rho**2) / math.sqrt(max(n - 3, 1))
+    return result
+
+
+# --------------------------------------------------------------------------- history
+
+
+def fit_history(
+    close: Any,
+    iv: Any | None = None,
+    model: str = "gbm",
+    dt: float = 1 / TRADING_DAYS,
+) -> dict[str, Any]:
+    """Fit a market model (and the IV process when `iv` is given) to a daily history.
+
+    Returns:
+      mapping with the scenario's `[market]` keys: `model`, `mu`, `sigma`, and for
+      `model = "merton"` `jump_intensity`, `jump_mean`, `jump_std` (a GBM fit leaves the
+      jump keys out, the scenario's own apply and GBM ignores them); with `iv` also
+      `kappa`, `iv_long_run`, `eta`, `iv_spot_corr`. `se` maps each fitted key to its
+      standard error; `fit` holds `loglik` and `aic` of the daily log returns, `n_returns`,
+      and with `iv` the IV fit's `iv_loglik`.
+    """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}; got {model!r}")
+    spot_fit = fit_gbm(close, dt) if model == "gbm" else fit_merton(close, dt)
+    keys = ["mu", "sigma"] + (
+        ["jump_intensity", "jump_mean", "jump_std"] if model == "merton" else []
+    )
+    result: dict[str, Any] = {"model": model}
+    result.update({key: spot_fit[key] for key in keys})
+    standard_errors = {key: spot_fit[f"{key}_se"] for key in keys}
+    fit = {
+        "loglik": spot_fit["loglik"],
+        "aic": spot_fit["aic"],
+        "n_returns": spot_fit["n_returns"],
+    }
+    if iv is not None:
+        iv_fit = fit_iv_ou(iv, dt, close=close)
+        for key in ("kappa", "iv_long_run", "eta", "iv_spot_corr"):
+            result[key] = iv_fit[key]
+            standard_errors[key] = iv_fit[f"{key}_se"]
+        fit["iv_loglik"] = iv_fit["iv_loglik"]
+    result["se"] = standard_errors
+    result["fit"] = fit
+    return result
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, int | np.integer):
+        return repr(int(value))
+    if isinstance(value, float | np.floating):
+        return repr(float(value))  # repr gives nan / inf / -inf, all valid TOML
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    raise TypeError(f"cannot write {type(value).__name__} value {value!r} to TOML")
+
+
+def to_toml_fragment(result: dict[str, Any]) -> str:
+    """A `[market]` table and a `[fit]` table from a `fit_history` result, as TOML text.
+
+    `[fit]` holds `loglik`, `aic`, `n_returns` (and `iv_loglik`) and one `KEY_se` line per
+    fitted key. Floats are written with `repr`, so they read back exactly.
+    """
+    lines = ["# simkit calibrate market: maximum likelihood on daily log returns", "[market]"]
+    for key, value in result.items():
+        if key in ("se", "fit"):
+            continue
+        lines.append(f"{key} = {_toml_value(value)}")
+    lines += ["", "[fit]"]
+    for key, value in result.get("fit", {}).items():
+        lines.append(f"{key} = {_toml_value(value)}")
+    for key, value in result.get("se", {}).items():
+        lines.append(f"{key}_se = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
