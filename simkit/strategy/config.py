@@ -159,7 +159,9 @@ class StrategyConfig:
         if self.entry_every_days < 1:
             out.append(f"entry_every_days: must be >= 1, got {self.entry_every_days!r}")
         if self.put_expiry_steps < 1:
-            out.append(f"dte_calendar: must give at least one trading day, got {self.dte_calendar!r}")
+            out.append(
+                f"dte_calendar: must give at least one trading day, got {self.dte_calendar!r}"
+            )
         if self.max_leverage <= 0:
             out.append(f"max_leverage: must be > 0, got {self.max_leverage!r}")
         return out

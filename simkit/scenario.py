@@ -1,0 +1,1616 @@
+"""Scenario files: TOML text → validated, typed parameters (the only module that reads TOML).
+
+A scenario file has a required ``[simulation]`` table, a ``[market]`` table (the fields of
+``simkit.paths.market.MarketParams``), seven strategy tables that group the fields of
+``simkit.strategy.config.StrategyConfig`` (``[capital]``, ``[strategy]``, ``[execution]``,
+``[exits]``, ``[assignment]``, ``[hedges]``, ``[limits]``) and an optional ``[grid]``. Every
+table is checked by its own pydantic model; every problem of a file is collected, with its key
+path and, where known, its line, before one ``ScenarioError`` reports them all. Overrides
+(``--set market.sigma=2.5``, ``--paths N``) are applied to the parsed tables before validation,
+so a bad flag fails exactly like the same bad value written in the file.
+
+``docs/SCENARIO.md`` is generated from the models below (``scenario_reference_markdown``); a
+test keeps the two equal. Regenerate with ``python -m simkit.scenario > docs/SCENARIO.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import itertools
+import json
+import math
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple
+
+import annotated_types
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+)
+
+from simkit.strategy.config import StrategyConfig, steps_for_calendar_days
+
+__all__ = [
+    "Cell",
+    "GridAxis",
+    "Problem",
+    "Scenario",
+    "ScenarioError",
+    "Simulation",
+    "TABLES",
+    "load_scenario",
+    "parse_override",
+    "parse_scenario",
+    "scenario_reference_markdown",
+]
+
+TRADING_DAYS_PER_YEAR = 252
+_MAX_CELL_PROBLEMS = 5  # grid cells that fail cross-field checks, reported one by one
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+class Problem(NamedTuple):
+    """One thing wrong with a scenario: where (dotted key path, line) and what."""
+
+    key: str  # "market.sigma", "strategy.weights[2]", "grid.market.sigma[1]"; "" for the file
+    line: int | None  # 1-based line in the file, when known
+    message: str
+
+
+class ScenarioError(Exception):
+    """A scenario file (or an override) that cannot be used; lists every problem found."""
+
+    def __init__(self, path: str | None, problems: list[Problem] | list[tuple]):
+        self.path = path
+        self.problems = [Problem(*p) for p in problems]
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return "\n".join(self._format(p) for p in self.problems)
+
+    def _format(self, p: Problem) -> str:
+        """``file: key: message (line N)``; ``file: line N: message`` when no key is known."""
+        parts = [self.path] if self.path else []
+        if p.key:
+            where = f" (line {p.line})" if p.line is not None else ""
+            parts += [p.key, p.message + where]
+        else:
+            parts += [f"line {p.line}"] if p.line is not None else []
+            parts.append(p.message)
+        return ": ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Value types: strict (no bool for a number, no string for a number), finite, int allowed for
+# float. Constraints are given per key in the models.
+
+Float = Annotated[float, Strict(), AllowInfNan(False)]
+Int = Annotated[int, Strict()]
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
+PositiveFloats = list[Annotated[float, Strict(), AllowInfNan(False), annotated_types.Gt(0)]]
+
+
+def _sums_to_one(weights: list[float]) -> list[float]:
+    total = sum(weights)  # the same sum StrategyConfig.problems() checks
+    if abs(total - 1.0) > 1e-9:
+        raise ValueError(f"must sum to 1 (weights are never normalised), sum is {total!r}")
+    return weights
+
+
+Weights = Annotated[
+    list[
+        Annotated[float, Strict(), AllowInfNan(False), annotated_types.Ge(0), annotated_types.Le(1)]
+    ],
+    AfterValidator(_sums_to_one),
+]
+
+_STRATEGY_DEFAULTS = {f.name: f.default for f in dataclasses.fields(StrategyConfig)}
+
+# The fields and defaults of simkit.paths.market.MarketParams (imported lazily: that package may
+# import JAX, which `simkit check` does not need). tests/test_scenario.py keeps the two equal.
+_MARKET_DEFAULTS: dict[str, Any] = {
+    "model": "gbm",
+    "s0": 3.0,
+    "mu": 0.05,
+    "sigma": 1.90,
+    "risk_neutral": False,
+    "rate": 0.05,
+    "jump_intensity": 4.0,
+    "jump_mean": -0.25,
+    "jump_std": 0.35,
+    "iv0": 4.2517,
+    "kappa": 6.0,
+    "iv_long_run": 2.17,
+    "eta": 1.0,
+    "iv_spot_corr": -0.5,
+    "iv_jump_beta": -0.5,
+    "short_interest": 42.88,
+    "short_interest_long_run": 42.88,
+    "short_interest_kappa": 0.0,
+    "short_interest_eta": 0.0,
+    "vix": 25.0,
+    "btc_correlation": 0.5,
+    "bid_ask_spread": 0.10,
+    "open_interest": 5000.0,
+    "option_volume": 1000.0,
+    "liquidity_score": 8.0,
+    "borrow_cost": 50.0,
+    "volume_ratio": 1.5,
+    "thesis_break_intensity": 0.0,
+}
+
+
+def _key(default: Any, unit: str, meaning: str, **constraints: Any) -> Any:
+    """A documented key: its default, unit and meaning (docs/SCENARIO.md is built from these)."""
+    if isinstance(default, tuple):
+        default = list(default)
+    return Field(
+        default=default, description=meaning, json_schema_extra={"unit": unit}, **constraints
+    )
+
+
+def _s(name: str, unit: str, meaning: str, **constraints: Any) -> Any:
+    """A StrategyConfig field: the default is the record's own."""
+    return _key(_STRATEGY_DEFAULTS[name], unit, meaning, **constraints)
+
+
+def _m(name: str, unit: str, meaning: str, **constraints: Any) -> Any:
+    """A MarketParams field."""
+    return _key(_MARKET_DEFAULTS[name], unit, meaning, **constraints)
+
+
+class _Table(BaseModel):
+    """One TOML table. Unknown keys are errors; defaults fill omitted keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False)
+
+    def checks(self) -> list[tuple[str, str]]:
+        """Cross-key problems of this table, as (key, message) pairs."""
+        return []
+
+
+def _steps_check(name: str, days: float) -> list[tuple[str, str]]:
+    if steps_for_calendar_days(days) < 1:
+        return [(name, f"must give at least one trading day (>= 0.73 calendar days), got {days!r}")]
+    return []
+
+
+def _ladder_checks(
+    values_name: str, values: list[float], weights_name: str, weights: list[float]
+) -> list[tuple[str, str]]:
+    if len(weights) != len(values):
+        message = (
+            f"{len(weights)} weights for {len(values)} {values_name} entries; "
+            f"give one weight per {values_name} entry"
+        )
+        return [(weights_name, message)]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------
+# The tables
+
+
+class SimulationTable(_Table):
+    """How many paths, which random numbers, how long, on which engine."""
+
+    paths: Int = _key(10000, "paths", "Number of simulated market paths per grid cell.", ge=1)
+    seed: Int = _key(
+        0,
+        "—",
+        "Random seed; a path's numbers depend only on (seed, grid cell, path index).",
+        ge=0,
+        le=2**32 - 1,
+    )
+    years: Float = _key(
+        1.0, "years", "Horizon; the run has round(252 * years) daily steps (half up).", gt=0
+    )
+    chunk_size: Int = _key(
+        8192, "paths", "Paths simulated at once; bounds memory, never changes results.", ge=1
+    )
+    float64: Bool = _key(False, "—", "Compute in float64 instead of float32.")
+    engine: Literal["jax", "reference"] = _key(
+        "jax", "—", "Vectorized JAX engine, or the scalar reference engine (slow, for checks)."
+    )
+    description: Str | None = _key(None, "—", "Free text recorded with the results.")
+
+    @property
+    def n_steps(self) -> int:
+        return int(math.floor(TRADING_DAYS_PER_YEAR * self.years + 0.5))
+
+    def checks(self) -> list[tuple[str, str]]:
+        if self.n_steps < 1:
+            return [("years", f"must give at least one trading day (>= 1/504), got {self.years!r}")]
+        return []
+
+
+class MarketTable(_Table):
+    """The simulated market: spot model, implied-volatility process, exogenous signal inputs."""
+
+    model: Literal["gbm", "merton"] = _m(
+        "model", "—", "Spot model: geometric Brownian motion or Merton jump-diffusion."
+    )
+    s0: Float = _m("s0", "USD", "Spot price at the start.", gt=0)
+    mu: Float = _m("mu", "1/year", "Real-world drift; E[S_t] = s0 exp(mu t) in both models.")
+    sigma: Float = _m(
+        "sigma", "annual vol", "Diffusion volatility of the spot (1.9 = 190 %).", gt=0
+    )
+    risk_neutral: Bool = _m("risk_neutral", "—", "Set the drift to the rate (mu = rate).")
+    rate: Float = _m("rate", "1/year", "Risk-free rate: option pricing and interest on cash.")
+    jump_intensity: Float = _m(
+        "jump_intensity", "jumps/year", 'Poisson jump rate (model = "merton" only).', ge=0
+    )
+    jump_mean: Float = _m("jump_mean", "log return", "Mean of the log jump size (merton).")
+    jump_std: Float = _m("jump_std", "log return", "Std. dev. of the log jump size (merton).", ge=0)
+    iv0: Float = _m(
+        "iv0", "annual vol", "Implied volatility at the start (4.2517 = 425.17 %).", gt=0
+    )
+    kappa: Float = _m("kappa", "1/year", "Mean-reversion speed of log IV.", gt=0)
+    iv_long_run: Float = _m("iv_long_run", "annual vol", "Long-run level of IV.", gt=0)
+    eta: Float = _m("eta", "1/sqrt(year)", "Volatility of log IV.", gt=0)
+    iv_spot_corr: Float = _m(
+        "iv_spot_corr",
+        "—",
+        "Correlation of the IV and spot shocks (< 0: IV rises as S falls).",
+        ge=-1,
+        le=1,
+    )
+    iv_jump_beta: Float = _m(
+        "iv_jump_beta", "—", "Change of log IV per unit log jump of the spot (merton)."
+    )
+    short_interest: Float = _m(
+        "short_interest", "percent of float", "Short interest at the start.", ge=0, le=100
+    )
+    short_interest_long_run: Float = _m(
+        "short_interest_long_run",
+        "percent of float",
+        "Long-run level of short interest.",
+        ge=0,
+        le=100,
+    )
+    short_interest_kappa: Float = _m(
+        "short_interest_kappa", "1/year", "Mean reversion of short interest (0: constant).", ge=0
+    )
+    short_interest_eta: Float = _m(
+        "short_interest_eta", "1/sqrt(year)", "Volatility of short interest (0: constant).", ge=0
+    )
+    vix: Float = _m("vix", "index points", "VIX, an entry-signal input (constant).", ge=0)
+    btc_correlation: Float = _m(
+        "btc_correlation", "—", "Correlation with bitcoin, a signal and thesis input.", ge=-1, le=1
+    )
+    bid_ask_spread: Float = _m(
+        "bid_ask_spread",
+        "USD/share",
+        "Option bid-ask spread: fills, signal and liquidity exit.",
+        ge=0,
+    )
+    open_interest: Float = _m(
+        "open_interest", "contracts", "Open interest per strike: signal and capacity limit.", ge=0
+    )
+    option_volume: Float = _m(
+        "option_volume", "contracts/day", "Daily option volume per strike: capacity limit.", ge=0
+    )
+    liquidity_score: Float = _m(
+        "liquidity_score", "score", "Liquidity score, a signal input.", ge=0
+    )
+    borrow_cost: Float = _m(
+        "borrow_cost", "percent/year", "Stock borrow cost, a squeeze input.", ge=0
+    )
+    volume_ratio: Float = _m("volume_ratio", "—", "Volume over its average, a squeeze input.", ge=0)
+    thesis_break_intensity: Float = _m(
+        "thesis_break_intensity", "events/year", "Poisson rate of thesis-breaking events.", ge=0
+    )
+
+
+class CapitalTable(_Table):
+    """The portfolio, the strategy sleeve's size and its leverage."""
+
+    portfolio_value: Float = _s(
+        "portfolio_value",
+        "USD",
+        "Whole portfolio; the part outside the sleeve is cash at rate.",
+        gt=0,
+    )
+    kelly_fraction: Float = _s(
+        "kelly_fraction", "fraction", "Kelly fraction fed to the sizing rule (seed formula: 0.816)."
+    )
+    kelly_multiplier: Float = _s(
+        "kelly_multiplier", "fraction", "Share of full Kelly used (seed: 25 %).", ge=0
+    )
+    max_total_strategy_pct: Float = _s(
+        "max_total_strategy_pct",
+        "fraction of portfolio",
+        "Cap on the sleeve; also the HIGH allocation limit (seed: 20 %).",
+        ge=0,
+        le=1,
+    )
+    allocation: Float | None = _s(
+        "allocation",
+        "USD",
+        "Fixed sleeve; when given it replaces the Kelly rule (omit: Kelly).",
+        ge=0,
+    )
+    monthly_addition: Float = _s(
+        "monthly_addition", "USD", "New capital added to sleeve cash every 21 trading days.", ge=0
+    )
+    max_leverage: Float = _s(
+        "max_leverage", "×", "Put collateral is K*100/max_leverage; HIGH leverage limit.", gt=0
+    )
+
+
+class StrategyTable(_Table):
+    """The put ladder, the tranche schedule and the entry signal."""
+
+    strikes: PositiveFloats = _s(
+        "strikes",
+        "USD",
+        "Put ladder strikes (moneyness mode: strikes at reference_spot).",
+        min_length=1,
+    )
+    weights: Weights = _s(
+        "weights",
+        "fraction",
+        "Share of a tranche's budget per strike; one per strike; must sum to 1 (never normalised).",
+        min_length=1,
+    )
+    strike_mode: Literal["fixed", "moneyness"] = _s(
+        "strike_mode", "—", "Dollar strikes, or a ladder re-centred at each sale."
+    )
+    reference_spot: Float = _s(
+        "reference_spot", "USD", "Spot at which the ladder is quoted (moneyness mode).", gt=0
+    )
+    strike_grid: Float = _s(
+        "strike_grid", "USD", "Moneyness strikes are rounded half up to this grid.", gt=0
+    )
+    entry_every_days: Int = _s(
+        "entry_every_days",
+        "trading days",
+        "Days between tranches (entries on steps 0, n, 2n, …).",
+        ge=1,
+    )
+    dte_calendar: Float = _s(
+        "dte_calendar", "calendar days", "Days to expiry of a new put (seed: 30-45).", gt=0
+    )
+    whole_contracts: Bool = _s(
+        "whole_contracts", "—", "Floor to whole contracts; false allows fractional contracts."
+    )
+    max_concentration_single_expiration: Float = _s(
+        "max_concentration_single_expiration",
+        "fraction of sleeve equity",
+        "Notional cap of one expiry (a HIGH limit).",
+        ge=0,
+    )
+    max_single_strike_pct: Float = _s(
+        "max_single_strike_pct",
+        "fraction of put notional",
+        "Notional cap of one strike (a MEDIUM limit).",
+        ge=0,
+        le=1,
+    )
+    signal_iv_percentile_min: Float = _s(
+        "signal_iv_percentile_min", "percentile", "Signal: IV percentile > this.", ge=0, le=100
+    )
+    signal_short_interest_min: Float = _s(
+        "signal_short_interest_min", "percent", "Signal: short interest > this.", ge=0
+    )
+    signal_dte_min: Float = _s("signal_dte_min", "calendar days", "Signal: DTE >= this.", ge=0)
+    signal_dte_max: Float = _s("signal_dte_max", "calendar days", "Signal: DTE <= this.", ge=0)
+    signal_spread_max: Float = _s(
+        "signal_spread_max", "USD/share", "Signal: bid-ask spread < this.", ge=0
+    )
+    signal_open_interest_min: Float = _s(
+        "signal_open_interest_min", "contracts", "Signal: open interest > this.", ge=0
+    )
+    signal_liquidity_min: Float = _s(
+        "signal_liquidity_min", "score", "Signal: liquidity score > this."
+    )
+    signal_vix_min: Float = _s("signal_vix_min", "index points", "Signal: VIX > this.", ge=0)
+    signal_btc_corr_max: Float = _s(
+        "signal_btc_corr_max", "—", "Signal: |BTC correlation| < this.", ge=0
+    )
+    signal_min_conditions: Int = _s(
+        "signal_min_conditions",
+        "conditions",
+        "Enter when at least this many of the 8 hold.",
+        ge=0,
+        le=8,
+    )
+
+    def checks(self) -> list[tuple[str, str]]:
+        out = _ladder_checks("strikes", self.strikes, "weights", self.weights)
+        out += _steps_check("dte_calendar", self.dte_calendar)
+        if self.signal_dte_min > self.signal_dte_max:
+            out.append(
+                (
+                    "signal_dte_max",
+                    f"must be >= signal_dte_min ({self.signal_dte_min!r}), got {self.signal_dte_max!r}",
+                )
+            )
+        return out
+
+
+class ExecutionTable(_Table):
+    """Fills, costs, quotes and the market-impact (capacity) limits."""
+
+    fill: Literal["bid_ask", "mid", "seed"] = _s(
+        "fill", "—", "Sell at bid/buy at ask; both at mid; or the seed's mid ± improvement."
+    )
+    price_improvement_target: Float = _s(
+        "price_improvement_target", "USD/share", 'Limit offset from mid for fill = "seed".', ge=0
+    )
+    commission: Float = _s(
+        "commission", "USD/contract", "Commission per opening or closing trade.", ge=0
+    )
+    min_quote: Float = _s("min_quote", "USD/share", "Floor of bid and ask.", ge=0)
+    skew: Float = _s("skew", "—", "Strike skew: IV_K = IV * (K/S)^(-skew).")
+    capacity_limits: Bool = _s(
+        "capacity_limits", "—", "Cut opening trades to the open-interest and volume limits."
+    )
+    max_open_interest_pct: Float = _s(
+        "max_open_interest_pct",
+        "fraction of open interest",
+        "Position cap per strike and expiry.",
+        ge=0,
+        le=1,
+    )
+    max_volume_participation: Float = _s(
+        "max_volume_participation",
+        "fraction of volume",
+        "Contracts opened per strike a day.",
+        ge=0,
+        le=1,
+    )
+
+
+class ExitsTable(_Table):
+    """Exit conditions on the short puts; each is a switch with the seed's threshold."""
+
+    profit_take: Bool = _s("profit_take", "—", "Close a put once enough premium is captured.")
+    profit_take_pct: Float = _s(
+        "profit_take_pct",
+        "fraction of premium",
+        "Close when mid < (1 - this) * premium.",
+        ge=0,
+        le=1,
+    )
+    stop_loss: Bool = _s("stop_loss", "—", "Close a put on a large loss.")
+    stop_loss_multiple: Float = _s(
+        "stop_loss_multiple", "× premium", "Close when mid > (1 + this) * premium.", ge=0
+    )
+    time_exit: Bool = _s("time_exit", "—", "Close puts near expiry (off: puts run to assignment).")
+    time_exit_dte: Float = _s("time_exit_dte", "calendar days", "Close when DTE < this.", ge=0)
+    iv_exit: Bool = _s("iv_exit", "—", "Close all puts when IV is low.")
+    iv_exit_percentile: Float = _s(
+        "iv_exit_percentile", "percentile", "Close all when IV percentile < this.", ge=0, le=100
+    )
+    liquidity_exit: Bool = _s("liquidity_exit", "—", "Close all puts when the market is illiquid.")
+    liquidity_exit_spread: Float = _s(
+        "liquidity_exit_spread", "USD/share", "Close all when bid-ask spread > this.", ge=0
+    )
+    thesis_exit: Bool = _s("thesis_exit", "—", "Close all and stop entries when the thesis breaks.")
+    thesis_short_interest_min: Float = _s(
+        "thesis_short_interest_min", "percent", "Thesis broken when short interest < this.", ge=0
+    )
+    thesis_btc_corr_max: Float = _s(
+        "thesis_btc_corr_max", "—", "Thesis broken when |BTC correlation| > this.", ge=0
+    )
+
+
+class AssignmentTable(_Table):
+    """Early exercise, assignment and covered calls on assigned shares."""
+
+    early_assignment: Bool = _s(
+        "early_assignment", "—", "Short puts worth less than intrinsic may be exercised early."
+    )
+    early_assignment_prob: Float = _s(
+        "early_assignment_prob",
+        "probability",
+        "Chance of early exercise on such a day.",
+        ge=0,
+        le=1,
+    )
+    close_on_assignment_risk: Bool = _s(
+        "close_on_assignment_risk", "—", "Close a put whose assignment-risk score is high."
+    )
+    assignment_score_close: Int = _s(
+        "assignment_score_close", "score", "Score at or above which such a put is closed.", ge=0
+    )
+    covered_calls: Bool = _s("covered_calls", "—", "Sell covered calls on assigned shares.")
+    cc_basis_good: Float = _s(
+        "cc_basis_good", "USD/share", "Effective basis below this: sell covered calls.", ge=0
+    )
+    cc_basis_hold: Float = _s(
+        "cc_basis_hold", "USD/share", "Basis below this (and >= good): hold shares, no calls.", ge=0
+    )
+    cc_strike_markup: Float = _s(
+        "cc_strike_markup", "× basis", "Call strike = round(basis * this * 2) / 2.", gt=0
+    )
+    cc_dte_calendar: Float = _s(
+        "cc_dte_calendar", "calendar days", "Days to expiry of a covered call.", gt=0
+    )
+
+    def checks(self) -> list[tuple[str, str]]:
+        return _steps_check("cc_dte_calendar", self.cc_dte_calendar)
+
+
+class HedgesTable(_Table):
+    """Call hedges bought from each tranche's premium (the 80/20 rule) and their multipliers."""
+
+    hedges: Bool = _s("hedges", "—", "Buy call hedges with part of each tranche's premium.")
+    hedge_base_ratio: Float = _s(
+        "hedge_base_ratio",
+        "fraction of net premium",
+        "Base share of net premium spent on calls (the seed's 80/20).",
+        ge=0,
+        le=1,
+    )
+    hedge_max_ratio: Float = _s(
+        "hedge_max_ratio",
+        "fraction of net premium",
+        "Cap of the hedge ratio (base times the multipliers).",
+        ge=0,
+        le=1,
+    )
+    hedge_iv_extreme_percentile: Float = _s(
+        "hedge_iv_extreme_percentile",
+        "percentile",
+        "Above this IV percentile, hedge_iv_extreme_mult applies.",
+        ge=0,
+        le=100,
+    )
+    hedge_iv_extreme_mult: Float = _s(
+        "hedge_iv_extreme_mult", "×", "Hedge-ratio multiplier in extreme IV.", ge=0
+    )
+    hedge_squeeze_threshold: Float = _s(
+        "hedge_squeeze_threshold",
+        "probability",
+        "Above this squeeze probability, hedge_squeeze_mult applies.",
+    )
+    hedge_squeeze_mult: Float = _s(
+        "hedge_squeeze_mult", "×", "Hedge-ratio multiplier on squeeze risk.", ge=0
+    )
+    hedge_delta_threshold: Float = _s(
+        "hedge_delta_threshold",
+        "contracts",
+        "Below this portfolio delta (seed convention), hedge_delta_mult applies.",
+    )
+    hedge_delta_mult: Float = _s(
+        "hedge_delta_mult", "×", "Hedge-ratio multiplier on a delta imbalance.", ge=0
+    )
+    vol_spike_threshold: Float = _s(
+        "vol_spike_threshold",
+        "fraction",
+        "A volatility spike is IV_t / IV_{t-1} > 1 + this.",
+        ge=0,
+    )
+    hedge_vol_spike_mult: Float = _s(
+        "hedge_vol_spike_mult", "×", "Hedge-ratio multiplier on a volatility spike.", ge=0
+    )
+    hedge_dte_calendar: Float = _s(
+        "hedge_dte_calendar", "calendar days", "Days to expiry of a hedge call.", gt=0
+    )
+    hedge_regime_percentile: Float = _s(
+        "hedge_regime_percentile",
+        "percentile",
+        "IV percentile above which the high-IV strikes are used.",
+        ge=0,
+        le=100,
+    )
+    hedge_high_iv_moneyness: PositiveFloats = _s(
+        "hedge_high_iv_moneyness",
+        "× spot",
+        "Hedge call strikes in the high-IV regime.",
+        min_length=1,
+    )
+    hedge_high_iv_weights: Weights = _s(
+        "hedge_high_iv_weights",
+        "fraction",
+        "Budget share per high-IV strike; must sum to 1.",
+        min_length=1,
+    )
+    hedge_normal_moneyness: PositiveFloats = _s(
+        "hedge_normal_moneyness", "× spot", "Hedge call strikes otherwise.", min_length=1
+    )
+    hedge_normal_weights: Weights = _s(
+        "hedge_normal_weights",
+        "fraction",
+        "Budget share per normal strike; must sum to 1.",
+        min_length=1,
+    )
+
+    def checks(self) -> list[tuple[str, str]]:
+        out = _ladder_checks(
+            "hedge_high_iv_moneyness",
+            self.hedge_high_iv_moneyness,
+            "hedge_high_iv_weights",
+            self.hedge_high_iv_weights,
+        )
+        out += _ladder_checks(
+            "hedge_normal_moneyness",
+            self.hedge_normal_moneyness,
+            "hedge_normal_weights",
+            self.hedge_normal_weights,
+        )
+        return out + _steps_check("hedge_dte_calendar", self.hedge_dte_calendar)
+
+
+class LimitsTable(_Table):
+    """Risk limits (breaches are counted; HIGH ones block entries) and margin calls."""
+
+    enforce_limits: Bool = _s(
+        "enforce_limits", "—", "Block new tranches while a HIGH limit is breached."
+    )
+    daily_var_limit: Float = _s(
+        "daily_var_limit", "fraction of portfolio", "HIGH limit on one-day VaR.", ge=0
+    )
+    var_level: Float = _s("var_level", "probability", "Confidence level of that VaR.", gt=0, lt=1)
+    delta_min: Float = _s(
+        "delta_min", "contracts", "Alert when portfolio delta (seed convention) < this."
+    )
+    delta_max: Float = _s("delta_max", "contracts", "Alert when portfolio delta > this.")
+    gamma_alert: Float = _s(
+        "gamma_alert",
+        "percent of portfolio per 1 % move",
+        "Alert when dollar gamma exceeds this.",
+        ge=0,
+    )
+    theta_minimum: Float = _s(
+        "theta_minimum", "percent of portfolio a day", "Alert when theta income is below this."
+    )
+    vega_limit: Float = _s(
+        "vega_limit", "percent of portfolio per vol point", "Alert when |vega| exceeds this.", ge=0
+    )
+    rho_limit: Float = _s(
+        "rho_limit", "percent of portfolio per 1 % rate", "Alert when |rho| exceeds this.", ge=0
+    )
+    margin_calls: Bool = _s(
+        "margin_calls", "—", "Buy back all puts when equity falls below their collateral."
+    )
+
+    def checks(self) -> list[tuple[str, str]]:
+        if self.delta_min >= self.delta_max:
+            return [
+                ("delta_max", f"must be > delta_min ({self.delta_min!r}), got {self.delta_max!r}")
+            ]
+        return []
+
+
+TABLES: dict[str, type[_Table]] = {
+    "simulation": SimulationTable,
+    "market": MarketTable,
+    "capital": CapitalTable,
+    "strategy": StrategyTable,
+    "execution": ExecutionTable,
+    "exits": ExitsTable,
+    "assignment": AssignmentTable,
+    "hedges": HedgesTable,
+    "limits": LimitsTable,
+}
+STRATEGY_TABLES = ("capital", "strategy", "execution", "exits", "assignment", "hedges", "limits")
+GRID_TABLES = ("market", *STRATEGY_TABLES)
+_TOP_LEVEL = (*TABLES, "grid")
+
+# StrategyConfig field -> the table that holds it
+STRATEGY_FIELD_TABLE: dict[str, str] = {
+    name: table for table in STRATEGY_TABLES for name in TABLES[table].model_fields
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# The validated scenario
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """The [simulation] table, with the number of daily steps derived from the horizon."""
+
+    paths: int
+    seed: int
+    years: float
+    n_steps: int  # round(252 * years), half up
+    chunk_size: int
+    float64: bool
+    engine: str  # "jax" | "reference"
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class GridAxis:
+    """One result dimension: a swept parameter, and the parameters zipped to it (same length)."""
+
+    name: str  # full dotted key, e.g. "market.sigma"; the dimension's name
+    values: list  # the dimension's coordinate values, in file order
+    zipped: dict[str, list] = field(default_factory=dict)  # non-dimension coordinates on it
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the grid: its index in the result array and its complete parameters."""
+
+    index: tuple[int, ...]
+    coords: dict[str, object]  # every gridded key of this cell (dimension and zipped) -> value
+    market: Any  # simkit.paths.market.MarketParams
+    strategy: StrategyConfig
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario: the base parameters and, when the file has one, the grid."""
+
+    path: str | None
+    text: str  # the file as written (overrides are not in it: see `overrides`)
+    simulation: Simulation
+    market: Any  # simkit.paths.market.MarketParams; the values outside the grid
+    strategy: StrategyConfig
+    grid: tuple[GridAxis, ...] = ()
+    overrides: dict[str, object] = field(default_factory=dict)
+    _cells: tuple[Cell, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Result shape over the grid: one entry per axis; () without a grid."""
+        return tuple(len(axis.values) for axis in self.grid)
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return tuple(axis.name for axis in self.grid)
+
+    def cells(self) -> list[Cell]:
+        """Every grid cell in C order (last axis fastest); one cell with index () without a grid."""
+        return list(self._cells)
+
+    def to_toml(self) -> str:
+        """The complete validated scenario (every key, overrides applied) as TOML text."""
+        return _scenario_to_toml(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+
+
+def load_scenario(path: str | Path, overrides: Mapping[str, object] | None = None) -> Scenario:
+    """Read, parse and validate a scenario file; raise ScenarioError listing every problem."""
+    shown = str(path)
+    p = Path(path)
+    if p.is_dir():
+        raise ScenarioError(shown, [Problem("", None, "is a directory, not a scenario file")])
+    if not p.exists():
+        raise ScenarioError(shown, [Problem("", None, "no such file")])
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(
+            shown, [Problem("", None, f"cannot read: {exc.strerror or exc}")]
+        ) from None
+    if b"\x00" in data:
+        raise ScenarioError(shown, [Problem("", None, "is a binary file, not TOML text")])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            shown,
+            [
+                Problem(
+                    "",
+                    None,
+                    f"is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start}); TOML files are UTF-8",
+                )
+            ],
+        ) from None
+    return parse_scenario(text, path=shown, overrides=overrides)
+
+
+def parse_scenario(
+    text: str, path: str | None = None, overrides: Mapping[str, object] | None = None
+) -> Scenario:
+    """Parse and validate scenario text (``path`` only names it in messages)."""
+    if not text.strip():
+        raise ScenarioError(
+            path,
+            [
+                Problem(
+                    "", None, "the file is empty; a scenario names at least its [simulation] table"
+                )
+            ],
+        )
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(path, [_syntax_problem(exc, text)]) from None
+    return _Builder(text, path, raw, dict(overrides or {})).build()
+
+
+def parse_override(s: str) -> tuple[str, object]:
+    """``"market.sigma=2.5"`` -> ``("market.sigma", 2.5)``; the value is read as TOML.
+
+    A bare word that is not TOML (``market.model=merton``) is taken as a string.
+    """
+    key, sep, raw = s.partition("=")
+    key = key.strip()
+    raw = raw.strip()
+    if not sep or not key or not raw:
+        raise ScenarioError(None, [Problem(s, None, "expected KEY=VALUE, e.g. market.sigma=2.5")])
+    try:
+        parsed = tomllib.loads(f"value = {raw}")
+    except tomllib.TOMLDecodeError:
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", raw):
+            return key, raw
+        raise ScenarioError(
+            None,
+            [Problem(key, None, f'cannot read {raw!r} as a TOML value (quote strings: "...")')],
+        ) from None
+    if set(parsed) != {"value"}:
+        raise ScenarioError(None, [Problem(key, None, f"{raw!r} is more than one TOML value")])
+    return key, parsed["value"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def _syntax_problem(exc: tomllib.TOMLDecodeError, text: str) -> Problem:
+    message = str(exc)
+    lines = text.splitlines()
+    line: int | None = None
+    match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    if match:
+        line = int(match.group(1))
+        message = f"{message[: match.start()]} (column {match.group(2)})"
+    elif message.endswith("(at end of document)"):
+        line = max(len(lines), 1)
+        message = message.removesuffix(" (at end of document)") + " (at the end of the file)"
+    return Problem("", line, f"TOML syntax error: {message}")
+
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY_LINE = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_\-]+)*)\s*=""")
+
+
+def _header_of(line: str) -> str | None:
+    match = _HEADER.match(line)
+    if not match:
+        return None
+    return ".".join(part.strip().strip("\"'") for part in match.group(1).split("."))
+
+
+def _line_index(text: str) -> dict[str, int]:
+    """Best-effort map from dotted key path ("market.sigma", "grid.market.sigma") to its line."""
+    index: dict[str, int] = {}
+    table = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _header_of(line)
+        if header is not None:
+            table = header
+            index.setdefault(table, number)
+            continue
+        match = _KEY_LINE.match(line)
+        if match:
+            key = match.group(1)
+            if key[0] in "\"'":
+                key = key[1:-1]
+            else:
+                key = ".".join(part.strip() for part in key.split("."))
+            index.setdefault(f"{table}.{key}" if table else key, number)
+    return index
+
+
+def _describe(value: Any) -> str:
+    """A value as the user wrote it, in TOML terms."""
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, str):
+        return f"{json.dumps(value, ensure_ascii=False)} (a string)"
+    if isinstance(value, float | int):
+        return repr(value)
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        try:
+            return _toml_value(value)
+        except (TypeError, ValueError):
+            return repr(value)
+    return f"{value} (a {type(value).__name__})"
+
+
+def _num(x: Any) -> str:
+    if isinstance(x, float) and x.is_integer():
+        return str(int(x))
+    return repr(x)
+
+
+def _constraints(metadata: list[Any]) -> dict[str, Any]:
+    out = {}
+    for m in metadata:
+        for bound in ("gt", "ge", "lt", "le"):
+            if hasattr(m, bound) and type(m).__name__.lower() == bound:
+                out[bound] = getattr(m, bound)
+    return out
+
+
+def _range_text(bounds: dict[str, Any]) -> str:
+    low = ("(", bounds["gt"]) if "gt" in bounds else ("[", bounds["ge"]) if "ge" in bounds else None
+    high = (
+        (")", bounds["lt"]) if "lt" in bounds else ("]", bounds["le"]) if "le" in bounds else None
+    )
+    if low and high:
+        return f"in {low[0]}{_num(low[1])}, {_num(high[1])}{high[0]}"
+    if low:
+        return f"{'>' if low[0] == '(' else '>='} {_num(low[1])}"
+    if high:
+        return f"{'<' if high[0] == ')' else '<='} {_num(high[1])}"
+    return ""
+
+
+def _strip_annotated(tp: Any) -> tuple[Any, list[Any]]:
+    metadata: list[Any] = []
+    while typing.get_origin(tp) is Annotated:
+        args = typing.get_args(tp)
+        tp, metadata = args[0], metadata + list(args[1:])
+    return tp, metadata
+
+
+def _field_parts(
+    model: type[_Table], name: str
+) -> tuple[Any, dict[str, Any], dict[str, Any], bool]:
+    """(base type, bounds of the value, bounds of each list item, optional) of a key."""
+    info = model.model_fields[name]
+    tp, metadata = _strip_annotated(info.annotation)
+    optional = False
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        optional = True
+        tp, more = _strip_annotated(args[0])
+        metadata += more
+    item_bounds: dict[str, Any] = {}
+    if typing.get_origin(tp) is list:
+        item, item_meta = _strip_annotated(typing.get_args(tp)[0])
+        item_bounds = _constraints(item_meta)
+        tp = list[item]
+    return tp, _constraints(list(info.metadata) + metadata), item_bounds, optional
+
+
+def _type_text(tp: Any, optional: bool) -> str:
+    if typing.get_origin(tp) is Literal:
+        text = "string"
+    elif typing.get_origin(tp) is list:
+        text = "list of numbers"
+    else:
+        text = {bool: "boolean", int: "integer", float: "number", str: "string"}[tp]
+    return f"{text} (optional)" if optional else text
+
+
+def _allowed_text(model: type[_Table], name: str) -> str:
+    tp, bounds, item_bounds, _ = _field_parts(model, name)
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(json.dumps(a) for a in typing.get_args(tp))
+    if item_bounds:
+        return "each " + _range_text(item_bounds)
+    if tp is float:
+        return _range_text(bounds) or "finite"
+    return _range_text(bounds) or "—"
+
+
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+}
+
+
+def _pydantic_message(model: type[_Table], error: dict[str, Any]) -> str:
+    kind = error["type"]
+    value = error.get("input")
+    got = _describe(value)
+    loc = error["loc"]
+    if kind in _TYPE_WORDS:
+        hint = ""
+        if isinstance(value, str) and kind in ("int_type", "float_type"):
+            hint = "; write numbers without quotes"
+        return f"must be {_TYPE_WORDS[kind]}, got {got}{hint}"
+    if kind == "finite_number":
+        return f"must be a finite number, got {got}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        name = loc[0] if loc and isinstance(loc[0], str) else None
+        if name in model.model_fields:
+            _, bounds, item_bounds, _ = _field_parts(model, name)
+            text = _range_text(item_bounds if len(loc) > 1 else bounds)
+            if text:
+                return f"must be {text}, got {got}"
+        ctx = error.get("ctx", {})
+        symbol = {
+            "greater_than": ">",
+            "greater_than_equal": ">=",
+            "less_than": "<",
+            "less_than_equal": "<=",
+        }[kind]
+        return f"must be {symbol} {_num(next(iter(ctx.values())))}, got {got}"
+    if kind == "literal_error":
+        options = error["ctx"]["expected"].replace("'", '"').replace(" or ", ", ")
+        return f"must be one of {options}, got {got}"
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    if kind == "too_short":
+        return "must not be empty"
+    return f"{error['msg']}, got {got}"
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class _Builder:
+    """Validates one parsed file; collects every problem before raising."""
+
+    def __init__(
+        self, text: str, path: str | None, raw: dict[str, Any], overrides: dict[str, object]
+    ):
+        self.text = text
+        self.path = path
+        self.raw = raw
+        self.overrides = overrides
+        self.overridden: set[str] = set()
+        self.lines = _line_index(text)
+        self.problems: list[Problem] = []
+
+    # -- collecting
+    def add(self, key: str, message: str) -> None:
+        line = None
+        bare = re.sub(r"\[\d+\]$", "", key)
+        if bare not in self.overridden:
+            line = self.lines.get(bare)
+        else:
+            message += " (set by an override)"
+        problem = Problem(key, line, message)
+        if problem not in self.problems:
+            self.problems.append(problem)
+
+    def fail_if_any(self) -> None:
+        if self.problems:
+            in_file_order = sorted(
+                self.problems, key=lambda p: math.inf if p.line is None else p.line
+            )
+            raise ScenarioError(self.path, in_file_order)
+
+    # -- the steps
+    def build(self) -> Scenario:
+        if "simulation" not in self.raw:
+            self.add(
+                "simulation",
+                "missing table [simulation]; a scenario names at least its [simulation] table "
+                "(an empty one takes every default)",
+            )
+        tables = self.read_tables()
+        self.apply_overrides(tables)
+        # A table that fails validation takes its defaults from here on, so that the grid and the
+        # strategy record are still checked (their problems are collected too) without noise.
+        validated = {name: self.validate_table(name, body) for name, body in tables.items()}
+        grid_spec = self.read_grid(self.raw.get("grid", {}))
+        self.check_override_vs_grid(grid_spec)
+        simulation_table = typing.cast(SimulationTable, validated["simulation"])
+        base = {name: validated[name].model_dump() for name in GRID_TABLES}
+        strategy = self.strategy_config(base, where="", since=0)
+        market = self.market_params(base["market"], where="")
+        axes = self.validate_grid(grid_spec, base)
+        self.fail_if_any()
+        cells = self.make_cells(axes, base, strategy, market)
+        self.fail_if_any()
+        return Scenario(
+            path=self.path,
+            text=self.text,
+            simulation=Simulation(
+                paths=simulation_table.paths,
+                seed=simulation_table.seed,
+                years=simulation_table.years,
+                n_steps=simulation_table.n_steps,
+                chunk_size=simulation_table.chunk_size,
+                float64=simulation_table.float64,
+                engine=simulation_table.engine,
+                description=simulation_table.description,
+            ),
+            market=market,
+            strategy=strategy,
+            grid=tuple(axes),
+            overrides=dict(self.overrides),
+            _cells=tuple(cells),
+        )
+
+    def read_tables(self) -> dict[str, dict[str, Any]]:
+        tables: dict[str, dict[str, Any]] = {name: {} for name in TABLES}
+        for name, body in self.raw.items():
+            if name == "grid":
+                continue
+            if name not in TABLES:
+                if isinstance(body, dict):
+                    self.add(name, f"unknown table [{name}]{_suggest(name, list(_TOP_LEVEL))}")
+                else:
+                    home = [t for t in TABLES if name in TABLES[t].model_fields]
+                    where = f"; it belongs in [{home[0]}]" if home else ""
+                    self.add(name, f"key outside any table{where}")
+                continue
+            if not isinstance(body, dict):
+                self.add(name, f"must be a table [{name}], got {_describe(body)}")
+                continue
+            tables[name] = dict(body)
+        return tables
+
+    def apply_overrides(self, tables: dict[str, dict[str, Any]]) -> None:
+        for key, value in self.overrides.items():
+            table, dot, name = key.partition(".")
+            if table == "grid":
+                self.problems.append(
+                    Problem(key, None, "the grid cannot be overridden; edit the file")
+                )
+            elif not dot or "." in name or not name:
+                self.problems.append(
+                    Problem(key, None, "an override key is TABLE.KEY, e.g. market.sigma")
+                )
+            elif table not in TABLES:
+                self.problems.append(
+                    Problem(key, None, f"unknown table {table!r}{_suggest(table, list(TABLES))}")
+                )
+            elif name not in TABLES[table].model_fields:
+                self.problems.append(
+                    Problem(key, None, self.unknown_key_message(table, name) + " (override)")
+                )
+            else:
+                tables[table][name] = value
+                self.overridden.add(key)
+
+    def unknown_key_message(self, table: str, name: str) -> str:
+        home = [t for t in TABLES if t != table and name in TABLES[t].model_fields]
+        if home:
+            return f"unknown key in [{table}]; {name!r} belongs in [{home[0]}]"
+        return f"unknown key in [{table}]{_suggest(name, list(TABLES[table].model_fields))}"
+
+    def validate_table(self, table: str, body: dict[str, Any]) -> _Table:
+        model = TABLES[table]
+        try:
+            validated = model.model_validate(body)
+        except ValidationError as exc:
+            for error in exc.errors():
+                self.add_pydantic(table, model, error)
+            return model()
+        for name, message in validated.checks():
+            self.add(f"{table}.{name}", message)
+        return validated
+
+    def add_pydantic(
+        self, table: str, model: type[_Table], error: dict[str, Any], prefix: str = ""
+    ) -> None:
+        loc = error["loc"]
+        key = f"{table}.{loc[0]}" if loc else table
+        key += "".join(f"[{i}]" for i in loc[1:] if isinstance(i, int))
+        if error["type"] == "extra_forbidden":
+            self.add(key, prefix + self.unknown_key_message(table, str(loc[0])))
+        else:
+            self.add(key, prefix + _pydantic_message(model, error))
+
+    def strategy_config(
+        self, base: dict[str, dict[str, Any]], where: str, since: int
+    ) -> StrategyConfig:
+        """Build the strategy record; report StrategyConfig.problems() that the tables missed."""
+        values: dict[str, Any] = {}
+        for table in STRATEGY_TABLES:
+            values.update(base[table])
+        values = {
+            name: tuple(v) if isinstance(v, list) else v
+            for name, v in values.items()
+            if name in _STRATEGY_DEFAULTS
+        }
+        probe = object.__new__(StrategyConfig)
+        for name, default in _STRATEGY_DEFAULTS.items():
+            object.__setattr__(probe, name, values.get(name, default))
+        reported = {re.sub(r"\[\d+\]$", "", p.key) for p in self.problems[since:]}
+        for text in probe.problems():
+            name, _, message = text.partition(": ")
+            key = f"{STRATEGY_FIELD_TABLE.get(name, 'strategy')}.{name}"
+            if key not in reported:
+                self.add(key, where + (message or text))
+        if self.problems:
+            return probe  # never reaches a caller: the builder raises first
+        try:
+            return StrategyConfig(**values)
+        except (TypeError, ValueError) as exc:
+            self.add("strategy", where + str(exc))
+            return probe
+
+    def market_params(self, fields: dict[str, Any], where: str) -> Any:
+        cls = _market_params_class()
+        known = {f.name for f in dataclasses.fields(cls)}
+        try:
+            params = cls(**{k: v for k, v in fields.items() if k in known})
+        except (TypeError, ValueError) as exc:
+            self.add("market", where + str(exc))
+            return None
+        problems = getattr(params, "problems", None)
+        if callable(problems):
+            for text in problems():
+                name, _, message = text.partition(": ")
+                self.add(f"market.{name}", where + (message or text))
+        return params
+
+    # -- the grid
+    def read_grid(self, raw: Any) -> list[list[tuple[str, str, Any]]]:
+        """Axes as written: each a list of (parameter, error key, values); zipped ones share one."""
+        if not isinstance(raw, dict):
+            self.add("grid", f'must be a table of "table.key" = [values], got {_describe(raw)}')
+            return []
+        axes: list[list[tuple[str, str, Any]]] = []
+        for key, value in raw.items():
+            if key == "zip":
+                groups = value if isinstance(value, list) else [value]
+                for group in groups:
+                    if not isinstance(group, dict):
+                        self.add("grid.zip", 'must be a table of "table.key" = [values]')
+                        continue
+                    members = [(p, f"grid.zip.{p}", v) for p, v in _flatten(group)]
+                    if not members:
+                        self.add("grid.zip", "is empty; list the parameters that move together")
+                        continue
+                    lengths = {p: len(v) for p, _, v in members if isinstance(v, list)}
+                    if len(set(lengths.values())) > 1:
+                        sizes = ", ".join(f"{p} has {n}" for p, n in lengths.items())
+                        self.add(
+                            "grid.zip",
+                            f"zipped lists must have equal lengths ({sizes}): they move together",
+                        )
+                    axes.append(members)
+            elif isinstance(value, dict):
+                axes += [[(f"{key}.{p}", f"grid.{key}.{p}", v)] for p, v in _flatten(value)]
+            else:
+                axes.append([(key, f"grid.{key}", value)])
+        seen: set[str] = set()
+        checked: list[list[tuple[str, str, Any]]] = []
+        for members in axes:
+            good = []
+            for param, where, values in members:
+                if self.check_grid_key(param, where, values, seen):
+                    good.append((param, where, values))
+                seen.add(param)
+            checked.append(good if len(good) == len(members) else [])
+        return [m for m in checked if m]
+
+    def check_grid_key(self, param: str, where: str, values: Any, seen: set[str]) -> bool:
+        table, _, name = param.partition(".")
+        name = name or table
+        ok = True
+        if table == "simulation":
+            self.add(
+                where, "[simulation] keys cannot be swept; the grid varies market and strategy keys"
+            )
+            ok = False
+        elif table not in GRID_TABLES or name not in TABLES[table].model_fields:
+            options = [f"{t}.{k}" for t in GRID_TABLES for k in TABLES[t].model_fields]
+            guess = _suggest(param, options)
+            if not guess:
+                home = [f"{t}.{name}" for t in GRID_TABLES if name in TABLES[t].model_fields]
+                guess = f"; did you mean {home[0]!r}?" if home else ""
+            self.add(where, f"names no parameter{guess}")
+            ok = False
+        elif typing.get_origin(_field_parts(TABLES[table], name)[0]) is list:
+            self.add(where, "list-valued keys cannot be swept; write one scenario file per ladder")
+            ok = False
+        if param in seen:
+            self.add(where, "is swept twice in the grid")
+            ok = False
+        if not isinstance(values, list):
+            self.add(where, f"must be a list of values, e.g. [1.5, 3.0], got {_describe(values)}")
+            return False
+        if not values:
+            self.add(where, "must not be an empty list; give at least one value")
+            return False
+        return ok
+
+    def check_override_vs_grid(self, axes: list[list[tuple[str, str, Any]]]) -> None:
+        for members in axes:
+            for param, _, _ in members:
+                if param in self.overridden:
+                    self.problems.append(
+                        Problem(param, None, "is swept by the grid; an override cannot also set it")
+                    )
+
+    def validate_grid(
+        self, axes: list[list[tuple[str, str, Any]]], base: dict[str, dict[str, Any]]
+    ) -> list[GridAxis]:
+        out = []
+        for members in axes:
+            columns: dict[str, list] = {}
+            for param, where, values in members:
+                columns[param] = self.validate_values(param, where, values, base)
+            first, *rest = columns
+            out.append(GridAxis(first, columns[first], {p: columns[p] for p in rest}))
+        return out
+
+    def validate_values(
+        self, param: str, where: str, values: list, base: dict[str, dict[str, Any]]
+    ) -> list:
+        table, _, name = param.partition(".")
+        model = TABLES[table]
+        out = []
+        for i, value in enumerate(values):
+            if isinstance(value, list | dict):
+                self.add(f"{where}[{i}]", f"must be a single value, got {_describe(value)}")
+                continue
+            try:
+                validated = model.model_validate({**base[table], name: value})
+            except ValidationError as exc:
+                for error in exc.errors():
+                    if error["loc"][:1] == (name,):
+                        self.add(f"{where}[{i}]", _pydantic_message(model, error))
+                continue
+            out.append(getattr(validated, name))
+        for i, value in enumerate(out):
+            if value in out[:i]:
+                self.add(where, f"value {_describe(value)} appears twice; grid values must differ")
+        return out
+
+    def make_cells(
+        self,
+        axes: list[GridAxis],
+        base: dict[str, dict[str, Any]],
+        strategy: StrategyConfig,
+        market: Any,
+    ) -> list[Cell]:
+        if not axes:
+            return [Cell((), {}, market, strategy)]
+        # A cell's market depends only on its market.* values and its strategy only on the rest,
+        # so each distinct combination is built (and checked) once.
+        built: dict[tuple, tuple[Any, bool]] = {}
+        cells = []
+        failed = 0
+        for index in itertools.product(*(range(len(a.values)) for a in axes)):
+            coords: dict[str, object] = {}
+            for axis, i in zip(axes, index, strict=True):
+                coords[axis.name] = axis.values[i]
+                coords.update({p: column[i] for p, column in axis.zipped.items()})
+            parts = []
+            for group in ("market", "strategy"):
+                mine = {
+                    k: v
+                    for k, v in coords.items()
+                    if (k.partition(".")[0] == "market") == (group == "market")
+                }
+                key = (group, tuple(mine.items()))
+                if key not in built:
+                    before = len(self.problems)
+                    value = self.build_group(group, mine, base)
+                    ok = len(self.problems) == before
+                    if not ok:
+                        failed += 1
+                        if failed > _MAX_CELL_PROBLEMS:
+                            del self.problems[before:]
+                    built[key] = (value, ok)
+                parts.append(built[key])
+            (cell_market, market_ok), (cell_strategy, strategy_ok) = parts
+            if market_ok and strategy_ok:
+                cells.append(Cell(index, coords, cell_market, cell_strategy))
+        if failed > _MAX_CELL_PROBLEMS:
+            more = failed - _MAX_CELL_PROBLEMS
+            self.problems.append(Problem("grid", None, f"… and {more} more grid cells fail"))
+        return cells
+
+    def build_group(
+        self, group: str, coords: dict[str, object], base: dict[str, dict[str, Any]]
+    ) -> Any:
+        """The market record or the strategy record of the cells that share these grid values."""
+        if group == "market" and not coords:
+            return self.market_params(base["market"], where="")
+        tables = {t: dict(v) for t, v in base.items()}
+        for param, value in coords.items():
+            table, _, name = param.partition(".")
+            tables[table][name] = value
+        since = len(self.problems)
+        where = "in grid cell " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in coords.items())
+        where += ": "
+        for table in {p.partition(".")[0] for p in coords}:
+            model = TABLES[table]
+            try:
+                validated = model.model_validate(tables[table])
+            except ValidationError as exc:  # per-value checks passed, so this is unexpected
+                for error in exc.errors():
+                    self.add_pydantic(table, model, error, prefix=where)
+                continue
+            for name, message in validated.checks():
+                self.add(f"{table}.{name}", where + message)
+        if group == "market":
+            return self.market_params(tables["market"], where=where)
+        return self.strategy_config(tables, where=where, since=since)
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """{"market": {"sigma": [..]}} (unquoted dotted keys) -> [("market.sigma", [..])]."""
+    out = []
+    for key, value in table.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out += _flatten(value, full + ".")
+        else:
+            out.append((full, value))
+    return out
+
+
+def _market_params_class() -> type:
+    from simkit.paths.market import MarketParams  # lazily: simkit.paths may import JAX
+
+    return MarketParams
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing TOML back (the validated scenario, recorded with the results)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return (
+            "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        )
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def _scenario_to_toml(scenario: Scenario) -> str:
+    sim = dataclasses.asdict(scenario.simulation)
+    sim.pop("n_steps")
+    market = {f.name: getattr(scenario.market, f.name) for f in dataclasses.fields(scenario.market)}
+    sections = {"simulation": sim, "market": market}
+    for table in STRATEGY_TABLES:
+        sections[table] = {
+            name: getattr(scenario.strategy, name) for name in TABLES[table].model_fields
+        }
+    out = []
+    for table, values in sections.items():
+        out.append(f"[{table}]")
+        out += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]
+        out.append("")
+    if scenario.grid:
+        # zipped axes are contiguous (they all live under the one "zip" key): write them inline
+        out.append("[grid]")
+        zip_written = False
+        for axis in scenario.grid:
+            if not axis.zipped:
+                out.append(f"{json.dumps(axis.name)} = {_toml_value(axis.values)}")
+            elif not zip_written:
+                groups = [{a.name: a.values, **a.zipped} for a in scenario.grid if a.zipped]
+                out.append(f"zip = {_toml_value(groups)}")
+                zip_written = True
+        out.append("")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# docs/SCENARIO.md
+
+
+_REFERENCE_HEAD = """\
+# Scenario files
+
+<!-- Generated by simkit.scenario.scenario_reference_markdown(); do not edit by hand.
+     Regenerate: .venv/bin/python -m simkit.scenario > docs/SCENARIO.md -->
+
+A scenario is a TOML file: a required `[simulation]` table, a `[market]` table, seven tables
+that hold the strategy's parameters (`[capital]`, `[strategy]`, `[execution]`, `[exits]`,
+`[assignment]`, `[hedges]`, `[limits]`) and an optional `[grid]`. Every key is optional and
+takes the default below when omitted; an empty file, or one without `[simulation]`, is an error
+(write an empty `[simulation]` table to take every default). `scenarios/baseline.toml` writes
+out every key with its default.
+
+Validation is strict, and every problem of a file is reported at once, each with the file,
+the line where it is known, the key and what is wrong:
+
+```
+scenarios/x.toml: simulation.pahts: unknown key in [simulation]; did you mean 'paths'? (line 3)
+scenarios/x.toml: market.sigma: must be > 0, got -1.0 (line 7)
+scenarios/x.toml: strategy.weights: must sum to 1 (weights are never normalised), sum is 0.9 (line 12)
+scenarios/x.toml: line 20: TOML syntax error: Invalid value (column 9)
+```
+
+(A syntax error stops the reading, so it comes alone; the last line shows its form.)
+
+- Unknown tables and keys are errors (a key written in the wrong table is pointed to its own).
+- Numbers must be finite (`nan`, `inf` are rejected); an integer is accepted where a number is
+  expected, but never a boolean or a quoted string; integers must be written as integers.
+- Weights must sum to 1 within 1e-9 and match their strikes one for one; they are never
+  normalised.
+- The tables of the strategy group the fields of `simkit.strategy.config.StrategyConfig` (same
+  names, same defaults) and are checked by its own `problems()` as well; `[market]` holds the
+  fields of `simkit.paths.market.MarketParams`.
+
+## Overrides
+
+`simkit run FILE --paths N --seed N --chunk-size N --engine E --float64` and
+`--set TABLE.KEY=VALUE` (the value read as TOML; a bare word is a string:
+`--set market.model=merton`) change the file's values before validation, so `--paths 0` fails
+exactly like `paths = 0` and names `simulation.paths`. In Python:
+`load_scenario(path, overrides={"simulation.paths": 100, "market.sigma": 2.0})`. A key that the
+grid sweeps cannot also be overridden, and the grid itself cannot be. `Scenario.to_toml()`
+writes the complete validated scenario back (every key, overrides applied); result files keep
+it beside the text as written.
+
+## Grid
+
+```toml
+[grid]
+"market.sigma" = [1.5, 1.9, 3.0]        # quoted dotted keys: TABLE.KEY = [values]
+"exits.time_exit" = [true, false]
+
+[grid.zip]                               # parameters that move together: equal lengths
+"market.iv0" = [2.0, 4.25]
+"market.iv_long_run" = [1.5, 2.17]
+```
+
+- Each key of `[grid]` is one result dimension, named after the full dotted key
+  (`market.sigma`), whose coordinate values are the list. The grid is the product of the axes,
+  in file order; cells are numbered in C order (the last axis fastest).
+- A `[grid.zip]` table is one dimension for several parameters that move together: it is named
+  after its first key, and the other keys become non-dimension coordinates along it. Several
+  groups are written as `[[grid.zip]]` tables; each is one dimension, placed where the `zip` key
+  first appears among the grid's keys. The example above has shape (3, 2, 2) and dimensions
+  (`market.sigma`, `exits.time_exit`, `market.iv0`), with `market.iv_long_run` a coordinate on
+  `market.iv0`.
+- Unquoted dotted keys (`market.sigma = [...]` under `[grid]`) mean the same.
+- Any key of `[market]` and of the strategy tables can be swept, except the list-valued ones
+  (ladders and weights) and those of `[simulation]`. A key that names no parameter, an empty
+  list, a repeated value, or a value that fails the parameter's own check is an error naming the
+  key and the value (`grid.market.sigma[1]: must be > 0, got -1.0`); every cell is also checked
+  as a whole (for example `delta_min < delta_max`).
+- A value written in a table and also swept: the grid's values win; the table's value is still
+  checked.
+- Random numbers depend only on (seed, cell, path index).
+"""
+
+
+def scenario_reference_markdown() -> str:
+    """The text of docs/SCENARIO.md: the rules above and one row per key of every table."""
+    out = [_REFERENCE_HEAD]
+    for table, model in TABLES.items():
+        out.append(f"## [{table}]\n")
+        out.append(f"{(model.__doc__ or '').strip()}\n")
+        if table == "simulation":
+            out.append("The number of daily steps is `n_steps = round(252 * years)` (half up).\n")
+        out.append("| key | type | default | unit | allowed | meaning |")
+        out.append("|---|---|---|---|---|---|")
+        for name, info in model.model_fields.items():
+            tp, _, _, optional = _field_parts(model, name)
+            default = "unset" if info.default is None else f"`{_toml_value(info.default)}`"
+            unit = (info.json_schema_extra or {}).get("unit", "—")  # type: ignore[union-attr]
+            allowed = _allowed_text(model, name)
+            meaning = (info.description or "").replace("|", "\\|")
+            type_text = _type_text(tp, optional).replace("|", "\\|")
+            out.append(f"| `{name}` | {type_text} | {default} | {unit} | {allowed} | {meaning} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(scenario_reference_markdown(), end="")
