@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +25,7 @@ import numpy as np
 from jax import Array
 from jax.scipy.special import ndtr, ndtri
 
+from simkit.precision import x64
 from simkit.pricing import bs_greeks, bs_price
 from simkit.strategy.config import StrategyConfig
 from simkit.strategy.params import EngineParams, EngineShape, engine_params, engine_shape
@@ -63,11 +65,13 @@ def _iv_at_strike(iv, spot, strike, p):
     return iv * (strike / spot) ** (-p.scalars["skew"])
 
 
-def _mid(spot, strike, steps_left, iv, p, call):
-    t = steps_left.astype(spot.dtype) / _DAYS_PER_YEAR
-    return bs_price(
-        spot, strike, t, p.scalars["rate"], _iv_at_strike(iv, spot, strike, p), 0.0, call
-    )
+def _quote(spot, strike, steps_left, iv, p, call) -> dict:
+    """Mid price and Greeks (seed units) of an option `steps_left` trading days from expiry."""
+    t = jnp.asarray(steps_left).astype(spot.dtype) / _DAYS_PER_YEAR
+    vol = _iv_at_strike(iv, spot, strike, p)
+    out = bs_greeks(spot, strike, t, p.scalars["rate"], vol, 0.0, call)
+    out["price"] = bs_price(spot, strike, t, p.scalars["rate"], vol, 0.0, call)
+    return out
 
 
 def _sell_fill(mid, spread, p):
@@ -91,7 +95,8 @@ def _buy_fill(mid, spread, p):
 def _contracts(x, p):
     """Whole contracts (floor) by default; fractional when `whole_contracts` is off."""
     x = jnp.maximum(x, 0.0)
-    return jnp.where(p.scalars["whole_contracts"], jnp.floor(x), x)
+    # floor(x + 1e-9): a count whole in exact arithmetic (20000*0.2/(400/1.5) = 15) stays whole.
+    return jnp.where(p.scalars["whole_contracts"], jnp.floor(x + 1e-9), x)
 
 
 def _iv_percentile(iv, p):
@@ -185,35 +190,40 @@ def _close_puts(book: Book, mask, mid, spread, p, counters: dict) -> Book:
 
 
 # --------------------------------------------------------------------------- marks
-class _Marks:
-    """Mids of every open position on one day (computed once, reused by steps 4-5)."""
+class Quotes(NamedTuple):
+    """Mid prices and Greeks of every slot on one day (dicts of "price", "delta", "gamma",
+    "theta", "vega", "rho"). Computed once a day after the expiries; later steps change only
+    contract counts, except a sale, which re-quotes its own slot."""
 
-    def __init__(self, book: Book, spot, iv, t, p):
-        put_left = (book.put_expiry - t)[:, None]
-        hedge_left = (book.hedge_expiry - t)[:, None]
-        # Empty or expired slots are priced at a safe point and masked by n = 0.
-        self.put = jnp.where(
-            book.put_n > 0, _mid(spot, book.put_strike, jnp.maximum(put_left, 1), iv, p, False), 0.0
-        )
-        self.hedge = jnp.where(
-            book.hedge_n > 0,
-            _mid(spot, book.hedge_strike, jnp.maximum(hedge_left, 1), iv, p, True),
-            0.0,
-        )
-        self.cc = jnp.where(
-            book.cc_n > 0,
-            _mid(spot, book.cc_strike, jnp.maximum(book.cc_expiry - t, 1), iv, p, True),
-            0.0,
-        )
+    put: dict  # each (put_slots, rungs)
+    hedge: dict  # each (hedge_slots, hedge_legs)
+    cc: dict  # each ()
 
 
-def _equity(book: Book, marks: _Marks, spot) -> Array:
+def _quotes(book: Book, spot, iv, t, p) -> Quotes:
+    # Empty or expired slots are quoted at a safe point (one day left); counts of 0 mask them.
+    return Quotes(
+        put=_quote(
+            spot, book.put_strike, jnp.maximum(book.put_expiry - t, 1)[:, None], iv, p, False
+        ),
+        hedge=_quote(
+            spot, book.hedge_strike, jnp.maximum(book.hedge_expiry - t, 1)[:, None], iv, p, True
+        ),
+        cc=_quote(spot, book.cc_strike, jnp.maximum(book.cc_expiry - t, 1), iv, p, True),
+    )
+
+
+def _set_slot(quotes: dict, slot, new: dict) -> dict:
+    return {k: v.at[slot].set(new[k]) for k, v in quotes.items()}
+
+
+def _equity(book: Book, q: Quotes, spot) -> Array:
     """Sleeve equity: cash + marks of every position at mid + shares at spot."""
     return (
         book.cash
-        - 100.0 * jnp.sum(marks.put * book.put_n)
-        + 100.0 * jnp.sum(marks.hedge * book.hedge_n)
-        - 100.0 * marks.cc * book.cc_n
+        - 100.0 * jnp.sum(q.put["price"] * book.put_n)
+        + 100.0 * jnp.sum(q.hedge["price"] * book.hedge_n)
+        - 100.0 * q.cc["price"] * book.cc_n
         + book.shares * spot
     )
 
@@ -283,12 +293,11 @@ def _settle_expiries(book: Book, spot, t, p) -> Book:
     )
 
 
-def _early_exercise(book: Book, today, t, p) -> Book:
+def _early_exercise(book: Book, q: Quotes, today, p) -> Book:
     """Step 3: the seed's early-assignment score (optional close), then rational exercise."""
     s = p.scalars
-    spot, iv, spread = today["spot"], today["iv"], today["bid_ask_spread"]
-    left = jnp.maximum(book.put_expiry - t, 1)[:, None]
-    mid = _mid(spot, book.put_strike, left, iv, p, False)
+    spot, spread = today["spot"], today["bid_ask_spread"]
+    mid = q.put["price"]
     k = book.put_strike
     is_open = book.put_n > 0
     # seed: "monitor_early_assignment_risk" — deep ITM, low time value, rates.
@@ -323,20 +332,20 @@ def _close_all_conditions(book: Book, today, pct, p):
     return thesis, liquidity, iv_low
 
 
-def _exits(book: Book, marks: _Marks, today, t, pct, p) -> Book:
+def _exits(book: Book, q: Quotes, today, t, pct, p) -> Book:
     """Step 4: seed "Exit Conditions", the reason chosen by urgency."""
     s = p.scalars
     is_open = book.put_n > 0
     thesis, liquidity, iv_low = _close_all_conditions(book, today, pct, p)
-    dte = (book.put_expiry - t)[:, None].astype(marks.put.dtype) * _CALENDAR_PER_STEP
+    dte = (book.put_expiry - t)[:, None].astype(q.put["price"].dtype) * _CALENDAR_PER_STEP
     prem = book.put_premium
     conditions = {
         "thesis": jnp.broadcast_to(thesis, is_open.shape),
-        "stop": s["stop_loss"] & (marks.put > (1.0 + s["stop_loss_multiple"]) * prem),
+        "stop": s["stop_loss"] & (q.put["price"] > (1.0 + s["stop_loss_multiple"]) * prem),
         "time": s["time_exit"] & jnp.broadcast_to(dte < s["time_exit_dte"], is_open.shape),
         "liquidity": jnp.broadcast_to(liquidity, is_open.shape),
         "iv": jnp.broadcast_to(iv_low, is_open.shape),
-        "profit": s["profit_take"] & (marks.put < (1.0 - s["profit_take_pct"]) * prem),
+        "profit": s["profit_take"] & (q.put["price"] < (1.0 - s["profit_take_pct"]) * prem),
     }
     # The first holding condition in urgency order is the reason.
     taken = jnp.zeros_like(is_open)
@@ -344,27 +353,27 @@ def _exits(book: Book, marks: _Marks, today, t, pct, p) -> Book:
     for name in CLOSE_REASONS:
         reasons[f"n_close_{name}"] = is_open & conditions[name] & ~taken
         taken = taken | conditions[name]
-    return _close_puts(book, is_open & taken, marks.put, today["bid_ask_spread"], p, reasons)
+    return _close_puts(book, is_open & taken, q.put["price"], today["bid_ask_spread"], p, reasons)
 
 
-def _margin_and_ruin(book: Book, marks: _Marks, today, t, p) -> Book:
+def _margin_and_ruin(book: Book, q: Quotes, today, t, p) -> Book:
     """Step 5: a margin call buys back every short put; equity <= 0 liquidates everything."""
     s = p.scalars
     spot, spread = today["spot"], today["bid_ask_spread"]
     required = jnp.sum(_put_collateral(book, p))
     any_put = jnp.any(book.put_n > 0)
-    call = s["margin_calls"] & any_put & (_equity(book, marks, spot) < required)
+    call = s["margin_calls"] & any_put & (_equity(book, q, spot) < required)
     all_puts = (book.put_n > 0) & call
-    book = _close_puts(book, all_puts, marks.put, spread, p, {"n_close_margin": all_puts})
+    book = _close_puts(book, all_puts, q.put["price"], spread, p, {"n_close_margin": all_puts})
     book = book._replace(tally=_add(book.tally, n_margin_calls=call))
 
-    ruin = _equity(book, marks, spot) <= 0.0
+    ruin = _equity(book, q, spot) <= 0.0
     puts = (book.put_n > 0) & ruin
-    book = _close_puts(book, puts, marks.put, spread, p, {"n_close_ruin": puts})
+    book = _close_puts(book, puts, q.put["price"], spread, p, {"n_close_ruin": puts})
     hedge_n = jnp.where(ruin, book.hedge_n, 0.0)
-    hedge_fill = _sell_fill(marks.hedge, spread, p)
+    hedge_fill = _sell_fill(q.hedge["price"], spread, p)
     cc_n = jnp.where(ruin, book.cc_n, 0.0)
-    cc_fill = _buy_fill(marks.cc, spread, p)
+    cc_fill = _buy_fill(q.cc["price"], spread, p)
     commission = s["commission"] * (jnp.sum(hedge_n) + cc_n)
     cash = (
         book.cash
@@ -391,7 +400,7 @@ def _margin_and_ruin(book: Book, marks: _Marks, today, t, p) -> Book:
     )
 
 
-def _covered_calls(book: Book, today, t, p) -> Book:
+def _covered_calls(book: Book, q: Quotes, today, t, p) -> tuple[Book, Quotes]:
     """Step 6: seed "Assignment Management Protocol" — the cost-basis decision tree."""
     s = p.scalars
     spot, iv = today["spot"], today["iv"]
@@ -404,12 +413,12 @@ def _covered_calls(book: Book, today, t, p) -> Book:
         & ((basis < s["cc_basis_good"]) | (basis >= s["cc_basis_hold"]))
     )
     n = jnp.where(sell, jnp.floor(book.shares / 100.0), 0.0)
+    # seed: round(target_strike * 2) / 2 with target = basis * 1.15 (half up here, >= $0.50).
     strike = jnp.maximum(jnp.floor(basis * s["cc_strike_markup"] * 2.0 + 0.5) / 2.0, 0.5)
-    fill = _sell_fill(
-        _mid(spot, strike, s["cc_expiry_steps"], iv, p, True), today["bid_ask_spread"], p
-    )
+    new = _quote(spot, strike, s["cc_expiry_steps"], iv, p, True)
+    fill = _sell_fill(new["price"], today["bid_ask_spread"], p)
     commission = s["commission"] * n
-    return book._replace(
+    book = book._replace(
         cash=book.cash + fill * 100.0 * n - commission,
         cc_n=jnp.where(sell, n, book.cc_n),
         cc_strike=jnp.where(sell, strike, book.cc_strike),
@@ -422,27 +431,17 @@ def _covered_calls(book: Book, today, t, p) -> Book:
             n_cc_sold=sell,
         ),
     )
+    cc_quote = {k: jnp.where(sell, new[k], v) for k, v in q.cc.items()}
+    return book, q._replace(cc=cc_quote)
 
 
 class _Measures:
     """The book's risk measures at the day's prices (STRATEGY.md "Risk limits")."""
 
-    def __init__(self, book: Book, today, t, p):
+    def __init__(self, book: Book, q: Quotes, today, t, p):
         s = p.scalars
         spot, iv = today["spot"], today["iv"]
-        rate = s["rate"]
-
-        def greeks(strike, left, n, call):
-            left = jnp.maximum(left, 1)
-            tt = left.astype(spot.dtype) / _DAYS_PER_YEAR
-            vol = _iv_at_strike(iv, spot, strike, p)
-            g = bs_greeks(spot, strike, tt, rate, vol, 0.0, call)
-            g["price"] = bs_price(spot, strike, tt, rate, vol, 0.0, call)
-            return {k: jnp.where(n > 0, v, 0.0) for k, v in g.items()}
-
-        gp = greeks(book.put_strike, (book.put_expiry - t)[:, None], book.put_n, False)
-        gh = greeks(book.hedge_strike, (book.hedge_expiry - t)[:, None], book.hedge_n, True)
-        gc = greeks(book.cc_strike, book.cc_expiry - t, book.cc_n, True)
+        gp, gh, gc = q.put, q.hedge, q.cc
 
         def signed(name):  # short puts and the covered call count -n, hedge calls +n
             return 100.0 * (
@@ -451,13 +450,7 @@ class _Measures:
                 - gc[name] * book.cc_n
             )
 
-        self.equity = (
-            book.cash
-            - 100.0 * jnp.sum(gp["price"] * book.put_n)
-            + 100.0 * jnp.sum(gh["price"] * book.hedge_n)
-            - 100.0 * gc["price"] * book.cc_n
-            + book.shares * spot
-        )
+        self.equity = _equity(book, q, spot)
         outside = (s["portfolio_value"] - s["sleeve_initial"]) * jnp.exp(
             s["rate"] * t.astype(spot.dtype) / _DAYS_PER_YEAR
         )
@@ -503,7 +496,10 @@ class _Measures:
             "expiry": has_puts
             & (self.notional_expiry > s["max_concentration_single_expiration"] * eq),
             "strike": has_puts
-            & (jnp.max(self.notional_by_strike) > s["max_single_strike_pct"] * self.notional),
+            & (
+                jnp.max(self.notional_by_strike)
+                > s["max_single_strike_pct"] * self.notional * (1.0 + 1e-9)
+            ),
             "delta": greek
             & ((self.delta_seed < s["delta_min"]) | (self.delta_seed > s["delta_max"])),
             "gamma": greek & (self.gamma_pct / pv > s["gamma_alert"]),
@@ -550,12 +546,12 @@ def _ladder_strikes(spot, p):
     return jnp.where(s["strike_mode"] == 1, moved, p.strikes)
 
 
-def _enter(book: Book, today, t, pct, p, shape: EngineShape) -> Book:
+def _enter(book: Book, q: Quotes, today, t, pct, p, shape: EngineShape) -> tuple[Book, Quotes]:
     """Step 7 on an entry day: limits, signal, sizing, the tranche, its hedge calls."""
     s = p.scalars
     spot, iv, spread = today["spot"], today["iv"], today["bid_ask_spread"]
     live = ~book.ruined
-    m = _Measures(book, today, t, p)
+    m = _Measures(book, q, today, t, p)
     breach = m.breaches(p)
     high = breach["allocation"] | breach["leverage"] | breach["var"] | breach["expiry"]
     high = s["enforce_limits"] & high
@@ -605,7 +601,8 @@ def _enter(book: Book, today, t, pct, p, shape: EngineShape) -> Book:
     n = jnp.where(cut, capacity, n)
     n = jnp.where(go, n, 0.0)
 
-    prem = _sell_fill(_mid(spot, strikes, s["put_expiry_steps"], iv, p, False), spread, p)
+    new = _quote(spot, strikes, s["put_expiry_steps"], iv, p, False)
+    prem = _sell_fill(new["price"], spread, p)
     commission = s["commission"] * n
     net_premium = jnp.sum(prem * 100.0 * n - commission)
     slot = (t // s["entry_every_days"]) % shape.put_slots
@@ -617,10 +614,11 @@ def _enter(book: Book, today, t, pct, p, shape: EngineShape) -> Book:
         put_expiry=book.put_expiry.at[slot].set(t + s["put_expiry_steps"]),
         tally=_add(tally, transaction_costs=-jnp.sum(commission), n_tranches=jnp.any(n > 0)),
     )
-    return _buy_hedges(book, today, t, pct, p, shape, net_premium, m.delta_seed)
+    q = q._replace(put=_set_slot(q.put, slot, new))
+    return _buy_hedges(book, q, today, t, pct, p, shape, net_premium, m.delta_seed)
 
 
-def _buy_hedges(book, today, t, pct, p, shape, net_premium, delta_seed) -> Book:
+def _buy_hedges(book, q, today, t, pct, p, shape, net_premium, delta_seed) -> tuple[Book, Quotes]:
     """seed: "Dynamic Hedging Specifications" — the dynamic hedge ratio and the call ladder."""
     s = p.scalars
     spot, iv, spread = today["spot"], today["iv"], today["bid_ask_spread"]
@@ -639,12 +637,13 @@ def _buy_hedges(book, today, t, pct, p, shape, net_premium, delta_seed) -> Book:
     regime = jnp.where(pct > s["hedge_regime_percentile"], 0, 1)
     strikes = p.hedge_moneyness[regime] * spot
     weights = p.hedge_weights[regime]
-    fill = _buy_fill(_mid(spot, strikes, s["hedge_expiry_steps"], iv, p, True), spread, p)
+    new = _quote(spot, strikes, s["hedge_expiry_steps"], iv, p, True)
+    fill = _buy_fill(new["price"], spread, p)
     n = _contracts(budget * weights / (fill * 100.0 + s["commission"]), p)
     n = jnp.where(weights > 0, n, 0.0)
     commission = s["commission"] * n
     slot = (t // s["entry_every_days"]) % shape.hedge_slots
-    return book._replace(
+    book = book._replace(
         cash=book.cash - jnp.sum(fill * 100.0 * n + commission),
         hedge_n=book.hedge_n.at[slot].set(n),
         hedge_strike=book.hedge_strike.at[slot].set(strikes),
@@ -656,6 +655,7 @@ def _buy_hedges(book, today, t, pct, p, shape, net_premium, delta_seed) -> Book:
             hedge_contracts=jnp.sum(n),
         ),
     )
+    return book, q._replace(hedge=_set_slot(q.hedge, slot, new))
 
 
 # --------------------------------------------------------------------------- one day, all days
@@ -666,18 +666,22 @@ def _day(book: Book, today: dict, t, p: EngineParams, shape: EngineShape) -> tup
     pct = _iv_percentile(iv, p)
     book = _accrue(book, today, t, p)
     book = _settle_expiries(book, spot, t, p)
-    book = _early_exercise(book, today, t, p)
-    marks = _Marks(book, spot, iv, t, p)
-    book = _exits(book, marks, today, t, pct, p)
-    book = _margin_and_ruin(book, marks, today, t, p)
-    book = _covered_calls(book, today, t, p)
+    q = _quotes(book, spot, iv, t, p)
+    book = _early_exercise(book, q, today, p)
+    book = _exits(book, q, today, t, pct, p)
+    book = _margin_and_ruin(book, q, today, t, p)
+    book, q = _covered_calls(book, q, today, t, p)
     is_entry_day = t % p.scalars["entry_every_days"] == 0
-    book = jax.lax.cond(
-        is_entry_day, lambda b: _enter(b, today, t, pct, p, shape), lambda b: b, book
+    book, q = jax.lax.cond(
+        is_entry_day,
+        lambda b, q: _enter(b, q, today, t, pct, p, shape),
+        lambda b, q: (b, q),
+        book,
+        q,
     )
 
     # Step 8: end of day — equity and the breach counters of the book as it stands.
-    m = _Measures(book, today, t, p)
+    m = _Measures(book, q, today, t, p)
     breach = m.breaches(p)
     hit = jnp.stack([breach[name] for name in LIMITS])
     tally = _add(book.tally, **{f"breach_{name}": breach[name] for name in LIMITS})
@@ -695,12 +699,12 @@ def _day(book: Book, today: dict, t, p: EngineParams, shape: EngineShape) -> tup
 
 def _close_the_books(book: Book, last: dict, n_steps, p) -> dict:
     """At the horizon open positions enter the attribution at mid (docs/ENGINE_SPEC.md)."""
-    marks = _Marks(book, last["spot"], last["iv"], n_steps, p)
+    q = _quotes(book, last["spot"], last["iv"], n_steps, p)
     return _add(
         book.tally,
-        mark_to_market=100.0 * jnp.sum((book.put_premium - marks.put) * book.put_n),
-        call_hedge_pnl=100.0 * jnp.sum(marks.hedge * book.hedge_n),
-        covered_call_pnl=-100.0 * marks.cc * book.cc_n,
+        mark_to_market=100.0 * jnp.sum((book.put_premium - q.put["price"]) * book.put_n),
+        call_hedge_pnl=100.0 * jnp.sum(q.hedge["price"] * book.hedge_n),
+        covered_call_pnl=-100.0 * q.cc["price"] * book.cc_n,
     )
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from simkit.paths.market import MarketParams, market_to_numpy, simulate_market
+from simkit.precision import x64
 from simkit.strategy import engine, reference
 from simkit.strategy.config import StrategyConfig
 
@@ -79,7 +80,7 @@ TRANSFORMS = {"wide_spread": _widen_spread_late}
 def _run_both(name, market_changes, strategy_changes):
     mkt = dataclasses.replace(MarketParams(), **market_changes)
     cfg = dataclasses.replace(StrategyConfig(), **strategy_changes)
-    with jax.experimental.enable_x64():
+    with x64():
         market = simulate_market(mkt, 7, len(name), 0, N_PATHS, N_STEPS, dtype=np.float64)
         arrays = market_to_numpy(market)
         arrays = TRANSFORMS.get(name, lambda a: a)(arrays)
