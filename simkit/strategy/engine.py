@@ -682,7 +682,7 @@ def _day(book: Book, today: dict, t, p: EngineParams, shape: EngineShape) -> tup
 
     # Step 8: end of day — equity and the breach counters of the book as it stands.
     m = _Measures(book, q, today, t, p)
-    breach = m.breaches(p)
+    breach = {k: v & ~book.ruined for k, v in m.breaches(p).items()}  # none on the ruin step
     hit = jnp.stack([breach[name] for name in LIMITS])
     tally = _add(book.tally, **{f"breach_{name}": breach[name] for name in LIMITS})
     book = book._replace(

@@ -55,6 +55,8 @@ FLOAT_TALLIES = (
     "sum_loss_ret_sq",
     "hedge_contracts",
     "contracts_cut",
+    "shares_assigned",  # float: fractional contracts give fractional shares
+    "shares_called_away",
 )
 INT_TALLIES = (
     "n_trades",
@@ -66,8 +68,6 @@ INT_TALLIES = (
     "n_expired_otm",
     "n_assigned_expiry",
     "n_assigned_early",
-    "shares_assigned",
-    "shares_called_away",
     "n_cc_sold",
     "n_tranches",
     "n_entry_days",
