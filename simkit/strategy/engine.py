@@ -659,8 +659,13 @@ def _buy_hedges(book, q, today, t, pct, p, shape, net_premium, delta_seed) -> tu
 
 
 # --------------------------------------------------------------------------- one day, all days
-def _day(book: Book, today: dict, t, p: EngineParams, shape: EngineShape) -> tuple[Book, Array]:
-    """Steps 1-8 of docs/ENGINE_SPEC.md for one path. Returns the new book and E_t."""
+def _day(
+    book: Book, today: dict, t, horizon, p: EngineParams, shape: EngineShape
+) -> tuple[Book, Array]:
+    """Steps 1-8 of docs/ENGINE_SPEC.md for one path on step `t`. Returns the new book and E_t.
+
+    Steps past `horizon` (padding, so that runs of other lengths share one compiled engine)
+    and the days after a ruin leave the book as it is."""
     start = book
     spot, iv = today["spot"], today["iv"]
     pct = _iv_percentile(iv, p)
@@ -693,8 +698,9 @@ def _day(book: Book, today: dict, t, p: EngineParams, shape: EngineShape) -> tup
     )
     equity = jnp.where(book.ruined, book.cash, m.equity)
     # A path ruined on an earlier day does nothing: its book stays as the liquidation left it.
-    book = jax.tree_util.tree_map(lambda old, new: jnp.where(start.ruined, old, new), start, book)
-    return book, jnp.where(start.ruined, start.cash, equity)
+    frozen = start.ruined | (t > horizon)
+    book = jax.tree_util.tree_map(lambda old, new: jnp.where(frozen, old, new), start, book)
+    return book, jnp.where(frozen, start.cash, equity)
 
 
 def _close_the_books(book: Book, last: dict, n_steps, p) -> dict:
@@ -709,9 +715,10 @@ def _close_the_books(book: Book, last: dict, n_steps, p) -> dict:
 
 
 @functools.partial(jax.jit, static_argnames=("shape",))
-def _run(market: dict, p: EngineParams, shape: EngineShape) -> dict:
-    """Scan the days of a block of paths. `market` arrays are (paths, steps + 1)."""
-    n_paths, n_days = market["spot"].shape
+def _run(market: dict, horizon: Array, p: EngineParams, shape: EngineShape) -> dict:
+    """Scan the days of a block of paths. `market` arrays are (paths, days); steps after
+    `horizon` (a traced int) are padding and change nothing."""
+    n_paths = market["spot"].shape[0]
     dtype = market["spot"].dtype
     book0 = jax.vmap(
         lambda s0, iv0: empty_book(
@@ -726,21 +733,20 @@ def _run(market: dict, p: EngineParams, shape: EngineShape) -> dict:
         )
     )(market["spot"][:, 0], market["iv"][:, 0])
     days = {k: jnp.swapaxes(v, 0, 1) for k, v in market.items()}
-    step = jax.vmap(_day, in_axes=(0, 0, None, None, None))
+    step = jax.vmap(_day, in_axes=(0, 0, None, None, None, None))
 
     def body(book, xs):
         t, today = xs
-        book, equity = step(book, today, t, p, shape)
-        return book, equity
+        return step(book, today, t, horizon, p, shape)
 
-    steps = jnp.arange(n_days, dtype=jnp.int32)
+    steps = jnp.arange(market["spot"].shape[1], dtype=jnp.int32)
     book, equity = jax.lax.scan(body, book0, (steps, days))
-    last = {k: v[:, -1] for k, v in market.items()}
-    tally = jax.vmap(_close_the_books, in_axes=(0, 0, None, None))(book, last, n_days - 1, p)
+    last = {k: v[horizon] for k, v in days.items()}
+    tally = jax.vmap(_close_the_books, in_axes=(0, 0, None, None))(book, last, horizon, p)
     outside = (p.scalars["portfolio_value"] - p.scalars["sleeve_initial"]) * jnp.exp(
-        p.scalars["rate"] * (n_days - 1) / _DAYS_PER_YEAR
+        p.scalars["rate"] * horizon.astype(dtype) / _DAYS_PER_YEAR
     )
-    final_equity = equity[-1]
+    final_equity = equity[horizon]
     summary = dict(tally)
     summary.update(
         initial_equity=jnp.broadcast_to(p.scalars["sleeve_initial"], (n_paths,)),
@@ -753,6 +759,12 @@ def _run(market: dict, p: EngineParams, shape: EngineShape) -> dict:
         **{f"first_breach_{name}": book.first_breach[:, i] for i, name in enumerate(LIMITS)},
     )
     return summary
+
+
+def _padded_size(n: int, quantum: int) -> int:
+    """Round a block's paths up to a power of two (at least `quantum`) so that blocks of other
+    sizes reuse a compiled engine."""
+    return max(quantum, 1 << max(n - 1, 0).bit_length())
 
 
 # --------------------------------------------------------------------------- public API
@@ -777,8 +789,21 @@ def simulate_paths(market: Mapping[str, object], cfg: StrategyConfig, mkt) -> di
     if not jnp.issubdtype(dtype, jnp.floating):
         dtype = jnp.result_type(float)
     prepared = _prepare(market, dtype)
-    out = _run(prepared, engine_params(cfg, mkt, dtype), engine_shape(cfg))
-    return {k: np.asarray(v) for k, v in out.items()}
+    n_paths, n_days = prepared["spot"].shape
+    # Pad paths to a power of two and days to a multiple of 64 by repeating the edge values:
+    # one compiled engine then serves blocks and horizons of many sizes (tests, grids, the
+    # last block of a run). Padding paths are dropped, padding days change nothing.
+    pad_paths = _padded_size(n_paths, 8) - n_paths
+    pad_days = -n_days % 64
+    if pad_paths or pad_days:
+        prepared = {
+            k: jnp.pad(v, ((0, pad_paths), (0, pad_days)), mode="edge") for k, v in prepared.items()
+        }
+    horizon = jnp.asarray(n_days - 1, jnp.int32)
+    out = _run(prepared, horizon, engine_params(cfg, mkt, dtype), engine_shape(cfg))
+    out = {k: np.asarray(v)[:n_paths] for k, v in out.items()}
+    out["equity"] = out["equity"][:, :n_days]
+    return out
 
 
 def simulate_block(
@@ -796,13 +821,10 @@ def simulate_block(
     run the strategy on it. A path's numbers depend only on (seed, cell, path index)."""
     from simkit.paths.market import simulate_market
 
-    if float64 and not jax.config.jax_enable_x64:
-        raise RuntimeError(
-            "float64 needs JAX's x64 mode: jax.config.update('jax_enable_x64', True)"
-        )
     dtype = jnp.float64 if float64 else jnp.float32
-    market = simulate_market(mkt, seed, cell, path_start, n_paths, n_steps, dtype=dtype)
-    return simulate_paths(market._asdict(), cfg, mkt)
+    with x64(float64):
+        market = simulate_market(mkt, seed, cell, path_start, n_paths, n_steps, dtype=dtype)
+        return simulate_paths(market._asdict(), cfg, mkt)
 
 
 SUMMARY_FIELDS = (
