@@ -1,0 +1,508 @@
+"""Per-path summaries -> per-path risk figures -> one cell's aggregate metrics.
+
+Two steps, both pure NumPy (no dask, no files):
+
+1. `derive_block` runs where a block was simulated: from the engine's per-path summary
+   (docs/ENGINE_SPEC.md, "Per-path summary") it derives each path's time-weighted
+   `annual_return`, `max_drawdown`, `path_sharpe`, `daily_var_99` and `total_return`, keeps the
+   daily equity of the first `n_sample` paths of the cell (for fan charts) and drops the rest
+   of the `(paths, days)` equity array, so what travels back is O(paths).
+2. `aggregate_cell` reduces the per-path arrays of a whole cell, concatenated **in path
+   order**, in float64. Every reduction is a function of that ordered array alone, so the
+   result is identical (bitwise) for any chunk size, scheduler or resume.
+
+Daily returns (time-weighted, contributions removed): with `E_t` the end-of-day sleeve equity
+and `E_{-1}` = `initial_equity` (the sleeve before any trade),
+
+    r_t = (E_t - a_t) / E_{t-1} - 1,   t = 0 ... N,
+
+where `a_t` is the monthly addition paid on step `t` (ENGINE_SPEC step 1: `t >= 1`,
+`t % 21 == 0`, not after ruin), so a contribution is not counted as a return. `r_0` is the
+day-0 cost of the first entry (spread and commissions). A path whose equity reaches <= 0 (or
+that is ruined) uses its returns up to and including that step and none after (the equity is
+frozen); its `annual_return` is -1 when the equity reached <= 0.
+
+Names beginning with `_` are internal per-path quantities (pooled-Sharpe sums, the equity
+sample): they travel with the blocks but are not written as per-path variables.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from simkit import metrics
+
+__all__ = [
+    "BUCKETS",
+    "CLOSE_REASONS",
+    "LIMITS",
+    "N_SAMPLE",
+    "QUANTILES",
+    "TRADING_DAYS",
+    "VARIABLES",
+    "aggregate_cell",
+    "derive_block",
+    "per_path_meta",
+]
+
+TRADING_DAYS = 252
+N_SAMPLE = 200  # equity curves kept per cell for fan charts: the first min(200, paths) paths
+QUANTILES = (0.01, 0.05, 0.25, 0.50, 0.75, 0.95, 0.99)
+CONF = 0.95  # confidence of every interval (`_lo`, `_hi`)
+ADDITION_EVERY = 21  # ENGINE_SPEC step 1: monthly addition every 21 trading days
+
+# Per-trade end states, in the order of ENGINE_SPEC "Trades and Kelly inputs".
+CLOSE_REASONS = (
+    "profit",
+    "stop",
+    "time",
+    "liquidity",
+    "iv",
+    "thesis",
+    "assignment_risk",
+    "margin",
+    "ruin",
+    "expired_otm",
+    "assigned_expiry",
+    "assigned_early",
+)
+_CLOSE_COUNTERS = tuple(
+    f"n_{r}" if r in ("expired_otm", "assigned_expiry", "assigned_early") else f"n_close_{r}"
+    for r in CLOSE_REASONS
+)
+LIMITS = (
+    "allocation",
+    "leverage",
+    "var",
+    "expiry",
+    "strike",
+    "delta",
+    "gamma",
+    "theta",
+    "vega",
+    "rho",
+)
+BUCKETS = (
+    "premium_income",
+    "assignment_pnl",
+    "call_hedge_pnl",
+    "mark_to_market",
+    "transaction_costs",
+    "financing",
+    "covered_call_pnl",
+)
+
+# name -> (extra dimensions beyond the grid, units, long_name). Interval bounds `_lo`/`_hi`
+# and standard errors `_se` are listed explicitly so that every variable carries its own text.
+VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {}
+
+
+def _var(name: str, units: str, long_name: str, dims: tuple[str, ...] = ()) -> None:
+    VARIABLES[name] = (dims, units, long_name)
+
+
+def _var_ci(name: str, units: str, long_name: str, se: bool = False) -> None:
+    _var(name, units, long_name)
+    if se:
+        _var(f"{name}_se", units, f"standard error of {long_name}")
+    pct = f"{CONF:.0%}"
+    _var(f"{name}_lo", units, f"lower bound of the {pct} confidence interval of {long_name}")
+    _var(f"{name}_hi", units, f"upper bound of the {pct} confidence interval of {long_name}")
+
+
+_var("paths", "count", "number of simulated paths")
+_var("initial_equity", "USD", "strategy sleeve equity at the start, before any trade")
+_var("final_equity_mean", "USD", "mean strategy sleeve equity at the horizon")
+_var("final_equity_median", "USD", "median strategy sleeve equity at the horizon")
+_var_ci(
+    "win_rate_trade",
+    "1",
+    "share of closed trades with positive P&L (Wilson interval at the path-clustered "
+    "effective number of trades)",
+)
+_var_ci("win_rate_path", "1", "share of paths whose P&L over the horizon is positive")
+_var_ci("prob_loss", "1", "share of paths whose P&L over the horizon is negative")
+_var_ci("prob_ruin", "1", "share of paths ruined (sleeve equity reached zero)")
+_var_ci("prob_margin_call", "1", "share of paths with at least one margin call")
+_var_ci("annual_return_mean", "1", "mean time-weighted annualized return", se=True)
+_var_ci("annual_return_median", "1", "median time-weighted annualized return")
+_var(
+    "annual_return_quantile", "1", "quantiles of the time-weighted annualized return", ("quantile",)
+)
+_var("total_return_mean", "1", "mean horizon return (P&L over initial equity)")
+_var("total_return_quantile", "1", "quantiles of the horizon return", ("quantile",))
+_var(
+    "sharpe",
+    "1",
+    "median over paths of the annualized Sharpe ratio of each path's daily returns",
+)
+_var(
+    "sharpe_pooled",
+    "1",
+    "annualized Sharpe ratio of the daily returns pooled over all path-days "
+    "(mean / standard deviation * sqrt(252))",
+)
+_var("max_drawdown_median", "1", "median over paths of the maximum drawdown (<= 0)")
+_var("max_drawdown_quantile", "1", "quantiles of the maximum drawdown (<= 0)", ("quantile",))
+for _level in (95, 99):
+    _var(
+        f"var_{_level}",
+        "1",
+        f"historical {_level} % value at risk of the horizon return (loss as a positive fraction)",
+    )
+    _var(
+        f"cvar_{_level}",
+        "1",
+        f"historical {_level} % expected shortfall of the horizon return (loss as a positive "
+        "fraction)",
+    )
+_var(
+    "daily_var_99_median",
+    "1",
+    "median over paths of the historical 99 % one-day value at risk (positive fraction)",
+)
+_var("trades_per_path", "count", "mean number of closed trades per path")
+_var(
+    "close_reason_share",
+    "1",
+    "share of closed trades ending by each reason",
+    ("close_reason",),
+)
+_var(
+    "assignment_rate",
+    "1",
+    "put assignments at each ladder rung per closed trade of the whole ladder",
+    ("strike",),
+)
+_var("assignments_per_path", "count", "mean assignments per path at each rung", ("strike",))
+_var(
+    "breach_share",
+    "1",
+    "share of path-days on which each risk limit was breached at the end of the day",
+    ("limit",),
+)
+_var("breach_path_share", "1", "share of paths breaching each limit at least once", ("limit",))
+_var("attribution_mean", "USD", "mean P&L attribution per path by bucket", ("bucket",))
+_var_ci(
+    "kelly_p",
+    "1",
+    "Kelly input: win probability of a closed trade (path-clustered interval)",
+)
+_var_ci(
+    "kelly_avg_win",
+    "1",
+    "Kelly input: average winning trade return on its collateral",
+)
+_var_ci(
+    "kelly_avg_loss",
+    "1",
+    "Kelly input: average losing trade loss on its collateral (positive)",
+)
+_var_ci(
+    "kelly_fraction",
+    "1",
+    "Kelly fraction by the seed's formula p - (1 - p) * avg_loss / avg_win on the measured inputs",
+)
+_var_ci(
+    "kelly_growth_optimal",
+    "1",
+    "growth-optimal capital at risk as a multiple of bankroll, p / avg_loss - (1 - p) / avg_win",
+)
+_var(
+    "kelly_recommended",
+    "1",
+    "the seed's sizing rule on the measured Kelly fraction: multiplier * kelly_fraction, "
+    "capped at max_total_strategy_pct and floored at 0",
+)
+_var("contracts_cut_mean", "count", "mean contracts per path cut by the capacity limits")
+_var(
+    "share_orders_cut",
+    "1",
+    "share of rung orders (entry attempts that passed every check x ladder rungs) cut by the "
+    "capacity limits",
+)
+
+# Per-path variables: the engine's summary plus the derived figures.
+_PER_PATH_UNITS: dict[str, tuple[str, str]] = {
+    "initial_equity": ("USD", "strategy sleeve equity at the start, before any trade"),
+    "final_equity": ("USD", "strategy sleeve equity at the horizon"),
+    "final_portfolio_value": ("USD", "portfolio value at the horizon"),
+    "contributions": ("USD", "monthly additions paid into the sleeve"),
+    "sum_win_ret": ("1", "sum of returns on collateral of winning trades"),
+    "sum_win_ret_sq": ("1", "sum of squared returns on collateral of winning trades"),
+    "sum_loss_ret": ("1", "sum of losses on collateral of losing trades (positive)"),
+    "sum_loss_ret_sq": ("1", "sum of squared returns on collateral of losing trades"),
+    "hedge_contracts": ("count", "hedge call contracts bought"),
+    "contracts_cut": ("count", "put contracts cut by the capacity limits"),
+    "ruined": ("1", "1 if the path was ruined, else 0"),
+    "ruin_step": ("day", "trading day of ruin (-1 if none)"),
+    "assigned_by_rung": ("count", "put assignments at each ladder rung"),
+    "max_drawdown": ("1", "maximum drawdown of the time-weighted equity index (<= 0)"),
+    "annual_return": ("1", "time-weighted annualized return (-1 if equity reached zero)"),
+    "total_return": ("1", "horizon P&L (final - initial - contributions) over initial equity"),
+    "path_sharpe": ("1", "annualized Sharpe ratio of the path's daily returns"),
+    "daily_var_99": ("1", "historical 99 % one-day value at risk of the path (positive)"),
+}
+for _b in BUCKETS:
+    _PER_PATH_UNITS[_b] = ("USD", f"P&L attribution: {_b.replace('_', ' ')}")
+for _c, _r in zip(_CLOSE_COUNTERS, CLOSE_REASONS, strict=True):
+    _PER_PATH_UNITS[_c] = ("count", f"trades ended by {_r.replace('_', ' ')}")
+for _lim in LIMITS:
+    _PER_PATH_UNITS[f"breach_{_lim}"] = ("day", f"days with the {_lim} limit breached")
+    _PER_PATH_UNITS[f"first_breach_{_lim}"] = (
+        "day",
+        f"first trading day with the {_lim} limit breached (-1 if none)",
+    )
+
+
+def per_path_meta(name: str) -> tuple[str, str]:
+    """(units, long_name) of a per-path variable; counters default to `count`."""
+    if name in _PER_PATH_UNITS:
+        return _PER_PATH_UNITS[name]
+    text = name.replace("_", " ")
+    if name.startswith("n_") or name.startswith("shares_"):
+        return "count", f"number of {text.removeprefix('n ')}"
+    return "1", text
+
+
+# --------------------------------------------------------------------------- per block
+
+
+def _additions(n_days: int, monthly_addition: float, ruin_step: np.ndarray) -> np.ndarray:
+    """`(paths, days)` USD added to sleeve cash on each step (none after ruin)."""
+    steps = np.arange(n_days)
+    paid = (steps >= 1) & (steps % ADDITION_EVERY == 0)
+    alive = (ruin_step[:, None] < 0) | (steps[None, :] <= ruin_step[:, None])
+    return np.where(paid[None, :] & alive, float(monthly_addition), 0.0)
+
+
+def _per_row(fn, returns: np.ndarray, used: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    """`fn` along days, vectorized over full rows; rows cut short are done one by one."""
+    out = np.asarray(fn(returns), dtype=np.float64)
+    for i in np.flatnonzero(cut):
+        out[i] = fn(returns[i, used[i]])
+    return out
+
+
+def derive_block(
+    summary: dict[str, np.ndarray],
+    *,
+    n_steps: int,
+    monthly_addition: float,
+    path_start: int,
+    n_sample: int,
+) -> dict[str, np.ndarray]:
+    """Per-path risk figures from one block of engine output; drops the equity array.
+
+    Args:
+      summary: the engine's per-path summary of paths `path_start ...` of one cell: scalars
+        `(n,)`, `assigned_by_rung` `(n, rungs)`, `equity` `(n, n_steps + 1)` USD.
+      n_steps: trading days simulated (252 a year).
+      monthly_addition: USD added every 21 steps (the strategy's `monthly_addition`).
+      path_start: index of the block's first path in the cell.
+      n_sample: equity curves kept per cell (paths `0 .. n_sample - 1`).
+
+    Returns:
+      every entry of `summary` but `equity`, plus float64 `(n,)` `annual_return`,
+      `total_return`, `max_drawdown`, `path_sharpe`, `daily_var_99`; internal `_daily_return_sum`,
+      `_daily_return_sumsq`, `_daily_return_count` (pooled Sharpe) and `_equity_sample`
+      `(k, n_steps + 1)` for the block's paths with index < `n_sample` (k may be 0).
+    """
+    out = {k: np.asarray(v) for k, v in summary.items() if k != "equity"}
+    equity_raw = np.asarray(summary["equity"])
+    equity = equity_raw.astype(np.float64)
+    n, n_days = equity.shape
+    initial = np.asarray(summary["initial_equity"], dtype=np.float64)
+    ruin_step = np.asarray(summary.get("ruin_step", np.full(n, -1)), dtype=np.int64)
+    final = np.asarray(summary["final_equity"], dtype=np.float64)
+    contributions = np.asarray(summary.get("contributions", np.zeros(n)), dtype=np.float64)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        previous = np.concatenate([initial[:, None], equity[:, :-1]], axis=1)
+        returns = (equity - _additions(n_days, monthly_addition, ruin_step)) / previous - 1.0
+        returns[initial <= 0] = np.nan  # no sleeve, no return
+
+        steps = np.arange(n_days)
+        nonpositive = equity <= 0
+        hit = nonpositive.any(axis=1)
+        last = np.where(hit, nonpositive.argmax(axis=1), n_days - 1)
+        last = np.where(ruin_step >= 0, np.minimum(last, ruin_step), last)
+        used = steps[None, :] <= last[:, None]
+        cut = last < n_days - 1
+
+        growth = np.where(used, 1.0 + returns, 1.0)
+        wealth = np.cumprod(growth, axis=1)  # time-weighted equity index, 1 before day 0
+        annual = np.where(hit, -1.0, wealth[:, -1] ** (TRADING_DAYS / n_steps) - 1.0)
+        index = np.concatenate([np.ones((n, 1)), wealth], axis=1)
+        out["max_drawdown"] = np.asarray(metrics.max_drawdown(index), dtype=np.float64)
+        out["annual_return"] = annual
+        out["total_return"] = (final - contributions - initial) / initial
+        out["path_sharpe"] = _per_row(metrics.sharpe_ratio, returns, used, cut)
+        out["daily_var_99"] = _per_row(lambda r: metrics.value_at_risk(r, 0.99), returns, used, cut)
+        used_returns = np.where(used, returns, 0.0)
+        out["_daily_return_sum"] = used_returns.sum(axis=1)
+        out["_daily_return_sumsq"] = (used_returns * used_returns).sum(axis=1)
+        out["_daily_return_count"] = used.sum(axis=1).astype(np.int64)
+
+    k = int(np.clip(n_sample - path_start, 0, n))
+    out["_equity_sample"] = np.ascontiguousarray(equity_raw[:k])
+    return out
+
+
+# --------------------------------------------------------------------------- per cell
+
+
+def _f64(per_path: dict[str, np.ndarray], name: str) -> np.ndarray:
+    return np.asarray(per_path[name], dtype=np.float64)
+
+
+def _share(out: dict, name: str, hits: np.ndarray) -> None:
+    """A share of paths with its Wilson interval (paths are independent)."""
+    est = metrics.proportion_ci(hits.sum(), hits.size, CONF)
+    out[name], out[f"{name}_lo"], out[f"{name}_hi"] = est.estimate, est.lo, est.hi
+
+
+def _nanmedian(x: np.ndarray) -> float:
+    x = x[~np.isnan(x)]
+    return float(np.median(x)) if x.size else math.nan
+
+
+def _kelly(out: dict, per_path: dict[str, np.ndarray], strategy: Any) -> None:
+    k = metrics.kelly_inputs(
+        *(
+            _f64(per_path, name)
+            for name in (
+                "n_wins",
+                "n_trades",
+                "sum_win_ret",
+                "sum_win_ret_sq",
+                "sum_loss_ret",
+                "sum_loss_ret_sq",
+            )
+        ),
+        conf=CONF,
+    )
+    for ours, theirs in (
+        ("kelly_p", "p"),
+        ("kelly_avg_win", "avg_win"),
+        ("kelly_avg_loss", "avg_loss"),
+        ("kelly_fraction", "seed_fraction"),
+        ("kelly_growth_optimal", "growth_optimal"),
+    ):
+        for suffix in ("", "_lo", "_hi"):
+            out[ours + suffix] = float(k[theirs + suffix])
+    out["win_rate_trade"] = out["kelly_p"]
+    out["win_rate_trade_lo"], out["win_rate_trade_hi"] = out["kelly_p_lo"], out["kelly_p_hi"]
+    p, win, loss = out["kelly_p"], out["kelly_avg_win"], out["kelly_avg_loss"]
+    recommended = math.nan
+    if all(math.isfinite(v) for v in (p, win, loss)) and win > 0 and loss > 0:
+        recommended = float(
+            metrics.kelly(
+                p,
+                win,
+                loss,
+                multiplier=strategy.kelly_multiplier,
+                cap=strategy.max_total_strategy_pct,
+            )["recommended"]
+        )
+    out["kelly_recommended"] = recommended
+
+
+def aggregate_cell(
+    per_path: dict[str, np.ndarray], *, strategy: Any, n_steps: int
+) -> dict[str, Any]:
+    """Aggregate metrics of one grid cell, float64, from its per-path arrays in path order.
+
+    Args:
+      per_path: the `derive_block` outputs of the cell's blocks concatenated along paths.
+      strategy: the cell's `StrategyConfig` (Kelly sizing rule, ladder size).
+      n_steps: trading days simulated.
+
+    Returns:
+      name -> float, or a float64 array along the variable's extra dimension (`VARIABLES`).
+
+    `sharpe` is the median of the per-path Sharpe ratios (what one realisation of the year
+    shows; paths whose Sharpe is undefined are left out). `sharpe_pooled` pools every used
+    path-day: mean over standard deviation (ddof = 1) of all daily returns times sqrt(252),
+    the ensemble's Sharpe, which also counts the dispersion between paths.
+    """
+    out: dict[str, Any] = {}
+    n = int(np.asarray(per_path["final_equity"]).shape[0])
+    initial = _f64(per_path, "initial_equity")
+    final = _f64(per_path, "final_equity")
+    pnl = final - _f64(per_path, "contributions") - initial
+    out["paths"] = n
+    out["initial_equity"] = float(initial.mean())
+    out["final_equity_mean"] = float(final.mean())
+    out["final_equity_median"] = float(np.median(final))
+
+    _share(out, "win_rate_path", pnl > 0)
+    _share(out, "prob_loss", pnl < 0)
+    _share(out, "prob_ruin", np.asarray(per_path["ruined"]) > 0)
+    _share(out, "prob_margin_call", np.asarray(per_path["n_margin_calls"]) > 0)
+
+    annual = _f64(per_path, "annual_return")
+    est = metrics.mean_se(annual, CONF)
+    out["annual_return_mean"], out["annual_return_mean_se"] = est.estimate, est.se
+    out["annual_return_mean_lo"], out["annual_return_mean_hi"] = est.lo, est.hi
+    est = metrics.quantile_ci(annual, 0.5, CONF)
+    out["annual_return_median"] = est.estimate
+    out["annual_return_median_lo"], out["annual_return_median_hi"] = est.lo, est.hi
+    out["annual_return_quantile"] = np.quantile(annual, QUANTILES)
+    total = _f64(per_path, "total_return")
+    out["total_return_mean"] = float(total.mean())
+    out["total_return_quantile"] = np.quantile(total, QUANTILES)
+    for level in (95, 99):
+        out[f"var_{level}"] = float(metrics.value_at_risk(total, level / 100))
+        out[f"cvar_{level}"] = float(metrics.conditional_value_at_risk(total, level / 100))
+
+    out["sharpe"] = _nanmedian(_f64(per_path, "path_sharpe"))
+    count = float(np.asarray(per_path["_daily_return_count"]).sum())
+    total_sum = float(_f64(per_path, "_daily_return_sum").sum())
+    total_sq = float(_f64(per_path, "_daily_return_sumsq").sum())
+    pooled = math.nan
+    if count > 1:
+        mean = total_sum / count
+        var = (total_sq - count * mean * mean) / (count - 1)
+        if var > 0:
+            pooled = mean / math.sqrt(var) * math.sqrt(TRADING_DAYS)
+    out["sharpe_pooled"] = pooled
+
+    drawdown = _f64(per_path, "max_drawdown")
+    out["max_drawdown_median"] = _nanmedian(drawdown)
+    out["max_drawdown_quantile"] = np.quantile(drawdown, QUANTILES)
+    out["daily_var_99_median"] = _nanmedian(_f64(per_path, "daily_var_99"))
+
+    n_trades = _f64(per_path, "n_trades")
+    out["trades_per_path"] = float(n_trades.mean())
+    ends = np.array([_f64(per_path, c).sum() for c in _CLOSE_COUNTERS])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["close_reason_share"] = ends / ends.sum()
+        assigned = np.asarray(per_path["assigned_by_rung"], dtype=np.float64).reshape(n, -1)
+        out["assignment_rate"] = assigned.sum(axis=0) / n_trades.sum()
+        out["assignments_per_path"] = assigned.mean(axis=0)
+        path_days = n * (n_steps + 1)
+        out["breach_share"] = np.array([_f64(per_path, f"breach_{x}").sum() for x in LIMITS]) / (
+            path_days
+        )
+        out["breach_path_share"] = np.array(
+            [(np.asarray(per_path[f"breach_{x}"]) > 0).mean() for x in LIMITS]
+        )
+        out["attribution_mean"] = np.array([_f64(per_path, b).mean() for b in BUCKETS])
+
+        _kelly(out, per_path, strategy)
+
+        out["contracts_cut_mean"] = float(_f64(per_path, "contracts_cut").mean())
+        attempts = (
+            _f64(per_path, "n_entry_days")
+            - _f64(per_path, "n_blocked_signal")
+            - _f64(per_path, "n_blocked_limits")
+            - _f64(per_path, "n_blocked_exit")
+        ).sum() * len(strategy.strikes)
+        out["share_orders_cut"] = (
+            float(_f64(per_path, "n_orders_cut").sum() / attempts) if attempts > 0 else math.nan
+        )
+    return {k: (np.asarray(v, dtype=np.float64) if k != "paths" else v) for k, v in out.items()}

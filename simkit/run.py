@@ -1,0 +1,631 @@
+"""Run a scenario: (grid cell x path block) tasks, executed in process or on dask.
+
+This is the only module that knows dask. A task simulates one block of paths of one grid
+cell with the chosen engine, derives the per-path risk figures (`simkit.aggregate`) and sends
+back O(paths) arrays; the driver saves each finished block to the resume directory
+(`simkit.store.ResumeState`), and when every block of a cell is in, reduces the cell in path
+order. A block's random numbers depend only on (seed, cell number, path index), so any chunk
+size, any executor and any resume give the same file.
+
+Executors (`scheduler=`):
+  - `None` (default): chosen by the size of the run, see `choose_executor`.
+  - `"synchronous"`: every block in this process, one after the other.
+  - `"threads"`: a thread pool in this process (one thread per core).
+  - `"processes"`: a `distributed.LocalCluster` of worker processes, one thread each.
+  - `"tcp://host:port"` (or any dask scheduler address), or a `distributed.Client`: an
+    existing dask cluster. Its workers need simkit installed; the results come back here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from simkit import aggregate
+
+__all__ = ["RunSettings", "SchedulerUnreachable", "choose_executor", "simulate"]
+
+ENGINES = ("jax", "reference")
+SCHEDULERS = ("synchronous", "threads", "processes")
+
+# Below this many path-steps (paths x (days + 1) x cells) the default runs in process: worker
+# processes cost start-up, imports and a compile each (figures in `choose_executor`).
+PROCESSES_MIN_PATH_STEPS = 25_000_000
+PROGRESS_AFTER_S = 2.0  # show a progress bar only for runs longer than this
+MIN_BLOCK_PATHS = 2  # smallest block computed (see `_compute_task`)
+CONNECT_TIMEOUT_S = 10  # seconds to reach a dask scheduler given by address
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """What a run simulates beyond the cells themselves (the scenario's `[simulation]`)."""
+
+    paths: int  # paths per grid cell
+    seed: int
+    n_steps: int  # trading days simulated (252 a year)
+    chunk_size: int  # paths per block (task)
+    engine: str  # "jax" | "reference"
+    float64: bool
+
+    @property
+    def dtype(self) -> str:
+        return "float64" if self.float64 else "float32"
+
+    @property
+    def n_sample(self) -> int:
+        return min(aggregate.N_SAMPLE, self.paths)
+
+
+class SchedulerUnreachable(Exception):
+    """The dask scheduler at the given address did not answer."""
+
+
+def _bad(key: str, message: str, scenario: Any) -> Exception:
+    """The scenario's error for a bad run option: the CLI reports it with exit code 2."""
+    from simkit.scenario import ScenarioError
+
+    return ScenarioError(getattr(scenario, "path", None), [(key, None, message)])
+
+
+def _positive_int(value: Any, key: str, scenario: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise _bad(key, f"must be a whole number >= 1; got {value!r}", scenario)
+    return int(value)
+
+
+def resolve_settings(
+    scenario: Any,
+    *,
+    paths: int | None = None,
+    seed: int | None = None,
+    chunk_size: int | None = None,
+    engine: str | None = None,
+    float64: bool | None = None,
+) -> RunSettings:
+    """The scenario's `[simulation]` settings with the given overrides, each validated."""
+    sim = scenario.simulation
+    paths = _positive_int(sim.paths if paths is None else paths, "simulation.paths", scenario)
+    seed = sim.seed if seed is None else seed
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, int | np.integer)
+        or not 0 <= seed <= 2**32 - 1
+    ):
+        raise _bad(
+            "simulation.seed", f"must be a whole number in [0, 2**32 - 1]; got {seed!r}", scenario
+        )
+    chunk = sim.chunk_size if chunk_size is None else chunk_size
+    chunk = _positive_int(chunk, "simulation.chunk_size", scenario)
+    engine = sim.engine if engine is None else engine
+    if engine not in ENGINES:
+        raise _bad("simulation.engine", f"must be one of {ENGINES}; got {engine!r}", scenario)
+    float64 = bool(sim.float64 if float64 is None else float64)
+    n_steps = _positive_int(sim.n_steps, "simulation.n_steps", scenario)
+    return RunSettings(paths, int(seed), n_steps, chunk, engine, float64)
+
+
+def cell_number(cell: Any, shape: tuple[int, ...]) -> int:
+    """The cell's number in the grid (row-major), the `cell` of its random-number keys."""
+    number = getattr(cell, "number", None)
+    if number is not None:
+        return int(number)
+    return int(np.ravel_multi_index(tuple(cell.index), shape)) if shape else 0
+
+
+# --------------------------------------------------------------------------- one block
+
+
+def _simulate_block(
+    engine: str,
+    cell: Any,
+    seed: int,
+    cell_number: int,
+    path_start: int,
+    n_paths: int,
+    n_steps: int,
+    float64: bool,
+) -> dict[str, np.ndarray]:
+    """Per-path summary (docs/ENGINE_SPEC.md) of paths `path_start ...` of one cell.
+
+    `engine="jax"` runs the vectorized engine; `"reference"` generates the same market with
+    `simulate_market` and runs the scalar reference engine on it. JAX's x64 mode is set to
+    `float64` for this call only.
+    """
+    from simkit.precision import x64
+
+    with x64(float64):
+        if engine == "jax":
+            from simkit.strategy.engine import simulate_block
+
+            return simulate_block(
+                cell.strategy,
+                cell.market,
+                seed=seed,
+                cell=cell_number,
+                path_start=path_start,
+                n_paths=n_paths,
+                n_steps=n_steps,
+                float64=float64,
+            )
+        if engine == "reference":
+            import jax.numpy as jnp
+
+            from simkit.paths.market import market_to_numpy, simulate_market
+            from simkit.strategy.reference import simulate_paths
+
+            market = simulate_market(
+                cell.market,
+                seed,
+                cell_number,
+                path_start,
+                n_paths,
+                n_steps,
+                dtype=jnp.float64 if float64 else jnp.float32,
+            )
+            return simulate_paths(market_to_numpy(market), cell.strategy, cell.market)
+    raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """One task: paths `path_start .. path_start + n_paths - 1` of cell `cell_number`."""
+
+    cell_number: int
+    path_start: int
+    n_paths: int
+
+
+_DEVICE: str | None = None
+
+
+def device_description() -> str:
+    """`jax.devices()` of this process, in words (cached)."""
+    global _DEVICE
+    if _DEVICE is None:
+        import jax
+
+        devices = jax.devices()
+        kinds = sorted({f"{d.platform}:{getattr(d, 'device_kind', '?')}" for d in devices})
+        _DEVICE = f"{len(devices)} x {', '.join(kinds)} (jax {jax.__version__})"
+    return _DEVICE
+
+
+@dataclasses.dataclass(frozen=True)
+class _Task:
+    """What a worker needs for one block: the cell's parameters and the block."""
+
+    cell: Any
+    block: Block
+
+    @property
+    def key(self) -> str:
+        return f"simkit-block-{self.block.cell_number}-{self.block.path_start}"
+
+
+def _compute_task(
+    simulate_block: Callable[..., dict], settings: RunSettings, task: _Task
+) -> dict[str, np.ndarray]:
+    """Simulate and derive one block; runs on whichever worker the executor chose."""
+    cell, block = task.cell, task.block
+    # Path i depends only on (seed, cell, i), so padding adds paths that are then dropped.
+    # A block of one path is never computed: XLA computes it differently from the same path
+    # in a larger block (1 ulp in the IV path, seen with simulate_market on JAX 0.10.2).
+    n_run = max(block.n_paths, MIN_BLOCK_PATHS)
+    summary = simulate_block(
+        settings.engine,
+        cell,
+        settings.seed,
+        block.cell_number,
+        block.path_start,
+        n_run,
+        settings.n_steps,
+        settings.float64,
+    )
+    if n_run > block.n_paths:
+        summary = {k: np.asarray(v)[: block.n_paths] for k, v in summary.items()}
+    out = aggregate.derive_block(
+        summary,
+        n_steps=settings.n_steps,
+        monthly_addition=float(getattr(cell.strategy, "monthly_addition", 0.0)),
+        path_start=block.path_start,
+        n_sample=settings.n_sample,
+    )
+    out["_device"] = np.array(device_description())
+    return out
+
+
+# --------------------------------------------------------------------------- executors
+
+
+class _InProcess:
+    """Blocks one after the other in this process (no dask)."""
+
+    name = "synchronous"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def map_unordered(self, fn: Callable, items: list, *args) -> Iterator[tuple[Any, Any]]:
+        for item in items:
+            yield item, fn(*args, item)
+
+
+class _Threads(_InProcess):
+    """A thread pool in this process (JAX releases the GIL while it computes)."""
+
+    name = "threads"
+
+    def map_unordered(self, fn, items, *args):
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            futures = {pool.submit(fn, *args, item): item for item in items}
+            try:
+                for future in as_completed(futures):
+                    yield futures[future], future.result()
+            finally:
+                for future in futures:
+                    future.cancel()
+
+
+def _worker_env() -> dict[str, str]:
+    """Environment for spawned workers: the JAX compilation cache, so each worker loads the
+    engine's compiled code instead of compiling it again."""
+    import jax
+
+    env = {}
+    cache = os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir
+    if cache:
+        env["JAX_COMPILATION_CACHE_DIR"] = str(cache)
+        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = str(
+            jax.config.jax_persistent_cache_min_compile_time_secs
+        )
+    return env
+
+
+class _Dask:
+    """Tasks on a dask.distributed cluster: a new LocalCluster, or an existing scheduler."""
+
+    def __init__(self, address: Any = None, n_workers: int | None = None):
+        self.address = address
+        self.n_workers = n_workers
+        self.client = None
+        self.cluster = None
+        self._own_client = True
+        self.name = "processes" if address is None else str(address)
+
+    def __enter__(self):
+        import dask
+        from distributed import Client, LocalCluster
+
+        if self.address is None:
+            # The nanny's MALLOC_TRIM_THRESHOLD_=65536 halves JAX's speed in the workers
+            # (PERFORMANCE.md); None unsets it.
+            with dask.config.set(
+                {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+            ):
+                self.cluster = LocalCluster(
+                    n_workers=self.n_workers or default_workers(),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                    env=_worker_env(),
+                )
+            self.client = Client(self.cluster)
+        elif isinstance(self.address, str):
+            try:
+                self.client = Client(self.address, timeout=CONNECT_TIMEOUT_S)
+            except (OSError, TimeoutError) as exc:
+                raise SchedulerUnreachable(
+                    f"no dask scheduler answered at {self.address} within {CONNECT_TIMEOUT_S} s "
+                    f"({type(exc).__name__}: {exc})"
+                ) from None
+        else:  # a Client given by the caller: leave it open
+            self.client = self.address
+            self._own_client = False
+            self.name = self.client.scheduler.address
+        return self
+
+    def __exit__(self, *exc):
+        if self._own_client and self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        return False
+
+    def map_unordered(self, fn, items, *args):
+        from distributed import as_completed
+
+        token = os.urandom(4).hex()
+        futures = {}
+        for item in items:
+            key = f"{item.key}-{token}"
+            futures[self.client.submit(fn, *args, item, key=key, pure=False)] = item
+        try:
+            for future in as_completed(futures):
+                result = future.result()
+                item = futures[future]
+                future.release()
+                yield item, result
+        finally:
+            self.client.cancel(list(futures))
+
+
+def default_workers() -> int:
+    """Worker processes of the local cluster: one per core (two on the measured machines)."""
+    return max(1, os.cpu_count() or 1)
+
+
+def choose_executor(scheduler: Any, path_steps: int) -> Any:
+    """The executor for `scheduler` (see the module docstring); `None` chooses by size.
+
+    Default: in process (`"synchronous"`) below `PROCESSES_MIN_PATH_STEPS` path-steps
+    (paths x (days + 1) x cells: 25e6, about 100k path-years), a LocalCluster of one
+    single-threaded worker process per core above it; always in process on a GPU or on
+    one core. Why:
+      - threads give nothing: two threads in one process ran the engine at x1.0
+        (PERFORMANCE.md; here 7.6 s vs 7.6 s for 2k path-years);
+      - two worker processes gave x1.3-1.6 on an idle two-core machine (PERFORMANCE.md),
+        but a LocalCluster costs its start (3.4 s), an import of JAX and simkit in each
+        worker (5-7 s) and the engine's compile in each worker (the engine's full compile,
+        15-40 s, unless JAX's persistent cache holds it; then 2-3 s). On the shared
+        two-core machine the cluster lost at every size tried: 2k path-years 20.5 s vs
+        7.6 s in process, 4k 19.8-28.0 s vs 11.9-13.0 s, 16k 87.9 s vs 64.3 s (JAX engine,
+        float32, 2026-11 engine, other jobs on the machine). So the cluster is chosen only
+        where the run is long enough (minutes in process) that a x1.3 gain repays ~15-45 s
+        of start-up; re-measure with `bench/` figures when the engine changes speed.
+    Scripts that use `"processes"` need the `if __name__ == "__main__":` guard (worker
+    processes are spawned).
+    """
+    if scheduler is None:
+        if (os.cpu_count() or 1) < 2 or path_steps < PROCESSES_MIN_PATH_STEPS or _on_gpu():
+            return _InProcess()
+        return _Dask()
+    if isinstance(scheduler, str):
+        name = scheduler.strip().lower()
+        if name in ("synchronous", "sync", "single-threaded"):
+            return _InProcess()
+        if name == "threads":
+            return _Threads()
+        if name in ("processes", "local"):
+            return _Dask()
+        if "://" in name or ":" in name:
+            return _Dask(address=scheduler.strip())
+        raise ValueError(
+            f"scheduler must be one of {SCHEDULERS} or a dask scheduler address such as "
+            f"tcp://127.0.0.1:8786; got {scheduler!r}"
+        )
+    if hasattr(scheduler, "submit"):
+        return _Dask(address=scheduler)
+    raise ValueError(
+        f"scheduler must be a name, an address or a distributed.Client; got {scheduler!r}"
+    )
+
+
+def _on_gpu() -> bool:
+    import jax
+
+    return jax.default_backend() != "cpu"
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class _Progress:
+    """A rich progress bar (cells, paths, rate, ETA) that appears only once a run has taken
+    `PROGRESS_AFTER_S` and only on a terminal."""
+
+    def __init__(self, enabled: bool, n_cells: int, total_paths: int):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.n_cells = n_cells
+        self.total = total_paths
+        self.done_paths = 0
+        self.computed_paths = 0  # excludes blocks resumed from disk (for the rate)
+        self.done_cells = 0
+        self.start = time.perf_counter()
+        self.bar = None
+        self.task = None
+
+    def _show(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("simulating"),
+            BarColumn(),
+            TextColumn("cells {task.fields[cells]}"),
+            TextColumn("paths"),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self.bar.start()
+        # Start at what is already done (resumed blocks), so the ETA counts only new work.
+        self.task = self.bar.add_task(
+            "run", total=self.total, completed=self.done_paths, cells="", rate=""
+        )
+
+    def advance(self, paths: int, cells: int = 0, computed: bool = True) -> None:
+        self.done_paths += paths
+        self.computed_paths += paths if computed else 0
+        self.done_cells += cells
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.start
+        if self.bar is None and elapsed > PROGRESS_AFTER_S and self.done_paths < self.total:
+            self._show()
+        if self.bar is not None:
+            rate = self.computed_paths / elapsed if elapsed > 0 else 0.0
+            self.bar.update(
+                self.task,
+                completed=self.done_paths,
+                cells=f"{self.done_cells}/{self.n_cells}",
+                rate=f"{rate:,.0f} paths/s",
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _blocks(numbers: list[int], settings: RunSettings) -> list[Block]:
+    """Every (cell, path block) task, cell by cell, in path order."""
+    return [
+        Block(number, start, min(settings.chunk_size, settings.paths - start))
+        for number in numbers
+        for start in range(0, settings.paths, settings.chunk_size)
+    ]
+
+
+def _concat(blocks: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per-path arrays of one cell, blocks given in path order."""
+    blocks = list(blocks)
+    names = [k for k in blocks[0] if k != "_device"]
+    return {k: np.concatenate([b[k] for b in blocks], axis=0) for k in names}
+
+
+def simulate(
+    scenario: Any,
+    *,
+    paths: int | None = None,
+    seed: int | None = None,
+    chunk_size: int | None = None,
+    scheduler: Any = None,
+    per_path: bool = False,
+    engine: str | None = None,
+    float64: bool | None = None,
+    out: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Any:
+    """Simulate every grid cell of `scenario` and reduce it to an `xarray.Dataset`.
+
+    Args:
+      scenario: a `simkit.scenario.Scenario` (`simkit.load_scenario(path)`).
+      paths, seed, chunk_size, engine, float64: override the scenario's `[simulation]`
+        values (validated as the file's are). Default value: the scenario's.
+      scheduler: where the blocks run (module docstring). Default value: chosen by size.
+      per_path: also keep every path's summary (a `path` dimension). Default value: False.
+      out: write the dataset there (NetCDF4/HDF5, atomically) and keep resume state in
+        `<out>.partial/` while running; a rerun of the same run reuses finished blocks.
+        Default value: None (nothing written).
+      progress: show a progress bar on a terminal for runs over ~2 s. Default value: True.
+
+    Returns:
+      the result dataset (`simkit.store.build_dataset` describes its variables).
+    """
+    from simkit import store
+
+    started = time.perf_counter()
+    settings = resolve_settings(
+        scenario, paths=paths, seed=seed, chunk_size=chunk_size, engine=engine, float64=float64
+    )
+    cells = list(scenario.cells())
+    shape = tuple(scenario.shape)
+    numbers = [cell_number(c, shape) for c in cells]
+    cell_of = dict(zip(numbers, cells, strict=True))
+    executor = choose_executor(scheduler, settings.paths * (settings.n_steps + 1) * len(cells))
+
+    resume = store.ResumeState.open(out, scenario, cells, settings) if out is not None else None
+    blocks = _blocks(numbers, settings)
+    per_cell_blocks = {n: math.ceil(settings.paths / settings.chunk_size) for n in numbers}
+    finished: dict[int, dict[int, dict]] = {n: {} for n in numbers}
+    results: dict[int, dict[str, Any]] = {}
+    per_path_arrays: dict[int, dict[str, np.ndarray]] = {}
+    samples: dict[int, np.ndarray] = {}
+    devices: set[str] = set()
+    bar = _Progress(progress, len(cells), settings.paths * len(cells))
+
+    def take(block: Block, arrays: dict[str, np.ndarray], computed: bool = True) -> None:
+        devices.add(str(arrays.get("_device", "")))
+        held = finished[block.cell_number]
+        held[block.path_start] = arrays
+        done_cell = len(held) == per_cell_blocks[block.cell_number]
+        if done_cell:
+            cell = cell_of[block.cell_number]
+            joined = _concat(held[k] for k in sorted(held))
+            samples[block.cell_number] = joined.pop("_equity_sample")
+            results[block.cell_number] = aggregate.aggregate_cell(
+                joined, strategy=cell.strategy, n_steps=settings.n_steps
+            )
+            if per_path:
+                per_path_arrays[block.cell_number] = {
+                    k: v for k, v in joined.items() if not k.startswith("_")
+                }
+            del finished[block.cell_number]
+        bar.advance(block.n_paths, cells=int(done_cell), computed=computed)
+
+    todo: list[_Task] = []
+    try:
+        for block in blocks:
+            saved = resume.load(block) if resume is not None else None
+            if saved is None:
+                todo.append(_Task(cell_of[block.cell_number], block))
+            else:
+                take(block, saved, computed=False)
+        simulate_fn = _simulate_block  # looked up now, so a patched engine reaches the workers
+        if todo:
+            with executor:
+                for task, arrays in executor.map_unordered(
+                    _compute_task, todo, simulate_fn, settings
+                ):
+                    if resume is not None:
+                        resume.save(task.block, arrays)
+                    take(task.block, arrays)
+    except BaseException:
+        if resume is not None and resume.loaded == 0 and resume.saved == 0:
+            resume.finish()  # nothing to resume: leave nothing behind
+        raise
+    finally:
+        bar.close()
+
+    attrs = store.run_attrs(
+        scenario,
+        settings,
+        wall_time_s=time.perf_counter() - started,
+        executor=executor.name if todo else "resumed",
+        device="; ".join(sorted(d for d in devices if d)) or device_description(),
+        per_path=per_path,
+    )
+    ds = store.build_dataset(
+        scenario,
+        cells,
+        numbers,
+        settings,
+        results,
+        samples,
+        per_path_arrays if per_path else None,
+        attrs,
+    )
+    if out is not None:
+        store.write_dataset(ds, out)
+        resume.finish()
+    return ds

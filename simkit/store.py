@@ -1,0 +1,466 @@
+"""Result files: the `xarray.Dataset` of a run, its atomic NetCDF4/HDF5 write, resume state.
+
+The only module that writes results. A result file is written with the `h5netcdf` engine to a
+temporary file beside the target, flushed to disk and renamed over it (`os.replace`), so a
+reader never sees half a file. While a run goes on, every finished (cell, path block) is saved
+in `<out>.partial/` as one small `.npz` (also written atomically) beside a manifest that
+identifies the run; rerunning the same run reuses them, and the directory is removed once
+the final file is complete.
+
+Layout of a result dataset:
+  - one dimension per grid axis, named after its dotted key (`market.sigma`), coordinates
+    = its values; keys zipped with an axis are non-dimension coordinates on it;
+  - aggregate variables over the grid dimensions (`simkit.aggregate.VARIABLES`), some with
+    one more dimension: `quantile`, `close_reason`, `limit`, `bucket`, `strike` (the ladder;
+    `rung` when grid cells have different ladders, with the strikes in `ladder_strike`);
+  - `equity_sample` (grid..., `sample`, `day`): daily sleeve equity of the first
+    min(200, paths) paths of each cell, for fan charts;
+  - with `per_path`: every per-path summary over (grid..., `path`) (`assigned_by_rung` also
+    over `strike`), `final_equity`, `max_drawdown`, `n_trades`, `n_wins`, `annual_return`,
+    `path_sharpe`, ...; `initial_equity` is the same for every path of a cell and is stored
+    once, over the grid dimensions.
+Every variable and coordinate has `units` and `long_name`. Dataset attributes: the scenario
+text and path, seed, paths, steps, chunk size, engine, dtype, versions (simkit, JAX, NumPy,
+xarray), device, executor, wall time and creation time (UTC, ISO 8601).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simkit import aggregate
+
+__all__ = ["ResumeState", "build_dataset", "partial_dir", "run_attrs", "write_dataset"]
+
+log = logging.getLogger("simkit")
+
+MANIFEST = "manifest.json"
+# Per-path quantities stored once per cell (constant over paths) or under another name.
+_PER_PATH_SKIP = {"initial_equity"}
+
+# Units of grid coordinates, by field name (the last part of the dotted key); others get "1".
+_COORD_UNITS = {
+    "s0": "USD",
+    "bid_ask_spread": "USD",
+    "portfolio_value": "USD",
+    "allocation": "USD",
+    "monthly_addition": "USD",
+    "reference_spot": "USD",
+    "strike_grid": "USD",
+    "commission": "USD",
+    "min_quote": "USD",
+    "price_improvement_target": "USD",
+    "cc_basis_good": "USD",
+    "cc_basis_hold": "USD",
+    "liquidity_exit_spread": "USD",
+    "signal_spread_max": "USD",
+    "strikes": "USD",
+    "dte_calendar": "day",
+    "cc_dte_calendar": "day",
+    "hedge_dte_calendar": "day",
+    "time_exit_dte": "day",
+    "entry_every_days": "day",
+    "years": "year",
+    "short_interest": "percent",
+    "short_interest_long_run": "percent",
+    "borrow_cost": "percent",
+    "open_interest": "count",
+    "option_volume": "count",
+}
+
+
+# --------------------------------------------------------------------------- atomic files
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform can open a directory
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _atomic_path(target: Path):
+    """A temporary path beside `target`; renamed over it (after fsync) if the block succeeds,
+    removed if it raises."""
+    target = Path(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp_path, _FILE_MODE)  # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp_path, target)
+        _fsync_dir(target.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_dataset(ds: Any, out: str | os.PathLike) -> Path:
+    """Write `ds` to `out` (NetCDF4/HDF5 via h5netcdf) atomically; returns the path."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _atomic_path(out) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+    return out
+
+
+# --------------------------------------------------------------------------- resume state
+
+
+def partial_dir(out: str | os.PathLike) -> Path:
+    """The resume directory of result file `out`: `<out>.partial/`."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+def run_fingerprint(scenario: Any, cells: list, settings: Any) -> dict[str, Any]:
+    """What makes two runs the same run: the scenario after overrides, every cell's
+    parameters, the run settings that change numbers or blocks, the simkit version."""
+    from simkit import __version__
+
+    cell_text = "\n".join(
+        f"{tuple(c.index)!r} {c.coords!r} {c.market!r} {c.strategy!r}" for c in cells
+    )
+    resolved = scenario.to_toml() if hasattr(scenario, "to_toml") else str(scenario.text)
+    return {
+        "scenario_sha256": hashlib.sha256(resolved.encode()).hexdigest(),
+        "cells_sha256": hashlib.sha256(cell_text.encode()).hexdigest(),
+        "paths": settings.paths,
+        "seed": settings.seed,
+        "n_steps": settings.n_steps,
+        "chunk_size": settings.chunk_size,
+        "engine": settings.engine,
+        "dtype": settings.dtype,
+        "simkit_version": __version__,
+    }
+
+
+class ResumeState:
+    """Finished blocks of an interrupted run, kept in `<out>.partial/`."""
+
+    def __init__(self, directory: Path, fingerprint: dict[str, Any]):
+        self.directory = directory
+        self.fingerprint = fingerprint
+        self.loaded = 0  # blocks read back from an earlier run
+        self.saved = 0  # blocks saved by this run
+
+    @classmethod
+    def open(cls, out: str | os.PathLike, scenario: Any, cells: list, settings: Any):
+        """Open (or start) the resume state of a run writing `out`. State left by another
+        run (a different manifest) is discarded with a warning."""
+        directory = partial_dir(out)
+        fingerprint = run_fingerprint(scenario, cells, settings)
+        digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
+        fingerprint = {"hash": digest, **fingerprint}
+        if directory.exists():
+            try:
+                found = json.loads((directory / MANIFEST).read_text())
+            except (OSError, ValueError):
+                found = {}
+            if found.get("hash") != digest:
+                changed = sorted(
+                    k for k in fingerprint if k != "hash" and found.get(k) != fingerprint[k]
+                )
+                log.warning(
+                    "simkit: %s holds the state of a different run (%s differ); starting afresh",
+                    directory,
+                    ", ".join(changed) or "manifest unreadable",
+                )
+                shutil.rmtree(directory)
+        if not directory.exists():
+            directory.mkdir(parents=True)
+            with _atomic_path(directory / MANIFEST) as tmp:
+                tmp.write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
+        else:
+            n = len(list(directory.glob("*.npz")))
+            if n:
+                log.info("simkit: resuming from %s (%d finished blocks)", directory, n)
+        return cls(directory, fingerprint)
+
+    def _file(self, block: Any) -> Path:
+        return self.directory / (
+            f"cell{block.cell_number:06d}_path{block.path_start:010d}_n{block.n_paths}.npz"
+        )
+
+    def load(self, block: Any) -> dict[str, np.ndarray] | None:
+        """The saved arrays of `block`, or None if it has not finished."""
+        path = self._file(block)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("simkit: ignoring unreadable resume file %s (%s)", path, exc)
+            path.unlink(missing_ok=True)
+            return None
+        self.loaded += 1
+        return arrays
+
+    def save(self, block: Any, arrays: dict[str, np.ndarray]) -> None:
+        """Save one finished block (atomically: a block file is whole or absent)."""
+        with _atomic_path(self._file(block)) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        self.saved += 1
+
+    def finish(self) -> None:
+        """Remove the resume state (call once the result file is complete)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- the dataset
+
+
+def _attr(value: Any) -> Any:
+    """A value NetCDF attributes can hold: bools as 0/1, None as "", mappings as JSON."""
+    if isinstance(value, bool | np.bool_):
+        return int(value)
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def run_attrs(
+    scenario: Any,
+    settings: Any,
+    *,
+    wall_time_s: float,
+    executor: str,
+    device: str,
+    per_path: bool,
+) -> dict[str, Any]:
+    """Dataset attributes of a run (NetCDF-safe types)."""
+    import jax
+    import xarray
+
+    from simkit import __version__
+
+    sim = scenario.simulation
+    attrs = {
+        "title": f"simkit run of {Path(str(scenario.path)).name if scenario.path else 'a scenario'}",
+        "description": getattr(sim, "description", "") or "",
+        "scenario_path": str(scenario.path or ""),
+        "scenario_text": str(scenario.text),
+        "scenario_overrides": dict(getattr(scenario, "overrides", {}) or {}),
+        "scenario_resolved": scenario.to_toml() if hasattr(scenario, "to_toml") else "",
+        "seed": settings.seed,
+        "paths": settings.paths,
+        "n_steps": settings.n_steps,
+        "years": float(getattr(sim, "years", settings.n_steps / aggregate.TRADING_DAYS)),
+        "chunk_size": settings.chunk_size,
+        "engine": settings.engine,
+        "dtype": settings.dtype,
+        "per_path": per_path,
+        "confidence_level": aggregate.CONF,
+        "simkit_version": __version__,
+        "jax_version": jax.__version__,
+        "numpy_version": np.__version__,
+        "xarray_version": xarray.__version__,
+        "device": device,
+        "executor": executor,
+        "wall_time_s": float(wall_time_s),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "Conventions": "CF-1.8",
+    }
+    return {k: _attr(v) for k, v in attrs.items()}
+
+
+def _axes(scenario: Any) -> list[Any]:
+    grid = getattr(scenario, "grid", None)
+    if grid is None:
+        return []
+    return list(getattr(grid, "axes", grid))
+
+
+def _zipped(axis: Any, position: int, cells: list) -> dict[str, list]:
+    """Keys zipped with a grid axis -> their values along it."""
+    zipped = getattr(axis, "zipped", None) or {}
+    if isinstance(zipped, dict):
+        return {str(k): list(v) for k, v in zipped.items() if str(k) != axis.name}
+    out = {}
+    for entry in zipped:
+        if hasattr(entry, "values"):  # another GridAxis
+            if entry.name != axis.name:
+                out[entry.name] = list(entry.values)
+        else:  # a key: read its values off the cells
+            key = str(entry)
+            if key == axis.name:
+                continue
+            values: dict[int, Any] = {}
+            for cell in cells:
+                values.setdefault(cell.index[position], cell.coords[key])
+            out[key] = [values[i] for i in range(len(axis.values))]
+    return out
+
+
+def _coord_attrs(name: str) -> dict[str, str]:
+    field = name.rsplit(".", 1)[-1]
+    return {"units": _COORD_UNITS.get(field, "1"), "long_name": f"grid axis: {name}"}
+
+
+def _coord_values(values: list) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype == object:  # mixed kinds: store their text
+        array = np.asarray([str(v) for v in values])
+    return array
+
+
+def _ladders(cells: list) -> tuple[str, list[tuple[float, ...]]]:
+    ladders = [tuple(float(k) for k in c.strategy.strikes) for c in cells]
+    return ("strike" if len(set(ladders)) == 1 else "rung"), ladders
+
+
+def build_dataset(
+    scenario: Any,
+    cells: list,
+    numbers: list[int],
+    settings: Any,
+    results: dict[int, dict[str, Any]],
+    samples: dict[int, np.ndarray],
+    per_path: dict[int, dict[str, np.ndarray]] | None,
+    attrs: dict[str, Any],
+) -> Any:
+    """The result dataset from each cell's aggregates (and per-path arrays).
+
+    Args:
+      scenario: the scenario run (grid axes, shape).
+      cells: its cells; `numbers[i]` is the cell number of `cells[i]`.
+      settings: the run settings (`simkit.run.RunSettings`).
+      results: cell number -> `simkit.aggregate.aggregate_cell` output.
+      samples: cell number -> `(sample, day)` equity curves.
+      per_path: cell number -> per-path arrays, or None for an aggregate-only file.
+      attrs: dataset attributes (`run_attrs`).
+    """
+    import xarray as xr
+
+    axes = _axes(scenario)
+    shape = tuple(scenario.shape)
+    grid_dims = tuple(axis.name for axis in axes)
+    coords: dict[str, Any] = {}
+    for position, axis in enumerate(axes):
+        coords[axis.name] = xr.Variable(
+            axis.name, _coord_values(list(axis.values)), _coord_attrs(axis.name)
+        )
+        for key, values in _zipped(axis, position, cells).items():
+            coords[key] = xr.Variable(axis.name, _coord_values(values), _coord_attrs(key))
+
+    rung_dim, ladders = _ladders(cells)
+    n_rungs = max(len(ladder) for ladder in ladders)
+    extra_coords = {
+        "quantile": (np.asarray(aggregate.QUANTILES), "1", "probability level of the quantile"),
+        "close_reason": (np.asarray(aggregate.CLOSE_REASONS), "1", "how a trade ended"),
+        "limit": (np.asarray(aggregate.LIMITS), "1", "risk limit of the strategy"),
+        "bucket": (np.asarray(aggregate.BUCKETS), "1", "P&L attribution bucket"),
+    }
+    if rung_dim == "strike":
+        extra_coords["strike"] = (np.asarray(ladders[0]), "USD", "strike of the put ladder rung")
+    else:
+        extra_coords["rung"] = (np.arange(n_rungs), "1", "index of the put ladder rung")
+    for name, (values, units, long_name) in extra_coords.items():
+        coords[name] = xr.Variable(name, values, {"units": units, "long_name": long_name})
+    n_days = settings.n_steps + 1
+    n_sample = settings.n_sample
+    coords["day"] = xr.Variable(
+        "day", np.arange(n_days), {"units": "day", "long_name": "trading day"}
+    )
+    coords["sample"] = xr.Variable(
+        "sample", np.arange(n_sample), {"units": "1", "long_name": "path index of the sample"}
+    )
+
+    positions = {n: tuple(c.index) for n, c in zip(numbers, cells, strict=True)}
+    data_vars: dict[str, Any] = {}
+    for name, (extra, units, long_name) in aggregate.VARIABLES.items():
+        extra = tuple(rung_dim if d == "strike" else d for d in extra)
+        sizes = tuple(coords[d].size for d in extra)
+        dtype = np.int64 if name == "paths" else np.float64
+        array = np.full(shape + sizes, np.nan if dtype == np.float64 else 0, dtype=dtype)
+        for number, result in results.items():
+            value = np.asarray(result[name])
+            array[positions[number] + tuple(slice(0, s) for s in value.shape)] = value
+        data_vars[name] = xr.Variable(
+            grid_dims + extra, array, {"units": units, "long_name": long_name}
+        )
+    if rung_dim == "rung":
+        ladder = np.full(shape + (n_rungs,), np.nan)
+        for number, cell in zip(numbers, cells, strict=True):
+            strikes = [float(k) for k in cell.strategy.strikes]
+            ladder[positions[number] + (slice(0, len(strikes)),)] = strikes
+        data_vars["ladder_strike"] = xr.Variable(
+            grid_dims + ("rung",),
+            ladder,
+            {"units": "USD", "long_name": "strike of each ladder rung"},
+        )
+
+    first = samples[numbers[0]]
+    sample = np.full(shape + (n_sample, n_days), np.nan, dtype=first.dtype)
+    for number, curves in samples.items():
+        sample[positions[number]] = curves
+    data_vars["equity_sample"] = xr.Variable(
+        grid_dims + ("sample", "day"),
+        sample,
+        {
+            "units": "USD",
+            "long_name": "daily strategy sleeve equity of the first paths of each cell "
+            "(end of day t = 0 ... n_steps)",
+        },
+    )
+
+    if per_path is not None:
+        coords["path"] = xr.Variable(
+            "path", np.arange(settings.paths), {"units": "1", "long_name": "path index"}
+        )
+        for name in per_path[numbers[0]]:
+            if name in _PER_PATH_SKIP or name.startswith("_"):
+                continue
+            first = per_path[numbers[0]][name]
+            extra = (rung_dim,) if first.ndim == 2 else ()
+            width = (n_rungs,) if first.ndim == 2 else ()
+            fill = np.nan if np.issubdtype(first.dtype, np.floating) else 0
+            array = np.full(shape + (settings.paths,) + width, fill, dtype=first.dtype)
+            for number, arrays in per_path.items():
+                value = arrays[name]
+                array[
+                    positions[number] + (slice(None),) + tuple(slice(0, s) for s in value.shape[1:])
+                ] = value
+            units, long_name = aggregate.per_path_meta(name)
+            data_vars[name] = xr.Variable(
+                grid_dims + ("path",) + extra, array, {"units": units, "long_name": long_name}
+            )
+
+    return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs))
+
+
+def settings_dict(settings: Any) -> dict[str, Any]:
+    return dataclasses.asdict(settings)

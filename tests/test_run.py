@@ -1,0 +1,331 @@
+"""The run pipeline: chunking, executors, reruns and resumes change nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from simkit import metrics
+from simkit.aggregate import derive_block
+from simkit.run import simulate
+from simkit.scenario import ScenarioError, load_scenario
+from simkit.store import partial_dir
+
+GRID_2 = '\n[grid]\n"market.sigma" = [1.5, 3.0]\n'
+GRID_2X2 = '\n[grid]\n"market.sigma" = [1.5, 3.0]\n"exits.stop_loss_multiple" = [1.0, 2.0]\n'
+
+
+def assert_same_data(a: xr.Dataset, b: xr.Dataset) -> None:
+    """Every variable and coordinate equal bit for bit, with the same dtype (attrs aside)."""
+    assert set(a.variables) == set(b.variables)
+    for name in a.variables:
+        x, y = a[name].values.reshape(-1), b[name].values.reshape(-1)
+        assert x.dtype == y.dtype, name
+        if np.issubdtype(x.dtype, np.floating):
+            assert np.array_equal(x.view(np.uint8), y.view(np.uint8)), name
+        else:
+            assert np.array_equal(x, y), name
+    xr.testing.assert_equal(a, b)
+
+
+# --------------------------------------------------------------------------- invariance
+
+
+def test_chunk_size_changes_nothing(make_scenario):
+    scenario = load_scenario(make_scenario(paths=50, grid=GRID_2))
+    runs = [
+        simulate(scenario, chunk_size=chunk, per_path=True, scheduler="synchronous")
+        for chunk in (7, 16, 50)
+    ]
+    assert runs[0].sizes["path"] == 50
+    assert runs[0]["final_equity"].dims == ("market.sigma", "path")
+    for other in runs[1:]:
+        assert_same_data(runs[0], other)
+
+
+def test_executors_change_nothing(make_scenario):
+    """In process, threads, and a LocalCluster of two worker processes."""
+    scenario = load_scenario(make_scenario(paths=32, chunk_size=8, grid=GRID_2))
+    base = simulate(scenario, per_path=True, scheduler="synchronous")
+    assert base.attrs["executor"] == "synchronous"
+    for scheduler in ("threads", "processes"):
+        other = simulate(scenario, per_path=True, scheduler=scheduler)
+        assert other.attrs["executor"] == scheduler
+        assert_same_data(base, other)
+
+
+def test_rerun_is_identical(make_scenario, tmp_path):
+    scenario = load_scenario(make_scenario(grid=GRID_2))
+    first = simulate(scenario, per_path=True, out=tmp_path / "a.nc")
+    second = simulate(scenario, per_path=True, out=tmp_path / "b.nc")
+    assert_same_data(first, second)
+    with xr.open_dataset(tmp_path / "a.nc") as a, xr.open_dataset(tmp_path / "b.nc") as b:
+        assert_same_data(a.load(), b.load())
+
+
+def test_aggregates_match_the_per_path_arrays(make_scenario):
+    ds = simulate(load_scenario(make_scenario(paths=64)), per_path=True, scheduler="synchronous")
+    assert int(ds["paths"]) == 64
+    assert float(ds["prob_ruin"]) == ds["ruined"].values.mean()
+    wins, trades = ds["n_wins"].values.sum(), ds["n_trades"].values.sum()
+    assert float(ds["win_rate_trade"]) == pytest.approx(wins / trades)
+    assert float(ds["kelly_p"]) == pytest.approx(wins / trades)
+    pnl = ds["final_equity"] - ds["contributions"] - ds["initial_equity"]
+    assert float(ds["win_rate_path"]) == pytest.approx(float((pnl > 0).mean()))
+    total = ds["total_return"].values
+    assert float(ds["var_99"]) == metrics.value_at_risk(total, 0.99)
+    assert float(ds["cvar_95"]) == metrics.conditional_value_at_risk(total, 0.95)
+    assert float(ds["annual_return_median"]) == np.median(ds["annual_return"].values)
+    assert float(ds["max_drawdown_median"]) == np.median(ds["max_drawdown"].values)
+    assert float(ds["close_reason_share"].sum()) == pytest.approx(1.0)
+    assert ds["equity_sample"].shape == (64, 14)
+    assert (
+        float(ds["win_rate_trade_lo"])
+        <= float(ds["win_rate_trade"])
+        <= float(ds["win_rate_trade_hi"])
+    )
+
+
+def test_bad_run_options_are_scenario_errors(tiny_scenario):
+    scenario = load_scenario(tiny_scenario)
+    for kwargs, key in (
+        ({"paths": 0}, "simulation.paths"),
+        ({"chunk_size": -1}, "simulation.chunk_size"),
+        ({"seed": -3}, "simulation.seed"),
+        ({"engine": "numba"}, "simulation.engine"),
+    ):
+        with pytest.raises(ScenarioError, match=key):
+            simulate(scenario, **kwargs)
+    with pytest.raises(ValueError, match="scheduler"):
+        simulate(scenario, scheduler="gpu-cluster")
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def test_resume_after_failure_reuses_finished_blocks(make_scenario, tmp_path, engine_calls):
+    scenario = load_scenario(make_scenario(paths=32, chunk_size=8, grid=GRID_2X2))  # 16 blocks
+    out = tmp_path / "run.nc"
+    engine_calls["fail_at"] = 6
+    with pytest.raises(RuntimeError, match="injected failure"):
+        simulate(scenario, out=out, per_path=True)
+    assert not out.exists()
+    saved = sorted(partial_dir(out).glob("*.npz"))
+    assert len(saved) == 5
+
+    engine_calls["fail_at"] = None
+    engine_calls["calls"].clear()
+    resumed = simulate(scenario, out=out, per_path=True)
+    assert len(engine_calls["calls"]) == 16 - 5
+    assert not partial_dir(out).exists()
+
+    engine_calls["calls"].clear()
+    clean = simulate(scenario, out=tmp_path / "clean.nc", per_path=True)
+    assert len(engine_calls["calls"]) == 16
+    assert_same_data(resumed, clean)
+    with xr.open_dataset(out) as a, xr.open_dataset(tmp_path / "clean.nc") as b:
+        assert_same_data(a.load(), b.load())
+
+
+def test_changed_run_starts_afresh(make_scenario, tmp_path, engine_calls, caplog):
+    scenario = load_scenario(make_scenario(paths=32, chunk_size=8))  # 4 blocks
+    out = tmp_path / "run.nc"
+    engine_calls["fail_at"] = 3
+    with pytest.raises(RuntimeError):
+        simulate(scenario, out=out)
+    assert len(list(partial_dir(out).glob("*.npz"))) == 2
+
+    engine_calls["fail_at"] = None
+    engine_calls["calls"].clear()
+    with caplog.at_level("WARNING", logger="simkit"):
+        ds = simulate(scenario, out=out, seed=8)
+    assert "different run" in caplog.text and "seed" in caplog.text
+    assert len(engine_calls["calls"]) == 4
+    assert ds.attrs["seed"] == 8
+    assert not partial_dir(out).exists()
+
+
+def test_failure_before_any_block_leaves_nothing(tiny_scenario, tmp_path, engine_calls):
+    engine_calls["fail_at"] = 1
+    out = tmp_path / "run.nc"
+    with pytest.raises(RuntimeError):
+        simulate(load_scenario(tiny_scenario), out=out)
+    assert not out.exists() and not partial_dir(out).exists()
+
+
+# Runs the CLI with each block slowed down, so the test can kill it between blocks.
+SLOW_CLI = """
+import sys, time
+import simkit.run
+from simkit.cli import main
+real = simkit.run._simulate_block
+def slow(*args):
+    time.sleep(0.3)
+    return real(*args)
+simkit.run._simulate_block = slow
+sys.exit(main(["run", sys.argv[1], "--out", sys.argv[2], "--no-progress"]))
+"""
+
+
+def test_sigkill_then_rerun_resumes(make_scenario, tmp_path):
+    scenario = make_scenario(paths=32, chunk_size=8, grid=GRID_2X2)  # 16 blocks
+    out = tmp_path / "killed.nc"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_CLI, str(scenario), str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(partial_dir(out).glob("*.npz")):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "no block finished in time"
+            time.sleep(0.02)
+        assert proc.poll() is None
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not out.exists()
+    n_saved = len(list(partial_dir(out).glob("*.npz")))
+    assert 1 <= n_saved < 16
+
+    simkit_cli = Path(sys.executable).parent / "simkit"
+    rerun = subprocess.run(
+        [str(simkit_cli), "run", str(scenario), "--out", str(out), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resuming from" in rerun.stderr
+    assert not partial_dir(out).exists()
+
+    clean = simulate(load_scenario(scenario), scheduler="synchronous")
+    with xr.open_dataset(out) as resumed:
+        assert_same_data(resumed.load(), clean)
+
+
+# --------------------------------------------------------------------------- JAX engine
+
+
+def test_jax_engine_end_to_end(make_scenario):
+    """The default engine through the pipeline: blocks in path order, the short last block
+    equal to the same paths computed in a full block."""
+    from simkit.strategy.engine import simulate_block
+
+    scenario = load_scenario(make_scenario(paths=20, chunk_size=8, engine="jax"))
+    ds = simulate(scenario, per_path=True)
+    assert ds.attrs["engine"] == "jax" and ds.attrs["dtype"] == "float32"
+    cell = scenario.cells()[0]
+    for start in (0, 8, 16):
+        direct = simulate_block(
+            cell.strategy,
+            cell.market,
+            seed=7,
+            cell=0,
+            path_start=start,
+            n_paths=8,
+            n_steps=scenario.simulation.n_steps,
+        )
+        stop = min(start + 8, 20)
+        for name in ("final_equity", "n_trades", "n_wins", "assigned_by_rung"):
+            got = ds[name].values[start:stop]
+            assert np.array_equal(got, direct[name][: stop - start]), name
+        rows = direct["equity"][: stop - start]
+        assert np.array_equal(ds["equity_sample"].values[start:stop], rows)
+
+
+@pytest.mark.slow
+def test_jax_engine_chunk_size_changes_nothing(make_scenario):
+    scenario = load_scenario(make_scenario(paths=50, engine="jax"))
+    runs = [simulate(scenario, chunk_size=c, per_path=True) for c in (7, 16, 50)]
+    for other in runs[1:]:
+        assert_same_data(runs[0], other)
+
+
+def test_float64_reference_run(tiny_scenario):
+    ds = simulate(load_scenario(tiny_scenario), float64=True, per_path=True)
+    assert ds.attrs["dtype"] == "float64"
+    assert ds["final_equity"].dtype == np.float64
+
+
+# --------------------------------------------------------------------------- derivation
+
+
+def _summary(equity, initial=100.0, ruin_step=-1, contributions=0.0):
+    equity = np.atleast_2d(np.asarray(equity, dtype=np.float64))
+    n = equity.shape[0]
+    return {
+        "initial_equity": np.full(n, initial),
+        "final_equity": equity[:, -1].copy(),
+        "contributions": np.full(n, contributions),
+        "ruin_step": np.full(n, ruin_step),
+        "equity": equity,
+    }
+
+
+def test_derive_time_weighted_return_and_drawdown():
+    equity = [99.0, 110.0, 88.0, 121.0]  # 3 steps after day 0
+    out = derive_block(
+        _summary(equity), n_steps=3, monthly_addition=0.0, path_start=0, n_sample=200
+    )
+    returns = np.array([0.99, 110 / 99, 0.8, 121 / 88]) - 1
+    assert out["annual_return"][0] == pytest.approx(1.21 ** (252 / 3) - 1)
+    assert out["total_return"][0] == pytest.approx(0.21)
+    assert out["max_drawdown"][0] == pytest.approx(0.8 - 1)
+    assert out["path_sharpe"][0] == pytest.approx(metrics.sharpe_ratio(returns))
+    assert out["daily_var_99"][0] == pytest.approx(metrics.value_at_risk(returns, 0.99))
+    assert "equity" not in out and out["_equity_sample"].shape == (1, 4)
+
+
+def test_derive_ruined_path_is_minus_one_and_stops():
+    out = derive_block(
+        _summary([[90.0, 45.0, -5.0, -5.0, -5.0]], ruin_step=2),
+        n_steps=4,
+        monthly_addition=0.0,
+        path_start=0,
+        n_sample=200,
+    )
+    assert out["annual_return"][0] == -1.0
+    assert out["max_drawdown"][0] < -1.0
+    assert out["_daily_return_count"][0] == 3  # days 0, 1, 2
+    used = np.array([0.9, 0.5, -5 / 45]) - 1
+    assert out["path_sharpe"][0] == pytest.approx(metrics.sharpe_ratio(used))
+
+
+def test_derive_removes_contributions_from_returns():
+    n_steps = 42
+    equity = np.full(n_steps + 1, 100.0)
+    equity[21:] += 10.0  # a monthly addition on step 21, nothing earned
+    equity[42] += 10.0
+    out = derive_block(
+        _summary(equity, contributions=20.0),
+        n_steps=n_steps,
+        monthly_addition=10.0,
+        path_start=0,
+        n_sample=200,
+    )
+    assert out["annual_return"][0] == pytest.approx(0.0, abs=1e-12)
+    assert out["total_return"][0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_derive_keeps_the_sample_of_the_first_paths_only():
+    equity = np.tile(np.linspace(100, 110, 5), (10, 1))
+    out = derive_block(
+        _summary(equity), n_steps=4, monthly_addition=0.0, path_start=195, n_sample=200
+    )
+    assert out["_equity_sample"].shape == (5, 5)
+    out = derive_block(
+        _summary(equity), n_steps=4, monthly_addition=0.0, path_start=200, n_sample=200
+    )
+    assert out["_equity_sample"].shape == (0, 5)
