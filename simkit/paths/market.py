@@ -1,0 +1,475 @@
+"""One simulated market: spot, implied volatility, exogenous signals and event draws per path.
+
+`MarketParams` holds a market's inputs (STRATEGY.md's baseline as defaults); `simulate_market`
+turns them into a `Market`, a `NamedTuple` of `(n_paths, n_steps + 1)` arrays. One day can
+also be generated on its own (`market_init`, `market_step`) inside the strategy engine's scan,
+from the same random numbers, so the engine need not hold whole paths in memory (the values
+are bit-for-bit `simulate_market`'s in a plain scan, see the tests; inside a larger jitted
+program XLA may fuse the arithmetic differently, so allow for an ulp there).
+
+Reproducibility: path i (`i = path_start + local index`) of grid cell `cell` draws every random
+number from `fold_in(fold_in(PRNGKey(seed), cell), i)` and the day (`simkit.paths.keys`), so a
+block of paths is the same rows of any larger block, for any chunking and any worker.
+
+Each day, in order (one trading day, `dt = 1/252` years):
+    spot       GBM or Merton log-exact step (`simkit.paths.gbm`, `simkit.paths.merton`)
+    iv         exact log-OU step with the spot's diffusion shock and log jump
+               (`simkit.paths.iv`)
+    short_interest  exact OU step in level (percent), clipped to [0, 100]; constant when
+               `short_interest_kappa = short_interest_eta = 0` (the default)
+    thesis_event    at least one event of a Poisson process of `thesis_break_intensity` a year
+    early_u    a uniform the strategy engine compares with its early-assignment probability
+The other signals (vix, btc_correlation, bid_ask_spread, open_interest, option_volume,
+liquidity_score, borrow_cost, volume_ratio) are scenario constants.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from simkit.paths.gbm import gbm_log_return
+from simkit.paths.iv import iv_log_step, ou_step
+from simkit.paths.keys import (
+    DRAWS,
+    MIN_BATCH,
+    SLOT,
+    cell_key,
+    day_uniforms,
+    path_keys,
+    to_normal,
+)
+from simkit.paths.merton import merton_log_return
+
+__all__ = [
+    "MODELS",
+    "MarketParams",
+    "Market",
+    "MarketState",
+    "market_init",
+    "market_step",
+    "simulate_market",
+    "market_to_numpy",
+]
+
+Array = jax.Array
+
+MODELS = ("gbm", "merton")
+
+
+@dataclasses.dataclass(frozen=True)
+class MarketParams:
+    """Inputs of one simulated market (defaults: STRATEGY.md's baseline market).
+
+    A JAX pytree: the numeric fields are leaves (traced under `jit`, so a new grid cell does
+    not recompile; they may be Python floats or arrays), `model` and `risk_neutral` are static.
+    """
+
+    model: str = "gbm"  # "gbm" | "merton"
+    s0: float = 3.0  # initial spot, dollars
+    mu: float = 0.05  # real-world drift, annual, continuous: E[S_t] = s0 e^{mu t}
+    sigma: float = 1.90  # diffusion volatility, annual fraction (realized vol)
+    risk_neutral: bool = False  # True: the drift is `rate` (used to check prices)
+    rate: float = 0.05  # risk-free rate, annual, continuous
+    jump_intensity: float = 4.0  # jumps a year (merton only)
+    jump_mean: float = -0.25  # mean log-jump size (merton only)
+    jump_std: float = 0.35  # standard deviation of the log-jump size (merton only)
+    iv0: float = 4.2517  # initial implied volatility, annual fraction (425.17 %)
+    kappa: float = 6.0  # mean-reversion rate of ln IV, per year (half-life ln 2 / 6 ≈ 29 days)
+    iv_long_run: float = 2.17  # long-run IV, annual fraction
+    eta: float = 1.0  # volatility of ln IV, per sqrt(year)
+    iv_spot_corr: float = -0.5  # correlation of IV and spot diffusion shocks
+    iv_jump_beta: float = -0.5  # change of ln IV per unit log jump of the spot
+    short_interest: float = 42.88  # initial short interest, percent of float
+    short_interest_long_run: float = 42.88  # long-run short interest, percent
+    short_interest_kappa: float = 0.0  # mean-reversion rate of short interest, per year
+    short_interest_eta: float = 0.0  # volatility of short interest, percent per sqrt(year)
+    vix: float = 25.0  # VIX level, points
+    btc_correlation: float = 0.5  # correlation with bitcoin, in [-1, 1]
+    bid_ask_spread: float = 0.10  # option bid-ask spread, dollars
+    open_interest: float = 5000.0  # open interest per strike, contracts
+    option_volume: float = 1000.0  # option volume per strike, contracts a day
+    liquidity_score: float = 8.0  # the seed's liquidity score, 0-10
+    borrow_cost: float = 50.0  # stock borrow cost, percent a year
+    volume_ratio: float = 1.5  # stock volume over its average
+    thesis_break_intensity: float = 0.0  # thesis-break events a year (Poisson)
+
+    def __post_init__(self):
+        _validate(self)
+
+    @property
+    def drift(self):
+        """The spot's drift used in simulation: `rate` when `risk_neutral`, else `mu`."""
+        return self.rate if self.risk_neutral else self.mu
+
+
+_STATIC_FIELDS = ("model", "risk_neutral")
+NUMERIC_FIELDS = tuple(
+    f.name for f in dataclasses.fields(MarketParams) if f.name not in _STATIC_FIELDS
+)
+
+# (lower, upper, inclusive-lower) bounds of the numeric fields; a field not listed must be finite.
+_BOUNDS = {
+    "s0": (0.0, math.inf, False),
+    "sigma": (0.0, math.inf, True),
+    "jump_intensity": (0.0, math.inf, True),
+    "jump_std": (0.0, math.inf, True),
+    "iv0": (0.0, math.inf, False),
+    "kappa": (0.0, math.inf, True),
+    "iv_long_run": (0.0, math.inf, False),
+    "eta": (0.0, math.inf, True),
+    "iv_spot_corr": (-1.0, 1.0, True),
+    "short_interest": (0.0, 100.0, True),
+    "short_interest_long_run": (0.0, 100.0, True),
+    "short_interest_kappa": (0.0, math.inf, True),
+    "short_interest_eta": (0.0, math.inf, True),
+    "bid_ask_spread": (0.0, math.inf, True),
+    "open_interest": (0.0, math.inf, True),
+    "option_volume": (0.0, math.inf, True),
+    "thesis_break_intensity": (0.0, math.inf, True),
+}
+
+
+def _concrete(value) -> np.ndarray | None:
+    """The value as a float array, or None for a tracer or any other non-number (left alone)."""
+    if isinstance(value, getattr(jax.core, "Tracer", ())):
+        return None
+    try:
+        return np.asarray(value, dtype=float)
+    except Exception:  # a tracer of another kind, a placeholder JAX passes while rebuilding
+        return None
+
+
+def _validate(params: MarketParams) -> None:
+    if params.model not in MODELS:
+        raise ValueError(
+            f"MarketParams.model must be one of {', '.join(map(repr, MODELS))}; "
+            f"got {params.model!r}."
+        )
+    if not isinstance(params.risk_neutral, bool | np.bool_):
+        raise ValueError(
+            f"MarketParams.risk_neutral must be True or False; got {params.risk_neutral!r}."
+        )
+    for name in NUMERIC_FIELDS:
+        value = _concrete(getattr(params, name))
+        if value is None:
+            continue
+        lower, upper, inclusive = _BOUNDS.get(name, (-math.inf, math.inf, True))
+        ok = (
+            np.isfinite(value)
+            & (value <= upper)
+            & ((value >= lower) if inclusive else (value > lower))
+        )
+        if not np.all(ok):
+            if math.isinf(lower):
+                valid = "a finite number"
+            elif math.isinf(upper):
+                valid = f"a finite number {'>=' if inclusive else '>'} {lower:g}"
+            else:
+                valid = f"a number in [{lower:g}, {upper:g}]"
+            raise ValueError(f"MarketParams.{name} must be {valid}; got {getattr(params, name)!r}.")
+
+
+def _flatten(params: MarketParams):
+    children = tuple(getattr(params, name) for name in NUMERIC_FIELDS)
+    return children, (params.model, params.risk_neutral)
+
+
+def _unflatten(static, children) -> MarketParams:
+    # Bypass __init__: leaves may be tracers or placeholders while JAX rebuilds the tree.
+    params = object.__new__(MarketParams)
+    for name, value in zip(_STATIC_FIELDS, static, strict=True):
+        object.__setattr__(params, name, value)
+    for name, value in zip(NUMERIC_FIELDS, children, strict=True):
+        object.__setattr__(params, name, value)
+    return params
+
+
+jax.tree_util.register_pytree_node(MarketParams, _flatten, _unflatten)
+
+
+class Market(NamedTuple):
+    """A simulated market. Each field is `(n_paths, n_steps + 1)`, column 0 the initial values,
+    or `(n_paths,)` for one day (`market_init`, `market_step`)."""
+
+    spot: Array  # (paths, days) dollars per share
+    iv: Array  # (paths, days) implied volatility, annual fraction (4.25 = 425 %)
+    short_interest: Array  # (paths, days) percent of float, in [0, 100]
+    vix: Array  # (paths, days) VIX points
+    btc_correlation: Array  # (paths, days) correlation with bitcoin, in [-1, 1]
+    bid_ask_spread: Array  # (paths, days) option bid-ask spread, dollars
+    open_interest: Array  # (paths, days) open interest per strike, contracts
+    option_volume: Array  # (paths, days) option volume per strike, contracts a day
+    liquidity_score: Array  # (paths, days) the seed's liquidity score, 0-10
+    borrow_cost: Array  # (paths, days) stock borrow cost, percent a year
+    volume_ratio: Array  # (paths, days) stock volume over its average, ratio
+    thesis_event: Array  # (paths, days) bool: a thesis-break event arrived this step (col 0 False)
+    jump: Array  # (paths, days) bool: the spot jumped this step (col 0 False; merton only)
+    early_u: Array  # (paths, days) uniform in (0, 1): the early-assignment draw of the step
+
+
+class MarketState(NamedTuple):
+    """What one day of the market carries to the next."""
+
+    log_spot: Array  # (paths,) ln(dollars)
+    log_iv: Array  # (paths,) ln(annual fraction)
+    short_interest: Array  # (paths,) percent
+
+
+def _cast(params: MarketParams, dtype) -> MarketParams:
+    return jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), params)
+
+
+def _market_of_day(params: MarketParams, state: MarketState, thesis_event, jump, early_u) -> Market:
+    shape = state.log_spot.shape
+    constant = {
+        name: jnp.broadcast_to(getattr(params, name), shape)
+        for name in (
+            "vix",
+            "btc_correlation",
+            "bid_ask_spread",
+            "open_interest",
+            "option_volume",
+            "liquidity_score",
+            "borrow_cost",
+            "volume_ratio",
+        )
+    }
+    return Market(
+        spot=jnp.exp(state.log_spot),
+        iv=jnp.exp(state.log_iv),
+        short_interest=state.short_interest,
+        thesis_event=thesis_event,
+        jump=jump,
+        early_u=early_u,
+        **constant,
+    )
+
+
+def market_init(params: MarketParams, keys: Array, dtype=jnp.float32) -> tuple[MarketState, Market]:
+    """The market's state and its day-0 values (`Market` of `(n_paths,)` arrays).
+
+    Args:
+        params: market inputs (numeric fields may be traced).
+        keys: path keys, uint32 (n_paths, 2) (`simkit.paths.keys.path_keys`).
+        dtype: float dtype of the market. Default value: float32.
+    """
+    p = _cast(params, dtype)
+    n_paths = keys.shape[0]
+    state = MarketState(
+        log_spot=jnp.full((n_paths,), jnp.log(p.s0), dtype),
+        log_iv=jnp.full((n_paths,), jnp.log(p.iv0), dtype),
+        short_interest=jnp.full((n_paths,), p.short_interest, dtype),
+    )
+    early_u = day_uniforms(keys, 0, len(DRAWS), dtype)[SLOT["early_u"]]
+    no_event = jnp.zeros((n_paths,), bool)
+    return state, _market_of_day(p, state, no_event, no_event, early_u)
+
+
+def exogenous_step(
+    params: MarketParams, short_interest: Array, u: Array, dt: Array
+) -> tuple[Array, Array, Array]:
+    """The day's short interest (percent), thesis-event flag and early-assignment uniform.
+
+    Args:
+        params: market inputs cast to the market's dtype.
+        short_interest: yesterday's short interest, percent, (n_paths,).
+        u: the day's uniforms, (len(DRAWS), n_paths).
+        dt: step, years.
+    """
+    short_interest = ou_step(
+        short_interest,
+        to_normal(u[SLOT["z_short_interest"]]),
+        params.short_interest_kappa,
+        params.short_interest_long_run,
+        params.short_interest_eta,
+        dt,
+    )
+    short_interest = jnp.clip(short_interest, 0.0, 100.0)
+    thesis_event = u[SLOT["u_thesis"]] < -jnp.expm1(-params.thesis_break_intensity * dt)
+    return short_interest, thesis_event, u[SLOT["early_u"]]
+
+
+def market_step(
+    params: MarketParams, keys: Array, state: MarketState, day: int | Array, dt=1 / 252
+) -> tuple[MarketState, Market]:
+    """Advance the market by one step: the new state and the day's `Market` of `(n_paths,)`.
+
+    Args:
+        params: market inputs (numeric fields may be traced; `model` is static).
+        keys: path keys, uint32 (n_paths, 2).
+        state: yesterday's state (its dtype is the market's).
+        day: index of the new day, 1..n_steps (traceable): the random numbers are day's.
+        dt: step, years. Default value: 1/252.
+    """
+    dtype = state.log_spot.dtype
+    p = _cast(params, dtype)
+    dt = jnp.asarray(dt, dtype)
+    u = day_uniforms(keys, day, len(DRAWS), dtype)
+    z_spot = to_normal(u[SLOT["z_spot"]])
+    mu = p.rate if params.risk_neutral else p.mu
+    if params.model == "merton":
+        log_return, jumps = merton_log_return(
+            z_spot,
+            u[SLOT["u_jump_count"]],
+            to_normal(u[SLOT["z_jump_size"]]),
+            mu,
+            p.sigma,
+            p.jump_intensity,
+            p.jump_mean,
+            p.jump_std,
+            dt,
+        )
+        jump, log_jump = jumps.count > 0.0, jumps.log_jump
+    else:
+        log_return = gbm_log_return(z_spot, mu, p.sigma, dt)
+        jump, log_jump = jnp.zeros(z_spot.shape, bool), jnp.zeros_like(z_spot)
+    log_iv = iv_log_step(
+        state.log_iv,
+        z_spot,
+        to_normal(u[SLOT["z_iv"]]),
+        log_jump,
+        p.kappa,
+        p.iv_long_run,
+        p.eta,
+        p.iv_spot_corr,
+        p.iv_jump_beta,
+        dt,
+    )
+    short_interest, thesis_event, early_u = exogenous_step(p, state.short_interest, u, dt)
+    state = MarketState(state.log_spot + log_return, log_iv, short_interest)
+    return state, _market_of_day(p, state, thesis_event, jump, early_u)
+
+
+def stack_days(day0: Market, days: Market | None, n_paths: int, n_steps: int) -> Market:
+    """Join day 0 `(n_paths,)` and scanned days `(n_steps, n_paths)` into `(n_paths, n_steps + 1)`.
+
+    Fields missing from `days` (None) are constant: day 0's value repeated.
+    """
+    fields = {}
+    for name in Market._fields:
+        first = getattr(day0, name)
+        rest = None if days is None else getattr(days, name)
+        if rest is None:
+            fields[name] = jnp.broadcast_to(first[:, None], (n_paths, n_steps + 1))
+        else:
+            fields[name] = jnp.concatenate([first[:, None], rest.T], axis=1)
+    return Market(**fields)
+
+
+_VARYING = ("spot", "iv", "short_interest", "thesis_event", "jump", "early_u")
+
+
+@partial(jax.jit, static_argnames=("n_paths", "n_steps", "dtype"))
+def _simulate(params, base_key, path_start, dt, *, n_paths, n_steps, dtype) -> Market:
+    n_computed = max(n_paths, MIN_BATCH)  # see MIN_BATCH; the extra paths are dropped
+    keys = path_keys(base_key, path_start, n_computed)
+    state, day0 = market_init(params, keys, dtype)
+
+    def one_day(state, day):
+        state, market = market_step(params, keys, state, day, dt)
+        # Only what varies leaves the scan; the constants are repeated once at the end.
+        return state, {name: getattr(market, name) for name in _VARYING}
+
+    _, days = jax.lax.scan(one_day, state, jnp.arange(1, n_steps + 1))
+    days = Market(**{name: days.get(name) for name in Market._fields})
+    return Market(*(field[:n_paths] for field in stack_days(day0, days, n_computed, n_steps)))
+
+
+def check_dtype(dtype) -> np.dtype:
+    """The float dtype `dtype` names, checked: float32, or float64 with JAX's x64 mode on."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        dtype = None
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be one of float32, float64; got {dtype!r}.")
+    if jax.dtypes.canonicalize_dtype(dtype) != dtype:
+        raise ValueError(
+            "dtype must be float32 unless JAX's x64 mode is on "
+            "(jax.config.update('jax_enable_x64', True)); got float64 with x64 off."
+        )
+    return dtype
+
+
+def _check_index(name: str, value, minimum: int, below: int | None = None) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | np.integer)
+        or value < minimum
+        or (below is not None and value >= below)
+    ):
+        bounds = f">= {minimum}" if below is None else f"in [{minimum}, {below})"
+        raise ValueError(f"{name} must be an integer {bounds}; got {value!r}.")
+    return int(value)
+
+
+def _check_dt(dt) -> None:
+    value = _concrete(dt)
+    if value is not None and not (np.all(np.isfinite(value)) and np.all(value > 0)):
+        raise ValueError(f"dt must be a finite number of years > 0; got {dt!r}.")
+
+
+def simulate_market(
+    params: MarketParams,
+    seed: int,
+    cell: int,
+    path_start: int,
+    n_paths: int,
+    n_steps: int,
+    dt: float = 1 / 252,
+    dtype=jnp.float32,
+) -> Market:
+    """Simulate `n_paths` market paths (indices `path_start ..`) of one grid cell.
+
+    Jitted with the numeric parameters, the cell, the first path and `dt` traced: a new grid
+    cell or path block reuses the compiled code (only `model`, `risk_neutral`, `n_paths`,
+    `n_steps` and `dtype` recompile). Memory: 14 arrays of `n_paths * (n_steps + 1)` values;
+    for large runs generate days inside a scan with `market_init` / `market_step` instead.
+
+    Args:
+        params: market inputs.
+        seed: scenario seed, int >= 0.
+        cell: grid cell index, int >= 0.
+        path_start: index of the first path in the cell, int >= 0.
+        n_paths: number of paths, >= 1.
+        n_steps: number of steps (trading days), >= 0.
+        dt: step, years. Default value: 1/252.
+        dtype: float32 or float64 (needs x64). Default value: float32.
+
+    Returns:
+        `Market` of `(n_paths, n_steps + 1)` arrays; row j is path `path_start + j`.
+    """
+    if not isinstance(params, MarketParams):
+        raise TypeError(f"params must be a MarketParams; got {type(params).__name__}.")
+    dtype = check_dtype(dtype)
+    seed = _check_index("seed", seed, 0)
+    cell = _check_index("cell", cell, 0, 2**32)
+    path_start = _check_index("path_start", path_start, 0)
+    n_paths = _check_index("n_paths", n_paths, 1)
+    n_steps = _check_index("n_steps", n_steps, 0)
+    if path_start + n_paths > 2**32:
+        raise ValueError(
+            f"path indices must stay below 2**32; got up to {path_start + n_paths - 1}."
+        )
+    _check_dt(dt)
+    return _simulate(
+        params,
+        cell_key(seed, cell),
+        np.uint32(path_start),
+        dt,
+        n_paths=n_paths,
+        n_steps=n_steps,
+        dtype=dtype,
+    )
+
+
+def market_to_numpy(market: Market) -> dict[str, np.ndarray]:
+    """The market's fields as a dict of NumPy arrays (for the scalar reference engine)."""
+    return {name: np.asarray(value) for name, value in market._asdict().items()}
