@@ -270,7 +270,15 @@ def check_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: tuple[Callable[[Any], None], ...] = (_cmd_run, _cmd_check)
+COMMANDS: list[Callable[[Any], None]] = [_cmd_run, _cmd_check]
+
+
+# --------------------------------------------------------------------------- claims, calibrate
+# (issue 5: each subcommand is one `_cmd_x(sub)` + its command function; append to COMMANDS)
+
+
+# --------------------------------------------------------------------------- stress, report
+# (issue 6: each subcommand is one `_cmd_x(sub)` + its command function; append to COMMANDS)
 
 
 # --------------------------------------------------------------------------- main
