@@ -1,20 +1,11 @@
-"""The book of a block of paths as JAX arrays: positions, cash, and the running tallies.
+"""The book of one path as JAX arrays: positions, cash, and the running tallies.
 
-The vectorized engine writes each day directly for a whole block of paths, with the paths on the
-**last** axis: a per-path number is a `(paths,)` vector, the short puts are `(put_slots, rungs,
-paths)`. Paths last makes every rule a loop over contiguous vector lanes (a per-path number
-broadcasts against a slot array without moving data) and every sum over a path's positions a
-few vector adds; with paths first, XLA on CPU ran the same day five times slower.
-
-Short puts live in a ring of tranche slots: tranche ``k`` (sold on entry step ``k *
-entry_every_days``) occupies slot ``k % n_put_slots``, which is free again by the time the ring
-comes round because ``n_put_slots = ceil(put_expiry_steps / entry_every_days)``. Hedge calls use
-a second ring the same way. Positions with ``contracts == 0`` are empty slots. Every path enters
-on the same steps, so a slot's expiry step is one number for the whole block (`Slots`).
-
-The per-path tallies are packed: all float tallies in one `(len(FLOAT_TALLIES), paths)` array
-and all counts in one `(len(INT_TALLIES), paths)` array, so a day adds its increments with one
-vector add each instead of ~70 small ones.
+The vectorized engine ``vmap``s one path's day over a block of paths, so every field below is
+written for one path; under ``vmap`` each gains a leading ``(paths,)`` axis. Short puts live in
+a ring of tranche slots: tranche ``k`` (sold on entry step ``k * entry_every_days``) occupies slot
+``k % n_put_slots``, which is free again by the time the ring comes round because
+``n_put_slots = ceil(put_expiry_steps / entry_every_days)``. Hedge calls use a second ring the
+same way. Positions with ``contracts == 0`` are empty slots.
 """
 
 from __future__ import annotations
@@ -87,49 +78,33 @@ INT_TALLIES = (
     "n_margin_calls",
     *(f"breach_{name}" for name in LIMITS),
 )
-FLOAT_ROW = {name: i for i, name in enumerate(FLOAT_TALLIES)}
-INT_ROW = {name: i for i, name in enumerate(INT_TALLIES)}
-
-
-class Slots(NamedTuple):
-    """Expiry steps of the tranche slots, the same for every path of the block."""
-
-    put_expiry: Array  # (put_slots,) int step of expiry, -1 before the slot's first tranche
-    hedge_expiry: Array  # (hedge_slots,) int step of expiry, -1 before the first hedge group
 
 
 class Book(NamedTuple):
-    """Open positions, cash and tallies of a block of paths (paths last; USD unless stated)."""
+    """Open positions and cash of one path (shapes for one path; USD unless stated)."""
 
-    cash: Array  # (paths,) sleeve cash
-    put_n: Array  # (put_slots, rungs, paths) contracts short
-    put_strike: Array  # (put_slots, rungs, paths) USD
-    put_premium: Array  # (put_slots, rungs, paths) USD per share, the sale fill
-    hedge_n: Array  # (hedge_slots, hedge_legs, paths) contracts long
-    hedge_strike: Array  # (hedge_slots, hedge_legs, paths) USD
-    cc_n: Array  # (paths,) covered calls short, contracts
-    cc_strike: Array  # (paths,) USD
-    cc_premium: Array  # (paths,) USD per share, the sale fill
-    cc_expiry: Array  # (paths,) int step of expiry
-    shares: Array  # (paths,) shares held after assignment
-    basis: Array  # (paths,) USD per share, the seed's effective cost basis K - premium
-    spot_lags: Array  # (5, paths) spot at t-1 ... t-5 (for the 5-day momentum)
-    iv_prev: Array  # (paths,) IV of the previous step, a fraction
-    thesis_latch: Array  # (paths,) bool, a thesis-break event has happened
-    ruined: Array  # (paths,) bool, the path has been liquidated and stopped trading
-    ruin_step: Array  # (paths,) int, -1 if never
-    first_breach: Array  # (len(LIMITS), paths) int step of each limit's first breach, -1 if none
-    float_tally: Array  # (len(FLOAT_TALLIES), paths) running sums, USD or ratios
-    int_tally: Array  # (len(INT_TALLIES), paths) int running counts
-    assigned_by_rung: Array  # (rungs, paths) int assignments per ladder rung
-
-
-def empty_slots(put_slots: int, hedge_slots: int) -> Slots:
-    """No tranche sold yet."""
-    return Slots(
-        put_expiry=jnp.full((put_slots,), -1, jnp.int32),
-        hedge_expiry=jnp.full((hedge_slots,), -1, jnp.int32),
-    )
+    cash: Array  # () sleeve cash
+    put_n: Array  # (put_slots, rungs) contracts short
+    put_strike: Array  # (put_slots, rungs) USD
+    put_premium: Array  # (put_slots, rungs) USD per share, the sale fill
+    put_expiry: Array  # (put_slots,) int step of expiry
+    hedge_n: Array  # (hedge_slots, hedge_legs) contracts long
+    hedge_strike: Array  # (hedge_slots, hedge_legs) USD
+    hedge_expiry: Array  # (hedge_slots,) int step of expiry
+    cc_n: Array  # () covered calls short, contracts
+    cc_strike: Array  # () USD
+    cc_premium: Array  # () USD per share, the sale fill
+    cc_expiry: Array  # () int step of expiry
+    shares: Array  # () shares held after assignment
+    basis: Array  # () USD per share, the seed's effective cost basis K - premium
+    spot_lags: Array  # (5,) spot at t-1 ... t-5 (for the 5-day momentum)
+    iv_prev: Array  # () IV of the previous step, a fraction
+    thesis_latch: Array  # () bool, a thesis-break event has happened
+    ruined: Array  # () bool, the path has been liquidated and stopped trading
+    ruin_step: Array  # () int, -1 if never
+    first_breach: Array  # (len(LIMITS),) int step of each limit's first breach, -1 if none
+    tally: dict  # name -> () running sums and counts (FLOAT_TALLIES, INT_TALLIES)
+    assigned_by_rung: Array  # (rungs,) int assignments per ladder rung
 
 
 def empty_book(
@@ -142,30 +117,31 @@ def empty_book(
     hedge_legs: int,
     dtype,
 ) -> Book:
-    """A book with no positions: all the sleeve in cash. `spot0`, `iv0`: (paths,)."""
-    n_paths = spot0.shape[-1]
-    f = lambda *shape: jnp.zeros((*shape, n_paths), dtype)  # noqa: E731
-    i = lambda *shape: jnp.zeros((*shape, n_paths), jnp.int32)  # noqa: E731
+    """A book with no positions: all the sleeve in cash."""
+    f = lambda *shape: jnp.zeros(shape, dtype)  # noqa: E731
+    i = lambda *shape: jnp.zeros(shape, jnp.int32)  # noqa: E731
+    tally = {name: f() for name in FLOAT_TALLIES} | {name: i() for name in INT_TALLIES}
     return Book(
-        cash=jnp.full((n_paths,), cash, dtype),
+        cash=jnp.asarray(cash, dtype),
         put_n=f(put_slots, rungs),
-        put_strike=jnp.ones((put_slots, rungs, n_paths), dtype),
+        put_strike=jnp.ones((put_slots, rungs), dtype),
         put_premium=f(put_slots, rungs),
+        put_expiry=i(put_slots) - 1,
         hedge_n=f(hedge_slots, hedge_legs),
-        hedge_strike=jnp.ones((hedge_slots, hedge_legs, n_paths), dtype),
+        hedge_strike=jnp.ones((hedge_slots, hedge_legs), dtype),
+        hedge_expiry=i(hedge_slots) - 1,
         cc_n=f(),
-        cc_strike=jnp.ones((n_paths,), dtype),
+        cc_strike=jnp.ones((), dtype),
         cc_premium=f(),
         cc_expiry=i() - 1,
         shares=f(),
         basis=f(),
-        spot_lags=jnp.broadcast_to(spot0.astype(dtype), (5, n_paths)),
-        iv_prev=iv0.astype(dtype),
-        thesis_latch=jnp.zeros((n_paths,), bool),
-        ruined=jnp.zeros((n_paths,), bool),
+        spot_lags=jnp.full((5,), spot0, dtype),
+        iv_prev=jnp.asarray(iv0, dtype),
+        thesis_latch=jnp.zeros((), bool),
+        ruined=jnp.zeros((), bool),
         ruin_step=i() - 1,
         first_breach=i(len(LIMITS)) - 1,
-        float_tally=f(len(FLOAT_TALLIES)),
-        int_tally=i(len(INT_TALLIES)),
+        tally=tally,
         assigned_by_rung=i(rungs),
     )
