@@ -51,6 +51,8 @@ __all__ = [
 TRADING_DAYS = 252
 N_SAMPLE = 200  # equity curves kept per cell for fan charts: the first min(200, paths) paths
 QUANTILES = (0.01, 0.05, 0.25, 0.50, 0.75, 0.95, 0.99)
+N_BINS = 60  # histogram bins per cell (report figures)
+HIST_RANGE = (0.005, 0.995)  # histogram range: these quantiles; values outside go to the end bins
 CONF = 0.95  # confidence of every interval (`_lo`, `_hi`)
 ADDITION_EVERY = 21  # ENGINE_SPEC step 1: monthly addition every 21 trading days
 
@@ -134,6 +136,21 @@ _var(
 )
 _var("total_return_mean", "1", "mean horizon return (P&L over initial equity)")
 _var("total_return_quantile", "1", "quantiles of the horizon return", ("quantile",))
+for _name, _what in (("total_return", "horizon return"), ("max_drawdown", "maximum drawdown")):
+    _var(
+        f"{_name}_hist_count",
+        "count",
+        f"histogram of the {_what}: paths per bin (values beyond the end edges are counted in "
+        "the end bins)",
+        ("bin",),
+    )
+    _var(
+        f"{_name}_hist_edge",
+        "1",
+        f"bin edges of the {_what} histogram (the {HIST_RANGE[0]:.1%} and {HIST_RANGE[1]:.1%} "
+        "quantiles at the ends)",
+        ("bin_edge",),
+    )
 _var(
     "sharpe",
     "1",
@@ -411,6 +428,20 @@ def _kelly(out: dict, per_path: dict[str, np.ndarray], strategy: Any) -> None:
     out["kelly_recommended"] = recommended
 
 
+def histogram(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(counts `(N_BINS,)`, edges `(N_BINS + 1,)`) of the finite values, equal bins between the
+    `HIST_RANGE` quantiles; values outside are counted in the end bins."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if not x.size:
+        return np.zeros(N_BINS), np.full(N_BINS + 1, math.nan)
+    lo, hi = (float(v) for v in np.quantile(x, HIST_RANGE))
+    if not hi > lo:  # (almost) every value equal: one narrow bin around it
+        lo, hi = lo - 0.5e-6 * max(abs(lo), 1.0), hi + 0.5e-6 * max(abs(hi), 1.0)
+    counts, edges = np.histogram(np.clip(x, lo, hi), bins=N_BINS, range=(lo, hi))
+    return counts.astype(np.float64), edges
+
+
 def aggregate_cell(
     per_path: dict[str, np.ndarray], *, strategy: Any, n_steps: int
 ) -> dict[str, Any]:
@@ -472,6 +503,8 @@ def aggregate_cell(
     out["sharpe_pooled"] = pooled
 
     drawdown = _f64(per_path, "max_drawdown")
+    for name, values in (("total_return", total), ("max_drawdown", drawdown)):
+        out[f"{name}_hist_count"], out[f"{name}_hist_edge"] = histogram(values)
     out["max_drawdown_median"] = _nanmedian(drawdown)
     out["max_drawdown_quantile"] = np.quantile(drawdown, QUANTILES)
     out["daily_var_99_median"] = _nanmedian(_f64(per_path, "daily_var_99"))

@@ -277,8 +277,598 @@ COMMANDS: list[Callable[[Any], None]] = [_cmd_run, _cmd_check]
 # (issue 5: each subcommand is one `_cmd_x(sub)` + its command function; append to COMMANDS)
 
 
+def _add_run_flags(p: Any, paths_help: str, progress: bool = True) -> None:
+    """--paths/--seed/--engine/--set (and --no-progress), as `run` has them."""
+    p.add_argument("--paths", type=int, help=paths_help)
+    p.add_argument("--seed", type=int, help="random seed (overrides simulation.seed)")
+    p.add_argument("--engine", help="jax | reference (overrides simulation.engine)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key, e.g. --set simulation.years=0.5 (repeatable)",
+    )
+    if progress:
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _writable_file(out: Path, flag: str = "--out") -> None:
+    """Raise BadInput unless a file can be written at `out` (writes nothing)."""
+    if out.is_dir():
+        raise BadInput(f"{flag} {out}: is a directory; give a file name")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise BadInput(f"{flag} {out}: the file exists and is not writable")
+    ancestor = out.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise BadInput(f"{flag} {out}: cannot create its directory: {ancestor} is a file")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise BadInput(f"{flag} {out}: directory {ancestor} is not writable")
+
+
+def _write_text(out: Path, text: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+
+
+def _cmd_claims(sub: Any) -> None:
+    p = sub.add_parser(
+        "claims", help="check the seed document's claims against computations and a simulation"
+    )
+    p.add_argument(
+        "scenario",
+        nargs="?",
+        default="scenarios/baseline.toml",
+        metavar="SCENARIO.toml",
+        help="scenario without [grid] (default: scenarios/baseline.toml)",
+    )
+    _add_run_flags(p, "paths simulated (default: the scenario's, at most 10,000)")
+    p.add_argument(
+        "--out",
+        metavar="FILE.md",
+        help="Markdown report; the JSON goes beside it as FILE.json "
+        "(default: results/<scenario>.claims.md)",
+    )
+    p.add_argument(
+        "--no-fills",
+        action="store_true",
+        help="skip the rerun with the other fill assumption (the fills row)",
+    )
+    p.set_defaults(func=claims_command)
+
+
+def claims_command(args: argparse.Namespace) -> int:
+    from rich.table import Table
+    from rich.text import Text
+
+    from simkit import claims
+
+    scenario = _load(args.scenario, _overrides(args.overrides))
+    out = Path(args.out) if args.out else Path("results") / f"{Path(args.scenario).stem}.claims.md"
+    if out.suffix.lower() == ".json":
+        raise BadInput(f"--out {out}: names the Markdown report (FILE.md); the JSON goes beside it")
+    json_out = out.with_suffix(".json")
+    _writable_file(out)
+    _writable_file(json_out)
+    _enable_compile_cache()
+    report = claims.check_claims(
+        scenario,
+        paths=args.paths,
+        seed=args.seed,
+        engine=args.engine,
+        fills=not args.no_fills,
+        progress=not args.no_progress,
+    )
+    console = _console()
+    table = Table(
+        title=claims.title(report),
+        caption="every verdict is computed by the rule in the last column; intervals are 95 %",
+        show_lines=True,
+    )
+    for heading, ratio in (
+        ("topic", 1),
+        ("claim", 3),
+        ("seed", 2),
+        ("simkit", 6),
+        ("verdict", 2),
+        ("rule", 4),
+    ):
+        table.add_column(heading, ratio=ratio, overflow="fold")
+    for row in report.rows:
+        table.add_row(
+            row.topic,
+            row.claim,
+            row.seed,
+            row.simkit,
+            Text(row.verdict, style="bold"),
+            row.rule,
+        )
+    console.print(table)
+    _write_text(out, claims.to_markdown(report))
+    _write_text(json_out, claims.to_json(report))
+    console.print(f"wrote {out} and {json_out} ({report.meta['wall_time_s']:.1f} s)")
+    return 0
+
+
+def _cmd_calibrate(sub: Any) -> None:
+    p = sub.add_parser(
+        "calibrate", help="Kelly inputs, a market model fit, or one parameter to a target"
+    )
+    what = p.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)
+    what.required = True
+
+    k = what.add_parser(
+        "kelly", help="measure p, a, b by simulation; write [capital] kelly_fraction"
+    )
+    k.add_argument("scenario", metavar="SCENARIO.toml")
+    _add_run_flags(k, "paths simulated (default: the scenario's, at most 10,000)")
+    k.add_argument(
+        "--out",
+        metavar="FRAGMENT.toml",
+        help="TOML fragment (default: results/<scenario>.kelly.toml)",
+    )
+    k.set_defaults(func=calibrate_kelly_command)
+
+    m = what.add_parser("market", help="maximum likelihood of GBM / Merton on a history CSV")
+    m.add_argument("history", metavar="HISTORY.csv", help="CSV date,close[,iv]")
+    m.add_argument(
+        "--model",
+        choices=("gbm", "merton", "both"),
+        default="both",
+        help="model to fit; both (default) compares them and writes the lower-AIC one",
+    )
+    m.add_argument(
+        "--out",
+        metavar="FRAGMENT.toml",
+        help="TOML fragment (default: results/<history>.market.toml)",
+    )
+    m.set_defaults(func=calibrate_market_command)
+
+    t = what.add_parser(
+        "target", help="the value of one parameter at which a metric reaches a target"
+    )
+    t.add_argument("scenario", metavar="SCENARIO.toml")
+    t.add_argument("--param", required=True, metavar="KEY", help="dotted key, e.g. market.sigma")
+    t.add_argument(
+        "--metric", required=True, metavar="NAME", help="result variable, e.g. win_rate_trade"
+    )
+    t.add_argument("--target", required=True, type=float, metavar="X", help="metric value sought")
+    t.add_argument(
+        "--bracket",
+        required=True,
+        nargs=2,
+        type=float,
+        metavar=("LO", "HI"),
+        help="parameter values to search between",
+    )
+    _add_run_flags(
+        t, "paths per evaluation (default: the scenario's, at most 2,000)", progress=False
+    )
+    t.add_argument(
+        "--xtol", type=float, help="tolerance on the parameter (default: 1e-3 x bracket width)"
+    )
+    t.set_defaults(func=calibrate_target_command)
+
+
+def _kelly_paths(args: argparse.Namespace, scenario: Any, cap: int) -> int:
+    return args.paths if args.paths is not None else min(scenario.simulation.paths, cap)
+
+
+def calibrate_kelly_command(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from simkit import calibrate
+
+    scenario = _load(args.scenario, _overrides(args.overrides))
+    out = Path(args.out) if args.out else Path("results") / f"{Path(args.scenario).stem}.kelly.toml"
+    _writable_file(out)
+    _enable_compile_cache()
+    result, _ = calibrate.calibrate_kelly(
+        scenario,
+        paths=_kelly_paths(args, scenario, 10_000),
+        seed=args.seed,
+        engine=args.engine,
+        progress=not args.no_progress,
+    )
+    try:
+        fragment = calibrate.kelly_fragment(result, args.scenario)
+    except calibrate.CalibrationError as exc:
+        raise BadInput(str(exc)) from None
+    console = _console()
+    table = Table(
+        title=f"Kelly inputs measured on {args.scenario}: {result['paths']} paths",
+        caption="estimate [95 % confidence interval, clustered by path]",
+    )
+    table.add_column("quantity")
+    table.add_column("estimate [95 % CI]", justify="right")
+    for key, heading in (
+        ("p", "p: win probability of a closed trade"),
+        ("avg_win", "a: average win on collateral"),
+        ("avg_loss", "b: average loss on collateral"),
+        ("seed_fraction", "Kelly, seed formula p - (1-p) b/a"),
+        ("growth_optimal", "growth-optimal p/b - (1-p)/a (x bankroll)"),
+    ):
+        table.add_row(
+            heading,
+            f"{result[key]:.4g} [{result[key + '_lo']:.4g}, {result[key + '_hi']:.4g}]",
+        )
+    table.add_row(
+        f"sizing rule min({result['multiplier']:g} x Kelly, {result['cap']:g})",
+        f"{result['recommended']:.4g} of the portfolio",
+    )
+    console.print(table)
+    _write_text(out, fragment)
+    console.print(f"wrote {out}: [capital] kelly_fraction = {result['seed_fraction']:.6g}")
+    return 0
+
+
+def calibrate_market_command(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from simkit import calibrate
+    from simkit.calibrate_market import to_toml_fragment
+    from simkit.paths.history import HistoryError
+
+    out = Path(args.out) if args.out else Path("results") / f"{Path(args.history).stem}.market.toml"
+    _writable_file(out)
+    models = ("gbm", "merton") if args.model == "both" else (args.model,)
+    try:
+        result = calibrate.calibrate_market(args.history, models)
+    except (HistoryError, calibrate.CalibrationError) as exc:
+        raise BadInput(str(exc)) from None
+    history = result["history"]
+    console = _console()
+    console.print(
+        f"{args.history}: {history.n_days} days ({history.dates[0]} to {history.dates[-1]}), "
+        f"{history.n_days - 1} daily log returns, dt = 1/252"
+        + ("; iv column fitted as a log-OU process" if history.iv is not None else "")
+    )
+    for model, fit in result["fits"].items():
+        table = Table(title=f"{model}: maximum likelihood")
+        table.add_column("parameter")
+        table.add_column("estimate", justify="right")
+        table.add_column("standard error", justify="right")
+        for key, se in fit["se"].items():
+            table.add_row(key, f"{fit[key]:.6g}", f"{se:.3g}")
+        console.print(table)
+    comparison = Table(title="model comparison (daily log returns)")
+    for heading in ("model", "log-likelihood", "parameters", "AIC", "delta AIC"):
+        comparison.add_column(heading, justify="right")
+    for model, fit in result["fits"].items():
+        k = 2 + (3 if model == "merton" else 0)
+        comparison.add_row(
+            model,
+            f"{fit['fit']['loglik']:.2f}",
+            str(k),
+            f"{fit['fit']['aic']:.2f}",
+            f"{result['delta_aic'][model]:.2f}",
+        )
+    console.print(comparison)
+    chosen = result["best"]
+    if len(result["fits"]) > 1:
+        console.print(f"preferred by AIC: {chosen}")
+    _write_text(out, to_toml_fragment(result["fits"][chosen]))
+    console.print(
+        f"wrote {out} ({chosen}; copy its [market] table into a scenario, [fit] is a record)"
+    )
+    return 0
+
+
+def calibrate_target_command(args: argparse.Namespace) -> int:
+    from simkit import calibrate
+
+    overrides = _overrides(args.overrides)
+    scenario = _load(args.scenario, overrides)
+    paths = _kelly_paths(args, scenario, 2_000)
+    console = _console()
+    _enable_compile_cache()
+
+    def show(x: float, value: float, se: float) -> None:
+        if not shown:  # the first simulation: the inputs are valid
+            shown.append(True)
+            console.print(
+                f"solving {args.metric} = {args.target:g} for {args.param} in "
+                f"[{args.bracket[0]:g}, {args.bracket[1]:g}] ({paths} paths, the same seed "
+                "for every evaluation)"
+            )
+        console.print(f"  {args.param} = {x:.6g}: {args.metric} = {value:.6g} (se {se:.3g})")
+
+    shown: list[bool] = []
+    try:
+        result = calibrate.calibrate_target(
+            args.scenario,
+            args.param,
+            args.metric,
+            args.target,
+            args.bracket,
+            overrides=overrides,
+            paths=paths,
+            seed=args.seed,
+            engine=args.engine,
+            xtol=args.xtol,
+            on_evaluation=show,
+        )
+    except calibrate.CalibrationError as exc:
+        raise BadInput(str(exc)) from None
+    if result.status != "root":
+        console.print(result.message)
+        return 0
+    console.print(
+        f"{args.param} = {result.root:.6g} +/- {result.uncertainty:.3g} "
+        f"(se of {args.metric} {result.metric_se:.3g} at the root / |slope| "
+        f"{abs(result.slope):.4g} over +/- {result.slope_step:.3g}; tolerance {result.xtol:.3g}); "
+        f"{args.metric} there = {result.metric_at_root:.6g}; "
+        f"{len(result.evaluations)} simulations"
+    )
+    if result.message:
+        console.print(result.message)
+    return 0
+
+
+COMMANDS += [_cmd_claims, _cmd_calibrate]
+
+
 # --------------------------------------------------------------------------- stress, report
 # (issue 6: each subcommand is one `_cmd_x(sub)` + its command function; append to COMMANDS)
+
+
+STRESS_DEFAULT_PATHS = 5000  # a stress run is 4 simulations per stress (9 stresses: 36)
+STRESS_DIR = Path("scenarios") / "stress"
+
+
+def _default_stress_files() -> list[Path]:
+    """Every `scenarios/stress/*.toml`: under the working directory, else beside the package."""
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        files = sorted((base / STRESS_DIR).glob("*.toml"))
+        if files:
+            return files
+    raise BadInput(
+        f"simkit stress: no stress files given and none found in {STRESS_DIR}/; "
+        "name them: simkit stress FILE.toml ..."
+    )
+
+
+def _default_base() -> str:
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        candidate = base / "scenarios" / "baseline.toml"
+        if candidate.exists():
+            return str(candidate)
+    return str(Path("scenarios") / "baseline.toml")
+
+
+def _cmd_stress(sub: Any) -> None:
+    p = sub.add_parser(
+        "stress",
+        help="apply stress scenarios to a base scenario's paths, limits enforced and not",
+    )
+    p.add_argument(
+        "stresses",
+        nargs="*",
+        metavar="STRESS.toml",
+        help=f"stress files (default: every file of {STRESS_DIR}/)",
+    )
+    p.add_argument(
+        "--scenario", metavar="BASE.toml", help="base scenario (default scenarios/baseline.toml)"
+    )
+    p.add_argument(
+        "--paths",
+        type=int,
+        help="paths per run (default: the base scenario's paths, at most "
+        f"{STRESS_DEFAULT_PATHS:,}; each stress is run 4 times on them)",
+    )
+    p.add_argument("--seed", type=int, help="random seed (overrides simulation.seed)")
+    p.add_argument(
+        "--out", metavar="FILE.nc", help="result file (default results/stress_<scenario>.nc)"
+    )
+    p.add_argument("--chunk-size", type=int, help="paths per task")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="as for simkit run")
+    p.add_argument("--engine", help="jax | reference (overrides simulation.engine)")
+    p.add_argument("--float64", action="store_true", help="compute in float64")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key of the base scenario (repeatable)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=stress_command)
+
+
+def _load_stresses(paths: Sequence[Path], n_steps: int) -> list[Any]:
+    """Every stress file, each checked; all their problems in one BadInput."""
+    from simkit.scenario import ScenarioError, load_stress
+
+    specs, problems = [], []
+    for path in paths:
+        try:
+            specs.append(load_stress(path, n_steps))
+        except ScenarioError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise BadInput("\n".join(problems))
+    return specs
+
+
+def stress_command(args: argparse.Namespace) -> int:
+    from simkit import run, stress
+    from simkit.store import write_dataset
+
+    overrides = _overrides(args.overrides)
+    for flag, key in (
+        ("paths", "simulation.paths"),
+        ("seed", "simulation.seed"),
+        ("chunk_size", "simulation.chunk_size"),
+        ("engine", "simulation.engine"),
+    ):
+        if getattr(args, flag) is not None:
+            overrides[key] = getattr(args, flag)
+    if args.float64:
+        overrides["simulation.float64"] = True
+    base = args.scenario or _default_base()
+    scenario = _load(base, overrides)
+    if scenario.grid:
+        raise BadInput(
+            f"{base}: grid: a stress base scenario has no [grid]; stress one cell at a time "
+            "(write it as its own file, or set the swept keys with --set)"
+        )
+    paths = (
+        args.paths
+        if args.paths is not None
+        else min(scenario.simulation.paths, STRESS_DEFAULT_PATHS)
+    )
+    files = [Path(f) for f in args.stresses] or _default_stress_files()
+    specs = _load_stresses(files, scenario.simulation.n_steps)
+    names = [s.name for s in specs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise BadInput(
+            f"simkit stress: {', '.join(twice)}: given twice (a stress is its file stem)"
+        )
+    out = Path(args.out) if args.out else Path("results") / f"stress_{Path(base).stem}.nc"
+    check_output_path(out)
+    try:
+        run.choose_executor(args.scheduler, 0) if args.scheduler else None
+    except ValueError as exc:
+        raise BadInput(f"--scheduler: {exc}") from None
+
+    _enable_compile_cache()
+    try:
+        ds = stress.run_stress(
+            scenario,
+            specs,
+            paths=paths,
+            scheduler=args.scheduler,
+            progress=not args.no_progress,
+        )
+    except run.SchedulerUnreachable as exc:
+        raise BadInput(f"--scheduler {args.scheduler}: {exc}") from None
+    write_dataset(ds, out)
+    console = _console()
+    print_stress_tables(ds, console)
+    console.print(f"wrote {out} ({ds.attrs['wall_time_s']:.1f} s)")
+    return 0
+
+
+# (variable, heading, format) of the stress outcome table
+STRESS_SUMMARY = (
+    ("prob_ruin", "P(ruin)", "pct"),
+    ("prob_margin_call", "P(margin call)", "pct"),
+    ("prob_loss", "P(loss)", "pct"),
+    ("total_return_mean", "mean return", "pct"),
+    ("var_99", "VaR 99%", "pct"),
+    ("cvar_99", "CVaR 99%", "pct"),
+    ("equity_vs_baseline_mean", "vs none (USD)", "usd"),
+    ("stop_losses_per_path", "stops/path", "num"),
+    ("stop_loss_saved_mean", "stops saved (USD)", "usd"),
+)
+
+
+def print_stress_tables(ds: Any, console: Any) -> None:
+    """Three tables, one row per (stress, limits on/off): outcomes against the unstressed
+    baseline; the share of paths breaching each limit with the median day of the first
+    breach; the mean horizon loss of the paths that breached each limit."""
+    from rich.table import Table
+
+    title = f"{ds.attrs.get('title', 'simkit stress')}: {ds.attrs.get('paths')} paths"
+    rows = [(i, j) for i in range(ds.sizes["stress"]) for j in range(ds.sizes["enforce_limits"])]
+
+    def head(table: Any) -> None:
+        table.add_column("stress", no_wrap=True)
+        table.add_column("limits", justify="center")
+
+    def label(i: int, j: int) -> list[str]:
+        name = str(ds["stress"].values[i]) if j == 0 else ""
+        return [name, "on" if bool(ds["enforce_limits"].values[j]) else "off"]
+
+    outcomes = Table(
+        title=f"{title}: outcomes",
+        caption="returns over the horizon, as fractions of the initial sleeve; 'vs none': mean "
+        "change of final equity against the same path unstressed; 'stops saved': final equity "
+        "with stop-losses minus without, same paths",
+    )
+    head(outcomes)
+    for _, heading, _ in STRESS_SUMMARY:
+        outcomes.add_column(heading, justify="right")
+    for i, j in rows:
+        index = {"stress": i, "enforce_limits": j}
+        values = [_fmt(ds[n].isel(index).item(), k) for n, _, k in STRESS_SUMMARY]
+        outcomes.add_row(*label(i, j), *values, end_section=j == ds.sizes["enforce_limits"] - 1)
+    console.print(outcomes)
+
+    limits = [str(x) for x in ds["limit"].values]
+    breaches = Table(
+        title=f"{title}: limit breaches",
+        caption="share of paths that breached each limit at least once [median day of the "
+        "first breach]",
+    )
+    head(breaches)
+    for limit in limits:
+        breaches.add_column(limit, justify="right")
+    given = Table(
+        title=f"{title}: loss given breach",
+        caption="mean horizon loss (fraction of the initial sleeve, > 0 a loss) of the paths "
+        "that breached each limit; '-': none did",
+    )
+    head(given)
+    for limit in limits:
+        given.add_column(limit, justify="right")
+    for i, j in rows:
+        index = {"stress": i, "enforce_limits": j}
+        share = ds["breach_path_share"].isel(index).values
+        first = ds["days_to_first_breach_median"].isel(index).values
+        cells = [
+            _fmt(s, "pct") + ("" if math.isnan(d) else f" [{d:.0f}]")
+            for s, d in zip(share, first, strict=True)
+        ]
+        end = j == ds.sizes["enforce_limits"] - 1
+        breaches.add_row(*label(i, j), *cells, end_section=end)
+        lgb = ds["loss_given_breach"].isel(index).values
+        given.add_row(*label(i, j), *[_fmt(x, "pct") for x in lgb], end_section=end)
+    console.print(breaches)
+    console.print(given)
+
+
+def _cmd_report(sub: Any) -> None:
+    p = sub.add_parser(
+        "report", help="PNG figures and an HTML page of a result file (run or stress)"
+    )
+    p.add_argument("result", metavar="RESULT.nc")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="folder for the PNGs and index.html (default: <result>_report/ beside the file)",
+    )
+    p.set_defaults(func=report_command)
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from simkit import report
+
+    result = Path(args.result)
+    if not result.exists():
+        raise BadInput(f"{result}: no such file")
+    if result.is_dir():
+        raise BadInput(f"{result}: is a directory; give a result file (.nc)")
+    out = Path(args.out) if args.out else report.default_folder(result)
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out}: exists and is not a directory")
+    try:
+        written = report.make_report(result, out)
+    except report.NotAResult as exc:
+        raise BadInput(f"{result}: {exc}") from None
+    console = _console()
+    console.print(
+        f"wrote {written.index} ({len(written.figures)} figures) in {written.seconds:.1f} s"
+    )
+    return 0
+
+
+COMMANDS += [_cmd_stress, _cmd_report]
 
 
 # --------------------------------------------------------------------------- main

@@ -57,6 +57,7 @@ class RunSettings:
     chunk_size: int  # paths per block (task)
     engine: str  # "jax" | "reference"
     float64: bool
+    shock: Any = None  # a `simkit.stress.Shock` applied to every path, or None
 
     @property
     def dtype(self) -> str:
@@ -92,6 +93,7 @@ def resolve_settings(
     chunk_size: int | None = None,
     engine: str | None = None,
     float64: bool | None = None,
+    shock: Any = None,
 ) -> RunSettings:
     """The scenario's `[simulation]` settings with the given overrides, each validated."""
     sim = scenario.simulation
@@ -112,7 +114,7 @@ def resolve_settings(
         raise _bad("simulation.engine", f"must be one of {ENGINES}; got {engine!r}", scenario)
     float64 = bool(sim.float64 if float64 is None else float64)
     n_steps = _positive_int(sim.n_steps, "simulation.n_steps", scenario)
-    return RunSettings(paths, int(seed), n_steps, chunk, engine, float64)
+    return RunSettings(paths, int(seed), n_steps, chunk, engine, float64, shock)
 
 
 def cell_number(cell: Any, shape: tuple[int, ...]) -> int:
@@ -135,16 +137,42 @@ def _simulate_block(
     n_paths: int,
     n_steps: int,
     float64: bool,
+    shock: Any = None,
 ) -> dict[str, np.ndarray]:
     """Per-path summary (docs/ENGINE_SPEC.md) of paths `path_start ...` of one cell.
 
     `engine="jax"` runs the vectorized engine; `"reference"` generates the same market with
     `simulate_market` and runs the scalar reference engine on it. JAX's x64 mode is set to
-    `float64` for this call only.
+    `float64` for this call only. With a `shock` (`simkit.stress.Shock`), the market is
+    generated whole with `simulate_market`, shocked (`simkit.stress.apply_shock`, path by
+    path) and given to the engine's `simulate_paths`.
     """
     from simkit.precision import x64
 
     with x64(float64):
+        if shock is not None:
+            import jax.numpy as jnp
+
+            from simkit.paths.market import market_to_numpy, simulate_market
+            from simkit.stress import apply_shock
+
+            if engine == "jax":
+                from simkit.strategy.engine import simulate_paths
+            elif engine == "reference":
+                from simkit.strategy.reference import simulate_paths
+            else:
+                raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
+            market = simulate_market(
+                cell.market,
+                seed,
+                cell_number,
+                path_start,
+                n_paths,
+                n_steps,
+                dtype=jnp.float64 if float64 else jnp.float32,
+            )
+            shocked = apply_shock(market_to_numpy(market), shock, cell.market)
+            return simulate_paths(shocked, cell.strategy, cell.market)
         if engine == "jax":
             from simkit.strategy.engine import simulate_block
 
@@ -222,7 +250,7 @@ def _compute_task(
     # A block of one path is never computed: XLA computes it differently from the same path
     # in a larger block (1 ulp in the IV path, seen with simulate_market on JAX 0.10.2).
     n_run = max(block.n_paths, MIN_BLOCK_PATHS)
-    summary = simulate_block(
+    args = (
         settings.engine,
         cell,
         settings.seed,
@@ -232,6 +260,10 @@ def _compute_task(
         settings.n_steps,
         settings.float64,
     )
+    if settings.shock is None:
+        summary = simulate_block(*args)
+    else:
+        summary = simulate_block(*args, shock=settings.shock)
     if n_run > block.n_paths:
         summary = {k: np.asarray(v)[: block.n_paths] for k, v in summary.items()}
     out = aggregate.derive_block(
@@ -525,6 +557,7 @@ def simulate(
     float64: bool | None = None,
     out: str | os.PathLike | None = None,
     progress: bool = True,
+    shock: Any = None,
 ) -> Any:
     """Simulate every grid cell of `scenario` and reduce it to an `xarray.Dataset`.
 
@@ -538,6 +571,9 @@ def simulate(
         `<out>.partial/` while running; a rerun of the same run reuses finished blocks.
         Default value: None (nothing written).
       progress: show a progress bar on a terminal for runs over ~2 s. Default value: True.
+      shock: a `simkit.stress.Shock` applied to every path's market (`simkit.stress`
+        defines it); the market of a block is then generated whole (memory grows with the
+        horizon). Default value: None (no shock).
 
     Returns:
       the result dataset (`simkit.store.build_dataset` describes its variables).
@@ -546,7 +582,13 @@ def simulate(
 
     started = time.perf_counter()
     settings = resolve_settings(
-        scenario, paths=paths, seed=seed, chunk_size=chunk_size, engine=engine, float64=float64
+        scenario,
+        paths=paths,
+        seed=seed,
+        chunk_size=chunk_size,
+        engine=engine,
+        float64=float64,
+        shock=shock,
     )
     cells = list(scenario.cells())
     shape = tuple(scenario.shape)

@@ -51,7 +51,9 @@ __all__ = [
     "Simulation",
     "TABLES",
     "load_scenario",
+    "load_stress",
     "parse_override",
+    "parse_stress",
     "parse_scenario",
     "scenario_reference_markdown",
 ]
@@ -1454,6 +1456,256 @@ def _market_params_class() -> type:
 
 
 # ---------------------------------------------------------------------------------------------
+# Stress files (scenarios/stress/*.toml): a [stress] table and one table per shock component.
+# The shock arithmetic is simkit.stress's; this reads and checks the files.
+
+Day = Annotated[int, Strict(), annotated_types.Ge(1)]
+
+
+def _day_key() -> Any:
+    return _key(None, "trading day", "First day of this shock (>= 1); omitted: `stress.day`.", ge=1)
+
+
+def _at_least_one(table: _Table, names: tuple[str, ...], what: str) -> list[tuple[str, str]]:
+    if all(getattr(table, name) is None for name in names):
+        return [("", f"sets no {what}; give at least one of {', '.join(names)}")]
+    return []
+
+
+class StressTable(_Table):
+    """What the stress is, and the trading day its shocks start."""
+
+    description: Str | None = _key(None, "—", "What the stress represents (shown in reports).")
+    day: Day = Field(
+        description="First trading day of every shock that gives no `day` of its own (>= 1: "
+        "day 0 builds the book the shock hits; at most the base scenario's horizon).",
+        json_schema_extra={"unit": "trading day"},
+    )
+
+
+class SpotShockTable(_Table):
+    """A level shift of the spot: multiplied by (1 + change) ** w(t) from `day` on, spread
+    geometrically over `days` (1: an overnight gap); the path's own returns continue on top."""
+
+    change: Float = Field(
+        description="Total move of the spot (-0.6 = -60 %, 3.0 = +300 %).",
+        json_schema_extra={"unit": "fraction"},
+        gt=-1,
+    )
+    days: Int = _key(1, "trading days", "Days the move is spread over (1: a gap).", ge=1)
+    day: Day | None = _day_key()
+
+
+class RealizedVolShockTable(_Table):
+    """Realized volatility scaled from `day` on: each daily log return's deviation from the
+    diffusion's mean is multiplied by `scale`, the drift re-compensated (simkit.stress)."""
+
+    scale: Float = Field(
+        description="Factor on the spot's realized volatility (2.0 doubles it).",
+        json_schema_extra={"unit": "×"},
+        gt=0,
+    )
+    day: Day | None = _day_key()
+
+
+class IVShockTable(_Table):
+    """Implied volatility multiplied by `multiply` ** w(t), or brought to `level` on the ramp's
+    last day (and scaled by the same factor after it); give exactly one of the two."""
+
+    multiply: Float | None = _key(None, "×", "Factor on IV at the end of the ramp.", gt=0)
+    level: Float | None = _key(
+        None, "annual vol", "IV reached on the ramp's last day (1.0 = 100 %).", gt=0
+    )
+    days: Int = _key(1, "trading days", "Days the IV move is spread over.", ge=1)
+    day: Day | None = _day_key()
+
+    def checks(self) -> list[tuple[str, str]]:
+        if (self.multiply is None) == (self.level is None):
+            return [("", "give exactly one of multiply and level")]
+        return []
+
+
+class LiquidityShockTable(_Table):
+    """Option-market liquidity: each value given replaces the market input from `day` on."""
+
+    bid_ask_spread: Float | None = _key(None, "USD/share", "Option bid-ask spread.", ge=0)
+    open_interest: Float | None = _key(None, "contracts", "Open interest per strike.", ge=0)
+    option_volume: Float | None = _key(
+        None, "contracts/day", "Daily option volume per strike.", ge=0
+    )
+    liquidity_score: Float | None = _key(None, "score", "The seed's liquidity score.")
+    day: Day | None = _day_key()
+
+    def checks(self) -> list[tuple[str, str]]:
+        return _at_least_one(
+            self, ("bid_ask_spread", "open_interest", "option_volume", "liquidity_score"), "input"
+        )
+
+
+class SignalsShockTable(_Table):
+    """Signal inputs: each value given replaces the market input from `day` on."""
+
+    short_interest: Float | None = _key(None, "percent of float", "Short interest.", ge=0, le=100)
+    vix: Float | None = _key(None, "index points", "VIX.", ge=0)
+    btc_correlation: Float | None = _key(None, "—", "Correlation with bitcoin.", ge=-1, le=1)
+    borrow_cost: Float | None = _key(None, "percent/year", "Stock borrow cost.", ge=0)
+    volume_ratio: Float | None = _key(None, "—", "Volume over its average.", ge=0)
+    day: Day | None = _day_key()
+
+    def checks(self) -> list[tuple[str, str]]:
+        return _at_least_one(
+            self,
+            ("short_interest", "vix", "btc_correlation", "borrow_cost", "volume_ratio"),
+            "input",
+        )
+
+
+class ThesisShockTable(_Table):
+    """A thesis-break event (merger cancelled) on `day`: the thesis exit closes every short
+    put and stops new entries."""
+
+    event: Bool = _key(True, "—", "A thesis-break event arrives on `day`.")
+    day: Day | None = _day_key()
+
+
+STRESS_TABLES: dict[str, type[_Table]] = {
+    "stress": StressTable,
+    "spot": SpotShockTable,
+    "realized_vol": RealizedVolShockTable,
+    "iv": IVShockTable,
+    "liquidity": LiquidityShockTable,
+    "signals": SignalsShockTable,
+    "thesis": ThesisShockTable,
+}
+SHOCK_TABLES = tuple(name for name in STRESS_TABLES if name != "stress")
+
+
+def load_stress(path: str | Path, n_steps: int | None = None) -> Any:
+    """Read and check a stress file; a `simkit.stress.StressSpec` named after the file's stem.
+
+    With `n_steps` (the base scenario's horizon), every shock's day must fall within it.
+    Raises ScenarioError listing every problem (file, key, line).
+    """
+    shown = str(path)
+    p = Path(path)
+    if p.is_dir():
+        raise ScenarioError(shown, [Problem("", None, "is a directory, not a stress file")])
+    if not p.exists():
+        raise ScenarioError(shown, [Problem("", None, "no such file")])
+    try:
+        text = p.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(
+            shown, [Problem("", None, f"cannot read as UTF-8 text: {exc}")]
+        ) from None
+    return parse_stress(text, path=shown, name=p.stem, n_steps=n_steps)
+
+
+def parse_stress(
+    text: str, path: str | None = None, name: str = "stress", n_steps: int | None = None
+) -> Any:
+    """Parse and check stress-file text (``path`` only names it in messages)."""
+    if not text.strip():
+        raise ScenarioError(
+            path, [Problem("", None, "the file is empty; a stress file has a [stress] table")]
+        )
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(path, [_syntax_problem(exc, text)]) from None
+    return _StressBuilder(text, path, raw, {}).build_stress(name, n_steps)
+
+
+class _StressBuilder(_Builder):
+    """Validates one parsed stress file; collects every problem before raising."""
+
+    def unknown_key_message(self, table: str, name: str) -> str:
+        home = [
+            t
+            for t in STRESS_TABLES
+            if t != table and name != "day" and name in STRESS_TABLES[t].model_fields
+        ]
+        if home:
+            return f"unknown key in [{table}]; {name!r} belongs in [{home[0]}]"
+        options = list(STRESS_TABLES[table].model_fields)
+        return f"unknown key in [{table}]{_suggest(name, options)}"
+
+    def build_stress(self, name: str, n_steps: int | None) -> Any:
+        from simkit import stress
+
+        if name == stress.BASELINE:
+            self.add("", f"a stress cannot be named {name!r} (the unstressed baseline); rename it")
+        if "stress" not in self.raw:
+            self.add("stress", "missing table [stress]; it holds at least the shock's `day`")
+        validated: dict[str, _Table] = {}
+        for table, body in self.raw.items():
+            if table not in STRESS_TABLES:
+                if isinstance(body, dict):
+                    guess = _suggest(table, list(STRESS_TABLES))
+                    self.add(table, f"unknown table [{table}]{guess}")
+                else:
+                    self.add(table, "key outside any table; stress keys live in [stress] etc.")
+                continue
+            if not isinstance(body, dict):
+                self.add(table, f"must be a table [{table}], got {_describe(body)}")
+                continue
+            model = STRESS_TABLES[table]
+            try:
+                validated[table] = model.model_validate(body)
+            except ValidationError as exc:
+                for error in exc.errors():
+                    if error["type"] == "missing":
+                        key = f"{table}.{error['loc'][0]}"
+                        info = model.model_fields[str(error["loc"][0])]
+                        self.add(key, f"is required: {info.description}")
+                    else:
+                        self.add_pydantic(table, model, error)
+                continue
+            for key, message in validated[table].checks():
+                self.add(f"{table}.{key}" if key else table, message)
+        if not any(t in self.raw for t in SHOCK_TABLES) and "stress" in self.raw:
+            tables = ", ".join(f"[{t}]" for t in SHOCK_TABLES)
+            self.add("stress", f"the file names no shock; add at least one of {tables}")
+        self.fail_if_any()
+
+        head = typing.cast(StressTable, validated["stress"])
+        days: dict[str, int] = {}
+        for table in SHOCK_TABLES:
+            if table in validated:
+                own = validated[table].day
+                days[table] = head.day if own is None else own
+                where = f"{table}.day" if own is not None else "stress.day"
+                if n_steps is not None and days[table] > n_steps:
+                    self.add(
+                        where,
+                        f"day {days[table]} is past the base scenario's horizon "
+                        f"({n_steps} trading days)",
+                    )
+        self.fail_if_any()
+        shock = stress.Shock(**{t: self._component(t, validated[t], days[t]) for t in days})
+        return stress.StressSpec(name, head.description or "", shock, self.path)
+
+    @staticmethod
+    def _component(table: str, body: _Table, day: int) -> Any:
+        from simkit import stress
+
+        values = body.model_dump()
+        values.pop("day")
+        if table == "spot":
+            return stress.SpotShock(day=day, change=values["change"], days=values["days"])
+        if table == "realized_vol":
+            return stress.RealizedVolShock(day=day, scale=values["scale"])
+        if table == "iv":
+            return stress.IVShock(day=day, **values)
+        if table in ("liquidity", "signals"):
+            given = tuple((k, float(v)) for k, v in values.items() if v is not None)
+            return stress.SetShock(day=day, values=given)
+        if table == "thesis":
+            return stress.ThesisShock(day=day) if values["event"] else None
+        raise ValueError(f"unknown shock table {table!r}")
+
+
+# ---------------------------------------------------------------------------------------------
 # Writing TOML back (the validated scenario, recorded with the results)
 
 
@@ -1609,7 +1861,54 @@ def scenario_reference_markdown() -> str:
             type_text = _type_text(tp, optional).replace("|", "\\|")
             out.append(f"| `{name}` | {type_text} | {default} | {unit} | {allowed} | {meaning} |")
         out.append("")
+    out.append(_STRESS_HEAD)
+    for table, model in STRESS_TABLES.items():
+        out.append(f"### [{table}]\n")
+        out.append(f"{' '.join((model.__doc__ or '').split())}\n")
+        out.append("| key | type | default | unit | allowed | meaning |")
+        out.append("|---|---|---|---|---|---|")
+        for name, info in model.model_fields.items():
+            tp, _, _, optional = _field_parts(model, name)
+            if info.is_required():
+                default = "required"
+            else:
+                default = "unset" if info.default is None else f"`{_toml_value(info.default)}`"
+            unit = (info.json_schema_extra or {}).get("unit", "—")  # type: ignore[union-attr]
+            allowed = _allowed_text(model, name)
+            meaning = (info.description or "").replace("|", "\\|")
+            type_text = _type_text(tp, optional).replace("|", "\\|")
+            out.append(f"| `{name}` | {type_text} | {default} | {unit} | {allowed} | {meaning} |")
+        out.append("")
     return "\n".join(out)
+
+
+_STRESS_HEAD = """\
+## Stress files
+
+`simkit stress [STRESS.toml ...] [--scenario BASE.toml]` applies each stress file (default:
+every file of `scenarios/stress/`) to the paths of a base scenario (default:
+`scenarios/baseline.toml`). A stress file is named after its stem (`overnight_crash`; `none`
+is reserved for the unstressed baseline) and holds a `[stress]` table and at least one shock
+table; each shock starts on `stress.day` unless it gives its own `day`, and every day must fall
+within the base scenario's horizon. Ramps: `w(t) = clip((t - day + 1) / days, 0, 1)`. The
+exact arithmetic of each shock is in the docstring of `simkit/stress.py`. Validation is the
+scenario files': unknown tables and keys, wrong types, out-of-range values and missing required
+keys are errors naming the file, the key and the line.
+
+```toml
+# scenarios/stress/overnight_crash.toml
+[stress]
+description = "The stock gaps down 60 % overnight; IV jumps with it."
+day = 21
+
+[spot]
+change = -0.6    # spot x 0.4 from day 21 on
+days = 1         # all at once
+
+[iv]
+multiply = 1.58  # the model's own IV reaction to a -60 % jump (iv_jump_beta = -0.5)
+```
+"""
 
 
 if __name__ == "__main__":

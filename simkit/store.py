@@ -12,7 +12,8 @@ Layout of a result dataset:
     = its values; keys zipped with an axis are non-dimension coordinates on it;
   - aggregate variables over the grid dimensions (`simkit.aggregate.VARIABLES`), some with
     one more dimension: `quantile`, `close_reason`, `limit`, `bucket`, `strike` (the ladder;
-    `rung` when grid cells have different ladders, with the strikes in `ladder_strike`);
+    `rung` when grid cells have different ladders, with the strikes in `ladder_strike`),
+    `bin` / `bin_edge` (histograms of the horizon return and the drawdown, for reports);
   - `equity_sample` (grid..., `sample`, `day`): daily sleeve equity of the first
     min(200, paths) paths of each cell, for fan charts;
   - with `per_path`: every per-path summary over (grid..., `path`) (`assigned_by_rung` also
@@ -150,7 +151,10 @@ def run_fingerprint(scenario: Any, cells: list, settings: Any) -> dict[str, Any]
         f"{tuple(c.index)!r} {c.coords!r} {c.market!r} {c.strategy!r}" for c in cells
     )
     resolved = scenario.to_toml() if hasattr(scenario, "to_toml") else str(scenario.text)
+    shock = getattr(settings, "shock", None)
+    extra = {} if shock is None else {"shock": repr(shock)}  # a stressed run is another run
     return {
+        **extra,
         "scenario_sha256": hashlib.sha256(resolved.encode()).hexdigest(),
         "cells_sha256": hashlib.sha256(cell_text.encode()).hexdigest(),
         "paths": settings.paths,
@@ -294,6 +298,8 @@ def run_attrs(
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "Conventions": "CF-1.8",
     }
+    if getattr(settings, "shock", None) is not None:
+        attrs["shock"] = repr(settings.shock)
     return {k: _attr(v) for k, v in attrs.items()}
 
 
@@ -383,6 +389,8 @@ def build_dataset(
         "close_reason": (np.asarray(aggregate.CLOSE_REASONS), "1", "how a trade ended"),
         "limit": (np.asarray(aggregate.LIMITS), "1", "risk limit of the strategy"),
         "bucket": (np.asarray(aggregate.BUCKETS), "1", "P&L attribution bucket"),
+        "bin": (np.arange(aggregate.N_BINS), "1", "histogram bin index"),
+        "bin_edge": (np.arange(aggregate.N_BINS + 1), "1", "histogram bin edge index"),
     }
     if rung_dim == "strike":
         extra_coords["strike"] = (np.asarray(ladders[0]), "USD", "strike of the put ladder rung")

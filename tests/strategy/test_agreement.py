@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
 import numpy as np
 import pytest
 
@@ -105,8 +104,13 @@ def test_engines_agree_path_by_path(corpus_results, name):
     agree = equity_ok & trades_ok
     bad = np.flatnonzero(~agree)
     detail = [
-        (int(i), float(fast["final_equity"][i]), float(slow["final_equity"][i]),
-         int(fast["n_trades"][i]), int(slow["n_trades"][i]))
+        (
+            int(i),
+            float(fast["final_equity"][i]),
+            float(slow["final_equity"][i]),
+            int(fast["n_trades"][i]),
+            int(slow["n_trades"][i]),
+        )
         for i in bad[:5]
     ]
     assert agree.mean() >= 0.99, f"{name}: paths disagree {detail}"
@@ -152,8 +156,21 @@ RULE_COUNTERS = (
     "n_margin_calls",
     "ruined",
     "hedge_contracts",
-    *(f"breach_{name}" for name in
-      ("allocation", "leverage", "var", "expiry", "strike", "delta", "gamma", "theta", "vega", "rho")),
+    *(
+        f"breach_{name}"
+        for name in (
+            "allocation",
+            "leverage",
+            "var",
+            "expiry",
+            "strike",
+            "delta",
+            "gamma",
+            "theta",
+            "vega",
+            "rho",
+        )
+    ),
 )
 
 

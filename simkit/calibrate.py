@@ -1,0 +1,381 @@
+"""Calibration behind `simkit calibrate kelly | market | target` (no printing, no argparse).
+
+- `kelly`: run a scenario and read the Kelly inputs it measured (`p`, average win `a`,
+  average loss `b`, path-clustered 95 % intervals) and the fractions they imply; write them
+  as a TOML fragment (`kelly_fragment`) whose `[capital] kelly_fraction` a scenario uses for
+  sizing. The inputs and intervals are comments: scenario files reject unknown tables and keys,
+  so the fragment holds only what a scenario accepts. Merge it by pasting its `[capital]` table
+  into a scenario that has none, by copying the `kelly_fraction` line into the scenario's own
+  `[capital]` table, or with `--set capital.kelly_fraction=VALUE`.
+- `market`: maximum likelihood of GBM and/or Merton on a history CSV
+  (`simkit.calibrate_market.fit_history` on `simkit.paths.history.read_history`), with a model
+  comparison by AIC; the fragment is `simkit.calibrate_market.to_toml_fragment`'s (`[market]`
+  for a scenario, `[fit]` for the record: copy the `[market]` table).
+- `target`: the value of one scenario parameter at which an aggregate metric reaches a target,
+  by Brent's method on the metric computed with common random numbers (every evaluation runs
+  the same seed, so the metric is a deterministic function of the parameter), with an
+  uncertainty `se(metric) / |d metric / d param|` at the root.
+
+Bad input raises `CalibrationError` (the CLI's exit code 2) or `ScenarioError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import optimize, stats
+
+__all__ = [
+    "CalibrationError",
+    "TargetResult",
+    "calibrate_kelly",
+    "calibrate_market",
+    "calibrate_target",
+    "kelly_from_dataset",
+    "kelly_fragment",
+    "metric_names",
+    "metric_value",
+]
+
+CONF = 0.95
+KELLY_KEYS = ("p", "avg_win", "avg_loss", "seed_fraction", "growth_optimal")
+_DATASET_NAMES = {
+    "p": "kelly_p",
+    "avg_win": "kelly_avg_win",
+    "avg_loss": "kelly_avg_loss",
+    "seed_fraction": "kelly_fraction",
+    "growth_optimal": "kelly_growth_optimal",
+}
+
+
+class CalibrationError(ValueError):
+    """Input that calibration cannot use (reported by the CLI with exit code 2)."""
+
+
+def _one_cell(scenario: Any, command: str) -> None:
+    if scenario.grid:
+        from simkit.scenario import ScenarioError
+
+        raise ScenarioError(
+            scenario.path,
+            [("grid", None, f"{command} calibrates one market: use a scenario without [grid]")],
+        )
+
+
+# --------------------------------------------------------------------------- kelly
+
+
+def kelly_from_dataset(ds: Any, strategy: Any) -> dict[str, Any]:
+    """Kelly inputs and fractions measured by a one-cell run.
+
+    Returns:
+      mapping with, for each of `p`, `avg_win`, `avg_loss`, `seed_fraction`,
+      `growth_optimal`, the estimate and its `_lo`, `_hi` (95 %); `recommended` (the seed's
+      sizing rule, `kelly_multiplier * seed_fraction` capped at `max_total_strategy_pct`,
+      floored at 0), `multiplier`, `cap`, `trades_per_path`, `paths`.
+    """
+    out: dict[str, Any] = {}
+    for key in KELLY_KEYS:
+        name = _DATASET_NAMES[key]
+        for suffix in ("", "_lo", "_hi"):
+            out[key + suffix] = float(np.asarray(ds[name + suffix].values))
+    out["recommended"] = float(np.asarray(ds["kelly_recommended"].values))
+    out["multiplier"] = float(strategy.kelly_multiplier)
+    out["cap"] = float(strategy.max_total_strategy_pct)
+    out["trades_per_path"] = float(np.asarray(ds["trades_per_path"].values))
+    out["paths"] = int(ds.attrs.get("paths", np.asarray(ds["paths"].values)))
+    return out
+
+
+def kelly_fragment(result: Mapping[str, Any], source: str) -> str:
+    """A TOML fragment with `[capital] kelly_fraction` (the seed formula on the measured
+    inputs) and the inputs, intervals and other fractions as comments."""
+    fraction = result["seed_fraction"]
+    if not math.isfinite(fraction):
+        raise CalibrationError(
+            f"{source}: the Kelly inputs are undefined (the run closed no winning or no losing "
+            "trade); simulate more paths or a longer horizon"
+        )
+
+    def line(label: str, key: str) -> str:
+        return (
+            f"#   {label:<34} = {result[key]:.6g}  "
+            f"[{result[key + '_lo']:.6g}, {result[key + '_hi']:.6g}]"
+        )
+
+    lines = [
+        f"# simkit calibrate kelly: Kelly inputs measured by simulating {source}",
+        f"# ({result['paths']} paths, {result['trades_per_path']:.3g} closed trades a path; "
+        "95 % intervals, clustered by path)",
+        line("p (win probability of a trade)", "p"),
+        line("a (average win on collateral)", "avg_win"),
+        line("b (average loss on collateral)", "avg_loss"),
+        line("seed formula p - (1-p) b/a", "seed_fraction"),
+        line("growth-optimal p/b - (1-p)/a", "growth_optimal"),
+        f"#   sizing rule min({result['multiplier']:g} x kelly_fraction, {result['cap']:g}), "
+        f"floored at 0 = {result['recommended']:.6g} of the portfolio",
+        "# Merge: scenario files reject unknown tables and keys, so only [capital] is here.",
+        "# Paste this [capital] table into a scenario that has none, or copy the kelly_fraction",
+        "# line into the scenario's [capital] table, or run with",
+        f"# --set capital.kelly_fraction={fraction!r}",
+        "[capital]",
+        f"kelly_fraction = {fraction!r}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def calibrate_kelly(
+    scenario: Any,
+    *,
+    paths: int | None = None,
+    seed: int | None = None,
+    engine: str | None = None,
+    progress: bool = False,
+    simulate: Callable[..., Any] | None = None,
+) -> tuple[dict[str, Any], Any]:
+    """Run a one-cell scenario; return (`kelly_from_dataset` result, the dataset)."""
+    from simkit.run import simulate as run_simulate
+
+    _one_cell(scenario, "calibrate kelly")
+    simulate = simulate or run_simulate
+    ds = simulate(scenario, paths=paths, seed=seed, engine=engine, progress=progress)
+    return kelly_from_dataset(ds, scenario.strategy), ds
+
+
+# --------------------------------------------------------------------------- market
+
+
+def calibrate_market(path: str | Path, models: Sequence[str] = ("gbm", "merton")) -> dict:
+    """Fit each model of `models` to the history CSV at `path`.
+
+    Returns:
+      mapping with `history` (the `History`), `fits` (model -> `fit_history` result),
+      `best` (the model with the lowest AIC) and `delta_aic` (model -> AIC minus the best's).
+
+    Raises:
+      HistoryError: the CSV cannot be used (names the file, line and field).
+      CalibrationError: a fit fails on these data (e.g. too few returns).
+    """
+    from simkit.calibrate_market import MODELS, fit_history
+    from simkit.paths.history import read_history
+
+    for model in models:
+        if model not in MODELS:
+            raise CalibrationError(f"--model: must be one of {', '.join(MODELS)}; got {model!r}")
+    history = read_history(path)
+    fits = {}
+    for model in models:
+        try:
+            fits[model] = fit_history(history.close, history.iv, model=model)
+        except ValueError as exc:
+            raise CalibrationError(f"{path}: cannot fit {model}: {exc}") from None
+    aic = {m: float(f["fit"]["aic"]) for m, f in fits.items()}
+    best = min(aic, key=lambda m: aic[m])
+    return {
+        "history": history,
+        "fits": fits,
+        "best": best,
+        "delta_aic": {m: a - aic[best] for m, a in aic.items()},
+    }
+
+
+# --------------------------------------------------------------------------- target
+
+
+def metric_names() -> list[str]:
+    """Aggregate variables of a result dataset that hold one number per cell."""
+    from simkit.aggregate import VARIABLES
+
+    return [
+        name
+        for name, (dims, _, _) in VARIABLES.items()
+        if not dims and name != "paths" and not name.endswith(("_lo", "_hi", "_se"))
+    ]
+
+
+def metric_value(ds: Any, name: str) -> tuple[float, float]:
+    """(value, standard error) of a scalar metric of a one-cell dataset. The standard error is
+    the variable's `_se` when the dataset has one, else its 95 % interval's half-width over
+    z, else NaN."""
+    value = float(np.asarray(ds[name].values))
+    if f"{name}_se" in ds:
+        return value, float(np.asarray(ds[f"{name}_se"].values))
+    if f"{name}_lo" in ds and f"{name}_hi" in ds:
+        lo = float(np.asarray(ds[f"{name}_lo"].values))
+        hi = float(np.asarray(ds[f"{name}_hi"].values))
+        return value, (hi - lo) / (2 * float(stats.norm.ppf(0.5 + CONF / 2)))
+    return value, math.nan
+
+
+@dataclasses.dataclass
+class TargetResult:
+    """The outcome of `calibrate_target`.
+
+    `status`: "root" (found: `root`, `uncertainty`), "no_root" (the metric does not cross
+    the target between the bracket's ends: see `evaluations`), or "undefined" (the metric is
+    NaN somewhere it was needed: `message`).
+    """
+
+    param: str
+    metric: str
+    target: float
+    bracket: tuple[float, float]
+    status: str
+    root: float = math.nan
+    uncertainty: float = math.nan  # se(metric at root) / |slope|
+    metric_at_root: float = math.nan
+    metric_se: float = math.nan
+    slope: float = math.nan  # d metric / d param at the root (central difference)
+    slope_step: float = math.nan
+    xtol: float = math.nan
+    evaluations: list[tuple[float, float, float]] = dataclasses.field(default_factory=list)
+    message: str = ""
+
+
+class _Undefined(Exception):
+    pass
+
+
+def _check_bracket(bracket: Sequence[float]) -> tuple[float, float]:
+    if len(bracket) != 2:
+        raise CalibrationError(f"--bracket: give two numbers LO HI; got {list(bracket)}")
+    lo, hi = (float(b) for b in bracket)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise CalibrationError(f"--bracket: must be finite; got {lo!r} {hi!r}")
+    if not lo < hi:
+        raise CalibrationError(f"--bracket: LO must be below HI; got {lo!r} {hi!r}")
+    return lo, hi
+
+
+def calibrate_target(
+    scenario_path: str | Path,
+    param: str,
+    metric: str,
+    target: float,
+    bracket: Sequence[float],
+    *,
+    overrides: Mapping[str, object] | None = None,
+    paths: int | None = None,
+    seed: int | None = None,
+    engine: str | None = None,
+    xtol: float | None = None,
+    slope_step: float | None = None,
+    simulate: Callable[..., Any] | None = None,
+    on_evaluation: Callable[[float, float, float], None] | None = None,
+) -> TargetResult:
+    """Find `param` in `bracket` at which the result's `metric` equals `target`.
+
+    Every evaluation loads the scenario with `param` overridden (validated by the scenario
+    layer: an unknown key or a bad value raises `ScenarioError`) and simulates it with the
+    same seed (common random numbers), so the metric is a deterministic function of the
+    parameter. Brent's method (`scipy.optimize.brentq`) brackets the crossing; a metric
+    that jumps (a win rate counts trades) still gets its crossing point to within `xtol`.
+
+    Args:
+      scenario_path: a scenario file without `[grid]`.
+      param: dotted key, e.g. `market.sigma`.
+      metric: a scalar variable of the result (`metric_names()`), e.g. `win_rate_trade`.
+      target: the metric value sought.
+      bracket: (lo, hi) values of `param` to search between.
+      overrides: further `--set` overrides applied to every evaluation.
+      paths, seed, engine: run settings. Default value: the scenario's.
+      xtol: absolute tolerance on the root. Default value: 1e-3 x (hi - lo).
+      slope_step: half-step of the central difference for the slope at the root. Default
+        value: 2e-2 x (hi - lo) (wide enough to average over the jumps of a count-based metric).
+      simulate: the simulator. Default value: `simkit.run.simulate`.
+      on_evaluation: called with (param value, metric, se) after each evaluation.
+    """
+    from simkit.run import simulate as run_simulate
+    from simkit.scenario import load_scenario
+
+    simulate = simulate or run_simulate
+    names = metric_names()
+    if metric not in names:
+        raise CalibrationError(
+            f"--metric {metric!r}: not a scalar variable of a result; choose one of "
+            + ", ".join(names)
+        )
+    lo, hi = _check_bracket(bracket)
+    target = float(target)
+    if not math.isfinite(target):
+        raise CalibrationError(f"--target: must be finite; got {target!r}")
+    width = hi - lo
+    xtol = 1e-3 * width if xtol is None else float(xtol)
+    step = 2e-2 * width if slope_step is None else float(slope_step)
+    if not xtol > 0 or not step > 0:
+        raise CalibrationError("--xtol and the slope step must be > 0")
+    base = dict(overrides or {})
+    if param in base:
+        raise CalibrationError(f"--param {param}: also given with --set; give it once")
+
+    def scenario_at(x: float) -> Any:
+        scenario = load_scenario(scenario_path, {**base, param: x})
+        _one_cell(scenario, "calibrate target")
+        return scenario
+
+    # Validate the key and both ends before simulating anything.
+    scenario_at(lo)
+    scenario_at(hi)
+
+    cache: dict[float, tuple[float, float]] = {}
+    evaluations: list[tuple[float, float, float]] = []
+
+    def evaluate(x: float) -> tuple[float, float]:
+        x = float(x)
+        if x not in cache:
+            ds = simulate(scenario_at(x), paths=paths, seed=seed, engine=engine, progress=False)
+            value, se = metric_value(ds, metric)
+            cache[x] = (value, se)
+            evaluations.append((x, value, se))
+            if on_evaluation is not None:
+                on_evaluation(x, value, se)
+        return cache[x]
+
+    def gap(x: float) -> float:
+        value, _ = evaluate(x)
+        if math.isnan(value):
+            raise _Undefined(f"{metric} is undefined (NaN) at {param} = {x!r}")
+        return value - target
+
+    result = TargetResult(param, metric, target, (lo, hi), "no_root", xtol=xtol)
+    result.evaluations = evaluations
+    try:
+        g_lo, g_hi = gap(lo), gap(hi)
+        if g_lo == 0 or g_hi == 0 or np.sign(g_lo) != np.sign(g_hi):
+            root = (
+                lo
+                if g_lo == 0
+                else hi
+                if g_hi == 0
+                else float(optimize.brentq(gap, lo, hi, xtol=xtol, rtol=4 * np.finfo(float).eps))
+            )
+        else:
+            result.message = (
+                f"no value of {param} in [{lo:g}, {hi:g}] reaches {metric} = {target:g}: "
+                f"{metric} is {g_lo + target:.6g} at {lo:g} and {g_hi + target:.6g} at {hi:g}"
+            )
+            return result
+        value, se = evaluate(root)
+        left, right = max(lo, root - step), min(hi, root + step)
+        slope = (evaluate(right)[0] - evaluate(left)[0]) / (right - left)
+    except _Undefined as exc:
+        result.status = "undefined"
+        result.message = str(exc)
+        return result
+    result.status = "root"
+    result.root = root
+    result.metric_at_root = value
+    result.metric_se = se
+    result.slope = slope
+    result.slope_step = (right - left) / 2
+    result.uncertainty = se / abs(slope) if slope != 0 else math.inf
+    if not math.isfinite(se):
+        result.message = f"{metric} has no standard error: the root's uncertainty is unknown"
+    elif slope == 0:
+        result.message = f"{metric} is flat around the root: the root is not identified"
+    return result

@@ -1,0 +1,1274 @@
+"""Reports: PNG figures and one self-contained HTML page from a result file.
+
+`make_report(RESULT.nc, DIR)` reads a `simkit run` result (one cell or a grid) or a
+`simkit stress` result and writes PNG figures (matplotlib, Agg, no display needed) and
+`index.html` (the summary table and every figure, embedded as base64 so that the page is one
+file, each linking to its PNG beside it). Reading a result never needs JAX; a report takes
+seconds.
+
+Run results:
+  equity_fan            quantile bands of the daily sleeve equity of the stored sample paths
+  return_distribution   histogram of the horizon return (per-path values when the file has
+                        them, `--per-path`; else the stored histogram) with VaR/CVaR marked
+  drawdown_distribution histogram of each path's maximum drawdown, median and 5 % marked
+  close_reasons         how trades ended (share of closed trades)
+  attribution           mean P&L per path by bucket
+  kelly                 Kelly inputs and fractions with their 95 % intervals
+  breaches              share of paths breaching each risk limit
+  grid_heatmaps         (grids of two or more axes) win rate, median return and ruin
+                        probability over the first two axes
+  grid_lines            (one-axis grids) the same three over the axis
+Grids are drawn as small multiples, one panel per cell (at most 4 values of each of the first
+two axes; further axes are fixed at their middle value, as the figure's title says).
+
+Stress results:
+  stress_outcomes       probability of ruin, of a margin call and of a loss per stress
+  stress_returns        horizon-return quantiles per stress, VaR/CVaR 99 % marked
+  stress_equity         median daily equity per stress
+  stress_stops          stop-losses fired and what they saved
+  stress_attribution    mean P&L per bucket per stress
+  breaches_overview     share of paths breaching each limit, stress x limit
+  breach_<limit>        one per limit: share of paths breaching, days from the shock to the
+                        first breach, loss given breach
+Each stress figure shows `limits.enforce_limits` on and off side by side.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import itertools
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["NotAResult", "Report", "default_folder", "make_report"]
+
+DPI = 110
+SEED_KELLY = {"kelly_p": 0.892, "kelly_avg_win": 0.123, "kelly_avg_loss": 0.087}  # seed inputs
+MAX_AXIS_PANELS = 4  # values of one grid axis drawn as small multiples
+ON_OFF_COLORS = {True: "#1f5fa8", False: "#d9822b"}  # limits enforced / not
+BAND_COLOR = "#1f5fa8"
+
+
+class NotAResult(Exception):
+    """The file is not a simkit result (run or stress)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """What `make_report` wrote."""
+
+    index: Path  # index.html
+    figures: list[Path]  # the PNGs, in page order
+    seconds: float
+
+
+def default_folder(result: str | Path) -> Path:
+    """`results/x.nc` -> `results/x_report/`."""
+    result = Path(result)
+    return result.with_name(f"{result.stem}_report")
+
+
+# --------------------------------------------------------------------------- figure helpers
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def _pct_axis(axis: Any, decimals: int | None = None) -> None:
+    from matplotlib.ticker import PercentFormatter
+
+    axis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=decimals))
+
+
+def _usd(x: float, _pos: Any = None) -> str:
+    if not math.isfinite(x):
+        return ""
+    sign = "-" if x < 0 else ""
+    x = abs(x)
+    if x >= 1e6:
+        return f"{sign}${x / 1e6:,.1f}M"
+    if x >= 1e3:
+        return f"{sign}${x / 1e3:,.0f}k"
+    return f"{sign}${x:,.0f}"
+
+
+def _usd_axis(axis: Any) -> None:
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    axis.set_major_formatter(FuncFormatter(_usd))
+    axis.set_major_locator(MaxNLocator(6))
+
+
+def _save(fig: Any, folder: Path, name: str, written: list[Path]) -> None:
+    path = folder / f"{name}.png"
+    fig.savefig(path, dpi=DPI)
+    written.append(path)
+
+
+def _short(dim: str) -> str:
+    """`market.sigma` -> `sigma` (labels; the full key is in the title)."""
+    return dim.rsplit(".", 1)[-1]
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "on" if value else "off"
+    if isinstance(value, float | np.floating):
+        return f"{float(value):g}"
+    return str(value)
+
+
+# --------------------------------------------------------------------------- run results
+
+
+class _Grid:
+    """The grid of a run result: its dimensions and the cells drawn as panels."""
+
+    def __init__(self, ds: Any):
+        self.ds = ds
+        self.dims = list(ds["paths"].dims)
+        self.sizes = [ds.sizes[d] for d in self.dims]
+        # Small multiples: at most MAX_AXIS_PANELS values (evenly spread) of the first two
+        # axes; further axes fixed at their middle value.
+        picks = []
+        most = MAX_AXIS_PANELS if len(self.sizes) > 1 else 2 * MAX_AXIS_PANELS
+        for position, size in enumerate(self.sizes):
+            if position < 2:
+                chosen = np.unique(np.linspace(0, size - 1, min(size, most)).round())
+                picks.append([int(i) for i in chosen])
+            else:
+                picks.append([size // 2])
+        self.picks = picks
+        self.fixed = {d: ds[d].values[picks[k][0]] for k, d in enumerate(self.dims) if k >= 2}
+        self.drawn_all = all(len(p) == s for p, s in zip(picks, self.sizes, strict=True))
+
+    @property
+    def cells(self) -> list[dict[str, int]]:
+        return [
+            dict(zip(self.dims, combo, strict=True)) for combo in itertools.product(*self.picks)
+        ]
+
+    @property
+    def all_cells(self) -> list[dict[str, int]]:
+        return [
+            dict(zip(self.dims, combo, strict=True))
+            for combo in itertools.product(*(range(s) for s in self.sizes))
+        ]
+
+    def label(self, index: dict[str, int], every_axis: bool = False) -> str:
+        """`sigma = 1.9, mu = 0.05`: the cell's values (the axes fixed for the small
+        multiples are left out unless `every_axis`)."""
+        if not index:
+            return "the scenario"
+        parts = []
+        for d, i in index.items():
+            if d in self.fixed and not every_axis:
+                continue
+            parts.append(f"{_short(d)} = {_value_text(self.ds[d].values[i])}")
+        return ", ".join(parts)
+
+    def note(self) -> str:
+        """What the small multiples leave out (for titles)."""
+        notes = []
+        if self.fixed:
+            notes.append(", ".join(f"{d} = {_value_text(v)}" for d, v in self.fixed.items()))
+        if any(len(self.picks[k]) < self.sizes[k] for k in range(min(2, len(self.sizes)))):
+            notes.append(f"{' x '.join(str(len(p)) for p in self.picks[:2])} of the cells shown")
+        return f" ({'; '.join(notes)})" if notes else ""
+
+    def layout(self) -> tuple[int, int]:
+        if not self.dims:
+            return 1, 1
+        rows = len(self.picks[0])
+        cols = len(self.picks[1]) if len(self.dims) > 1 else 1
+        if len(self.dims) == 1 and rows > 2:  # one axis: wrap into two columns
+            return math.ceil(rows / 2), 2
+        return rows, cols
+
+
+def _panels(grid: _Grid, width_per: float, height_per: float, **kwargs: Any) -> tuple[Any, list]:
+    rows, cols = grid.layout()
+    fig = _figure(max(6.5, width_per * cols), max(3.8, height_per * rows + 0.8))
+    axes = fig.subplots(rows, cols, squeeze=False, **kwargs).ravel().tolist()
+    cells = grid.cells
+    for ax in axes[len(cells) :]:
+        ax.set_visible(False)
+    return fig, list(zip(cells, axes, strict=False))
+
+
+def _fan(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None:
+    sample = ds["equity_sample"]
+    n_sample = int(sample.sizes["sample"])
+    fig, panels = _panels(grid, 4.6, 3.0, sharex=True, sharey=True)
+    bands = (
+        (0.01, 0.99, 0.15, "1–99 %"),
+        (0.05, 0.95, 0.25, "5–95 %"),
+        (0.25, 0.75, 0.4, "25–75 %"),
+    )
+    for index, ax in panels:
+        curves = np.asarray(sample.isel(index).values, dtype=np.float64)
+        curves = curves[np.all(np.isfinite(curves), axis=1)]
+        days = np.asarray(ds["day"].values)
+        if curves.size:
+            for lo, hi, alpha, label in bands:
+                ax.fill_between(
+                    days,
+                    np.quantile(curves, lo, axis=0),
+                    np.quantile(curves, hi, axis=0),
+                    color=BAND_COLOR,
+                    alpha=alpha,
+                    linewidth=0,
+                    label=label,
+                )
+            ax.plot(days, np.median(curves, axis=0), color="black", linewidth=1.6, label="median")
+        initial = float(ds["initial_equity"].isel(index))
+        ax.axhline(initial, color="0.3", linestyle="--", linewidth=1, label="initial equity")
+        _usd_axis(ax.yaxis)
+        ax.grid(alpha=0.3)
+        if grid.dims:
+            ax.set_title(grid.label(index), fontsize=9)
+    for _, ax in panels:
+        if ax.get_subplotspec().is_last_row():
+            ax.set_xlabel("trading day")
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel("sleeve equity (USD)")
+    panels[0][1].legend(loc="upper left", fontsize=8, ncol=2)
+    fig.suptitle(
+        f"Strategy sleeve equity: quantile bands of {n_sample} sample paths per cell" + grid.note()
+    )
+    _save(fig, folder, "equity_fan", written)
+
+
+def _hist_data(ds: Any, index: dict, name: str) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """(counts, edges, source) of a per-path variable's histogram for one cell."""
+    if name in ds and "path" in ds[name].dims:
+        x = np.asarray(ds[name].isel(index).values, dtype=np.float64)
+        x = x[np.isfinite(x)]
+        if x.size:
+            lo, hi = np.quantile(x, (0.005, 0.995))
+            if not hi > lo:
+                lo, hi = lo - 1e-6, hi + 1e-6
+            counts, edges = np.histogram(np.clip(x, lo, hi), bins=60, range=(lo, hi))
+            return counts.astype(float), edges, "from per-path values"
+    if f"{name}_hist_count" in ds:
+        counts = np.asarray(ds[f"{name}_hist_count"].isel(index).values, dtype=np.float64)
+        edges = np.asarray(ds[f"{name}_hist_edge"].isel(index).values, dtype=np.float64)
+        if np.all(np.isfinite(edges)):
+            return counts, edges, "from the stored histogram"
+    return None
+
+
+def _quantile_steps(ds: Any, index: dict, name: str, ax: Any, color: str) -> None:
+    """Fallback without a histogram: the stored quantiles as a step CDF."""
+    q = np.asarray(ds["quantile"].values)
+    values = np.asarray(ds[f"{name}_quantile"].isel(index).values)
+    ax.plot(values, q, marker="o", color=color, label="stored quantiles")
+    ax.set_ylabel("cumulative share of paths")
+    _pct_axis(ax.yaxis)
+
+
+Marker = tuple[float, str, str, str, str]  # (x, name, value text, color, line style)
+
+
+def _share_text(x: float) -> str:
+    """A share with as many decimals as a small one needs: 0 %, 0.3 %, 12 %."""
+    if not math.isfinite(x):
+        return "n/a"
+    if x == 0 or x >= 0.01:
+        return f"{x:.0%}"
+    return f"{x:.1%}" if x >= 0.001 else "<0.1%"
+
+
+def _pct(x: float, decimals: int = 0) -> str:
+    return f"{100 * x:.{decimals}f} %" if math.isfinite(x) else "n/a"
+
+
+def _distribution(
+    ds: Any,
+    grid: _Grid,
+    folder: Path,
+    written: list[Path],
+    *,
+    name: str,
+    file: str,
+    title: str,
+    xlabel: str,
+    markers: Callable[[dict], list[Marker]],
+) -> None:
+    """A histogram per cell with vertical markers; one cell: the values in the legend;
+    a grid: a legend for the whole figure and the key values in each panel's title."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, panels = _panels(grid, 4.6, 3.0)
+    if not grid.dims:
+        fig.set_size_inches(9.5, 4.4)
+    sources = set()
+    for index, ax in panels:
+        data = _hist_data(ds, index, name)
+        if data is None:
+            _quantile_steps(ds, index, name, ax, BAND_COLOR)
+            sources.add("from the stored quantiles")
+        else:
+            counts, edges, source = data
+            sources.add(source)
+            share = counts / max(counts.sum(), 1.0)
+            ax.stairs(share, edges, fill=True, color=BAND_COLOR, alpha=0.55, label="paths")
+            _pct_axis(ax.yaxis, decimals=1)
+            if ax.get_subplotspec().is_first_col():
+                ax.set_ylabel("share of paths per bin")
+        shown = []
+        for x, label, value, color, style in markers(index):
+            if math.isfinite(x):
+                text = f"{label} ({value})" if not grid.dims and value else label
+                ax.axvline(x, color=color, linestyle=style, linewidth=1.5, label=text)
+                if value:
+                    shown.append(f"{label} {value}")
+        _pct_axis(ax.xaxis, decimals=0)
+        ax.xaxis.set_major_locator(MaxNLocator(6))
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        if grid.dims:
+            ax.set_title(f"{grid.label(index)}\n{'; '.join(shown[-2:])}", fontsize=8)
+    if grid.dims:
+        handles, labels = panels[0][1].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8)
+    else:
+        panels[0][1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    note = "the 0.5 % most extreme paths on each side are counted in the end bins"
+    fig.suptitle(f"{title}{grid.note()}\n({', '.join(sorted(sources))}; {note})", fontsize=10)
+    _save(fig, folder, file, written)
+
+
+def _return_markers(ds: Any) -> Callable[[dict], list[Marker]]:
+    def markers(index: dict) -> list[Marker]:
+        def v(name: str) -> float:
+            return float(ds[name].isel(index)) if name in ds else math.nan
+
+        return [
+            (0.0, "break-even", "", "0.2", "-"),
+            (-v("var_95"), "VaR 95 %", f"{_pct(v('var_95'))} loss", "#d9822b", "--"),
+            (-v("cvar_95"), "CVaR 95 %", f"{_pct(v('cvar_95'))} loss", "#d9822b", ":"),
+            (-v("var_99"), "VaR 99 %", f"{_pct(v('var_99'))} loss", "#b8241c", "--"),
+            (-v("cvar_99"), "CVaR 99 %", f"{_pct(v('cvar_99'))} loss", "#b8241c", ":"),
+        ]
+
+    return markers
+
+
+def _drawdown_markers(ds: Any) -> Callable[[dict], list[Marker]]:
+    def markers(index: dict) -> list[Marker]:
+        q = list(np.round(ds["quantile"].values, 6))
+        values = ds["max_drawdown_quantile"].isel(index).values
+        median = float(ds["max_drawdown_median"].isel(index))
+        p5 = float(values[q.index(0.05)]) if 0.05 in q else math.nan
+        return [
+            (-0.266, "seed's worst drawdown", "-26.6 %", "#2a9d4b", ":"),
+            (p5, "5 % quantile", _pct(p5), "#b8241c", "--"),
+            (median, "median", _pct(median), "black", "--"),
+        ]
+
+    return markers
+
+
+def _cell_rows(ds: Any, grid: _Grid) -> list[tuple[str, dict]]:
+    return [(grid.label(index, every_axis=True), index) for index in grid.all_cells]
+
+
+def _heat_table(
+    fig: Any,
+    ax: Any,
+    values: np.ndarray,
+    rows: list[str],
+    cols: list[str],
+    fmt: Callable[[float], str],
+    cmap: str,
+    label: str,
+    *,
+    kind: str = "pct",
+    center: bool = False,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> None:
+    """A table of values drawn as a heatmap with each value written in its cell.
+
+    `kind` ("pct" or "usd") formats the colorbar; `center` puts 0 at the colormap's middle;
+    `vmin`/`vmax` fix the color range (a range of zero width is widened)."""
+    from matplotlib.colors import Normalize, TwoSlopeNorm
+    from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+    finite = values[np.isfinite(values)]
+    lo = float(finite.min()) if finite.size else 0.0
+    hi = float(finite.max()) if finite.size else 1.0
+    if center:
+        bound = max(abs(lo), abs(hi), 1e-12)
+        norm = TwoSlopeNorm(vmin=-bound, vcenter=0.0, vmax=bound)
+    else:
+        lo = lo if vmin is None else vmin
+        hi = hi if vmax is None else max(vmax, hi)
+        if not hi > lo:
+            hi = lo + (abs(lo) * 0.1 or 0.01)
+        norm = Normalize(vmin=lo, vmax=hi)
+    image = ax.imshow(values, cmap=cmap, norm=norm, aspect="auto")
+    slanted = max(map(len, cols)) > 6
+    ax.set_xticks(
+        range(len(cols)), cols, rotation=30 if slanted else 0, ha="right" if slanted else "center"
+    )
+    ax.set_yticks(range(len(rows)), rows)
+    for (r, c), value in np.ndenumerate(values):
+        if not math.isfinite(value):
+            continue
+        level = float(norm(value))
+        dark = abs(level - 0.5) * 2 > 0.6 if center else level > 0.6
+        color = "white" if dark else "black"
+        ax.text(c, r, fmt(value), ha="center", va="center", fontsize=8, color=color)
+    formatter = PercentFormatter(xmax=1.0) if kind == "pct" else FuncFormatter(_usd)
+    fig.colorbar(image, ax=ax, label=label, shrink=0.9, format=formatter)
+
+
+def _axis_title(ds: Any, dim: str) -> str:
+    units = str(ds[dim].attrs.get("units", "1"))
+    return dim if units in ("1", "") else f"{dim} ({units})"
+
+
+def _close_reasons(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None:
+    reasons = [str(r).replace("_", " ") for r in ds["close_reason"].values]
+    if not grid.dims:
+        share = np.asarray(ds["close_reason_share"].values, dtype=float)
+        fig = _figure(7.5, 4.2)
+        ax = fig.subplots()
+        bars = ax.barh(reasons, share, color=BAND_COLOR)
+        ax.bar_label(bars, labels=[f"{s:.1%}" if s > 0 else "" for s in share], fontsize=8)
+        ax.invert_yaxis()
+        _pct_axis(ax.xaxis)
+        ax.set_xlabel("share of closed trades")
+        ax.set_xlim(0, max(float(np.nanmax(share)) * 1.18, 0.05))
+        ax.grid(axis="x", alpha=0.3)
+        per_path = float(ds["trades_per_path"])
+        ax.set_title(f"How trades ended ({per_path:.1f} closed trades per path)")
+    else:
+        rows = _cell_rows(ds, grid)
+        values = np.array([ds["close_reason_share"].isel(i).values for _, i in rows], dtype=float)
+        keep = np.nansum(values, axis=0) > 0
+        fig = _figure(max(7.5, 0.9 * keep.sum() + 3), max(3.5, 0.38 * len(rows) + 1.8))
+        ax = fig.subplots()
+        _heat_table(
+            fig,
+            ax,
+            values[:, keep],
+            [r for r, _ in rows],
+            [c for c, k in zip(reasons, keep, strict=True) if k],
+            _share_text,
+            "Blues",
+            "share of closed trades",
+            vmin=0.0,
+        )
+        ax.set_title("How trades ended: share of closed trades per reason and cell")
+    _save(fig, folder, "close_reasons", written)
+
+
+def _attribution(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None:
+    buckets = [str(b).replace("_", " ") for b in ds["bucket"].values]
+    if not grid.dims:
+        values = np.asarray(ds["attribution_mean"].values, dtype=float)
+        fig = _figure(7.5, 4.2)
+        ax = fig.subplots()
+        colors = ["#2a9d4b" if v >= 0 else "#b8241c" for v in values]
+        bars = ax.barh(buckets, values, color=colors)
+        ax.bar_label(bars, labels=[_usd(v) for v in values], fontsize=8, padding=3)
+        ax.axvline(0, color="0.2", linewidth=1)
+        ax.invert_yaxis()
+        _usd_axis(ax.xaxis)
+        span = float(np.nanmax(np.abs(values))) if values.size else 1.0
+        ax.set_xlim(-span * 1.35, span * 1.35)
+        ax.set_xlabel("mean P&L per path (USD)")
+        total = float(np.nansum(values))
+        ax.set_title(f"P&L attribution: mean per path by bucket (total {_usd(total)})")
+        ax.grid(axis="x", alpha=0.3)
+    else:
+        rows = _cell_rows(ds, grid)
+        values = np.array([ds["attribution_mean"].isel(i).values for _, i in rows], dtype=float)
+        fig = _figure(max(8.5, 1.1 * len(buckets) + 3), max(3.5, 0.38 * len(rows) + 1.8))
+        ax = fig.subplots()
+        _heat_table(
+            fig,
+            ax,
+            values,
+            [r for r, _ in rows],
+            buckets,
+            _usd,
+            "RdYlGn",
+            "USD per path",
+            kind="usd",
+            center=True,
+        )
+        ax.set_title("P&L attribution: mean per path (USD) by bucket and cell")
+    _save(fig, folder, "attribution", written)
+
+
+def _kelly(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None:
+    items = (  # (variable, title, x label, percent axis, seed's value)
+        ("kelly_p", "win probability p", "share of closed trades", True, 0.892),
+        ("kelly_avg_win", "average win", "return on collateral", True, 0.123),
+        ("kelly_avg_loss", "average loss", "loss on collateral", True, 0.087),
+        ("kelly_fraction", "Kelly fraction (seed's formula)", "fraction of capital", False, 0.816),
+        ("kelly_growth_optimal", "growth-optimal fraction", "multiple of capital", False, None),
+    )
+    rows = _cell_rows(ds, grid)
+    single = not grid.dims
+    fig = _figure(14, 3.0 if single else max(3.6, 0.34 * len(rows) + 2.2))
+    axes = fig.subplots(1, len(items), sharey=True)
+    y = np.arange(len(rows))
+    for ax, (name, title, xlabel, pct, seed) in zip(axes, items, strict=True):
+        value = np.array([float(ds[name].isel(i)) for _, i in rows])
+        lo = np.array([float(ds[f"{name}_lo"].isel(i)) for _, i in rows])
+        hi = np.array([float(ds[f"{name}_hi"].isel(i)) for _, i in rows])
+        err = np.vstack([np.clip(value - lo, 0, None), np.clip(hi - value, 0, None)])
+        err = np.where(np.isfinite(err), err, 0.0)
+        ax.errorbar(
+            value, y, xerr=err, fmt="o", color=BAND_COLOR, capsize=4, label="estimate, 95 % CI"
+        )
+        if seed is not None:
+            ax.axvline(seed, color="#b8241c", linestyle="--", label="the seed's number")
+        ax.axvline(0, color="0.5", linewidth=0.8)
+        if single:
+
+            def text(x: float, pct: bool = pct) -> str:
+                return _pct(x, 1) if pct else f"{x:.3g}"
+
+            ax.annotate(
+                f"{text(value[0])}\n[{text(lo[0])}, {text(hi[0])}]",
+                (value[0], 0),
+                xytext=(0, 10),
+                textcoords="offset points",
+                ha="center",
+                fontsize=8,
+                bbox={"boxstyle": "round", "fc": "white", "ec": "none", "alpha": 0.85},
+            )
+        if pct:
+            _pct_axis(ax.xaxis, decimals=0)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        ax.margins(x=0.3)
+    axes[0].set_yticks(y, [r for r, _ in rows])
+    axes[0].set_ylim(len(rows) - 0.5, -0.9 if single else -0.6)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8)
+    fig.suptitle("Kelly inputs measured on closed trades, with 95 % confidence intervals")
+    _save(fig, folder, "kelly", written)
+
+
+SEVERITY = {
+    "allocation": "HIGH",
+    "leverage": "HIGH",
+    "var": "HIGH",
+    "expiry": "HIGH",
+    "strike": "MEDIUM",
+}  # the others are Greek alerts (STRATEGY.md "Risk limits")
+
+
+def _limit_label(limit: str) -> str:
+    return f"{limit} ({SEVERITY.get(limit, 'alert')})"
+
+
+def _breaches_run(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None:
+    limits = [str(x) for x in ds["limit"].values]
+    rows = _cell_rows(ds, grid)
+    if not grid.dims:
+        paths = np.asarray(ds["breach_path_share"].values, dtype=float)
+        days = np.asarray(ds["breach_share"].values, dtype=float)
+        fig = _figure(9.5, 4.6)
+        ax = fig.subplots()
+        y = np.arange(len(limits))
+        for offset, values, color, label in (
+            (-0.2, paths, BAND_COLOR, "paths breaching at least once"),
+            (0.2, days, "#d9822b", "path-days in breach"),
+        ):
+            bars = ax.barh(y + offset, values, height=0.4, color=color, label=label)
+            ax.bar_label(bars, labels=[f"{v:.0%}" for v in values], fontsize=7, padding=2)
+        ax.set_yticks(y, [_limit_label(x) for x in limits])
+        ax.invert_yaxis()
+        _pct_axis(ax.xaxis)
+        ax.set_xlim(0, 1.12)
+        ax.set_xlabel("share")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_title("Risk-limit breaches (HIGH limits block entries when enforced)")
+    else:
+        values = np.array([ds["breach_path_share"].isel(i).values for _, i in rows], dtype=float)
+        fig = _figure(max(8.5, 0.8 * len(limits) + 3), max(3.5, 0.38 * len(rows) + 1.8))
+        ax = fig.subplots()
+        _heat_table(
+            fig,
+            ax,
+            values,
+            [r for r, _ in rows],
+            [_limit_label(x) for x in limits],
+            _share_text,
+            "Oranges",
+            "share of paths",
+            vmin=0.0,
+            vmax=1.0,
+        )
+        ax.set_title("Share of paths breaching each risk limit at least once")
+    _save(fig, folder, "breaches", written)
+
+
+GRID_METRICS = (
+    ("win_rate_trade", "win rate (closed trades)", "pct", "RdYlGn"),
+    ("annual_return_median", "median annual return", "pct", "RdYlGn"),
+    ("prob_ruin", "probability of ruin", "pct", "Reds"),
+)
+
+
+def _grid_heatmaps(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None:
+    d0, d1 = grid.dims[:2]
+    fixed = {d: ds.sizes[d] // 2 for d in grid.dims[2:]}
+    fig = _figure(15.5, max(4.2, 0.55 * ds.sizes[d0] + 2.6))
+    axes = fig.subplots(1, len(GRID_METRICS))
+    for ax, (name, title, _, cmap) in zip(axes, GRID_METRICS, strict=True):
+        values = np.asarray(ds[name].isel(fixed).transpose(d0, d1).values, dtype=float)
+        _heat_table(
+            fig,
+            ax,
+            values,
+            [_value_text(v) for v in ds[d0].values],
+            [_value_text(v) for v in ds[d1].values],
+            lambda v: f"{v:.1%}",
+            cmap,
+            title,
+            center=name == "annual_return_median",
+            vmin=0.0 if name != "annual_return_median" else None,
+            vmax=0.01 if name == "prob_ruin" else None,
+        )
+        ax.set_xlabel(_axis_title(ds, d1))
+        ax.set_ylabel(_axis_title(ds, d0))
+        ax.set_title(title)
+    note = ", ".join(f"{d} = {_value_text(ds[d].values[i])}" for d, i in fixed.items())
+    fig.suptitle(f"Over the grid: {d0} x {d1}{f' ({note})' if note else ''}")
+    _save(fig, folder, "grid_heatmaps", written)
+
+
+def _grid_lines(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None:
+    (dim,) = grid.dims
+    x = ds[dim].values
+    numeric = np.issubdtype(np.asarray(x).dtype, np.number) and not np.issubdtype(
+        np.asarray(x).dtype, np.bool_
+    )
+    positions = np.asarray(x, dtype=float) if numeric else np.arange(len(x))
+    fig = _figure(14, 4.2)
+    axes = fig.subplots(1, len(GRID_METRICS))
+    for ax, (name, title, _, _) in zip(axes, GRID_METRICS, strict=True):
+        value = np.asarray(ds[name].values, dtype=float)
+        ax.plot(positions, value, marker="o", color=BAND_COLOR, label="estimate")
+        lo_name = f"{name}_lo" if f"{name}_lo" in ds else None
+        if lo_name:
+            lo = np.asarray(ds[lo_name].values, dtype=float)
+            hi = np.asarray(ds[f"{name}_hi"].values, dtype=float)
+            ax.fill_between(positions, lo, hi, color=BAND_COLOR, alpha=0.2, label="95 % CI")
+        if not numeric:
+            ax.set_xticks(positions, [_value_text(v) for v in x])
+        _pct_axis(ax.yaxis)
+        ax.set_xlabel(_axis_title(ds, dim))
+        ax.set_ylabel("fraction")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Over the grid axis {dim}")
+    _save(fig, folder, "grid_lines", written)
+
+
+def _run_figures(ds: Any, folder: Path) -> list[Path]:
+    written: list[Path] = []
+    grid = _Grid(ds)
+    _fan(ds, grid, folder, written)
+    _distribution(
+        ds,
+        grid,
+        folder,
+        written,
+        name="total_return",
+        file="return_distribution",
+        title="Horizon return (P&L over initial sleeve equity)",
+        xlabel="horizon return (%)",
+        markers=_return_markers(ds),
+    )
+    _distribution(
+        ds,
+        grid,
+        folder,
+        written,
+        name="max_drawdown",
+        file="drawdown_distribution",
+        title="Maximum drawdown of each path",
+        xlabel="maximum drawdown (%)",
+        markers=_drawdown_markers(ds),
+    )
+    _close_reasons(ds, grid, folder, written)
+    _attribution(ds, grid, folder, written)
+    _kelly(ds, grid, folder, written)
+    _breaches_run(ds, grid, folder, written)
+    if len(grid.dims) >= 2:
+        _grid_heatmaps(ds, grid, folder, written)
+    elif len(grid.dims) == 1:
+        _grid_lines(ds, grid, folder, written)
+    return written
+
+
+# --------------------------------------------------------------------------- stress results
+
+
+def _stress_names(ds: Any) -> list[str]:
+    return [str(s).replace("_", " ") for s in ds["stress"].values]
+
+
+def _paired_bars(
+    ax: Any,
+    ds: Any,
+    name: str,
+    *,
+    fmt: Callable[[float], str] | None = None,
+    extra: dict | None = None,
+) -> None:
+    """Horizontal bars per stress, limits on and off side by side."""
+    names = _stress_names(ds)
+    y = np.arange(len(names))
+    for k, enforce in enumerate(ds["enforce_limits"].values):
+        data = ds[name].sel(enforce_limits=enforce, **(extra or {}))
+        values = np.asarray(data.values, dtype=float)
+        bars = ax.barh(
+            y + (k - 0.5) * 0.4,
+            np.nan_to_num(values),
+            height=0.4,
+            color=ON_OFF_COLORS[bool(enforce)],
+            label=f"limits {'enforced' if enforce else 'not enforced'}",
+        )
+        if fmt is not None:
+            ax.bar_label(
+                bars,
+                labels=[fmt(v) if math.isfinite(v) else "n/a" for v in values],
+                fontsize=7,
+                padding=2,
+            )
+    ax.set_yticks(y, names)
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _figure_legend(fig: Any, ax: Any) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8)
+
+
+def _stress_outcomes(ds: Any, folder: Path, written: list[Path]) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    items = (
+        ("prob_ruin", "probability of ruin"),
+        ("prob_margin_call", "probability of a margin call"),
+        ("prob_loss", "probability of a loss over the horizon"),
+    )
+    fig = _figure(14, 0.45 * ds.sizes["stress"] + 2.2)
+    axes = fig.subplots(1, len(items), sharey=True)
+    for ax, (name, title) in zip(axes, items, strict=True):
+        _paired_bars(ax, ds, name, fmt=lambda v: f"{v:.1%}")
+        top = float(np.nanmax(ds[name].values)) if np.isfinite(ds[name].values).any() else 0
+        ax.set_xlim(0, max(top * 1.3, 0.02))
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        _pct_axis(ax.xaxis, decimals=1 if top < 0.05 else 0)
+        ax.set_xlabel("share of paths")
+        ax.set_title(title)
+    _figure_legend(fig, axes[0])
+    fig.suptitle(f"Stress outcomes ({ds.attrs.get('paths')} paths, {_horizon(ds)})")
+    _save(fig, folder, "stress_outcomes", written)
+
+
+def _horizon(ds: Any) -> str:
+    return f"{int(ds.attrs.get('n_steps', ds.sizes['day'] - 1))}-trading-day horizon"
+
+
+def _stress_returns(ds: Any, folder: Path, written: list[Path]) -> None:
+    """Quantile bars of the horizon return on a log axis of the wealth multiple `1 + r`, so
+    that losses (what VaR and CVaR measure) are not squeezed by the upside tail."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    names = _stress_names(ds)
+    q = list(np.round(ds["quantile"].values, 6))
+    floor = 0.005  # a -99.5 % return (or worse: equity at or below zero) is drawn here
+
+    def x(r: Any) -> np.ndarray:
+        return np.maximum(1.0 + np.asarray(r, dtype=float), floor)
+
+    fig = _figure(11, 0.5 * len(names) + 2.6)
+    ax = fig.subplots()
+    y = np.arange(len(names))
+    handles = []
+    for k, enforce in enumerate(ds["enforce_limits"].values):
+        color = ON_OFF_COLORS[bool(enforce)]
+        offset = (k - 0.5) * 0.36
+        quant = ds["total_return_quantile"].sel(enforce_limits=enforce).values
+        rows = y + offset
+        for lo, hi, width, alpha in (
+            (0.01, 0.99, 1, 0.7),
+            (0.05, 0.95, 3, 0.7),
+            (0.25, 0.75, 8, 1),
+        ):
+            line = ax.hlines(
+                rows,
+                x(quant[:, q.index(lo)]),
+                x(quant[:, q.index(hi)]),
+                color=color,
+                linewidth=width,
+                alpha=alpha,
+            )
+        line.set_label(f"limits {'enforced' if enforce else 'not enforced'}")
+        handles.insert(k, line)
+        ax.plot(x(quant[:, q.index(0.5)]), rows, "|", color="white", markersize=8, mew=2)
+        for name, marker, label in (("var_99", "x", "VaR 99 %"), ("cvar_99", "v", "CVaR 99 %")):
+            (mark,) = ax.plot(
+                x(-ds[name].sel(enforce_limits=enforce).values),
+                rows,
+                marker,
+                color="#b8241c",
+                markersize=6,
+                linestyle="none",
+                label=label,
+            )
+            if k == 0:
+                handles.append(mark)
+    ax.axvline(1.0, color="0.3", linewidth=1)
+    ax.set_xscale("log")
+    ticks = [r for r in (-0.99, -0.9, -0.75, -0.5, 0.0, 1.0, 3.0, 9.0, 29.0, 99.0)]
+    lo, hi = ax.get_xlim()
+    ticks = [r for r in ticks if lo <= 1 + r <= hi]
+    ax.xaxis.set_major_locator(FixedLocator([1 + r for r in ticks]))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks([1 + r for r in ticks], [f"{r:+.0%}".replace("+0%", "0%") for r in ticks])
+    ax.set_yticks(y, names)
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.set_xlabel(
+        "horizon return (P&L over initial sleeve equity; log scale of 1 + return)\n"
+        "bars: thick 25–75 %, medium 5–95 %, thin 1–99 % of paths; white tick: median"
+    )
+    ax.grid(axis="x", alpha=0.3)
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8)
+    ax.set_title(f"Horizon return per stress: quantiles, VaR and CVaR 99 % ({_horizon(ds)})")
+    _save(fig, folder, "stress_returns", written)
+
+
+def _stress_equity(ds: Any, folder: Path, written: list[Path]) -> None:
+    from matplotlib import colormaps
+
+    q = list(np.round(ds["quantile"].values, 6))
+    names = list(ds["stress"].values)
+    cmap = colormaps["tab10"]
+    fig = _figure(13, 4.8)
+    axes = fig.subplots(1, ds.sizes["enforce_limits"], sharey=True)
+    days = ds["day"].values
+    for ax, enforce in zip(np.atleast_1d(axes), ds["enforce_limits"].values, strict=True):
+        for k, name in enumerate(names):
+            median = (
+                ds["equity_quantile"].sel(stress=name, enforce_limits=enforce).values[q.index(0.5)]
+            )
+            style = (
+                dict(color="black", linewidth=2.2)
+                if name == "none"
+                else dict(color=cmap(k % 10), linewidth=1.4)
+            )
+            ax.plot(days, median, label=str(name).replace("_", " "), **style)
+        shock_days = sorted({int(d) for d in ds["shock_day"].values if int(d) >= 0})
+        for d in shock_days:
+            ax.axvline(d, color="0.5", linestyle=":", linewidth=1)
+        ax.axhline(
+            float(ds["initial_equity"].isel(stress=0, enforce_limits=0)),
+            color="0.3",
+            linestyle="--",
+            linewidth=1,
+        )
+        _usd_axis(ax.yaxis)
+        ax.set_xlabel("trading day (dotted: shock days)")
+        ax.set_title(f"limits {'enforced' if enforce else 'not enforced'}")
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("median sleeve equity (USD)")
+    np.atleast_1d(axes)[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    n_sample = min(200, int(ds.attrs.get("paths", 200)))
+    fig.suptitle(
+        f"Median daily sleeve equity per stress (over the first {n_sample} paths; "
+        "dashed: initial equity)"
+    )
+    _save(fig, folder, "stress_equity", written)
+
+
+def _stress_stops(ds: Any, folder: Path, written: list[Path]) -> None:
+    fig = _figure(13, 0.45 * ds.sizes["stress"] + 2.4)
+    axes = fig.subplots(1, 3, sharey=True)
+    _paired_bars(axes[0], ds, "stop_losses_per_path", fmt=lambda v: f"{v:.2f}")
+    axes[0].set_xlabel("stop-loss closes per path (count)")
+    axes[0].set_title("stop-losses fired")
+    axes[0].margins(x=0.2)
+    _paired_bars(axes[1], ds, "stop_loss_saved_mean", fmt=_usd)
+    axes[1].axvline(0, color="0.3", linewidth=1)
+    _usd_axis(axes[1].xaxis)
+    axes[1].set_xlabel("USD per path (> 0: the stops saved money)")
+    axes[1].set_title("final equity with stops minus without")
+    axes[1].margins(x=0.3)
+    _paired_bars(axes[2], ds, "equity_vs_baseline_mean", fmt=_usd)
+    axes[2].axvline(0, color="0.3", linewidth=1)
+    _usd_axis(axes[2].xaxis)
+    axes[2].set_xlabel("USD per path")
+    axes[2].set_title("final equity vs. the same path unstressed")
+    axes[2].margins(x=0.3)
+    _figure_legend(fig, axes[0])
+    fig.suptitle("Stop-losses and the cost of each stress (means over paths)")
+    _save(fig, folder, "stress_stops", written)
+
+
+def _stress_attribution(ds: Any, folder: Path, written: list[Path]) -> None:
+    names = _stress_names(ds)
+    buckets = [str(b).replace("_", " ") for b in ds["bucket"].values]
+    fig = _figure(15, 0.42 * len(names) + 2.6)
+    axes = fig.subplots(1, ds.sizes["enforce_limits"], sharey=True)
+    for ax, enforce in zip(np.atleast_1d(axes), ds["enforce_limits"].values, strict=True):
+        values = np.asarray(ds["attribution_mean"].sel(enforce_limits=enforce).values, dtype=float)
+        _heat_table(
+            fig, ax, values, names, buckets, _usd, "RdYlGn", "USD per path", kind="usd", center=True
+        )
+        ax.set_title(f"limits {'enforced' if enforce else 'not enforced'}")
+    fig.suptitle("P&L attribution per stress: mean per path (USD)")
+    _save(fig, folder, "stress_attribution", written)
+
+
+def _breaches_overview(ds: Any, folder: Path, written: list[Path]) -> None:
+    names = _stress_names(ds)
+    limits = [str(x) for x in ds["limit"].values]
+    fig = _figure(15, 0.42 * len(names) + 2.6)
+    axes = fig.subplots(1, ds.sizes["enforce_limits"], sharey=True)
+    for ax, enforce in zip(np.atleast_1d(axes), ds["enforce_limits"].values, strict=True):
+        values = np.asarray(ds["breach_share"].sel(enforce_limits=enforce).values, dtype=float)
+        _heat_table(
+            fig,
+            ax,
+            values,
+            names,
+            [_limit_label(x) for x in limits],
+            _share_text,
+            "Oranges",
+            "share of path-days",
+            vmin=0.0,
+            vmax=1.0,
+        )
+        ax.set_title(f"limits {'enforced' if enforce else 'not enforced'}")
+        ax.set_xlabel("risk limit")
+    fig.suptitle("Share of path-days on which each risk limit was breached, per stress")
+    _save(fig, folder, "breaches_overview", written)
+
+
+def _breach_limit(ds: Any, limit: str, folder: Path, written: list[Path]) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _figure(14, 0.45 * ds.sizes["stress"] + 2.6)
+    axes = fig.subplots(1, 3, sharey=True)
+    extra = {"limit": limit}
+    _paired_bars(axes[0], ds, "breach_path_share", extra=extra)
+    days = {e: ds["breach_share"].sel(limit=limit, enforce_limits=e).values for e in (True, False)}
+    for container, enforce in zip(axes[0].containers, ds["enforce_limits"].values, strict=True):
+        paths = [float(b.get_width()) for b in container]
+        labels = [
+            f"{_share_text(p)} ({_share_text(d)} of days)"
+            for p, d in zip(paths, days[bool(enforce)], strict=True)
+        ]
+        axes[0].bar_label(container, labels=labels, fontsize=7, padding=2)
+    _pct_axis(axes[0].xaxis, decimals=0)
+    axes[0].set_xlim(0, 1.45)
+    axes[0].set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+    axes[0].set_xlabel("share of paths (of path-days)")
+    axes[0].set_title("paths breaching at least once")
+    _paired_bars(
+        axes[1],
+        ds,
+        "days_to_first_breach_after_shock_median",
+        fmt=lambda v: f"{v:.0f}",
+        extra=extra,
+    )
+    axes[1].set_xlabel("trading days after the shock (median)")
+    axes[1].set_title("first breach after the shock")
+    after = ds["days_to_first_breach_after_shock_median"].sel(limit=limit).values
+    longest = float(np.nanmax(after)) if np.isfinite(after).any() else 0.0
+    axes[1].set_xlim(0, max(1.2 * longest, 10.0))
+    _paired_bars(axes[2], ds, "loss_given_breach", fmt=lambda v: f"{v:.0%}", extra=extra)
+    _pct_axis(axes[2].xaxis, decimals=0)
+    axes[2].xaxis.set_major_locator(MaxNLocator(5))
+    axes[2].axvline(0, color="0.3", linewidth=1)
+    axes[2].set_xlabel("mean loss of breaching paths (% of initial; < 0: gain)")
+    axes[2].set_title("loss given breach")
+    axes[2].margins(x=0.3)
+    if not np.isfinite(ds["loss_given_breach"].sel(limit=limit).values).any():
+        axes[2].set_xlim(-1.0, 1.0)
+        axes[2].text(
+            0.5,
+            0.5,
+            "no path breached this limit",
+            transform=axes[2].transAxes,
+            ha="center",
+            bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"},
+        )
+    _figure_legend(fig, axes[0])
+    fig.suptitle(
+        f"Risk limit '{_limit_label(limit)}' under each stress "
+        "('n/a': no path's first breach came on or after the shock)"
+    )
+    _save(fig, folder, f"breach_{limit}", written)
+
+
+def _stress_figures(ds: Any, folder: Path) -> list[Path]:
+    written: list[Path] = []
+    _stress_outcomes(ds, folder, written)
+    _stress_returns(ds, folder, written)
+    _stress_equity(ds, folder, written)
+    _stress_stops(ds, folder, written)
+    _stress_attribution(ds, folder, written)
+    _breaches_overview(ds, folder, written)
+    for limit in ds["limit"].values:
+        _breach_limit(ds, str(limit), folder, written)
+    return written
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+RUN_TABLE = (
+    ("win_rate_trade", "win rate (trades)", "pct"),
+    ("win_rate_path", "win rate (paths)", "pct"),
+    ("annual_return_mean", "annual return mean", "pct"),
+    ("annual_return_median", "annual return median", "pct"),
+    ("sharpe", "Sharpe (median path)", "num"),
+    ("max_drawdown_median", "max drawdown median", "pct"),
+    ("var_99", "VaR 99 % (horizon)", "pct"),
+    ("cvar_99", "CVaR 99 % (horizon)", "pct"),
+    ("prob_ruin", "P(ruin)", "pct"),
+    ("prob_margin_call", "P(margin call)", "pct"),
+    ("kelly_fraction", "Kelly fraction (seed formula)", "num"),
+)
+STRESS_TABLE = (
+    ("prob_ruin", "P(ruin)", "pct"),
+    ("prob_margin_call", "P(margin call)", "pct"),
+    ("prob_loss", "P(loss)", "pct"),
+    ("total_return_mean", "mean return", "pct"),
+    ("var_99", "VaR 99 %", "pct"),
+    ("cvar_99", "CVaR 99 %", "pct"),
+    ("equity_vs_baseline_mean", "vs none (USD)", "usd"),
+    ("stop_losses_per_path", "stops / path", "num"),
+    ("stop_loss_saved_mean", "stops saved (USD)", "usd"),
+)
+
+
+def _fmt(x: Any, kind: str) -> str:
+    x = float(x)
+    if not math.isfinite(x):
+        return "–"
+    if kind == "pct":
+        return f"{100 * x:.1f} %"
+    if kind == "usd":
+        return f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
+def _with_ci(ds: Any, name: str, index: dict, kind: str) -> str:
+    text = _fmt(ds[name].isel(index), kind)
+    if f"{name}_lo" in ds and text != "–":
+        lo, hi = _fmt(ds[f"{name}_lo"].isel(index), kind), _fmt(ds[f"{name}_hi"].isel(index), kind)
+        text += f' <span class="ci">[{lo}, {hi}]</span>'
+    return text
+
+
+def _run_table(ds: Any) -> str:
+    grid = _Grid(ds)
+    if not grid.dims:  # one cell: a row per metric
+        rows = "".join(
+            f"<tr><td>{html.escape(h)}</td><td>{_with_ci(ds, n, {}, k)}</td></tr>"
+            for n, h, k in RUN_TABLE
+            if n in ds
+        )
+        head = "<tr><th>metric</th><th>estimate [95 % CI]</th></tr>"
+        return f"<table><thead>{head}</thead><tbody>{rows}</tbody></table>"
+    head = "".join(f"<th>{html.escape(d)}</th>" for d in grid.dims)
+    head += "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in RUN_TABLE)
+    rows = []
+    for index in grid.all_cells:
+        cells = "".join(
+            f"<td>{html.escape(_value_text(ds[d].values[i]))}</td>" for d, i in index.items()
+        )
+        cells += "".join(
+            f"<td>{_with_ci(ds, n, index, k)}</td>" for n, _, k in RUN_TABLE if n in ds
+        )
+        rows.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _stress_table(ds: Any) -> str:
+    head = "<th>stress</th><th>limits</th>" + "".join(
+        f"<th>{html.escape(h)}</th>" for _, h, _ in STRESS_TABLE
+    )
+    rows = []
+    descriptions = ds["stress_description"].values if "stress_description" in ds else None
+    for i, name in enumerate(ds["stress"].values):
+        for j, enforce in enumerate(ds["enforce_limits"].values):
+            index = {"stress": i, "enforce_limits": j}
+            title = html.escape(str(descriptions[i])) if descriptions is not None else ""
+            label = f'<td title="{title}">{html.escape(str(name))}</td>' if j == 0 else "<td></td>"
+            cells = label + f"<td>{'on' if enforce else 'off'}</td>"
+            cells += "".join(f"<td>{_with_ci(ds, n, index, k)}</td>" for n, _, k in STRESS_TABLE)
+            rows.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _stress_list(ds: Any) -> str:
+    if "stress_description" not in ds:
+        return ""
+    items = "".join(
+        f"<li><b>{html.escape(str(n))}</b>: {html.escape(str(d))} (first shock day {int(s)})</li>"
+        for n, d, s in zip(
+            ds["stress"].values,
+            ds["stress_description"].values,
+            ds["shock_day"].values,
+            strict=True,
+        )
+        if str(n) != "none"
+    )
+    return f"<ul>{items}</ul>"
+
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1500px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
+th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: right; white-space: nowrap; }
+th { background: #f3f5f8; } td:first-child { text-align: left; }
+.ci { color: #777; font-size: 0.85em; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; }
+.meta { color: #555; font-size: 0.9em; }
+"""
+
+
+CAPTIONS = {
+    "equity_fan": "Daily sleeve equity of the stored sample paths: quantile bands and median.",
+    "return_distribution": "Distribution of the horizon return with VaR and CVaR (95 %, 99 %) marked.",
+    "drawdown_distribution": "Distribution of each path's maximum drawdown.",
+    "close_reasons": "How closed trades ended.",
+    "attribution": "Mean P&L per path by attribution bucket.",
+    "kelly": "Kelly inputs with 95 % confidence intervals, against the seed's own inputs.",
+    "breaches": "How often each risk limit was breached.",
+    "grid_heatmaps": "Win rate, median annual return and probability of ruin over the grid.",
+    "grid_lines": "Win rate, median annual return and probability of ruin along the grid axis.",
+    "stress_outcomes": "Probability of ruin, of a margin call and of a loss per stress.",
+    "stress_returns": "Horizon-return quantiles per stress with VaR and CVaR 99 %.",
+    "stress_equity": "Median daily equity per stress.",
+    "stress_stops": "Stop-losses fired, what they saved, and the cost of each stress.",
+    "stress_attribution": "Mean P&L per bucket per stress.",
+    "breaches_overview": "Share of paths breaching each limit per stress.",
+}
+
+
+def _html(ds: Any, kind: str, figures: list[Path], source: Path) -> str:
+    title = html.escape(str(ds.attrs.get("title", "simkit result")))
+    meta = (
+        f"{html.escape(source.name)} · {ds.attrs.get('paths', '?')} paths · "
+        f"{ds.attrs.get('n_steps', '?')} trading days · seed {ds.attrs.get('seed', '?')} · "
+        f"engine {html.escape(str(ds.attrs.get('engine', '?')))} ({html.escape(str(ds.attrs.get('dtype', '?')))}) · "
+        f"simkit {html.escape(str(ds.attrs.get('simkit_version', '?')))} · created {html.escape(str(ds.attrs.get('created', '?')))}"
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{title}</title><style>{CSS}</style></head><body>",
+        f"<h1>{title}</h1>",
+        f'<p class="meta">{meta}</p>',
+    ]
+    description = str(ds.attrs.get("description", "") or "")
+    if description:
+        parts.append(f"<p>{html.escape(description)}</p>")
+    parts.append("<h2>Summary</h2>")
+    if kind == "stress":
+        parts.append(_stress_list(ds))
+        parts.append(_stress_table(ds))
+        parts.append(
+            '<p class="meta">Estimates [95 % confidence interval]. Returns are over the horizon, '
+            "as fractions of the initial sleeve; 'vs none' is the mean change of final equity "
+            "against the same path unstressed; 'stops saved' is final equity with stop-losses "
+            "minus without, same paths.</p>"
+        )
+    else:
+        parts.append(_run_table(ds))
+        parts.append('<p class="meta">Estimates [95 % confidence interval].</p>')
+    parts.append("<h2>Figures</h2>")
+    for path in figures:
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        stem = path.stem
+        caption = CAPTIONS.get(stem) or (
+            f"Risk limit {stem.removeprefix('breach_')}: breaches under each stress."
+            if stem.startswith("breach_")
+            else stem
+        )
+        parts.append(
+            f'<figure id="{html.escape(stem)}"><a href="{html.escape(path.name)}">'
+            f'<img src="data:image/png;base64,{data}" alt="{html.escape(caption)}"></a>'
+            f'<figcaption>{html.escape(caption)} <a href="{html.escape(path.name)}">{html.escape(path.name)}</a>'
+            "</figcaption></figure>"
+        )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _open(result: Path) -> tuple[Any, str]:
+    import xarray as xr
+
+    try:
+        ds = xr.open_dataset(result, engine="h5netcdf").load()
+    except Exception as exc:  # noqa: BLE001 (any unreadable file is the user's input problem)
+        raise NotAResult(
+            f"cannot read as a NetCDF4/HDF5 result file ({type(exc).__name__}: {exc})"
+        ) from None
+    if "stress" in ds.dims and "breach_path_share" in ds:
+        return ds, "stress"
+    if "equity_sample" in ds and "final_equity_mean" in ds and "paths" in ds:
+        return ds, "run"
+    raise NotAResult(
+        "not a simkit result: it has neither the variables of `simkit run` nor of `simkit stress`"
+    )
+
+
+def make_report(result: str | Path, out: str | Path | None = None) -> Report:
+    """Write the figures and `index.html` of a result file into `out`.
+
+    Args:
+      result: a `simkit run` or `simkit stress` result file.
+      out: the folder (created if needed). Default value: `default_folder(result)`.
+
+    Returns:
+      what was written. Raises NotAResult for a file that is not a simkit result.
+    """
+    started = time.perf_counter()
+    result = Path(result)
+    folder = Path(out) if out is not None else default_folder(result)
+    ds, kind = _open(result)
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = _stress_figures(ds, folder) if kind == "stress" else _run_figures(ds, folder)
+    index = folder / "index.html"
+    tmp = index.with_name(".index.html.tmp")
+    tmp.write_text(_html(ds, kind, figures, result), encoding="utf-8")
+    tmp.replace(index)
+    return Report(index, figures, time.perf_counter() - started)

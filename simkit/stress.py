@@ -1,0 +1,787 @@
+"""Stress tests: deterministic market shocks on top of the stochastic paths, and what they do
+to the strategy, its risk limits and its stop-losses.
+
+A stress (one file of `scenarios/stress/`, read by `simkit.scenario.load_stress`) is a `Shock`:
+one or more components, each starting on a trading day `day` (>= 1, so the shock hits a book
+that day 0 has built) and applied to every simulated path of the base scenario. The stochastic
+paths are generated as in `simkit run` (`simkit.paths.market.simulate_market`: a path's numbers
+depend only on (seed, cell, path index)); the shock is a deterministic function of each path's
+own arrays, so a stressed path depends only on the same three things and on the stress.
+
+Shock semantics (`apply_shock`), `t` the step (trading day), `w(t) = clip((t - day + 1) / days,
+0, 1)` the share of a ramp done by the end of day `t` (0 before `day`, 1 from `day + days - 1`
+on; `days = 1` is a gap: the whole move on `day`). Components are applied in this order:
+
+  realized_vol  `scale = k`: every log return of the spot from `day` on,
+                `r_t = ln S_t - ln S_{t-1}`, becomes `m_k + k (r_t - m)` with
+                `m = (drift - sigma^2 / 2) dt` (the diffusion's mean daily log return) and
+                `m_k = (drift - k^2 sigma^2 / 2) dt`: the diffusion's volatility becomes
+                `k sigma` and a GBM path's expected spot is unchanged (a Merton path's jumps
+                are scaled with the rest of the deviation). The spot is rebuilt from
+                `S_{day-1}` with the scaled returns.
+  spot          `change = c`, `days`: the spot is multiplied by `(1 + c) ** w(t)` from `day`
+                on: a level shift that stays; the path's own returns continue on top. A crash
+                of -60 % is `c = -0.6, days = 1`; a bleed of -90 % over three months is
+                `c = -0.9, days = 63` (geometric: the same log move each day); a squeeze of
+                +300 % in five days is `c = 3.0, days = 5`.
+  iv            `multiply = f`, `days`: IV is multiplied by `f ** w(t)` from `day` on.
+                `level = L`, `days`: IV is multiplied by `(L / IV_e) ** w(t)` with `IV_e` the
+                path's own IV on the ramp's last day `e = day + days - 1`: IV is exactly `L`
+                on day `e` and keeps its own (mean-reverting) moves, scaled by the same
+                factor, after it. The IV percentile that the rules read moves with it.
+  liquidity     `bid_ask_spread` (USD), `open_interest` (contracts), `option_volume`
+                (contracts a day), `liquidity_score`: each given value replaces the input from
+                `day` on (fills, the entry signal, the liquidity exit and the capacity limits
+                all read them).
+  signals       `short_interest` (percent), `vix`, `btc_correlation`, `borrow_cost` (percent a
+                year), `volume_ratio`: each given value replaces the input from `day` on.
+  thesis        `event = true`: a thesis-break event (merger cancelled) on `day`: the thesis
+                exit closes every short put and stops new entries for the rest of the path.
+
+Shocks change only the market the strategy sees; the market's parameters (`sigma`, `kappa`,
+...) that the rules read stay those of the base scenario. A component applies only to steps
+`<= n_steps`: a ramp that runs past the horizon is cut there.
+
+`run_stress` runs the base scenario once per (stress, `limits.enforce_limits` on/off,
+`exits.stop_loss` on/off) through `simkit.run.simulate` (so blocks, dask and progress are the
+run's) on the same paths, and reduces the per-path summaries to the variables of
+`STRESS_VARIABLES`: an `xarray.Dataset` over `stress` (`"none"` is the unstressed baseline) and
+`enforce_limits`. The `exits.stop_loss = false` twin of each run gives what the stop-losses
+saved: the difference in final equity, path by path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from simkit import aggregate, metrics
+
+__all__ = [
+    "BASELINE",
+    "IVShock",
+    "RealizedVolShock",
+    "SetShock",
+    "Shock",
+    "SpotShock",
+    "StressSpec",
+    "ThesisShock",
+    "STRESS_VARIABLES",
+    "apply_shock",
+    "run_stress",
+    "stress_metrics",
+]
+
+BASELINE = "none"  # the `stress` coordinate of the unstressed run
+DT = 1.0 / 252.0  # years per step
+LIQUIDITY_FIELDS = ("bid_ask_spread", "open_interest", "option_volume", "liquidity_score")
+SIGNAL_FIELDS = ("short_interest", "vix", "btc_correlation", "borrow_cost", "volume_ratio")
+
+
+# --------------------------------------------------------------------------- the shocks
+
+
+@dataclasses.dataclass(frozen=True)
+class SpotShock:
+    """A level shift of the spot: `(1 + change) ** w(t)` from `day` on."""
+
+    day: int  # first trading day of the move, >= 1
+    change: float  # fraction, > -1 (-0.6 = -60 %)
+    days: int = 1  # trading days the move is spread over (1: a gap)
+
+
+@dataclasses.dataclass(frozen=True)
+class RealizedVolShock:
+    """The spot's log-return deviations scaled by `scale` from `day` on."""
+
+    day: int
+    scale: float  # > 0 (2.0 doubles the realized volatility)
+
+
+@dataclasses.dataclass(frozen=True)
+class IVShock:
+    """IV multiplied by `multiply ** w(t)`, or brought to `level` over `days` (one of the two)."""
+
+    day: int
+    multiply: float | None = None  # > 0
+    level: float | None = None  # annual fraction, > 0 (1.0 = 100 %)
+    days: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SetShock:
+    """Market inputs replaced by constants from `day` on."""
+
+    day: int
+    values: tuple[tuple[str, float], ...]  # (market field, value), e.g. ("bid_ask_spread", 0.5)
+
+
+@dataclasses.dataclass(frozen=True)
+class ThesisShock:
+    """A thesis-break event on `day`."""
+
+    day: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Shock:
+    """A stress's market shock: any of its components (None: not shocked)."""
+
+    realized_vol: RealizedVolShock | None = None
+    spot: SpotShock | None = None
+    iv: IVShock | None = None
+    liquidity: SetShock | None = None
+    signals: SetShock | None = None
+    thesis: ThesisShock | None = None
+
+    def components(self) -> list[Any]:
+        return [getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name)]
+
+    @property
+    def first_day(self) -> int:
+        """The earliest day any component starts (-1 for no shock)."""
+        days = [c.day for c in self.components()]
+        return min(days) if days else -1
+
+    @property
+    def last_day(self) -> int:
+        """The latest day any component starts (-1 for no shock)."""
+        days = [c.day for c in self.components()]
+        return max(days) if days else -1
+
+
+@dataclasses.dataclass(frozen=True)
+class StressSpec:
+    """One stress of the library: its name (the file's stem), what it is, its shock."""
+
+    name: str
+    description: str
+    shock: Shock
+    path: str | None = None  # the file it was read from
+
+
+def ramp(n_days: int, day: int, days: int) -> np.ndarray:
+    """`w(t)` for `t = 0 ... n_days - 1`: 0 before `day`, rising linearly to 1 on day
+    `day + days - 1`, 1 after (float64, `(n_days,)`)."""
+    t = np.arange(n_days, dtype=np.float64)
+    return np.clip((t - day + 1.0) / float(days), 0.0, 1.0)
+
+
+def _from(n_days: int, day: int) -> np.ndarray:
+    """`(n_days,)` bool: steps on or after `day`."""
+    return np.arange(n_days) >= day
+
+
+def apply_shock(
+    market: Mapping[str, Any], shock: Shock, mkt: Any, dt: float = DT
+) -> dict[str, np.ndarray]:
+    """The shocked market: `market`'s arrays with `shock` applied (module docstring).
+
+    Args:
+      market: market inputs, each `(paths, steps + 1)` (NumPy or JAX arrays; the names of
+        `simkit.paths.market.Market`; fields the shock does not touch are passed through).
+      shock: the shock.
+      mkt: the `MarketParams` the paths were generated with (`sigma`, `mu`/`rate` for the
+        realized-vol shock).
+      dt: years per step. Default value: 1/252.
+
+    Returns:
+      a new dict of NumPy arrays, each in its input's dtype; the input is not modified.
+    """
+    out = {name: np.array(value) for name, value in market.items()}
+    spot = out["spot"]
+    n_days = spot.shape[-1]
+    dtype = spot.dtype
+
+    if shock.realized_vol is not None and shock.realized_vol.day < n_days:
+        c = shock.realized_vol
+        log_spot = np.log(spot.astype(np.float64))
+        returns = np.diff(log_spot, axis=-1)[..., c.day - 1 :]  # r_day ... r_N
+        drift = float(mkt.rate if getattr(mkt, "risk_neutral", False) else mkt.mu)
+        sigma2 = float(mkt.sigma) ** 2
+        mean = (drift - 0.5 * sigma2) * dt
+        mean_k = (drift - 0.5 * c.scale**2 * sigma2) * dt
+        scaled = mean_k + c.scale * (returns - mean)
+        spot = spot.astype(np.float64)  # a copy; the days before the shock stay as they were
+        spot[..., c.day :] = spot[..., c.day - 1 : c.day] * np.exp(np.cumsum(scaled, axis=-1))
+    if shock.spot is not None:
+        c = shock.spot
+        spot = spot.astype(np.float64) * (1.0 + c.change) ** ramp(n_days, c.day, c.days)
+    out["spot"] = np.asarray(spot, dtype=dtype)
+
+    if shock.iv is not None:
+        c = shock.iv
+        iv = out["iv"].astype(np.float64)
+        w = ramp(n_days, c.day, c.days)
+        if c.multiply is not None:
+            factor = np.full(iv.shape[:-1] + (1,), c.multiply)
+        else:
+            last = min(c.day + c.days - 1, n_days - 1)
+            factor = c.level / iv[..., last : last + 1]
+        out["iv"] = np.asarray(iv * factor**w, dtype=out["iv"].dtype)
+
+    for group in (shock.liquidity, shock.signals):
+        if group is None:
+            continue
+        after = _from(n_days, group.day)
+        for name, value in group.values:
+            array = out[name]
+            out[name] = np.where(after, np.asarray(value, dtype=array.dtype), array)
+
+    if shock.thesis is not None and shock.thesis.day < n_days:
+        event = out["thesis_event"].copy()
+        event[..., shock.thesis.day] = True
+        out["thesis_event"] = event
+    return out
+
+
+# --------------------------------------------------------------------------- the metrics
+
+# name -> (extra dimensions beyond (stress, enforce_limits), units, long_name)
+STRESS_VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {}
+
+
+def _var(name: str, units: str, long_name: str, dims: tuple[str, ...] = ()) -> None:
+    STRESS_VARIABLES[name] = (dims, units, long_name)
+
+
+def _var_ci(name: str, units: str, long_name: str) -> None:
+    _var(name, units, long_name)
+    pct = f"{aggregate.CONF:.0%}"
+    _var(f"{name}_lo", units, f"lower bound of the {pct} confidence interval of {long_name}")
+    _var(f"{name}_hi", units, f"upper bound of the {pct} confidence interval of {long_name}")
+
+
+_var("paths", "count", "number of simulated paths")
+_var("initial_equity", "USD", "strategy sleeve equity at the start, before any trade")
+_var_ci("prob_ruin", "1", "share of paths ruined (sleeve equity reached zero)")
+_var_ci("prob_margin_call", "1", "share of paths with at least one margin call")
+_var_ci("prob_loss", "1", "share of paths whose P&L over the horizon is negative")
+_var("margin_calls_per_path", "count", "mean number of margin calls per path")
+_var("final_equity_mean", "USD", "mean strategy sleeve equity at the horizon")
+_var("final_equity_median", "USD", "median strategy sleeve equity at the horizon")
+_var(
+    "equity_vs_baseline_mean",
+    "USD",
+    "mean over paths of final sleeve equity minus that of the same path unstressed "
+    "(same enforce_limits)",
+)
+_var(
+    "equity_vs_baseline_se",
+    "USD",
+    "standard error of the mean paired change of final equity against the unstressed path",
+)
+_var("total_return_mean", "1", "mean horizon return (P&L over initial equity)")
+_var("total_return_median", "1", "median horizon return (P&L over initial equity)")
+_var("total_return_quantile", "1", "quantiles of the horizon return", ("quantile",))
+for _level in (95, 99):
+    _var(
+        f"var_{_level}",
+        "1",
+        f"historical {_level} % value at risk of the horizon return (loss as a positive fraction)",
+    )
+    _var(
+        f"cvar_{_level}",
+        "1",
+        f"historical {_level} % expected shortfall of the horizon return (loss as a positive "
+        "fraction)",
+    )
+_var("annual_return_median", "1", "median time-weighted annualized return")
+_var("max_drawdown_median", "1", "median over paths of the maximum drawdown (<= 0)")
+_var("trades_per_path", "count", "mean number of closed trades per path")
+_var("win_rate_trade", "1", "share of closed trades with positive P&L")
+_var(
+    "closes_per_path",
+    "count",
+    "mean number of trades per path ending by each reason",
+    ("close_reason",),
+)
+_var("attribution_mean", "USD", "mean P&L attribution per path by bucket", ("bucket",))
+_var(
+    "breach_path_share",
+    "1",
+    "share of paths breaching each limit at least once",
+    ("limit",),
+)
+_var(
+    "breach_share",
+    "1",
+    "share of path-days on which each limit was breached at the end of the day",
+    ("limit",),
+)
+_var(
+    "days_to_first_breach_median",
+    "day",
+    "median over breaching paths of the trading day of the first breach of each limit "
+    "(counted from day 0)",
+    ("limit",),
+)
+_var(
+    "days_to_first_breach_after_shock_median",
+    "day",
+    "median over paths whose first breach of each limit came on or after the shock's first "
+    "day of the trading days from that day to the breach",
+    ("limit",),
+)
+_var(
+    "breach_after_shock_share",
+    "1",
+    "share of paths whose first breach of each limit came on or after the shock's first day",
+    ("limit",),
+)
+_var(
+    "loss_given_breach",
+    "1",
+    "mean horizon loss (minus the horizon return, a positive fraction of initial equity) of "
+    "the paths that breached each limit at least once",
+    ("limit",),
+)
+_var(
+    "loss_given_no_breach",
+    "1",
+    "mean horizon loss (minus the horizon return) of the paths that never breached each limit",
+    ("limit",),
+)
+_var("stop_losses_per_path", "count", "mean number of stop-loss closes per path")
+_var_ci("prob_stop_loss", "1", "share of paths on which at least one stop-loss fired")
+_var(
+    "stop_loss_saved_mean",
+    "USD",
+    "mean over paths of final equity with stop-losses minus final equity of the same path "
+    "with exits.stop_loss = false (> 0: the stops saved money)",
+)
+_var(
+    "stop_loss_saved_given_fired",
+    "USD",
+    "mean of final equity with stop-losses minus without, over the paths on which a "
+    "stop-loss fired",
+)
+_var(
+    "equity_quantile",
+    "USD",
+    "quantiles over the first paths (at most 200) of the daily strategy sleeve equity",
+    ("quantile", "day"),
+)
+
+
+def _f64(per_path: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    return np.asarray(per_path[name], dtype=np.float64)
+
+
+def _share(out: dict, name: str, hits: np.ndarray) -> None:
+    est = metrics.proportion_ci(hits.sum(), hits.size, aggregate.CONF)
+    out[name], out[f"{name}_lo"], out[f"{name}_hi"] = est.estimate, est.lo, est.hi
+
+
+def _median(x: np.ndarray) -> float:
+    x = x[~np.isnan(x)]
+    return float(np.median(x)) if x.size else math.nan
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(x.mean()) if x.size else math.nan
+
+
+def stress_metrics(
+    per_path: Mapping[str, np.ndarray],
+    *,
+    n_steps: int,
+    shock_day: int,
+    no_stop: Mapping[str, np.ndarray] | None = None,
+    baseline: Mapping[str, np.ndarray] | None = None,
+    equity_sample: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The `STRESS_VARIABLES` of one (stress, enforce_limits) run, float64.
+
+    Args:
+      per_path: the run's per-path summary (`simkit.aggregate.derive_block` names), `(paths,)`
+        each (`assigned_by_rung` and the equity are not read).
+      n_steps: trading days simulated.
+      shock_day: the shock's first day (-1: no shock).
+      no_stop: the same paths run with `exits.stop_loss = false` (None: the stop-losses were
+        already off, nothing to compare).
+      baseline: the same paths unstressed, same `enforce_limits` (None: this is the baseline).
+      equity_sample: `(sample, n_steps + 1)` daily equity of the first paths, USD.
+
+    Returns:
+      name -> float, or a float64 array over the variable's extra dimensions.
+    """
+    out: dict[str, Any] = {}
+    final = _f64(per_path, "final_equity")
+    n = final.size
+    initial = _f64(per_path, "initial_equity") * np.ones(n)
+    pnl = final - _f64(per_path, "contributions") - initial
+    total = _f64(per_path, "total_return")
+    loss = -total
+    out["paths"] = n
+    out["initial_equity"] = float(initial.mean())
+    _share(out, "prob_ruin", _f64(per_path, "ruined") > 0)
+    margin_calls = _f64(per_path, "n_margin_calls")
+    _share(out, "prob_margin_call", margin_calls > 0)
+    _share(out, "prob_loss", pnl < 0)
+    out["margin_calls_per_path"] = float(margin_calls.mean())
+    out["final_equity_mean"] = float(final.mean())
+    out["final_equity_median"] = float(np.median(final))
+    if baseline is None:
+        out["equity_vs_baseline_mean"], out["equity_vs_baseline_se"] = 0.0, 0.0
+    else:
+        est = metrics.mean_se(final - _f64(baseline, "final_equity"), aggregate.CONF)
+        out["equity_vs_baseline_mean"], out["equity_vs_baseline_se"] = est.estimate, est.se
+    out["total_return_mean"] = float(total.mean())
+    out["total_return_median"] = float(np.median(total))
+    out["total_return_quantile"] = np.quantile(total, aggregate.QUANTILES)
+    for level in (95, 99):
+        out[f"var_{level}"] = float(metrics.value_at_risk(total, level / 100))
+        out[f"cvar_{level}"] = float(metrics.conditional_value_at_risk(total, level / 100))
+    out["annual_return_median"] = _median(_f64(per_path, "annual_return"))
+    out["max_drawdown_median"] = _median(_f64(per_path, "max_drawdown"))
+
+    n_trades = _f64(per_path, "n_trades")
+    out["trades_per_path"] = float(n_trades.mean())
+    out["win_rate_trade"] = (
+        float(_f64(per_path, "n_wins").sum() / n_trades.sum()) if n_trades.sum() else math.nan
+    )
+    counters = [  # the per-trade end states, in aggregate.CLOSE_REASONS order
+        f"n_{r}" if r in ("expired_otm", "assigned_expiry", "assigned_early") else f"n_close_{r}"
+        for r in aggregate.CLOSE_REASONS
+    ]
+    out["closes_per_path"] = np.array([_f64(per_path, c).mean() for c in counters])
+    out["attribution_mean"] = np.array([_f64(per_path, b).mean() for b in aggregate.BUCKETS])
+
+    path_days = n * (n_steps + 1)
+    for key in (
+        "breach_path_share",
+        "breach_share",
+        "days_to_first_breach_median",
+        "days_to_first_breach_after_shock_median",
+        "breach_after_shock_share",
+        "loss_given_breach",
+        "loss_given_no_breach",
+    ):
+        out[key] = np.full(len(aggregate.LIMITS), math.nan)
+    for i, limit in enumerate(aggregate.LIMITS):
+        days = _f64(per_path, f"breach_{limit}")
+        first = _f64(per_path, f"first_breach_{limit}")
+        breached = days > 0
+        out["breach_path_share"][i] = breached.mean()
+        out["breach_share"][i] = days.sum() / path_days
+        out["days_to_first_breach_median"][i] = _median(first[breached])
+        if shock_day >= 0:
+            after = breached & (first >= shock_day)
+            out["breach_after_shock_share"][i] = after.mean()
+            out["days_to_first_breach_after_shock_median"][i] = _median(first[after] - shock_day)
+        out["loss_given_breach"][i] = _mean(loss[breached])
+        out["loss_given_no_breach"][i] = _mean(loss[~breached])
+
+    stops = _f64(per_path, "n_close_stop")
+    out["stop_losses_per_path"] = float(stops.mean())
+    _share(out, "prob_stop_loss", stops > 0)
+    if no_stop is None:
+        out["stop_loss_saved_mean"] = out["stop_loss_saved_given_fired"] = math.nan
+    else:
+        saved = final - _f64(no_stop, "final_equity")
+        out["stop_loss_saved_mean"] = float(saved.mean())
+        out["stop_loss_saved_given_fired"] = _mean(saved[stops > 0])
+
+    n_days = n_steps + 1
+    quantiles = np.full((len(aggregate.QUANTILES), n_days), math.nan)
+    if equity_sample is not None and len(equity_sample):
+        quantiles = np.quantile(np.asarray(equity_sample, np.float64), aggregate.QUANTILES, axis=0)
+    out["equity_quantile"] = quantiles
+    return {k: (np.asarray(v, dtype=np.float64) if k != "paths" else v) for k, v in out.items()}
+
+
+# --------------------------------------------------------------------------- the runs
+
+
+def _per_path(ds: Any) -> dict[str, np.ndarray]:
+    """A per-path result dataset (`simulate(..., per_path=True)`, no grid) as NumPy arrays."""
+    out = {name: ds[name].values for name in ds.data_vars if ds[name].dims[:1] == ("path",)}
+    out["initial_equity"] = np.full(ds.sizes["path"], float(ds["initial_equity"]))
+    return out
+
+
+class _Progress:
+    """One rich bar over every (stress, limits, stops) run, on a terminal only."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("stress {task.fields[what]:<40}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("stress", total=total, what="")
+
+    def show(self, what: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, what=what)
+
+    def advance(self) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _variant(scenario: Any, enforce: bool, stop_loss: bool) -> Any:
+    """The base scenario with `limits.enforce_limits` and `exits.stop_loss` set."""
+    from simkit.scenario import parse_scenario
+
+    overrides = {
+        **dict(scenario.overrides),
+        "limits.enforce_limits": enforce,
+        "exits.stop_loss": stop_loss,
+    }
+    return parse_scenario(scenario.text, path=scenario.path, overrides=overrides)
+
+
+ENFORCE = (True, False)  # the `enforce_limits` coordinate
+
+
+def run_stress(
+    scenario: Any,
+    stresses: Sequence[StressSpec],
+    *,
+    paths: int | None = None,
+    seed: int | None = None,
+    chunk_size: int | None = None,
+    scheduler: Any = None,
+    engine: str | None = None,
+    float64: bool | None = None,
+    progress: bool = True,
+) -> Any:
+    """Run the base scenario unstressed and under each stress; an `xarray.Dataset`.
+
+    Every stress (and the baseline, `stress = "none"`) runs on the same paths (same seed, cell
+    and path indices), with `limits.enforce_limits` on and off, and each of those again with
+    `exits.stop_loss = false` to measure what the stop-losses saved (skipped when the base
+    scenario has them off): `4 * (len(stresses) + 1)` runs of `simkit.run.simulate`.
+
+    Args:
+      scenario: the base scenario (`simkit.load_scenario`), without a grid.
+      stresses: the stresses (`simkit.scenario.load_stress`), names unique.
+      paths, seed, chunk_size, engine, float64, scheduler: as for `simkit.run.simulate`.
+      progress: a progress bar over the runs on a terminal. Default value: True.
+
+    Returns:
+      the dataset of `STRESS_VARIABLES` over (`stress`, `enforce_limits`, ...).
+    """
+    from simkit import run
+    from simkit.scenario import Problem, ScenarioError
+
+    if scenario.grid:
+        raise ScenarioError(
+            scenario.path,
+            [
+                Problem(
+                    "grid", None, "a stress base scenario has no [grid]; stress one cell at a time"
+                )
+            ],
+        )
+    names = [s.name for s in stresses]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ScenarioError(
+            None,
+            [
+                Problem("", None, f"stress {n!r} is given twice (names are the file stems)")
+                for n in duplicated
+            ],
+        )
+    started = time.perf_counter()
+    settings = run.resolve_settings(
+        scenario, paths=paths, seed=seed, chunk_size=chunk_size, engine=engine, float64=float64
+    )
+    for spec in stresses:
+        if spec.shock.last_day > settings.n_steps:
+            raise ScenarioError(
+                spec.path or spec.name,
+                [
+                    Problem(
+                        "stress.day",
+                        None,
+                        f"a shock starts on day {spec.shock.last_day}, past the base scenario's "
+                        f"horizon ({settings.n_steps} trading days)",
+                    )
+                ],
+            )
+    compare_stops = bool(scenario.strategy.stop_loss)
+    all_specs = [
+        StressSpec(BASELINE, "no shock: the base scenario's own paths", Shock()),
+        *stresses,
+    ]
+    runs_per = len(ENFORCE) * (2 if compare_stops else 1)
+    bar = _Progress(progress, runs_per * len(all_specs))
+    kwargs = dict(
+        paths=settings.paths,
+        seed=settings.seed,
+        chunk_size=settings.chunk_size,
+        scheduler=scheduler,
+        engine=settings.engine,
+        float64=settings.float64,
+        per_path=True,
+        progress=False,
+    )
+    results: dict[tuple[str, bool], dict[str, Any]] = {}
+    baseline_final: dict[bool, dict[str, np.ndarray]] = {}
+    devices: set[str] = set()
+    try:
+        for spec in all_specs:
+            for enforce in ENFORCE:
+                label = f"{spec.name}, limits {'on' if enforce else 'off'}"
+                bar.show(label)
+                ds = run.simulate(_variant(scenario, enforce, True), shock=spec.shock, **kwargs)
+                devices.add(str(ds.attrs.get("device", "")))
+                bar.advance()
+                main = _per_path(ds)
+                sample = ds["equity_sample"].values
+                no_stop = None
+                if compare_stops:
+                    bar.show(label + ", no stops")
+                    twin = run.simulate(
+                        _variant(scenario, enforce, False), shock=spec.shock, **kwargs
+                    )
+                    no_stop = {"final_equity": twin["final_equity"].values}
+                    bar.advance()
+                results[(spec.name, enforce)] = stress_metrics(
+                    main,
+                    n_steps=settings.n_steps,
+                    shock_day=spec.shock.first_day,
+                    no_stop=no_stop,
+                    baseline=baseline_final.get(enforce),
+                    equity_sample=sample,
+                )
+                if spec.name == BASELINE:
+                    baseline_final[enforce] = {"final_equity": main["final_equity"]}
+    finally:
+        bar.close()
+    return build_stress_dataset(
+        scenario,
+        all_specs,
+        settings,
+        results,
+        wall_time_s=time.perf_counter() - started,
+        device="; ".join(sorted(d for d in devices if d)),
+    )
+
+
+def build_stress_dataset(
+    scenario: Any,
+    specs: Sequence[StressSpec],
+    settings: Any,
+    results: Mapping[tuple[str, bool], Mapping[str, Any]],
+    *,
+    wall_time_s: float,
+    device: str,
+) -> Any:
+    """The stress dataset from each (stress, enforce_limits) run's `stress_metrics`."""
+    import json
+
+    import xarray as xr
+
+    from simkit import store
+
+    n_days = settings.n_steps + 1
+    coords = {
+        "stress": xr.Variable(
+            "stress",
+            np.array([s.name for s in specs]),
+            {"units": "1", "long_name": "stress scenario (none: the unstressed baseline)"},
+        ),
+        "enforce_limits": xr.Variable(
+            "enforce_limits",
+            np.array(ENFORCE),
+            {"units": "1", "long_name": "limits.enforce_limits: HIGH limits block new tranches"},
+        ),
+        "quantile": xr.Variable(
+            "quantile",
+            np.asarray(aggregate.QUANTILES),
+            {"units": "1", "long_name": "probability level of the quantile"},
+        ),
+        "close_reason": xr.Variable(
+            "close_reason",
+            np.asarray(aggregate.CLOSE_REASONS),
+            {"units": "1", "long_name": "how a trade ended"},
+        ),
+        "limit": xr.Variable(
+            "limit",
+            np.asarray(aggregate.LIMITS),
+            {"units": "1", "long_name": "risk limit of the strategy"},
+        ),
+        "bucket": xr.Variable(
+            "bucket",
+            np.asarray(aggregate.BUCKETS),
+            {"units": "1", "long_name": "P&L attribution bucket"},
+        ),
+        "day": xr.Variable("day", np.arange(n_days), {"units": "day", "long_name": "trading day"}),
+    }
+    data_vars: dict[str, Any] = {}
+    for name, (extra, units, long_name) in STRESS_VARIABLES.items():
+        sizes = tuple(coords[d].size for d in extra)
+        dtype = np.int64 if name == "paths" else np.float64
+        array = np.zeros((len(specs), len(ENFORCE)) + sizes, dtype=dtype)
+        for i, spec in enumerate(specs):
+            for j, enforce in enumerate(ENFORCE):
+                array[i, j] = results[(spec.name, enforce)][name]
+        data_vars[name] = xr.Variable(
+            ("stress", "enforce_limits") + extra, array, {"units": units, "long_name": long_name}
+        )
+    data_vars["shock_day"] = xr.Variable(
+        "stress",
+        np.array([s.shock.first_day for s in specs], dtype=np.int64),
+        {"units": "day", "long_name": "first trading day of the stress's shocks (-1: none)"},
+    )
+    data_vars["stress_description"] = xr.Variable(
+        "stress",
+        np.array([s.description for s in specs]),
+        {"units": "1", "long_name": "what the stress represents"},
+    )
+    attrs = store.run_attrs(
+        scenario,
+        settings,
+        wall_time_s=wall_time_s,
+        executor="stress",
+        device=device,
+        per_path=False,
+    )
+    name = scenario.path and str(scenario.path).rsplit("/", 1)[-1]
+    attrs["title"] = f"simkit stress of {name or 'a scenario'}"
+    attrs["simkit_result"] = "stress"
+    attrs["stresses"] = json.dumps(
+        [
+            {
+                "name": s.name,
+                "description": s.description,
+                "file": s.path or "",
+                "shock": repr(s.shock),
+            }
+            for s in specs
+        ]
+    )
+    attrs["stop_loss_compared"] = int(bool(scenario.strategy.stop_loss))
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)

@@ -1,0 +1,271 @@
+"""`simkit calibrate kelly | market | target`: fragments a scenario accepts, parameters
+recovered from a synthetic history, roots recovered with common random numbers, exit 2 on
+bad input. Small runs on the reference engine."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scenario_files import GRID_2X2, write_scenario
+
+from simkit import calibrate
+from simkit.cli import main
+from simkit.scenario import load_scenario, parse_scenario
+
+HISTORY = Path(__file__).parent / "data" / "history_synthetic.csv"
+# scripts/make_history.py: one Merton path, seed 20240601, 2000 days, the baseline market.
+TRUE = dict(mu=0.05, sigma=1.90, jump_intensity=4.0, jump_mean=-0.25, jump_std=0.35,
+            kappa=6.0, iv_long_run=2.17, eta=1.0, iv_jump_beta=-0.5)  # fmt: skip
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def scenario_file(tmp_path_factory) -> Path:
+    return write_scenario(tmp_path_factory.mktemp("calibrate"), paths=32, chunk_size=32)
+
+
+# --------------------------------------------------------------------------- kelly
+
+
+def test_calibrate_kelly_writes_a_fragment_a_scenario_accepts(capsys, scenario_file, tmp_path):
+    out = tmp_path / "kelly.toml"
+    code, stdout, stderr = run_cli(
+        capsys, "calibrate", "kelly", str(scenario_file), "--set", "simulation.years=0.2",
+        "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "p: win probability" in stdout and f"wrote {out}" in stdout
+    text = out.read_text()
+    fragment = tomllib.loads(text)
+    assert set(fragment) == {"capital"} and set(fragment["capital"]) == {"kelly_fraction"}
+    value = fragment["capital"]["kelly_fraction"]
+
+    # The same run in process: the fragment holds its seed-formula fraction.
+    from simkit import simulate
+
+    ds = simulate(
+        load_scenario(scenario_file, {"simulation.years": 0.2}), per_path=False, progress=False
+    )
+    assert value == float(ds["kelly_fraction"])
+    for key in ("p", "a (average win", "b (average loss", "growth-optimal"):
+        assert key in text
+    assert f"{float(ds['kelly_p_lo']):.6g}" in text  # the intervals, as comments
+
+    # Merge 1: the [capital] table pasted into a scenario that has none.
+    merged = parse_scenario(scenario_file.read_text() + "\n" + text, path="merged.toml")
+    assert merged.strategy.kelly_fraction == value
+    # Merge 2: the documented --set form.
+    assert f"--set capital.kelly_fraction={value!r}" in text
+    via_set = load_scenario(scenario_file, {"capital.kelly_fraction": value})
+    assert via_set.strategy.kelly_fraction == value
+    # Merge 3: the key copied into an existing [capital] table.
+    own = scenario_file.read_text() + "\n[capital]\nportfolio_value = 2e6\n"
+    copied = own + f"kelly_fraction = {value!r}\n"
+    assert parse_scenario(copied).strategy.kelly_fraction == value
+
+
+def test_kelly_fragment_arithmetic():
+    result = {
+        "p": 0.892, "avg_win": 0.123, "avg_loss": 0.087, "seed_fraction": 0.8156,
+        "growth_optimal": 9.3748, "recommended": 0.2, "multiplier": 0.25, "cap": 0.2,
+        "trades_per_path": 10.0, "paths": 100,
+    }  # fmt: skip
+    for key in ("p", "avg_win", "avg_loss", "seed_fraction", "growth_optimal"):
+        result[key + "_lo"], result[key + "_hi"] = result[key] - 0.01, result[key] + 0.01
+    fragment = tomllib.loads(calibrate.kelly_fragment(result, "x.toml"))
+    assert fragment == {"capital": {"kelly_fraction": 0.8156}}
+    result["seed_fraction"] = math.nan
+    with pytest.raises(calibrate.CalibrationError, match="undefined"):
+        calibrate.kelly_fragment(result, "x.toml")
+
+
+def test_calibrate_kelly_without_losing_trades_exits_2(capsys, scenario_file, tmp_path):
+    # 13 days, 8 paths: every closed trade wins, so b (and the fraction) is undefined.
+    out = tmp_path / "k.toml"
+    code, _, stderr = run_cli(
+        capsys, "calibrate", "kelly", str(scenario_file), "--paths", "8", "--out", str(out)
+    )
+    assert code == 2, stderr
+    assert "undefined" in stderr and not out.exists()
+
+
+# --------------------------------------------------------------------------- market
+
+
+def test_calibrate_market_recovers_the_synthetic_history(capsys, tmp_path):
+    out = tmp_path / "m.toml"
+    code, stdout, stderr = run_cli(capsys, "calibrate", "market", str(HISTORY), "--out", str(out))
+    assert code == 0, stderr
+    assert "model comparison" in stdout and "preferred by AIC: merton" in stdout
+    text = out.read_text()
+    data = tomllib.loads(text)
+    market, fit = data["market"], data["fit"]
+    assert market["model"] == "merton"
+    # Within 3 standard errors of the generator's values (scripts/make_history.py).
+    for key in ("mu", "sigma", "jump_intensity", "jump_mean", "jump_std", "kappa", "iv_long_run"):
+        assert abs(market[key] - TRUE[key]) < 3 * fit[f"{key}_se"], key
+    # The IV fit has no jumps: it sees eta^2 + lambda beta^2 E[J^2] as its variance.
+    effective_eta = math.sqrt(
+        TRUE["eta"] ** 2
+        + TRUE["jump_intensity"]
+        * TRUE["iv_jump_beta"] ** 2
+        * (TRUE["jump_mean"] ** 2 + TRUE["jump_std"] ** 2)
+    )
+    assert abs(market["eta"] - effective_eta) < 3 * fit["eta_se"]
+    assert fit["aic"] == pytest.approx(2 * 5 - 2 * fit["loglik"])
+    assert fit["n_returns"] == 1999
+    # The [market] table, copied into a scenario, is accepted as written.
+    market_table = text.split("[fit]")[0]
+    scenario = parse_scenario("[simulation]\npaths = 10\n" + market_table, path="fit.toml")
+    assert scenario.market.model == "merton"
+    assert scenario.market.sigma == market["sigma"]
+    assert scenario.market.jump_intensity == market["jump_intensity"]
+
+
+def test_calibrate_market_gbm_sees_total_volatility(capsys, tmp_path):
+    out = tmp_path / "g.toml"
+    code, stdout, stderr = run_cli(
+        capsys, "calibrate", "market", str(HISTORY), "--model", "gbm", "--out", str(out)
+    )
+    assert code == 0, stderr
+    data = tomllib.loads(out.read_text())
+    assert data["market"]["model"] == "gbm"
+    assert "jump_intensity" not in data["market"]
+    total = math.sqrt(
+        TRUE["sigma"] ** 2
+        + TRUE["jump_intensity"] * (TRUE["jump_mean"] ** 2 + TRUE["jump_std"] ** 2)
+    )
+    assert abs(data["market"]["sigma"] - total) < 3 * data["fit"]["sigma_se"]
+    assert data["fit"]["aic"] == pytest.approx(2 * 2 - 2 * data["fit"]["loglik"])
+    parse_scenario("[simulation]\n" + out.read_text().split("[fit]")[0])
+
+
+def test_calibrate_market_bad_csv_exits_2(capsys, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,close\n2016-01-04,3.0\n2016-01-05,abc\n")
+    code, _, stderr = run_cli(capsys, "calibrate", "market", str(bad), "--out", str(tmp_path / "o"))
+    assert code == 2
+    assert str(bad) in stderr and "line 3, close" in stderr and "'abc'" in stderr
+    assert "Traceback" not in stderr
+    one_day = tmp_path / "one.csv"
+    one_day.write_text("date,close\n2016-01-04,3.0\n")
+    code, _, stderr = run_cli(capsys, "calibrate", "market", str(one_day))
+    assert code == 2 and "one.csv" in stderr and "at least 2 days" in stderr, stderr
+    flat = tmp_path / "flat.csv"
+    flat.write_text("date,close\n2016-01-04,3.0\n2016-01-05,3.0\n2016-01-06,3.0\n")
+    code, _, stderr = run_cli(
+        capsys, "calibrate", "market", str(flat), "--model", "gbm", "--out", str(tmp_path / "o")
+    )
+    assert code == 2 and "flat.csv: cannot fit gbm" in stderr, stderr
+    code, _, stderr = run_cli(capsys, "calibrate", "market", str(tmp_path / "none.csv"))
+    assert code == 2 and "none.csv" in stderr
+    code, _, stderr = run_cli(capsys, "calibrate", "market", str(HISTORY), "--model", "kou")
+    assert code == 2 and "--model" in stderr
+    assert not (tmp_path / "o").exists()
+
+
+# --------------------------------------------------------------------------- target
+
+
+def test_target_finds_a_closed_form_root(scenario_file):
+    # initial_equity = min(0.25 x 0.816, 0.20) x portfolio_value: 150 000 at 750 000.
+    result = calibrate.calibrate_target(
+        scenario_file, "capital.portfolio_value", "initial_equity", 150_000.0,
+        (100_000.0, 2_000_000.0), paths=4,
+    )  # fmt: skip
+    assert result.status == "root"
+    assert abs(result.root - 750_000.0) <= result.xtol
+    assert result.slope == pytest.approx(0.2)
+    assert math.isnan(result.uncertainty) and "no standard error" in result.message
+
+
+def test_target_recovers_a_parameter_within_its_uncertainty(scenario_file):
+    from simkit import simulate
+
+    known = 0.3
+    ds = simulate(load_scenario(scenario_file, {"market.mu": known}), progress=False)
+    target = float(ds["annual_return_mean"])
+    result = calibrate.calibrate_target(
+        scenario_file, "market.mu", "annual_return_mean", target, (-0.5, 1.5)
+    )
+    assert result.status == "root", result.message
+    assert result.metric_at_root == pytest.approx(target, abs=0.02)
+    assert result.slope > 0
+    assert result.uncertainty == pytest.approx(result.metric_se / result.slope)
+    assert 0 < result.uncertainty < math.inf
+    # Common random numbers: the metric is a deterministic function of mu that equals the
+    # target at the known value, so the root lands there to within the root tolerance, far
+    # inside the Monte Carlo uncertainty.
+    assert abs(result.root - known) <= 2 * result.xtol
+    assert abs(result.root - known) <= result.uncertainty
+    # every evaluation used the same seed: the value at the known point is the target exactly
+    xs = np.array([x for x, _, _ in result.evaluations])
+    assert len(xs) == len(set(xs)) and len(xs) < 40
+
+
+def test_target_reports_no_root(capsys, scenario_file):
+    code, stdout, stderr = run_cli(
+        capsys, "calibrate", "target", str(scenario_file), "--param", "market.mu",
+        "--metric", "annual_return_mean", "--target", "50", "--bracket", "0", "0.5",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "no value of market.mu in [0, 0.5] reaches annual_return_mean = 50" in stdout
+    assert " at 0 and " in stdout and " at 0.5" in stdout
+
+
+def test_target_cli_prints_the_root(capsys, scenario_file):
+    code, stdout, stderr = run_cli(
+        capsys, "calibrate", "target", str(scenario_file), "--param", "capital.portfolio_value",
+        "--metric", "initial_equity", "--target", "150000", "--bracket", "1e5", "2e6",
+        "--paths", "4",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "capital.portfolio_value = 750000 +/-" in stdout
+
+
+def test_target_bad_input_exits_2(capsys, scenario_file, tmp_path):
+    grid = write_scenario(tmp_path, "grid.toml", grid=GRID_2X2)
+    base = ["calibrate", "target", str(scenario_file)]
+    cases = [
+        (["--param", "market.sigmaa", "--metric", "sharpe", "--target", "1",
+          "--bracket", "1", "2"], "sigmaa"),
+        (["--param", "sigma", "--metric", "sharpe", "--target", "1", "--bracket", "1", "2"],
+         "TABLE.KEY"),
+        (["--param", "market.sigma", "--metric", "nope", "--target", "1", "--bracket", "1", "2"],
+         "--metric 'nope'"),
+        (["--param", "market.sigma", "--metric", "assignment_rate", "--target", "1",
+          "--bracket", "1", "2"], "not a scalar"),
+        (["--param", "market.sigma", "--metric", "sharpe", "--target", "1",
+          "--bracket", "2", "1"], "--bracket"),
+        (["--param", "market.sigma", "--metric", "sharpe", "--target", "1",
+          "--bracket", "-1", "2"], "market.sigma"),
+        (["--param", "market.sigma", "--metric", "sharpe", "--target", "x",
+          "--bracket", "1", "2"], "--target"),
+        (["--param", "strategy.entry_every_days", "--metric", "sharpe", "--target", "1",
+          "--bracket", "1.5", "2.5"], "entry_every_days"),
+        (["--param", "market.sigma", "--metric", "sharpe", "--target", "1",
+          "--bracket", "1", "2", "--set", "market.sigma=2"], "once"),
+    ]  # fmt: skip
+    for argv, needle in cases:
+        code, stdout, stderr = run_cli(capsys, *base, *argv)
+        assert code == 2, (argv, stdout, stderr)
+        assert needle in stderr, (argv, stderr)
+        assert "Traceback" not in stderr and "solving" not in stdout
+    code, _, stderr = run_cli(
+        capsys, "calibrate", "target", str(grid), "--param", "market.mu", "--metric", "sharpe",
+        "--target", "1", "--bracket", "0", "1",
+    )  # fmt: skip
+    assert code == 2 and "[grid]" in stderr
+    code, _, stderr = run_cli(capsys, "calibrate", "kelly", str(grid))
+    assert code == 2 and "[grid]" in stderr
+    code, _, stderr = run_cli(capsys, "calibrate")
+    assert code == 2
