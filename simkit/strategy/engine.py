@@ -1,21 +1,38 @@
-"""The vectorized strategy engine: one day of the seed strategy as a pure JAX function.
+"""The vectorized strategy engine: one day of the seed strategy for a block of paths, in JAX.
 
-``_day(book, today, t, params) -> book`` applies the eight steps of ``docs/ENGINE_SPEC.md`` to
-one path; ``vmap`` runs it over a block of paths and ``lax.scan`` over the days. Nothing here
-branches on a path's values in Python: every rule is a mask, every trade an array update, so the
-same code runs on CPU and GPU. The one ``lax.cond`` (the entry, every ``entry_every_days``) has
-a predicate that depends on the day only, so under ``vmap`` it stays a real branch.
+``_day(book, slots, today, t, params, shape) -> (book, slots, equity)`` applies the eight steps
+of ``docs/ENGINE_SPEC.md`` to every path of a block at once, and a ``fori_loop`` runs it over the
+days. The day is written directly for the block, with the paths on the last axis of every array
+(`simkit.strategy.state`): XLA vectorizes along the last axis, and a per-path number broadcasts
+against a `(slots, rungs, paths)` position array as it stands. Nothing branches on a path's
+values in Python: every rule is a mask, every trade an array update, so the same code runs on
+CPU and GPU. The ``lax.cond``s branch on what is the same for the whole block: the step (an
+entry every ``entry_every_days``), the strike mode, and whether any path of the block meets a
+margin call or ruin today (rare: the liquidation's sums are skipped on other days).
+
+How the day keeps its cost down (measured on 2 CPU cores, see bench/README.md):
+- one Black-Scholes evaluation per position and day shares `d1`, `d2` and their normal CDFs
+  between the mid and the five Greeks;
+- the sums over a path's positions are a few stacked products with a vector of ones (`_sums`),
+  not one reduction per quantity (XLA on CPU ran reductions fused with their producers one path
+  at a time);
+- a closed short put keeps its record (how and at what price it closed) and its trade is tallied
+  when its slot is reused or at the horizon, so the day adds no trade tallies;
+- expiries touch only the one slot that expires.
 
 Public entry points:
     simulate_paths(market, cfg, mkt)   given market arrays (NumPy or JAX, (paths, steps + 1))
     simulate_block(cfg, mkt, seed=, cell=, path_start=, n_paths=, n_steps=, float64=)
-                                        generates the block's market, then simulates it
+                                        generates each day's market inside the loop
+                                        (`simkit.paths.market.market_step`): memory does not
+                                        grow with the horizon
 Both return the per-path summary of docs/ENGINE_SPEC.md as NumPy arrays.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -26,16 +43,29 @@ from jax import Array
 from jax.scipy.special import ndtr, ndtri
 
 from simkit.precision import x64
-from simkit.pricing import bs_greeks, bs_price
 from simkit.strategy.config import StrategyConfig
-from simkit.strategy.params import EngineParams, EngineShape, engine_params, engine_shape
+from simkit.strategy.params import (
+    EngineParams,
+    EngineShape,
+    engine_params,
+    engine_shape,
+)
 from simkit.strategy.state import (
+    ASSIGNED,
+    BOUGHT_BACK,
+    CLOSE_CODES,
     CLOSE_REASONS,
+    EXPIRED_WORTHLESS,
+    FLOAT_ROW,
     FLOAT_TALLIES,
+    INT_ROW,
     INT_TALLIES,
     LIMITS,
+    OPEN,
     Book,
+    Slots,
     empty_book,
+    empty_slots,
 )
 
 MARKET_FIELDS = (
@@ -57,21 +87,87 @@ MARKET_FIELDS = (
 _FILL_BID_ASK, _FILL_MID, _FILL_SEED = 0, 1, 2
 _DAYS_PER_YEAR = 252.0
 _CALENDAR_PER_STEP = 365.0 / 252.0
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 # --------------------------------------------------------------------------- quotes and fills
-def _iv_at_strike(iv, spot, strike, p):
-    """The optional skew: IV_K = IV * (K / S)^(-skew)."""
-    return iv * (strike / spot) ** (-p.scalars["skew"])
+class Quote(NamedTuple):
+    """Mid price and Greeks (seed units: theta per calendar day, vega and rho per 1 %) of
+    options of one kind; every field has the shape of the strikes quoted."""
+
+    price: Array  # USD per share
+    delta: Array  # per share per USD of spot
+    gamma: Array  # per USD
+    theta: Array  # USD per share per calendar day
+    vega: Array  # USD per share per vol point
+    rho: Array  # USD per share per 1 % of rate
 
 
-def _quote(spot, strike, steps_left, iv, p, call) -> dict:
-    """Mid price and Greeks (seed units) of an option `steps_left` trading days from expiry."""
-    t = jnp.asarray(steps_left).astype(spot.dtype) / _DAYS_PER_YEAR
-    vol = _iv_at_strike(iv, spot, strike, p)
-    out = bs_greeks(spot, strike, t, p.scalars["rate"], vol, 0.0, call)
-    out["price"] = bs_price(spot, strike, t, p.scalars["rate"], vol, 0.0, call)
-    return out
+def _normal_cdf(x):
+    """Phi(x) as one `erfc` (`jax.scipy.special.ndtr` evaluates both `erf` and `erfc` and picks
+    one: 10 % of a quote). Accurate in both tails: erfc of a large positive argument keeps its
+    relative precision, and Phi near 1 is 1 - tiny."""
+    return 0.5 * jax.lax.erfc(x * (-1.0 / math.sqrt(2.0)))
+
+
+def _quote(spot, strike, tau, iv, p, call: bool) -> Quote:
+    """Black-Scholes mid and Greeks at `IV_K = iv * (K / S)^(-skew)`, no dividend.
+
+    One evaluation shares `d1`, `d2` and their normal CDFs between the price and the Greeks
+    (`simkit.pricing.bs_price` + `bs_greeks` would compute them twice). The price is the
+    out-of-the-money (forward) side by the closed form plus put-call parity, as `bs_price`.
+    `tau` (years, > 0) broadcasts against `strike`: one value per tranche slot, so its square
+    root and discount factor are computed once per slot, not per path. A zero volatility gives
+    the forward-intrinsic limits of `simkit.pricing`.
+    """
+    s = p.scalars
+    rate = s["rate"]
+    w = 1.0 if call else -1.0
+    log_spot_strike = jnp.log(spot / strike)
+    vol = iv * jnp.exp(s["skew"] * log_spot_strike)  # iv * (K / S) ** (-skew)
+    sqrt_tau = jnp.sqrt(tau)
+    total_vol = vol * sqrt_tau
+    degenerate = ~(total_vol > 0.0)
+    safe_total_vol = jnp.where(degenerate, 1.0, total_vol)
+    d1 = jnp.where(
+        degenerate,
+        0.0,
+        (log_spot_strike + rate * tau) / safe_total_vol + 0.5 * safe_total_vol,
+    )
+    d2 = d1 - jnp.where(degenerate, 0.0, total_vol)
+    strike_pv = strike * jnp.exp(-rate * tau)
+    forward_intrinsic = spot - strike_pv  # call minus put, dollars
+    w_otm = jnp.where(forward_intrinsic < 0.0, 1.0, -1.0)  # the side out of the money
+    n1 = _normal_cdf(w_otm * d1)
+    n2 = _normal_cdf(w_otm * d2)
+    otm = w_otm * (spot * n1 - strike_pv * n2)
+    in_the_money = w_otm != w
+    price = otm + jnp.where(in_the_money, w * forward_intrinsic, 0.0)
+    intrinsic = jnp.maximum(w * forward_intrinsic, 0.0)
+
+    # N(w d1), N(w d2) from the out-of-the-money side's: equal, or 1 minus (an ITM option's
+    # CDFs are not small, so nothing is lost).
+    nw1 = jnp.where(in_the_money, 1.0 - n1, n1)
+    nw2 = jnp.where(in_the_money, 1.0 - n2, n2)
+    pdf = jnp.exp(-0.5 * d1 * d1) * _INV_SQRT_2PI
+    itm_limit = w * forward_intrinsic > 0.0
+    degenerate_delta = jnp.where(itm_limit, w, 0.0)
+    rate_term = w * strike_pv * nw2  # K e^{-rT} N(w d2), signed
+    theta = -spot * pdf * vol / (2.0 * sqrt_tau) - rate * rate_term
+    rho = tau * rate_term
+    return Quote(
+        price=jnp.where(degenerate, intrinsic, price),
+        delta=jnp.where(degenerate, degenerate_delta, w * nw1),
+        gamma=jnp.where(degenerate, 0.0, pdf / (spot * safe_total_vol)),
+        theta=jnp.where(degenerate, jnp.where(itm_limit, -rate * w * strike_pv, 0.0), theta)
+        / 365.0,
+        vega=jnp.where(degenerate, 0.0, spot * pdf * sqrt_tau) / 100.0,
+        rho=jnp.where(degenerate, jnp.where(itm_limit, w * tau * strike_pv, 0.0), rho) / 100.0,
+    )
+
+
+def _years(steps_left, dtype) -> Array:
+    return steps_left.astype(dtype) / _DAYS_PER_YEAR
 
 
 def _sell_fill(mid, spread, p):
@@ -80,7 +176,7 @@ def _sell_fill(mid, spread, p):
     bid = jnp.maximum(mid - 0.5 * spread, s["min_quote"])
     ask = jnp.maximum(mid + 0.5 * spread, s["min_quote"])
     seed = jnp.minimum(jnp.maximum(mid + s["price_improvement_target"], bid), ask)
-    return jnp.select([s["fill"] == _FILL_BID_ASK, s["fill"] == _FILL_MID], [bid, mid], seed)
+    return jnp.where(s["fill"] == _FILL_BID_ASK, bid, jnp.where(s["fill"] == _FILL_MID, mid, seed))
 
 
 def _buy_fill(mid, spread, p):
@@ -89,7 +185,7 @@ def _buy_fill(mid, spread, p):
     bid = jnp.maximum(mid - 0.5 * spread, s["min_quote"])
     ask = jnp.maximum(mid + 0.5 * spread, s["min_quote"])
     seed = jnp.minimum(jnp.maximum(mid - s["price_improvement_target"], bid), ask)
-    return jnp.select([s["fill"] == _FILL_BID_ASK, s["fill"] == _FILL_MID], [ask, mid], seed)
+    return jnp.where(s["fill"] == _FILL_BID_ASK, ask, jnp.where(s["fill"] == _FILL_MID, mid, seed))
 
 
 def _contracts(x, p):
@@ -106,130 +202,187 @@ def _iv_percentile(iv, p):
     return 100.0 * ndtr((jnp.log(iv) - jnp.log(s["iv_long_run"])) / sd)
 
 
-# --------------------------------------------------------------------------- bookkeeping
-def _add(tally: dict, **amounts) -> dict:
-    out = dict(tally)
-    for name, value in amounts.items():
-        out[name] = out[name] + value.astype(out[name].dtype)
+# --------------------------------------------------------------------------- sums over positions
+def _rows(x) -> list:
+    """The (paths,) rows of `x`: one per position, every axis but the last flattened."""
+    flat = x.reshape(-1, x.shape[-1])
+    return [flat[i] for i in range(flat.shape[0])]
+
+
+def _fold(op, rows):
+    """`op` over a list of equally shaped arrays as a balanced tree of elementwise operations."""
+    rows = list(rows)
+    while len(rows) > 1:
+        rows = [
+            op(rows[i], rows[i + 1]) if i + 1 < len(rows) else rows[i]
+            for i in range(0, len(rows), 2)
+        ]
+    return rows[0]
+
+
+def _over(x, axis: int, op=jnp.add):
+    """`op` over a short axis by elementwise operations on its slices (vectorized over the
+    paths, where XLA on CPU runs a reduction over a leading axis one path at a time)."""
+    return _fold(op, [jnp.take(x, i, axis=axis) for i in range(x.shape[axis])])
+
+
+def _sums(xs: list) -> list:
+    """Sums over a path's positions of each array in `xs` (each (..., paths)).
+
+    A product with a vector of ones per quantity: a library kernel sums the positions, and XLA
+    computes each quantity in one vectorized loop. (Stacking the quantities into one product
+    was 10x slower: XLA fused the Black-Scholes terms into the stacking and recomputed them per
+    quantity.) HIGHEST precision keeps float32 sums float32 on GPUs (no TF32)."""
+    out = []
+    for x in xs:
+        flat = x.reshape(-1, x.shape[-1])
+        ones = jnp.ones((flat.shape[0],), flat.dtype)
+        out.append(jnp.dot(ones, flat, precision=jax.lax.Precision.HIGHEST))
     return out
 
 
-def _record_trades(tally, closed, pnl, collateral):
-    """Tally closed short-put trades (Kelly inputs): a win is P&L > 0, return = P&L / collateral."""
-    ret = jnp.where(closed, pnl / jnp.where(closed, collateral, 1.0), 0.0)
-    win = closed & (pnl > 0)
-    loss = closed & ~win
-    return _add(
-        tally,
-        n_trades=jnp.sum(closed),
-        n_wins=jnp.sum(win),
-        sum_win_ret=jnp.sum(jnp.where(win, ret, 0.0)),
-        sum_win_ret_sq=jnp.sum(jnp.where(win, ret * ret, 0.0)),
-        sum_loss_ret=jnp.sum(jnp.where(loss, -ret, 0.0)),
-        sum_loss_ret_sq=jnp.sum(jnp.where(loss, ret * ret, 0.0)),
-    )
+def _sum(x):
+    """Sum over a path's positions of one array."""
+    if x.ndim == 1:
+        return x
+    if x.dtype == jnp.bool_ or jnp.issubdtype(x.dtype, jnp.integer):
+        return jnp.round(_sums([x.astype(jnp.float32)])[0]).astype(jnp.int32)
+    return _sums([x])[0]
 
 
-def _put_collateral(book: Book, p) -> Array:
-    return book.put_strike * 100.0 * book.put_n / p.scalars["max_leverage"]
+def _count(mask) -> Array:
+    return _sum(mask)
 
 
-def _assign_puts(book: Book, mask, spot, p, counter: str) -> Book:
-    """Assignment of the short puts in `mask`: buy 100 n shares at K (seed: "Assignment
-    Management Protocol"); the put trade's result is premium - (K - S)."""
+# --------------------------------------------------------------------------- trades
+def _put_collateral(put_strike, put_n, p) -> Array:
+    return put_strike * 100.0 * put_n / p.scalars["max_leverage"]
+
+
+def _is_open(closed, n):
+    return (closed == OPEN) & (n > 0)
+
+
+def _tally_trades(n, strike, premium, closed, close_price, p, total=_sum) -> tuple[dict, Array]:
+    """The tallies of the closed short-put trades among the given records (docs/ENGINE_SPEC.md
+    "Trades and Kelly inputs", and the buckets and counters each kind of close adds).
+
+    Returns (tally name -> (paths,) increment, assigned mask (like `n`))."""
     s = p.scalars
-    n = jnp.where(mask, book.put_n, 0.0)
-    k = book.put_strike
-    shares_new = 100.0 * jnp.sum(n)
-    cost_basis_sum = jnp.sum(100.0 * n * (k - book.put_premium))  # seed: K - premium
+    commission = s["commission"] * n
+    done = (n > 0) & (closed != OPEN)
+    bought = done & (closed >= BOUGHT_BACK[0]) & (closed <= BOUGHT_BACK[-1])
+    assigned = done & (closed >= ASSIGNED[0])
+    # A buy-back's price is its fill, an assignment's and an expiry's the day's spot.
+    price = close_price
+    pnl = jnp.where(
+        bought,
+        (premium - price) * 100.0 * n - 2.0 * commission,
+        jnp.where(assigned, (premium - (strike - price)) * 100.0 * n, premium * 100.0 * n)
+        - commission,
+    )
+    collateral = _put_collateral(strike, n, p)
+    ret = jnp.where(done, pnl / jnp.where(done, collateral, 1.0), 0.0)
+    win = done & (pnl > 0)
+    loss = done & ~win
+    zero = jnp.zeros_like(pnl)
+    floats = [
+        jnp.where(
+            bought,
+            (premium - price) * 100.0 * n,
+            jnp.where(done, premium * 100.0 * n, zero),
+        ),
+        jnp.where(assigned, (price - strike) * 100.0 * n, zero),
+        jnp.where(bought, -commission, zero),
+        jnp.where(assigned, 100.0 * n, zero),
+        jnp.where(win, ret, zero),
+        jnp.where(win, ret * ret, zero),
+        jnp.where(loss, -ret, zero),
+        jnp.where(loss, ret * ret, zero),
+        done.astype(pnl.dtype),
+        win.astype(pnl.dtype),
+        *((done & (closed == code)).astype(pnl.dtype) for code in CLOSE_CODES.values()),
+    ]
+    sums = total(floats) if total is _sums else [total(x) for x in floats]
+    names = (
+        "premium_income",
+        "assignment_pnl",
+        "transaction_costs",
+        "shares_assigned",
+        "sum_win_ret",
+        "sum_win_ret_sq",
+        "sum_loss_ret",
+        "sum_loss_ret_sq",
+        "n_trades",
+        "n_wins",
+        *CLOSE_CODES,
+    )
+    amounts = dict(zip(names, sums, strict=True))
+    for name in names[8:]:
+        amounts[name] = jnp.round(amounts[name]).astype(jnp.int32)
+    return amounts, assigned
+
+
+def _basis_after_assignment(book: Book, shares_new, cost_basis_sum):
+    """Shares and the seed's effective basis after buying `shares_new` at `cost_basis_sum`
+    (sum of 100 n (K - premium)): the share-weighted mean of the old and new basis."""
     shares = book.shares + shares_new
     basis = jnp.where(
         shares > 0,
         (book.basis * book.shares + cost_basis_sum) / jnp.where(shares > 0, shares, 1.0),
         0.0,
     )
-    pnl = (book.put_premium - (k - spot)) * 100.0 * n - s["commission"] * n
-    tally = _record_trades(book.tally, mask, pnl, _put_collateral(book, p))
-    tally = _add(
-        tally,
-        premium_income=jnp.sum(book.put_premium * 100.0 * n),
-        assignment_pnl=jnp.sum((spot - k) * 100.0 * n),
-        shares_assigned=shares_new,
-        **{counter: jnp.sum(mask)},
-    )
-    return book._replace(
-        cash=book.cash - jnp.sum(k * 100.0 * n),
-        shares=shares,
-        basis=basis,
-        put_n=jnp.where(mask, 0.0, book.put_n),
-        tally=tally,
-        assigned_by_rung=book.assigned_by_rung + jnp.sum(mask, axis=0).astype(jnp.int32),
-    )
-
-
-def _close_puts(book: Book, mask, mid, spread, p, counters: dict) -> Book:
-    """Buy back the short puts in `mask` at the purchase fill; `counters` maps a counter name to
-    the mask of positions closed for that reason."""
-    s = p.scalars
-    n = jnp.where(mask, book.put_n, 0.0)
-    fill = _buy_fill(mid, spread, p)
-    commission = s["commission"] * n
-    pnl = (book.put_premium - fill) * 100.0 * n - 2.0 * commission
-    tally = _record_trades(book.tally, mask, pnl, _put_collateral(book, p))
-    tally = _add(
-        tally,
-        premium_income=jnp.sum((book.put_premium - fill) * 100.0 * n),
-        transaction_costs=-jnp.sum(commission),
-        **{name: jnp.sum(m & mask) for name, m in counters.items()},
-    )
-    return book._replace(
-        cash=book.cash - jnp.sum(fill * 100.0 * n + commission),
-        put_n=jnp.where(mask, 0.0, book.put_n),
-        tally=tally,
-    )
+    return shares, basis
 
 
 # --------------------------------------------------------------------------- marks
 class Quotes(NamedTuple):
-    """Mid prices and Greeks of every slot on one day (dicts of "price", "delta", "gamma",
-    "theta", "vega", "rho"). Computed once a day after the expiries; later steps change only
-    contract counts, except a sale, which re-quotes its own slot."""
+    """Mid prices and Greeks of every slot on one day, computed once after the expiries."""
 
-    put: dict  # each (put_slots, rungs)
-    hedge: dict  # each (hedge_slots, hedge_legs)
-    cc: dict  # each ()
+    put: Quote  # each (put_slots, rungs, paths)
+    hedge: Quote  # each (hedge_slots, hedge_legs, paths)
+    cc: Quote  # each (paths,)
 
 
-def _quotes(book: Book, spot, iv, t, p) -> Quotes:
-    # Empty or expired slots are quoted at a safe point (one day left); counts of 0 mask them.
+def _quotes(book: Book, slots: Slots, spot, iv, t, p) -> Quotes:
+    # Empty, closed or expired slots are quoted at a safe point (one day left); their weights
+    # in every sum are 0.
+    dtype = spot.dtype
+    put_tau = _years(jnp.maximum(slots.put_expiry - t, 1), dtype)[:, None, None]
+    hedge_tau = _years(jnp.maximum(slots.hedge_expiry - t, 1), dtype)[:, None, None]
+    cc_tau = _years(jnp.maximum(book.cc_expiry - t, 1), dtype)
     return Quotes(
-        put=_quote(
-            spot, book.put_strike, jnp.maximum(book.put_expiry - t, 1)[:, None], iv, p, False
-        ),
-        hedge=_quote(
-            spot, book.hedge_strike, jnp.maximum(book.hedge_expiry - t, 1)[:, None], iv, p, True
-        ),
-        cc=_quote(spot, book.cc_strike, jnp.maximum(book.cc_expiry - t, 1), iv, p, True),
+        put=_quote(spot, book.put_strike, put_tau, iv, p, call=False),
+        hedge=_quote(spot, book.hedge_strike, hedge_tau, iv, p, call=True),
+        cc=_quote(spot, book.cc_strike, cc_tau, iv, p, call=True),
     )
 
 
-def _set_slot(quotes: dict, slot, new: dict) -> dict:
-    return {k: v.at[slot].set(new[k]) for k, v in quotes.items()}
+class _Sums(NamedTuple):
+    """Sums of contracts x (mid or a Greek) over a path's options of one side, (paths,) each."""
+
+    price: Array
+    delta: Array
+    gamma: Array
+    theta: Array
+    vega: Array
+    rho: Array
+
+    def __add__(self, other):  # type: ignore[override]
+        return _Sums(*(a + b for a, b in zip(self, other, strict=True)))
+
+    def zeroed(self, mask):
+        """The sums with 0 where `mask` (paths whose positions are gone)."""
+        return _Sums(*(jnp.where(mask, 0.0, a) for a in self))
 
 
-def _equity(book: Book, q: Quotes, spot) -> Array:
-    """Sleeve equity: cash + marks of every position at mid + shares at spot."""
-    return (
-        book.cash
-        - 100.0 * jnp.sum(q.put["price"] * book.put_n)
-        + 100.0 * jnp.sum(q.hedge["price"] * book.hedge_n)
-        - 100.0 * q.cc["price"] * book.cc_n
-        + book.shares * spot
-    )
+def _weighted(q: Quote, n) -> _Sums:
+    """Sums of n x quote over a few positions (a tranche, a hedge group, the covered call)."""
+    return _Sums(*(_sum(x * n) for x in q))
 
 
 # --------------------------------------------------------------------------- the day's steps
-def _accrue(book: Book, today, t, p) -> Book:
+def _accrue(book: Book, today, t, p):
     """Step 1: interest on sleeve cash, share marks, monthly additions, thesis events."""
     s = p.scalars
     growth = jnp.exp(s["rate"] / _DAYS_PER_YEAR) - 1.0
@@ -237,42 +390,57 @@ def _accrue(book: Book, today, t, p) -> Book:
     interest = jnp.where(moved, book.cash * growth, 0.0)
     share_move = jnp.where(moved, book.shares * (today["spot"] - book.spot_lags[0]), 0.0)
     addition = jnp.where(moved & (t % 21 == 0), s["monthly_addition"], 0.0)
-    tally = _add(book.tally, financing=interest, assignment_pnl=share_move, contributions=addition)
-    return book._replace(
+    addition = jnp.broadcast_to(addition, book.cash.shape)
+    book = book._replace(
         cash=book.cash + interest + addition,
-        tally=tally,
         thesis_latch=book.thesis_latch | today["thesis_event"],
     )
+    return book, dict(financing=interest, assignment_pnl=share_move, contributions=addition)
 
 
-def _settle_expiries(book: Book, spot, t, p) -> Book:
-    """Step 2: puts (assignment or worthless), hedge calls at intrinsic, covered calls."""
-    s = p.scalars
-    expiring = (book.put_expiry == t)[:, None] & (book.put_n > 0)
-    itm = book.put_strike > spot
-    book = _assign_puts(book, expiring & itm, spot, p, "n_assigned_expiry")
-    worthless = expiring & ~itm
-    n = jnp.where(worthless, book.put_n, 0.0)
-    pnl = book.put_premium * 100.0 * n - s["commission"] * n
-    tally = _record_trades(book.tally, worthless, pnl, _put_collateral(book, p))
-    tally = _add(
-        tally,
-        premium_income=jnp.sum(book.put_premium * 100.0 * n),
-        n_expired_otm=jnp.sum(worthless),
+def _expiring_slot(expiry, t):
+    """The one ring slot whose expiry step is `t` (all paths alike) and whether there is one."""
+    hit = expiry == t
+    slot = jnp.argmax(hit)
+    return slot, hit[slot]
+
+
+def _settle_expiries(book: Book, slots: Slots, spot, t, p):
+    """Step 2: puts (assignment or worthless), hedge calls at intrinsic, covered calls. The sums
+    read only the slot that expires today; the records are masked over the ring (a masked
+    write vectorizes, an indexed update fused into the day's other rules did not)."""
+    slot, any_put = _expiring_slot(slots.put_expiry, t)
+    n, k = book.put_n[slot], book.put_strike[slot]
+    assigned_n = jnp.where(any_put & _is_open(book.put_closed[slot], n) & (k > spot), n, 0.0)
+    shares, basis = _basis_after_assignment(
+        book,
+        100.0 * _sum(assigned_n),
+        _sum(100.0 * assigned_n * (k - book.put_premium[slot])),
     )
-    book = book._replace(put_n=jnp.where(worthless, 0.0, book.put_n), tally=tally)
+    expiring = (slots.put_expiry == t)[:, None, None] & _is_open(book.put_closed, book.put_n)
+    code = jnp.where(
+        book.put_strike > spot, CLOSE_CODES["n_assigned_expiry"], EXPIRED_WORTHLESS
+    ).astype(jnp.int8)
+    book = book._replace(
+        cash=book.cash - _sum(k * 100.0 * assigned_n),
+        shares=shares,
+        basis=basis,
+        put_closed=jnp.where(expiring, code, book.put_closed),
+        put_close_price=jnp.where(expiring, spot, book.put_close_price),
+    )
 
     # Hedge calls: held to expiry and settled at intrinsic (seed: "Dynamic Hedging").
-    h_expiring = (book.hedge_expiry == t)[:, None] & (book.hedge_n > 0)
-    payoff = jnp.sum(
+    h_slot, any_hedge = _expiring_slot(slots.hedge_expiry, t)
+    payoff = _sum(
         jnp.where(
-            h_expiring, jnp.maximum(spot - book.hedge_strike, 0.0) * 100.0 * book.hedge_n, 0.0
+            any_hedge,
+            jnp.maximum(spot - book.hedge_strike[h_slot], 0.0) * 100.0 * book.hedge_n[h_slot],
+            0.0,
         )
     )
     book = book._replace(
         cash=book.cash + payoff,
-        hedge_n=jnp.where(h_expiring, 0.0, book.hedge_n),
-        tally=_add(book.tally, call_hedge_pnl=payoff),
+        hedge_n=jnp.where((slots.hedge_expiry == t)[:, None, None], 0.0, book.hedge_n),
     )
 
     # Covered calls: shares called away at the strike when in the money.
@@ -280,43 +448,18 @@ def _settle_expiries(book: Book, spot, t, p) -> Book:
     called = cc_expiring & (spot > book.cc_strike)
     called_shares = jnp.where(called, 100.0 * book.cc_n, 0.0)
     shares = book.shares - called_shares
-    return book._replace(
+    amounts = dict(
+        call_hedge_pnl=payoff,
+        covered_call_pnl=-(spot - book.cc_strike) * called_shares,
+        shares_called_away=called_shares,
+    )
+    book = book._replace(
         cash=book.cash + book.cc_strike * called_shares,
         shares=shares,
         basis=jnp.where(shares > 0, book.basis, 0.0),
         cc_n=jnp.where(cc_expiring, 0.0, book.cc_n),
-        tally=_add(
-            book.tally,
-            covered_call_pnl=-(spot - book.cc_strike) * called_shares,
-            shares_called_away=called_shares,
-        ),
     )
-
-
-def _early_exercise(book: Book, q: Quotes, today, p) -> Book:
-    """Step 3: the seed's early-assignment score (optional close), then rational exercise."""
-    s = p.scalars
-    spot, spread = today["spot"], today["bid_ask_spread"]
-    mid = q.put["price"]
-    k = book.put_strike
-    is_open = book.put_n > 0
-    # seed: "monitor_early_assignment_risk" — deep ITM, low time value, rates.
-    time_value = mid - jnp.maximum(k - spot, 0.0)
-    score = (
-        jnp.where(spot < 0.95 * k, 3, jnp.where(spot < 0.98 * k, 1, 0))
-        + jnp.where(time_value < 0.10, 2, jnp.where(time_value < 0.25, 1, 0))
-        + jnp.where(s["rate"] > 0.05, 1, 0)
-    )
-    at_risk = is_open & s["close_on_assignment_risk"] & (score >= s["assignment_score_close"])
-    book = _close_puts(book, at_risk, mid, spread, p, {"n_close_assignment_risk": at_risk})
-    # choice: a rational holder exercises an American put worth less alive than dead.
-    exercise = (
-        (book.put_n > 0)
-        & s["early_assignment"]
-        & (mid < k - spot)
-        & (today["early_u"] < s["early_assignment_prob"])
-    )
-    return _assign_puts(book, exercise, spot, p, "n_assigned_early")
+    return book, amounts
 
 
 def _close_all_conditions(book: Book, today, pct, p):
@@ -332,75 +475,164 @@ def _close_all_conditions(book: Book, today, pct, p):
     return thesis, liquidity, iv_low
 
 
-def _exits(book: Book, q: Quotes, today, t, pct, p) -> Book:
-    """Step 4: seed "Exit Conditions", the reason chosen by urgency."""
-    s = p.scalars
-    is_open = book.put_n > 0
-    thesis, liquidity, iv_low = _close_all_conditions(book, today, pct, p)
-    dte = (book.put_expiry - t)[:, None].astype(q.put["price"].dtype) * _CALENDAR_PER_STEP
-    prem = book.put_premium
-    conditions = {
-        "thesis": jnp.broadcast_to(thesis, is_open.shape),
-        "stop": s["stop_loss"] & (q.put["price"] > (1.0 + s["stop_loss_multiple"]) * prem),
-        "time": s["time_exit"] & jnp.broadcast_to(dte < s["time_exit_dte"], is_open.shape),
-        "liquidity": jnp.broadcast_to(liquidity, is_open.shape),
-        "iv": jnp.broadcast_to(iv_low, is_open.shape),
-        "profit": s["profit_take"] & (q.put["price"] < (1.0 - s["profit_take_pct"]) * prem),
-    }
-    # The first holding condition in urgency order is the reason.
-    taken = jnp.zeros_like(is_open)
-    reasons = {}
-    for name in CLOSE_REASONS:
-        reasons[f"n_close_{name}"] = is_open & conditions[name] & ~taken
-        taken = taken | conditions[name]
-    return _close_puts(book, is_open & taken, q.put["price"], today["bid_ask_spread"], p, reasons)
+class _PutDay(NamedTuple):
+    """The short puts after steps 3 and 4, what step 5 needs to liquidate them, and their sums."""
+
+    remaining: Array  # (put_slots, rungs, paths) bool, still open
+    fill: Array  # (put_slots, rungs, paths) USD per share, today's purchase fill
+    sums: _Sums  # over the remaining puts
+    notional: Array  # (paths,) USD, strike notional of the remaining puts
 
 
-def _margin_and_ruin(book: Book, q: Quotes, today, t, p) -> Book:
-    """Step 5: a margin call buys back every short put; equity <= 0 liquidates everything."""
+def _early_exercise_and_exits(book: Book, slots: Slots, q: Quotes, today, t, pct, p):
+    """Steps 3 and 4: the seed's early-assignment score (optional close), rational exercise,
+    then seed "Exit Conditions" with the reason chosen by urgency. Each closing put keeps its
+    record (code, price); the cash, shares and basis move now."""
     s = p.scalars
     spot, spread = today["spot"], today["bid_ask_spread"]
-    required = jnp.sum(_put_collateral(book, p))
-    any_put = jnp.any(book.put_n > 0)
-    call = s["margin_calls"] & any_put & (_equity(book, q, spot) < required)
-    all_puts = (book.put_n > 0) & call
-    book = _close_puts(book, all_puts, q.put["price"], spread, p, {"n_close_margin": all_puts})
-    book = book._replace(tally=_add(book.tally, n_margin_calls=call))
+    n, k, prem = book.put_n, book.put_strike, book.put_premium
+    mid = q.put.price
+    is_open = _is_open(book.put_closed, n)
 
-    ruin = _equity(book, q, spot) <= 0.0
-    puts = (book.put_n > 0) & ruin
-    book = _close_puts(book, puts, q.put["price"], spread, p, {"n_close_ruin": puts})
-    hedge_n = jnp.where(ruin, book.hedge_n, 0.0)
-    hedge_fill = _sell_fill(q.hedge["price"], spread, p)
-    cc_n = jnp.where(ruin, book.cc_n, 0.0)
-    cc_fill = _buy_fill(q.cc["price"], spread, p)
-    commission = s["commission"] * (jnp.sum(hedge_n) + cc_n)
-    cash = (
-        book.cash
-        + jnp.sum(hedge_fill * 100.0 * hedge_n)
-        - cc_fill * 100.0 * cc_n
-        - commission
-        + jnp.where(ruin, book.shares * spot, 0.0)
+    # seed: "monitor_early_assignment_risk" — deep ITM, low time value, rates.
+    time_value = mid - jnp.maximum(k - spot, 0.0)
+    score = (
+        jnp.where(spot < 0.95 * k, 3, jnp.where(spot < 0.98 * k, 1, 0))
+        + jnp.where(time_value < 0.10, 2, jnp.where(time_value < 0.25, 1, 0))
+        + jnp.where(s["rate"] > 0.05, 1, 0)
     )
-    tally = _add(
-        book.tally,
-        call_hedge_pnl=jnp.sum(hedge_fill * 100.0 * hedge_n),
-        covered_call_pnl=-cc_fill * 100.0 * cc_n,
-        transaction_costs=-commission,
+    at_risk = is_open & s["close_on_assignment_risk"] & (score >= s["assignment_score_close"])
+    # choice: a rational holder exercises an American put worth less alive than dead.
+    exercise = (
+        is_open
+        & ~at_risk
+        & s["early_assignment"]
+        & (mid < k - spot)
+        & (today["early_u"] < s["early_assignment_prob"])
     )
-    return book._replace(
-        cash=cash,
-        hedge_n=jnp.where(ruin, 0.0, book.hedge_n),
-        cc_n=jnp.where(ruin, 0.0, book.cc_n),
-        shares=jnp.where(ruin, 0.0, book.shares),
-        basis=jnp.where(ruin, 0.0, book.basis),
-        ruined=ruin,
-        ruin_step=jnp.where(ruin, t, book.ruin_step),
-        tally=tally,
+    still_open = is_open & ~at_risk & ~exercise
+
+    thesis, liquidity, iv_low = _close_all_conditions(book, today, pct, p)
+    dte = (slots.put_expiry - t).astype(mid.dtype) * _CALENDAR_PER_STEP
+    conditions = {
+        "thesis": thesis,
+        "stop": s["stop_loss"] & (mid > (1.0 + s["stop_loss_multiple"]) * prem),
+        "time": s["time_exit"] & (dte < s["time_exit_dte"])[:, None, None],
+        "liquidity": liquidity,
+        "iv": iv_low,
+        "profit": s["profit_take"] & (mid < (1.0 - s["profit_take_pct"]) * prem),
+    }
+    # The first holding condition in urgency order is the reason.
+    code = jnp.zeros(n.shape, jnp.int8)
+    taken = jnp.zeros(n.shape, bool)
+    for name in reversed(CLOSE_REASONS):
+        code = jnp.where(conditions[name], jnp.int8(CLOSE_CODES[f"n_close_{name}"]), code)
+        taken = taken | conditions[name]
+    exit_now = still_open & taken
+    remaining = still_open & ~taken
+    code = jnp.where(at_risk, jnp.int8(CLOSE_CODES["n_close_assignment_risk"]), code)
+    code = jnp.where(exercise, jnp.int8(CLOSE_CODES["n_assigned_early"]), code)
+    bought = at_risk | exit_now
+    fill = _buy_fill(mid, spread, p)
+
+    exercised_n = jnp.where(exercise, n, 0.0)
+    remaining_n = jnp.where(remaining, n, 0.0)
+    cash_out = (
+        jnp.where(bought, fill * 100.0 * n + s["commission"] * n, 0.0) + k * 100.0 * exercised_n
     )
+    g = q.put
+    totals = _sums(
+        [
+            *(x * remaining_n for x in g),
+            cash_out,
+            exercised_n,
+            exercised_n * (k - prem),
+        ]
+    )
+    shares, basis = _basis_after_assignment(book, 100.0 * totals[7], 100.0 * totals[8])
+    book = book._replace(
+        cash=book.cash - totals[6],
+        shares=shares,
+        basis=basis,
+        put_closed=jnp.where(bought | exercise, code, book.put_closed),
+        put_close_price=jnp.where(bought, fill, jnp.where(exercise, spot, book.put_close_price)),
+    )
+    notional = _sum(_over(k * 100.0 * remaining_n, 1))
+    return book, _PutDay(remaining, fill, _Sums(*totals[:6]), notional)
 
 
-def _covered_calls(book: Book, q: Quotes, today, t, p) -> tuple[Book, Quotes]:
+def _hedge_sums(book: Book, q: Quotes) -> tuple[_Sums, Array]:
+    """Sums over the hedge calls (one stacked product) and the contracts held."""
+    totals = _sums([*(x * book.hedge_n for x in q.hedge), book.hedge_n])
+    return _Sums(*totals[:6]), totals[6]
+
+
+def _margin_and_ruin(book: Book, puts: _PutDay, hedges: _Sums, held, q: Quotes, today, t, p):
+    """Step 5: a margin call buys back every short put; equity <= 0 liquidates everything.
+
+    The liquidation's own sums run only on a day when some path of the block needs them."""
+    s = p.scalars
+    spot = today["spot"]
+    cc_mark = 100.0 * q.cc.price * book.cc_n
+    equity = (
+        book.cash - 100.0 * puts.sums.price - cc_mark + 100.0 * hedges.price + book.shares * spot
+    )
+    required = puts.notional / s["max_leverage"]
+    call = s["margin_calls"] & (puts.notional > 0) & (equity < required)
+
+    def liquidate(book, put_sums, hedges):
+        spread = today["bid_ask_spread"]
+        n = book.put_n
+        buy_back = _sums(
+            [jnp.where(puts.remaining, puts.fill * 100.0 * n + s["commission"] * n, 0.0)]
+        )[0]
+        after_call = equity + jnp.where(call, 100.0 * put_sums.price - buy_back, 0.0)
+        ruin = after_call <= 0.0
+        close_all = call | ruin
+        closing = puts.remaining & close_all
+        code = jnp.where(call, CLOSE_CODES["n_close_margin"], CLOSE_CODES["n_close_ruin"]).astype(
+            jnp.int8
+        )
+        hedge_fill = _sell_fill(q.hedge.price, spread, p)
+        hedge_sale = jnp.where(ruin, _sums([hedge_fill * 100.0 * book.hedge_n])[0], 0.0)
+        cc_n = jnp.where(ruin, book.cc_n, 0.0)
+        cc_cost = _buy_fill(q.cc.price, spread, p) * 100.0 * cc_n
+        commission = s["commission"] * (jnp.where(ruin, held, 0.0) + cc_n)
+        book = book._replace(
+            cash=book.cash
+            - jnp.where(close_all, buy_back, 0.0)
+            + hedge_sale
+            - cc_cost
+            - commission
+            + jnp.where(ruin, book.shares * spot, 0.0),
+            put_closed=jnp.where(closing, code, book.put_closed),
+            put_close_price=jnp.where(closing, puts.fill, book.put_close_price),
+            hedge_n=jnp.where(ruin, 0.0, book.hedge_n),
+            cc_n=jnp.where(ruin, 0.0, book.cc_n),
+            shares=jnp.where(ruin, 0.0, book.shares),
+            basis=jnp.where(ruin, 0.0, book.basis),
+            ruined=ruin,
+            ruin_step=jnp.where(ruin, t, book.ruin_step),
+        )
+        amounts = dict(
+            call_hedge_pnl=hedge_sale,
+            covered_call_pnl=-cc_cost,
+            transaction_costs=-commission,
+        )
+        return book, put_sums.zeroed(close_all), hedges.zeroed(ruin), amounts
+
+    def keep(book, put_sums, hedges):
+        zero = jnp.zeros_like(equity)
+        amounts = dict(call_hedge_pnl=zero, covered_call_pnl=zero, transaction_costs=zero)
+        return book, put_sums, hedges, amounts
+
+    needed = jnp.any(call) | jnp.any(equity <= 0.0)
+    book, put_sums, hedges, amounts = jax.lax.cond(needed, liquidate, keep, book, puts.sums, hedges)
+    amounts["n_margin_calls"] = call.astype(jnp.int32)
+    return book, put_sums, hedges, amounts
+
+
+def _covered_calls(book: Book, q: Quotes, today, t, p):
     """Step 6: seed "Assignment Management Protocol" — the cost-basis decision tree."""
     s = p.scalars
     spot, iv = today["spot"], today["iv"]
@@ -415,98 +647,163 @@ def _covered_calls(book: Book, q: Quotes, today, t, p) -> tuple[Book, Quotes]:
     n = jnp.where(sell, jnp.floor(book.shares / 100.0), 0.0)
     # seed: round(target_strike * 2) / 2 with target = basis * 1.15 (half up here, >= $0.50).
     strike = jnp.maximum(jnp.floor(basis * s["cc_strike_markup"] * 2.0 + 0.5) / 2.0, 0.5)
-    new = _quote(spot, strike, s["cc_expiry_steps"], iv, p, True)
-    fill = _sell_fill(new["price"], today["bid_ask_spread"], p)
+    new = _quote(spot, strike, _years(s["cc_expiry_steps"], spot.dtype), iv, p, call=True)
+    fill = _sell_fill(new.price, today["bid_ask_spread"], p)
     commission = s["commission"] * n
+    amounts = dict(
+        covered_call_pnl=fill * 100.0 * n,
+        transaction_costs=-commission,
+        n_cc_sold=sell.astype(jnp.int32),
+    )
     book = book._replace(
         cash=book.cash + fill * 100.0 * n - commission,
         cc_n=jnp.where(sell, n, book.cc_n),
         cc_strike=jnp.where(sell, strike, book.cc_strike),
         cc_premium=jnp.where(sell, fill, book.cc_premium),
         cc_expiry=jnp.where(sell, t + s["cc_expiry_steps"], book.cc_expiry),
-        tally=_add(
-            book.tally,
-            covered_call_pnl=fill * 100.0 * n,
-            transaction_costs=-commission,
-            n_cc_sold=sell,
-        ),
     )
-    cc_quote = {k: jnp.where(sell, new[k], v) for k, v in q.cc.items()}
-    return book, q._replace(cc=cc_quote)
+    cc_quote = Quote(*(jnp.where(sell, a, b) for a, b in zip(new, q.cc, strict=True)))
+    return book, cc_quote, amounts
 
 
-class _Measures:
-    """The book's risk measures at the day's prices (STRATEGY.md "Risk limits")."""
+class _OptionSums(NamedTuple):
+    """The book's options summed by side: what every measure of the book reads."""
 
-    def __init__(self, book: Book, q: Quotes, today, t, p):
-        s = p.scalars
-        spot, iv = today["spot"], today["iv"]
-        gp, gh, gc = q.put, q.hedge, q.cc
+    short: _Sums  # short puts and the covered call
+    long: _Sums  # hedge calls
 
-        def signed(name):  # short puts and the covered call count -n, hedge calls +n
-            return 100.0 * (
-                -jnp.sum(gp[name] * book.put_n)
-                + jnp.sum(gh[name] * book.hedge_n)
-                - gc[name] * book.cc_n
-            )
 
-        self.equity = _equity(book, q, spot)
-        outside = (s["portfolio_value"] - s["sleeve_initial"]) * jnp.exp(
-            s["rate"] * t.astype(spot.dtype) / _DAYS_PER_YEAR
+class _Measures(NamedTuple):
+    """The book's risk measures at the day's prices (STRATEGY.md "Risk limits"), (paths,)."""
+
+    equity: Array  # USD, sleeve equity at mids
+    portfolio: Array  # USD, outside cash + sleeve
+    delta_seed: Array  # contracts, the seed's sum of delta x quantity
+    theta_usd: Array  # USD per calendar day, signed book
+    vega_usd: Array  # USD per vol point
+    rho_usd: Array  # USD per 1 % of rate
+    var: Array  # USD, one-day delta-gamma normal VaR
+    gamma_pct: Array  # USD, |gamma| S^2 (100 x dollar gamma of a 1 % move)
+    notional: Array  # USD, short puts' strike notional
+    notional_expiry: Array  # USD, the largest notional of one expiry (tranche)
+    collateral: Array  # USD
+    any_option: Array  # bool
+
+
+def _put_notional(book: Book):
+    """Strike notional of every open short put, (put_slots, rungs, paths)."""
+    open_n = jnp.where(_is_open(book.put_closed, book.put_n), book.put_n, 0.0)
+    return book.put_strike * 100.0 * open_n
+
+
+def _measures(book: Book, sums: _OptionSums, hedge_held, notional, today, t, p) -> _Measures:
+    s = p.scalars
+    spot, iv = today["spot"], today["iv"]
+    short, long = sums
+    equity = book.cash - 100.0 * short.price + 100.0 * long.price + book.shares * spot
+    outside = (s["portfolio_value"] - s["sleeve_initial"]) * jnp.exp(
+        s["rate"] * t.astype(spot.dtype) / _DAYS_PER_YEAR
+    )
+    # seed: "calculate_portfolio_greeks" — delta x quantity, short or long alike.
+    delta_seed = short.delta + long.delta + book.shares / 100.0
+    delta_sh = 100.0 * (long.delta - short.delta) + book.shares
+    gamma_sh = 100.0 * (long.gamma - short.gamma)
+    sd = iv / jnp.sqrt(_DAYS_PER_YEAR)
+    quad = gamma_sh * spot * spot * sd * sd
+    z = ndtri(s["var_level"])
+    var = z * jnp.sqrt((delta_sh * spot * sd) ** 2 + 0.5 * quad * quad) - 0.5 * quad
+    by_expiry = _over(notional, 1)  # (put_slots, paths)
+    total = _over(by_expiry, 0)
+    return _Measures(
+        equity=equity,
+        portfolio=outside + equity,
+        delta_seed=delta_seed,
+        theta_usd=100.0 * (long.theta - short.theta),
+        vega_usd=100.0 * (long.vega - short.vega),
+        rho_usd=100.0 * (long.rho - short.rho),
+        var=var,
+        gamma_pct=jnp.abs(gamma_sh) * spot * spot,
+        notional=total,
+        notional_expiry=_over(by_expiry, 0, jnp.maximum),
+        collateral=total / s["max_leverage"],
+        any_option=(total > 0) | (hedge_held > 0) | (book.cc_n > 0),
+    )
+
+
+def _moneyness_mode(p):
+    return p.scalars["strike_mode"] == 1
+
+
+def _pairwise_notional(put_strike, notional, strikes):
+    """Open notional at each strike value of `strikes` (k, paths), positions with equal K
+    grouped, by comparing every pair. `put_strike`, `notional`: (put_slots, rungs, paths)."""
+    return _fold(
+        jnp.add,
+        [
+            jnp.where(strikes == k, n, 0.0)
+            for k, n in zip(_rows(put_strike), _rows(notional), strict=True)
+        ],
+    )
+
+
+def _ladder_notional(notional, p):
+    """Open notional at each ladder strike `p.strikes[r]`, (rungs, paths), when every position
+    sits at a ladder strike (strike_mode "fixed"): rung sums, then rungs of equal strike."""
+    by_rung = _over(notional, 0)  # (rungs, paths)
+    same = p.strikes[:, None] == p.strikes[None, :]  # (rungs, rungs), one for all paths
+    return _fold(
+        jnp.add,
+        [jnp.where(same[:, r, None], by_rung[r], 0.0) for r in range(by_rung.shape[0])],
+    )
+
+
+def _open_at_strikes(book: Book, notional, strikes, p):
+    """Open notional at each of the strikes of a new tranche, (rungs, paths)."""
+    return jax.lax.cond(
+        _moneyness_mode(p),
+        lambda: _pairwise_notional(book.put_strike, notional, strikes),
+        lambda: _ladder_notional(notional, p),
+    )
+
+
+def _largest_strike_notional(book: Book, notional, p):
+    """max over positions of the open notional at the position's strike value. A fixed ladder
+    needs only rung sums; a moving (moneyness) ladder compares every pair of positions."""
+    flat_k = book.put_strike.reshape(-1, book.put_strike.shape[-1])
+    return jax.lax.cond(
+        _moneyness_mode(p),
+        lambda: _over(_pairwise_notional(book.put_strike, notional, flat_k), 0, jnp.maximum),
+        lambda: _over(_ladder_notional(notional, p), 0, jnp.maximum),
+    )
+
+
+def _high_breach(m: _Measures, p) -> Array:
+    """A HIGH limit does not hold (they block entries): allocation, leverage, VaR, expiry."""
+    b = _breaches(m, None, p)
+    return b["allocation"] | b["leverage"] | b["var"] | b["expiry"]
+
+
+def _breaches(m: _Measures, notional_strike, p) -> dict:
+    """Each limit of STRATEGY.md "Risk limits": True when it does not hold."""
+    s = p.scalars
+    pv, eq, has_puts = m.portfolio, m.equity, m.notional > 0
+    greek = m.any_option
+    out = {
+        "allocation": m.notional / pv > s["max_total_strategy_pct"],
+        "leverage": has_puts & (m.notional > s["max_leverage"] * eq),
+        "var": m.var > s["daily_var_limit"] * pv,
+        "expiry": has_puts & (m.notional_expiry > s["max_concentration_single_expiration"] * eq),
+        "delta": greek & ((m.delta_seed < s["delta_min"]) | (m.delta_seed > s["delta_max"])),
+        "gamma": greek & (m.gamma_pct / pv > s["gamma_alert"]),
+        "theta": greek & (100.0 * m.theta_usd / pv < s["theta_minimum"]),
+        "vega": greek & (100.0 * jnp.abs(m.vega_usd) / pv > s["vega_limit"]),
+        "rho": greek & (100.0 * jnp.abs(m.rho_usd) / pv > s["rho_limit"]),
+    }
+    if notional_strike is not None:
+        out["strike"] = has_puts & (
+            notional_strike > s["max_single_strike_pct"] * m.notional * (1.0 + 1e-9)
         )
-        self.portfolio = outside + self.equity
-        # seed: "calculate_portfolio_greeks" — delta x quantity, short or long alike.
-        self.delta_seed = (
-            jnp.sum(gp["delta"] * book.put_n)
-            + jnp.sum(gh["delta"] * book.hedge_n)
-            + gc["delta"] * book.cc_n
-            + book.shares / 100.0
-        )
-        delta_sh = signed("delta") + book.shares
-        gamma_sh = signed("gamma")
-        self.theta_usd = signed("theta")
-        self.vega_usd = signed("vega")
-        self.rho_usd = signed("rho")
-        sd = iv / jnp.sqrt(_DAYS_PER_YEAR)
-        quad = gamma_sh * spot * spot * sd * sd
-        z = ndtri(s["var_level"])
-        self.var = z * jnp.sqrt((delta_sh * spot * sd) ** 2 + 0.5 * quad * quad) - 0.5 * quad
-        self.gamma_pct = jnp.abs(gamma_sh) * spot * spot
-        notional = book.put_strike * 100.0 * book.put_n
-        self.notional = jnp.sum(notional)
-        self.notional_expiry = jnp.max(jnp.sum(notional, axis=1))
-        flat_k = book.put_strike.reshape(-1)
-        flat_notional = notional.reshape(-1)
-        same = flat_k[:, None] == flat_k[None, :]
-        self.notional_by_strike = jnp.where(same, flat_notional[None, :], 0.0).sum(axis=1)
-        self.flat_strike = flat_k
-        self.flat_notional = flat_notional
-        self.collateral = self.notional / s["max_leverage"]
-        self.any_option = jnp.any(book.put_n > 0) | jnp.any(book.hedge_n > 0) | (book.cc_n > 0)
-
-    def breaches(self, p) -> dict:
-        """Each limit of STRATEGY.md "Risk limits": True when it does not hold."""
-        s = p.scalars
-        pv, eq, has_puts = self.portfolio, self.equity, self.notional > 0
-        greek = self.any_option
-        return {
-            "allocation": self.notional / pv > s["max_total_strategy_pct"],
-            "leverage": has_puts & (self.notional > s["max_leverage"] * eq),
-            "var": self.var > s["daily_var_limit"] * pv,
-            "expiry": has_puts
-            & (self.notional_expiry > s["max_concentration_single_expiration"] * eq),
-            "strike": has_puts
-            & (
-                jnp.max(self.notional_by_strike)
-                > s["max_single_strike_pct"] * self.notional * (1.0 + 1e-9)
-            ),
-            "delta": greek
-            & ((self.delta_seed < s["delta_min"]) | (self.delta_seed > s["delta_max"])),
-            "gamma": greek & (self.gamma_pct / pv > s["gamma_alert"]),
-            "theta": greek & (100.0 * self.theta_usd / pv < s["theta_minimum"]),
-            "vega": greek & (100.0 * jnp.abs(self.vega_usd) / pv > s["vega_limit"]),
-            "rho": greek & (100.0 * jnp.abs(self.rho_usd) / pv > s["rho_limit"]),
-        }
+    return out
 
 
 def _squeeze_probability(today, pct, momentum):
@@ -528,7 +825,7 @@ def _entry_signal(today, pct, p):
     conditions = (
         pct > s["signal_iv_percentile_min"],
         today["short_interest"] > s["signal_short_interest_min"],
-        (dte >= s["signal_dte_min"]) & (dte <= s["signal_dte_max"]),
+        jnp.broadcast_to((dte >= s["signal_dte_min"]) & (dte <= s["signal_dte_max"]), pct.shape),
         today["bid_ask_spread"] < s["signal_spread_max"],
         today["open_interest"] > s["signal_open_interest_min"],
         today["liquidity_score"] > s["signal_liquidity_min"],
@@ -539,49 +836,82 @@ def _entry_signal(today, pct, p):
 
 
 def _ladder_strikes(spot, p):
-    """Fixed dollar strikes, or the ladder re-centred at the spot (rounded half up to the grid)."""
+    """Fixed dollar strikes, or the ladder re-centred at the spot (rounded half up to the grid).
+    Returns (rungs, paths)."""
     s = p.scalars
     grid = s["strike_grid"]
-    moved = jnp.maximum(jnp.floor(p.strikes * spot / s["reference_spot"] / grid + 0.5) * grid, grid)
-    return jnp.where(s["strike_mode"] == 1, moved, p.strikes)
+    strikes = p.strikes[:, None]
+    moved = jnp.maximum(jnp.floor(strikes * spot / s["reference_spot"] / grid + 0.5) * grid, grid)
+    return jnp.where(_moneyness_mode(p), moved, jnp.broadcast_to(strikes, moved.shape))
 
 
-def _enter(book: Book, q: Quotes, today, t, pct, p, shape: EngineShape) -> tuple[Book, Quotes]:
-    """Step 7 on an entry day: limits, signal, sizing, the tranche, its hedge calls."""
+class _Entry(NamedTuple):
+    """What an entry step sells and buys (zeros when the step is not an entry step)."""
+
+    cash: Array  # (paths,) USD, net cash of the trades
+    put_n: Array  # (rungs, paths)
+    put_strike: Array  # (rungs, paths)
+    put_premium: Array  # (rungs, paths)
+    hedge_n: Array  # (hedge_legs, paths)
+    hedge_strike: Array  # (hedge_legs, paths)
+    added: _OptionSums  # the new positions' sums at today's quotes
+    amounts: dict  # tally name -> (paths,) increment of a live path
+    retired: dict  # tally name -> (paths,) the trades of the reused slot, every path
+    retired_by_rung: Array  # (rungs, paths) int, their assignments per rung
+
+
+def _entry_slots(t, p, shape):
+    tranche = t // p.scalars["entry_every_days"]
+    return tranche % shape.put_slots, tranche % shape.hedge_slots
+
+
+def _enter(book: Book, sums: _OptionSums, hedge_held, today, pct, t, p, shape) -> _Entry:
+    """Step 7 on an entry day: limits, signal, sizing, the tranche, its hedge calls; and the
+    trades of the slot the tranche reuses enter the tallies."""
     s = p.scalars
     spot, iv, spread = today["spot"], today["iv"], today["bid_ask_spread"]
+    dtype = spot.dtype
     live = ~book.ruined
-    m = _Measures(book, q, today, t, p)
-    breach = m.breaches(p)
-    high = breach["allocation"] | breach["leverage"] | breach["var"] | breach["expiry"]
-    high = s["enforce_limits"] & high
+    notional = _put_notional(book)
+    m = _measures(book, sums, hedge_held, notional, today, t, p)
+    high = s["enforce_limits"] & _high_breach(m, p)
     thesis, liquidity, iv_low = _close_all_conditions(book, today, pct, p)
     exit_block = thesis | liquidity | iv_low
     signal = _entry_signal(today, pct, p)
     go = live & signal & ~high & ~exit_block
-    tally = _add(
-        book.tally,
+    amounts = dict(
         n_entry_days=live,
         n_blocked_signal=live & ~signal,
         n_blocked_limits=live & signal & high,
         n_blocked_exit=live & signal & ~high & exit_block,
     )
 
+    # The slot's last tranche has expired: its trades are tallied before it is overwritten.
+    put_slot, _ = _entry_slots(t, p, shape)
+    retired, retired_assigned = _tally_trades(
+        book.put_n[put_slot],
+        book.put_strike[put_slot],
+        book.put_premium[put_slot],
+        book.put_closed[put_slot],
+        book.put_close_price[put_slot],
+        p,
+    )
+
     # Sizing: free collateral, capped by the expiry and strike concentration limits.
     lev = s["max_leverage"]
     free = book.cash - m.collateral
     budget = jnp.maximum(
-        jnp.minimum(free, s["max_concentration_single_expiration"] * m.equity / lev), 0.0
+        jnp.minimum(free, s["max_concentration_single_expiration"] * m.equity / lev),
+        0.0,
     )
-    strikes = _ladder_strikes(spot, p)
+    strikes = _ladder_strikes(spot, p)  # (rungs, paths)
     per_contract = strikes * 100.0 / lev
-    planned = budget * p.weights / per_contract
-    planned_notional = jnp.sum(planned * strikes * 100.0)
-    open_at_strike = jnp.sum(
-        jnp.where(m.flat_strike[None, :] == strikes[:, None], m.flat_notional[None, :], 0.0), axis=1
-    )
+    planned = budget * p.weights[:, None] / per_contract
+    planned_notional = _sum(planned * strikes * 100.0)
+    open_at_strike = _open_at_strikes(book, notional, strikes, p)
     strike_room = jnp.maximum(
-        s["max_single_strike_pct"] * (m.notional + planned_notional) - open_at_strike, 0.0
+        s["max_single_strike_pct"] * (m.notional + planned_notional) - open_at_strike,
+        0.0,
     )
     n = _contracts(jnp.minimum(planned, strike_room / (strikes * 100.0)), p)
     capacity = _contracts(
@@ -593,172 +923,341 @@ def _enter(book: Book, q: Quotes, today, t, pct, p, shape: EngineShape) -> tuple
     )
     # seed: "market_impact_limits" — opening trades only, cut to volume and open interest.
     cut = s["capacity_limits"] & (n > capacity) & go
-    tally = _add(
-        tally,
-        contracts_cut=jnp.sum(jnp.where(cut, n - capacity, 0.0)),
-        n_orders_cut=jnp.sum(cut),
+    amounts.update(
+        contracts_cut=_sum(jnp.where(cut, n - capacity, 0.0)),
+        n_orders_cut=_count(cut),
     )
     n = jnp.where(cut, capacity, n)
     n = jnp.where(go, n, 0.0)
 
-    new = _quote(spot, strikes, s["put_expiry_steps"], iv, p, False)
-    prem = _sell_fill(new["price"], spread, p)
+    new = _quote(spot, strikes, _years(s["put_expiry_steps"], dtype), iv, p, call=False)
+    prem = _sell_fill(new.price, spread, p)
     commission = s["commission"] * n
-    net_premium = jnp.sum(prem * 100.0 * n - commission)
-    slot = (t // s["entry_every_days"]) % shape.put_slots
-    book = book._replace(
-        cash=book.cash + net_premium,
-        put_n=book.put_n.at[slot].set(n),
-        put_strike=book.put_strike.at[slot].set(strikes),
-        put_premium=book.put_premium.at[slot].set(prem),
-        put_expiry=book.put_expiry.at[slot].set(t + s["put_expiry_steps"]),
-        tally=_add(tally, transaction_costs=-jnp.sum(commission), n_tranches=jnp.any(n > 0)),
-    )
-    q = q._replace(put=_set_slot(q.put, slot, new))
-    return _buy_hedges(book, q, today, t, pct, p, shape, net_premium, m.delta_seed)
+    net_premium = _sum(prem * 100.0 * n - commission)
+    put_commission = _sum(commission)
 
-
-def _buy_hedges(book, q, today, t, pct, p, shape, net_premium, delta_seed) -> tuple[Book, Quotes]:
-    """seed: "Dynamic Hedging Specifications" — the dynamic hedge ratio and the call ladder."""
-    s = p.scalars
-    spot, iv, spread = today["spot"], today["iv"], today["bid_ask_spread"]
+    # seed: "Dynamic Hedging Specifications" — the dynamic hedge ratio and the call ladder.
     momentum = spot / book.spot_lags[4] - 1.0
     squeeze = _squeeze_probability(today, pct, momentum)
     mult = (
         jnp.where(pct > s["hedge_iv_extreme_percentile"], s["hedge_iv_extreme_mult"], 1.0)
         * jnp.where(squeeze > s["hedge_squeeze_threshold"], s["hedge_squeeze_mult"], 1.0)
-        * jnp.where(delta_seed < s["hedge_delta_threshold"], s["hedge_delta_mult"], 1.0)
+        * jnp.where(m.delta_seed < s["hedge_delta_threshold"], s["hedge_delta_mult"], 1.0)
         * jnp.where(
-            iv / book.iv_prev > 1.0 + s["vol_spike_threshold"], s["hedge_vol_spike_mult"], 1.0
+            iv / book.iv_prev > 1.0 + s["vol_spike_threshold"],
+            s["hedge_vol_spike_mult"],
+            1.0,
         )
     )
     ratio = jnp.minimum(s["hedge_base_ratio"] * mult, s["hedge_max_ratio"])
-    budget = jnp.where(s["hedges"] & (net_premium > 0), ratio * net_premium, 0.0)
-    regime = jnp.where(pct > s["hedge_regime_percentile"], 0, 1)
-    strikes = p.hedge_moneyness[regime] * spot
-    weights = p.hedge_weights[regime]
-    new = _quote(spot, strikes, s["hedge_expiry_steps"], iv, p, True)
-    fill = _buy_fill(new["price"], spread, p)
-    n = _contracts(budget * weights / (fill * 100.0 + s["commission"]), p)
-    n = jnp.where(weights > 0, n, 0.0)
-    commission = s["commission"] * n
-    slot = (t // s["entry_every_days"]) % shape.hedge_slots
-    book = book._replace(
-        cash=book.cash - jnp.sum(fill * 100.0 * n + commission),
-        hedge_n=book.hedge_n.at[slot].set(n),
-        hedge_strike=book.hedge_strike.at[slot].set(strikes),
-        hedge_expiry=book.hedge_expiry.at[slot].set(t + s["hedge_expiry_steps"]),
-        tally=_add(
-            book.tally,
-            call_hedge_pnl=-jnp.sum(fill * 100.0 * n),
-            transaction_costs=-jnp.sum(commission),
-            hedge_contracts=jnp.sum(n),
-        ),
+    hedge_budget = jnp.where(s["hedges"] & (net_premium > 0), ratio * net_premium, 0.0)
+    high_iv = pct > s["hedge_regime_percentile"]  # row 0 of the sets, else row 1
+    moneyness = jnp.where(high_iv, p.hedge_moneyness[0][:, None], p.hedge_moneyness[1][:, None])
+    weights = jnp.where(high_iv, p.hedge_weights[0][:, None], p.hedge_weights[1][:, None])
+    hedge_strikes = moneyness * spot
+    hedge_new = _quote(
+        spot, hedge_strikes, _years(s["hedge_expiry_steps"], dtype), iv, p, call=True
     )
-    return book, q._replace(hedge=_set_slot(q.hedge, slot, new))
+    fill = _buy_fill(hedge_new.price, spread, p)
+    hedge_n = _contracts(hedge_budget * weights / (fill * 100.0 + s["commission"]), p)
+    hedge_n = jnp.where(weights > 0, hedge_n, 0.0)
+    hedge_commission = _sum(s["commission"] * hedge_n)
+    hedge_cost = _sum(fill * 100.0 * hedge_n)
+    amounts.update(
+        transaction_costs=-put_commission - hedge_commission,
+        n_tranches=_over(n > 0, 0, jnp.logical_or),
+        call_hedge_pnl=-hedge_cost,
+        hedge_contracts=_sum(hedge_n),
+    )
+    return _Entry(
+        cash=net_premium - hedge_cost - hedge_commission,
+        put_n=n,
+        put_strike=strikes,
+        put_premium=prem,
+        hedge_n=hedge_n,
+        hedge_strike=hedge_strikes,
+        added=_OptionSums(short=_weighted(new, n), long=_weighted(hedge_new, hedge_n)),
+        amounts=amounts,
+        retired=retired,
+        retired_by_rung=retired_assigned.astype(jnp.int32),
+    )
+
+
+def _no_entry(book: Book, sums, hedge_held, today, pct, t, p, shape) -> _Entry:
+    """The entry record of a step that is not an entry step: nothing traded."""
+    zeros = jax.eval_shape(
+        functools.partial(_enter, shape=shape), book, sums, hedge_held, today, pct, t, p
+    )
+    return jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), zeros)
+
+
+def _apply_entry(book: Book, slots: Slots, e: _Entry, is_entry, t, p, shape):
+    """Write an entry step's tranche and hedge group into their ring slots (all paths enter on
+    the same steps, so the slot is one number; its last tranche has expired)."""
+    s = p.scalars
+    put_slot, hedge_slot = _entry_slots(t, p, shape)
+
+    def put_in(ring, new, slot):
+        return ring.at[slot].set(jnp.where(is_entry, new, ring[slot]))
+
+    book = book._replace(
+        cash=book.cash + e.cash,
+        put_n=put_in(book.put_n, e.put_n, put_slot),
+        put_strike=put_in(book.put_strike, e.put_strike, put_slot),
+        put_premium=put_in(book.put_premium, e.put_premium, put_slot),
+        put_closed=put_in(book.put_closed, jnp.zeros_like(book.put_closed[0]), put_slot),
+        put_close_price=put_in(
+            book.put_close_price, jnp.zeros_like(book.put_close_price[0]), put_slot
+        ),
+        hedge_n=put_in(book.hedge_n, e.hedge_n, hedge_slot),
+        hedge_strike=put_in(book.hedge_strike, e.hedge_strike, hedge_slot),
+    )
+    slots = Slots(
+        put_expiry=put_in(slots.put_expiry, t + s["put_expiry_steps"], put_slot),
+        hedge_expiry=put_in(slots.hedge_expiry, t + s["hedge_expiry_steps"], hedge_slot),
+    )
+    return book, slots
 
 
 # --------------------------------------------------------------------------- one day, all days
-def _day(
-    book: Book, today: dict, t, horizon, p: EngineParams, shape: EngineShape
-) -> tuple[Book, Array]:
-    """Steps 1-8 of docs/ENGINE_SPEC.md for one path on step `t`. Returns the new book and E_t.
+def _stack_tallies(amounts: dict, names, dtype, n_paths) -> Array:
+    """One `(len(names), paths)` array of the increments in `amounts` (0 where absent)."""
+    zero = jnp.zeros((n_paths,), dtype)
+    return jnp.stack([amounts[name].astype(dtype) if name in amounts else zero for name in names])
 
-    Steps past `horizon` (padding, so that runs of other lengths share one compiled engine)
-    and the days after a ruin leave the book as it is."""
+
+def _merge(*dicts) -> dict:
+    out: dict = {}
+    for d in dicts:
+        for name, value in d.items():
+            out[name] = out[name] + value if name in out else value
+    unknown = set(out) - set(FLOAT_ROW) - set(INT_ROW)
+    assert not unknown, f"not a tally: {sorted(unknown)}"
+    return out
+
+
+def _add_tallies(book: Book, amounts: dict, mask=None) -> Book:
+    """Add per-path increments to the packed tallies (only where `mask`, if given)."""
+    n_paths = book.cash.shape[-1]
+    f = _stack_tallies(amounts, FLOAT_TALLIES, book.float_tally.dtype, n_paths)
+    i = _stack_tallies(amounts, INT_TALLIES, jnp.int32, n_paths)
+    if mask is not None:
+        f, i = jnp.where(mask, f, 0.0), jnp.where(mask, i, 0)
+    return book._replace(float_tally=book.float_tally + f, int_tally=book.int_tally + i)
+
+
+# The book's fields a ruined path keeps as they are. The rings need no freezing: a ruined path
+# holds no option and opens none (entries, hedges and covered calls need a live path).
+_FROZEN_AFTER_RUIN = (
+    "cash",
+    "cc_n",
+    "cc_strike",
+    "cc_premium",
+    "cc_expiry",
+    "shares",
+    "basis",
+    "spot_lags",
+    "iv_prev",
+    "thesis_latch",
+    "ruined",
+    "ruin_step",
+    "first_breach",
+)
+
+
+def _day(book: Book, slots: Slots, today: dict, t, p: EngineParams, shape: EngineShape):
+    """Steps 1-8 of docs/ENGINE_SPEC.md for every path of the block on step `t`. Returns the new
+    book and slots and E_t (paths,). The days after a ruin leave a path's book as it is."""
     start = book
     spot, iv = today["spot"], today["iv"]
     pct = _iv_percentile(iv, p)
-    book = _accrue(book, today, t, p)
-    book = _settle_expiries(book, spot, t, p)
-    q = _quotes(book, spot, iv, t, p)
-    book = _early_exercise(book, q, today, p)
-    book = _exits(book, q, today, t, pct, p)
-    book = _margin_and_ruin(book, q, today, t, p)
-    book, q = _covered_calls(book, q, today, t, p)
-    is_entry_day = t % p.scalars["entry_every_days"] == 0
-    book, q = jax.lax.cond(
-        is_entry_day,
-        lambda b, q: _enter(b, q, today, t, pct, p, shape),
-        lambda b, q: (b, q),
+    book, accrued = _accrue(book, today, t, p)
+    book, settled = _settle_expiries(book, slots, spot, t, p)
+    q = _quotes(book, slots, spot, iv, t, p)
+    book, puts = _early_exercise_and_exits(book, slots, q, today, t, pct, p)
+    hedges, held = _hedge_sums(book, q)
+    book, put_sums, hedges, liquidated = _margin_and_ruin(book, puts, hedges, held, q, today, t, p)
+    held = jnp.where(book.ruined, 0.0, held)
+    book, cc_quote, covered = _covered_calls(book, q, today, t, p)
+    sums = _OptionSums(short=put_sums + _weighted(cc_quote, book.cc_n), long=hedges)
+    is_entry = t % p.scalars["entry_every_days"] == 0
+    entry = jax.lax.cond(
+        is_entry,
+        functools.partial(_enter, shape=shape),
+        functools.partial(_no_entry, shape=shape),
         book,
-        q,
+        sums,
+        held,
+        today,
+        pct,
+        t,
+        p,
     )
+    book, slots = _apply_entry(book, slots, entry, is_entry, t, p, shape)
+    sums = _OptionSums(sums.short + entry.added.short, sums.long + entry.added.long)
+    held = held + entry.amounts["hedge_contracts"]
 
     # Step 8: end of day — equity and the breach counters of the book as it stands.
-    m = _Measures(book, q, today, t, p)
-    breach = {k: v & ~book.ruined for k, v in m.breaches(p).items()}  # none on the ruin step
+    notional = _put_notional(book)
+    m = _measures(book, sums, held, notional, today, t, p)
+    breach = _breaches(m, _largest_strike_notional(book, notional, p), p)
+    breach = {k: v & ~book.ruined for k, v in breach.items()}  # none on the ruin step
     hit = jnp.stack([breach[name] for name in LIMITS])
-    tally = _add(book.tally, **{f"breach_{name}": breach[name] for name in LIMITS})
-    book = book._replace(
-        tally=tally,
-        first_breach=jnp.where((book.first_breach < 0) & hit, t, book.first_breach),
-        spot_lags=jnp.concatenate([spot[None], book.spot_lags[:-1]]),
-        iv_prev=iv,
+    daily = _merge(
+        accrued,
+        settled,
+        liquidated,
+        covered,
+        entry.amounts,
+        {f"breach_{name}": breach[name] for name in LIMITS},
     )
     equity = jnp.where(book.ruined, book.cash, m.equity)
     # A path ruined on an earlier day does nothing: its book stays as the liquidation left it.
-    frozen = start.ruined | (t > horizon)
-    book = jax.tree_util.tree_map(lambda old, new: jnp.where(frozen, old, new), start, book)
-    return book, jnp.where(frozen, start.cash, equity)
+    # The trades of a reused slot are tallied on every path (the ruin closed them).
+    frozen = start.ruined
+    book = book._replace(
+        first_breach=jnp.where((book.first_breach < 0) & hit, t, book.first_breach),
+        spot_lags=jnp.concatenate([spot[None], book.spot_lags[:-1]]),
+        iv_prev=iv,
+        assigned_by_rung=book.assigned_by_rung + entry.retired_by_rung,
+    )
+    book = _add_tallies(book, daily, ~frozen)
+    book = _add_tallies(book, _merge(entry.retired))
+    book = book._replace(
+        **{
+            name: jnp.where(frozen, getattr(start, name), getattr(book, name))
+            for name in _FROZEN_AFTER_RUIN
+        }
+    )
+    return book, slots, jnp.where(frozen, start.cash, equity)
 
 
-def _close_the_books(book: Book, last: dict, n_steps, p) -> dict:
-    """At the horizon open positions enter the attribution at mid (docs/ENGINE_SPEC.md)."""
-    q = _quotes(book, last["spot"], last["iv"], n_steps, p)
-    return _add(
-        book.tally,
-        mark_to_market=100.0 * jnp.sum((book.put_premium - q.put["price"]) * book.put_n),
-        call_hedge_pnl=100.0 * jnp.sum(q.hedge["price"] * book.hedge_n),
-        covered_call_pnl=-100.0 * q.cc["price"] * book.cc_n,
+def _close_the_books(book: Book, slots: Slots, n_steps, p) -> Book:
+    """At the horizon the trades not yet tallied enter the tallies, and open positions enter the
+    attribution at mid (docs/ENGINE_SPEC.md). `spot_lags[0]` and `iv_prev` hold the last day's
+    spot and IV (a ruined path has no position left to mark)."""
+    q = _quotes(book, slots, book.spot_lags[0], book.iv_prev, n_steps, p)
+    trades, assigned = _tally_trades(
+        book.put_n,
+        book.put_strike,
+        book.put_premium,
+        book.put_closed,
+        book.put_close_price,
+        p,
+        total=_sums,
+    )
+    open_n = jnp.where(_is_open(book.put_closed, book.put_n), book.put_n, 0.0)
+    add = {
+        "mark_to_market": 100.0 * _sums([(book.put_premium - q.put.price) * open_n])[0],
+        "call_hedge_pnl": 100.0 * _sums([q.hedge.price * book.hedge_n])[0],
+        "covered_call_pnl": -100.0 * q.cc.price * book.cc_n,
+    }
+    book = _add_tallies(book, _merge(trades, add))
+    return book._replace(
+        assigned_by_rung=book.assigned_by_rung + _over(assigned.astype(jnp.int32), 0)
     )
 
 
-@functools.partial(jax.jit, static_argnames=("shape",))
-def _run(market: dict, horizon: Array, p: EngineParams, shape: EngineShape) -> dict:
-    """Scan the days of a block of paths. `market` arrays are (paths, days); steps after
-    `horizon` (a traced int) are padding and change nothing."""
-    n_paths = market["spot"].shape[0]
-    dtype = market["spot"].dtype
-    book0 = jax.vmap(
-        lambda s0, iv0: empty_book(
-            p.scalars["sleeve_initial"],
-            s0,
-            iv0,
-            shape.put_slots,
-            shape.rungs,
-            shape.hedge_slots,
-            shape.hedge_legs,
-            dtype,
-        )
-    )(market["spot"][:, 0], market["iv"][:, 0])
-    days = {k: jnp.swapaxes(v, 0, 1) for k, v in market.items()}
-    step = jax.vmap(_day, in_axes=(0, 0, None, None, None, None))
+def _scan_days(book, slots, horizon, n_days, next_day, carry0, today0, p, shape):
+    """Run steps 0 … horizon (a traced int below `n_days`) from day 0's market `today0`;
+    `next_day(carry, t) -> (carry, today)` gives the market of step t >= 1. Returns the final
+    book and slots and E_t, (n_days, paths) (rows past the horizon are 0).
 
-    def body(book, xs):
-        t, today = xs
-        return step(book, today, t, horizon, p, shape)
+    A `fori_loop` with a traced trip count, not a `scan` over all `n_days`: the padding days of
+    a shorter horizon cost nothing, and no branch per day copies the book. The next day's market
+    travels in the loop carry: a carried value is a materialized buffer, which every rule reads
+    as a plain vector (indexing into the inputs, or generating the market, fused into the rules
+    kept XLA's CPU loops from vectorizing and recomputed the market in each of them)."""
 
-    steps = jnp.arange(market["spot"].shape[1], dtype=jnp.int32)
-    book, equity = jax.lax.scan(body, book0, (steps, days))
-    last = {k: v[horizon] for k, v in days.items()}
-    tally = jax.vmap(_close_the_books, in_axes=(0, 0, None, None))(book, last, horizon, p)
+    def one_day(t, state):
+        book, slots, carry, today, equity = state
+        book, slots, equity_t = _day(book, slots, today, t, p, shape)
+        carry, tomorrow = next_day(carry, t + 1)
+        return book, slots, carry, tomorrow, equity.at[t].set(equity_t)
+
+    equity0 = jnp.zeros((n_days, *book.cash.shape), book.cash.dtype)
+    book, slots, _, _, equity = jax.lax.fori_loop(
+        0, horizon + 1, one_day, (book, slots, carry0, today0, equity0)
+    )
+    return book, slots, equity
+
+
+def _summary(book: Book, slots: Slots, equity, horizon, p) -> dict:
+    """The per-path summary (paths first, as docs/ENGINE_SPEC.md names it)."""
+    book = _close_the_books(book, slots, horizon, p)
+    dtype = book.cash.dtype
+    n_paths = book.cash.shape[-1]
     outside = (p.scalars["portfolio_value"] - p.scalars["sleeve_initial"]) * jnp.exp(
         p.scalars["rate"] * horizon.astype(dtype) / _DAYS_PER_YEAR
     )
     final_equity = equity[horizon]
-    summary = dict(tally)
+    summary = {name: book.float_tally[i] for i, name in enumerate(FLOAT_TALLIES)}
+    summary.update({name: book.int_tally[i] for i, name in enumerate(INT_TALLIES)})
     summary.update(
         initial_equity=jnp.broadcast_to(p.scalars["sleeve_initial"], (n_paths,)),
         final_equity=final_equity,
         final_portfolio_value=outside + final_equity,
         ruined=book.ruined.astype(jnp.int32),
         ruin_step=book.ruin_step,
-        assigned_by_rung=book.assigned_by_rung,
-        equity=jnp.swapaxes(equity, 0, 1),
-        **{f"first_breach_{name}": book.first_breach[:, i] for i, name in enumerate(LIMITS)},
+        assigned_by_rung=book.assigned_by_rung.T,
+        equity=equity.T,
+        **{f"first_breach_{name}": book.first_breach[i] for i, name in enumerate(LIMITS)},
     )
     return summary
+
+
+def _initial_book(spot0, iv0, p, shape, dtype) -> tuple[Book, Slots]:
+    book = empty_book(
+        p.scalars["sleeve_initial"],
+        spot0,
+        iv0,
+        shape.put_slots,
+        shape.rungs,
+        shape.hedge_slots,
+        shape.hedge_legs,
+        dtype,
+    )
+    return book, empty_slots(shape.put_slots, shape.hedge_slots)
+
+
+@functools.partial(jax.jit, static_argnames=("shape",))
+def _run(market: dict, horizon: Array, p: EngineParams, shape: EngineShape) -> dict:
+    """Scan the days of a block of paths. `market` arrays are (days, paths); steps after
+    `horizon` (a traced int) are padding and change nothing."""
+    dtype = market["spot"].dtype
+    n_days = market["spot"].shape[0]
+    book, slots = _initial_book(market["spot"][0], market["iv"][0], p, shape, dtype)
+
+    def next_day(carry, t):
+        return carry, {k: v[t] for k, v in market.items()}  # t past the end: the last row
+
+    today0 = {k: v[0] for k, v in market.items()}
+    book, slots, equity = _scan_days(book, slots, horizon, n_days, next_day, (), today0, p, shape)
+    return _summary(book, slots, equity, horizon, p)
+
+
+@functools.partial(jax.jit, static_argnames=("shape", "n_paths", "n_days", "dtype"))
+def _run_generated(
+    mkt, base_key, path_start, horizon, p: EngineParams, shape, n_paths, n_days, dtype
+) -> dict:
+    """As `_run`, with each day's market generated inside the scan from the path keys
+    (`simkit.paths.market.market_step`, the random numbers of `simulate_market`)."""
+    from simkit.paths.keys import path_keys
+    from simkit.paths.market import market_init, market_step
+
+    keys = path_keys(base_key, path_start, n_paths)
+    state0, day0 = market_init(mkt, keys, dtype)
+    book, slots = _initial_book(day0.spot, day0.iv, p, shape, dtype)
+
+    def next_day(state, t):
+        state, market = market_step(mkt, keys, state, t)
+        return state, {name: getattr(market, name) for name in MARKET_FIELDS}
+
+    today0 = {name: getattr(day0, name) for name in MARKET_FIELDS}
+    book, slots, equity = _scan_days(
+        book, slots, horizon, n_days, next_day, state0, today0, p, shape
+    )
+    return _summary(book, slots, equity, horizon, p)
 
 
 def _padded_size(n: int, quantum: int) -> int:
@@ -778,6 +1277,12 @@ def _prepare(market: Mapping[str, object], dtype) -> dict:
     return out
 
 
+def _to_numpy(out: dict, n_paths: int, n_days: int) -> dict[str, np.ndarray]:
+    out = {k: np.asarray(v)[:n_paths] for k, v in out.items()}
+    out["equity"] = out["equity"][:, :n_days]
+    return out
+
+
 def simulate_paths(market: Mapping[str, object], cfg: StrategyConfig, mkt) -> dict[str, np.ndarray]:
     """Run the strategy on given market paths (arrays shaped (paths, steps + 1)).
 
@@ -792,18 +1297,15 @@ def simulate_paths(market: Mapping[str, object], cfg: StrategyConfig, mkt) -> di
     n_paths, n_days = prepared["spot"].shape
     # Pad paths to a power of two and days to a multiple of 64 by repeating the edge values:
     # one compiled engine then serves blocks and horizons of many sizes (tests, grids, the
-    # last block of a run). Padding paths are dropped, padding days change nothing.
+    # last block of a run). Padding paths are dropped, padding days are skipped.
     pad_paths = _padded_size(n_paths, 8) - n_paths
     pad_days = -n_days % 64
-    if pad_paths or pad_days:
-        prepared = {
-            k: jnp.pad(v, ((0, pad_paths), (0, pad_days)), mode="edge") for k, v in prepared.items()
-        }
+    prepared = {
+        k: jnp.pad(v, ((0, pad_paths), (0, pad_days)), mode="edge").T for k, v in prepared.items()
+    }
     horizon = jnp.asarray(n_days - 1, jnp.int32)
     out = _run(prepared, horizon, engine_params(cfg, mkt, dtype), engine_shape(cfg))
-    out = {k: np.asarray(v)[:n_paths] for k, v in out.items()}
-    out["equity"] = out["equity"][:, :n_days]
-    return out
+    return _to_numpy(out, n_paths, n_days)
 
 
 def simulate_block(
@@ -818,13 +1320,44 @@ def simulate_block(
     float64: bool = False,
 ) -> dict[str, np.ndarray]:
     """Generate the market of paths ``path_start … path_start + n_paths - 1`` of a grid cell and
-    run the strategy on it. A path's numbers depend only on (seed, cell, path index)."""
-    from simkit.paths.market import simulate_market
+    run the strategy on it. A path's numbers depend only on (seed, cell, path index).
 
-    dtype = jnp.float64 if float64 else jnp.float32
+    The market is `simkit.paths.market.simulate_market`'s (the same random numbers), generated a
+    day at a time inside the engine's scan, so memory is set by the block, not the horizon.
+    """
+    from simkit.paths.keys import cell_key
+    from simkit.paths.market import MarketParams, check_dtype
+
+    if not isinstance(mkt, MarketParams):
+        raise TypeError(f"mkt must be a MarketParams; got {type(mkt).__name__}.")
+    for name, value, minimum in (
+        ("seed", seed, 0),
+        ("cell", cell, 0),
+        ("path_start", path_start, 0),
+        ("n_paths", n_paths, 1),
+        ("n_steps", n_steps, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+            raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    if path_start + n_paths > 2**32:
+        raise ValueError(
+            f"path indices must stay below 2**32; got up to {path_start + n_paths - 1}."
+        )
     with x64(float64):
-        market = simulate_market(mkt, seed, cell, path_start, n_paths, n_steps, dtype=dtype)
-        return simulate_paths(market._asdict(), cfg, mkt)
+        dtype = check_dtype(jnp.float64 if float64 else jnp.float32)
+        n_days = n_steps + 1
+        out = _run_generated(
+            mkt,
+            cell_key(seed, cell),
+            np.uint32(path_start),
+            jnp.asarray(n_steps, jnp.int32),
+            engine_params(cfg, mkt, dtype),
+            shape=engine_shape(cfg),
+            n_paths=_padded_size(n_paths, 8),
+            n_days=n_days + (-n_days % 64),
+            dtype=dtype,
+        )
+        return _to_numpy(out, n_paths, n_days)
 
 
 SUMMARY_FIELDS = (

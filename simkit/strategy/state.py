@@ -1,11 +1,26 @@
-"""The book of one path as JAX arrays: positions, cash, and the running tallies.
+"""The book of a block of paths as JAX arrays: positions, cash, and the running tallies.
 
-The vectorized engine ``vmap``s one path's day over a block of paths, so every field below is
-written for one path; under ``vmap`` each gains a leading ``(paths,)`` axis. Short puts live in
-a ring of tranche slots: tranche ``k`` (sold on entry step ``k * entry_every_days``) occupies slot
-``k % n_put_slots``, which is free again by the time the ring comes round because
-``n_put_slots = ceil(put_expiry_steps / entry_every_days)``. Hedge calls use a second ring the
-same way. Positions with ``contracts == 0`` are empty slots.
+The vectorized engine writes each day directly for a whole block of paths, with the paths on the
+**last** axis: a per-path number is a `(paths,)` vector, the short puts are `(put_slots, rungs,
+paths)`. Paths last makes every rule a loop over contiguous vector lanes (a per-path number
+broadcasts against a slot array without moving data); with paths first (a one-path day under
+`vmap`), XLA on CPU ran the same day several times slower.
+
+Short puts live in a ring of tranche slots: tranche ``k`` (sold on entry step ``k *
+entry_every_days``) occupies slot ``k % n_put_slots``, which is free again by the time the ring
+comes round because ``n_put_slots = ceil(put_expiry_steps / entry_every_days)``. Hedge calls use
+a second ring the same way. Every path enters on the same steps, so a slot's expiry step is one
+number for the whole block (`Slots`).
+
+A short put keeps its record after it closes: `put_n` stays the contracts sold, `put_closed` says
+how it ended (`CLOSE_CODES`, 0 while open) and `put_close_price` at what price (the purchase fill
+of a buy-back, the spot of an assignment or expiry). Its trade is tallied (P&L buckets, Kelly
+inputs, counters) when its slot is reused or at the horizon, from the record: the day itself adds
+only cash and the book's sums, never ~20 trade tallies over every position.
+
+The per-path tallies are packed: all float tallies in one `(len(FLOAT_TALLIES), paths)` array
+and all counts in one `(len(INT_TALLIES), paths)` array, so a day adds its increments with one
+vector add each instead of ~70 small ones.
 """
 
 from __future__ import annotations
@@ -78,33 +93,67 @@ INT_TALLIES = (
     "n_margin_calls",
     *(f"breach_{name}" for name in LIMITS),
 )
+FLOAT_ROW = {name: i for i, name in enumerate(FLOAT_TALLIES)}
+INT_ROW = {name: i for i, name in enumerate(INT_TALLIES)}
+
+# How a short put ended (`Book.put_closed`); 0 while it is open (or the slot is empty). A
+# buy-back closed it at the purchase fill; the others at the day's spot.
+OPEN = 0
+CLOSE_CODES = {
+    **{f"n_close_{r}": i + 1 for i, r in enumerate(CLOSE_REASONS)},
+    "n_close_assignment_risk": 7,
+    "n_close_margin": 8,
+    "n_close_ruin": 9,
+    "n_expired_otm": 10,
+    "n_assigned_expiry": 11,
+    "n_assigned_early": 12,
+}
+BOUGHT_BACK = tuple(range(1, 10))
+EXPIRED_WORTHLESS = 10
+ASSIGNED = (11, 12)
+
+
+class Slots(NamedTuple):
+    """Expiry steps of the tranche slots, the same for every path of the block."""
+
+    put_expiry: Array  # (put_slots,) int step of expiry, -1 before the slot's first tranche
+    hedge_expiry: Array  # (hedge_slots,) int step of expiry, -1 before the first hedge group
 
 
 class Book(NamedTuple):
-    """Open positions and cash of one path (shapes for one path; USD unless stated)."""
+    """Open positions, cash and tallies of a block of paths (paths last; USD unless stated)."""
 
-    cash: Array  # () sleeve cash
-    put_n: Array  # (put_slots, rungs) contracts short
-    put_strike: Array  # (put_slots, rungs) USD
-    put_premium: Array  # (put_slots, rungs) USD per share, the sale fill
-    put_expiry: Array  # (put_slots,) int step of expiry
-    hedge_n: Array  # (hedge_slots, hedge_legs) contracts long
-    hedge_strike: Array  # (hedge_slots, hedge_legs) USD
-    hedge_expiry: Array  # (hedge_slots,) int step of expiry
-    cc_n: Array  # () covered calls short, contracts
-    cc_strike: Array  # () USD
-    cc_premium: Array  # () USD per share, the sale fill
-    cc_expiry: Array  # () int step of expiry
-    shares: Array  # () shares held after assignment
-    basis: Array  # () USD per share, the seed's effective cost basis K - premium
-    spot_lags: Array  # (5,) spot at t-1 ... t-5 (for the 5-day momentum)
-    iv_prev: Array  # () IV of the previous step, a fraction
-    thesis_latch: Array  # () bool, a thesis-break event has happened
-    ruined: Array  # () bool, the path has been liquidated and stopped trading
-    ruin_step: Array  # () int, -1 if never
-    first_breach: Array  # (len(LIMITS),) int step of each limit's first breach, -1 if none
-    tally: dict  # name -> () running sums and counts (FLOAT_TALLIES, INT_TALLIES)
-    assigned_by_rung: Array  # (rungs,) int assignments per ladder rung
+    cash: Array  # (paths,) sleeve cash
+    put_n: Array  # (put_slots, rungs, paths) contracts sold (kept after the put closes)
+    put_strike: Array  # (put_slots, rungs, paths) USD
+    put_premium: Array  # (put_slots, rungs, paths) USD per share, the sale fill
+    put_closed: Array  # (put_slots, rungs, paths) int8 CLOSE_CODES, OPEN while open
+    put_close_price: Array  # (put_slots, rungs, paths) USD per share: buy-back fill or spot
+    hedge_n: Array  # (hedge_slots, hedge_legs, paths) contracts long
+    hedge_strike: Array  # (hedge_slots, hedge_legs, paths) USD
+    cc_n: Array  # (paths,) covered calls short, contracts
+    cc_strike: Array  # (paths,) USD
+    cc_premium: Array  # (paths,) USD per share, the sale fill
+    cc_expiry: Array  # (paths,) int step of expiry
+    shares: Array  # (paths,) shares held after assignment
+    basis: Array  # (paths,) USD per share, the seed's effective cost basis K - premium
+    spot_lags: Array  # (5, paths) spot at t-1 ... t-5 (for the 5-day momentum)
+    iv_prev: Array  # (paths,) IV of the previous step, a fraction
+    thesis_latch: Array  # (paths,) bool, a thesis-break event has happened
+    ruined: Array  # (paths,) bool, the path has been liquidated and stopped trading
+    ruin_step: Array  # (paths,) int, -1 if never
+    first_breach: Array  # (len(LIMITS), paths) int step of each limit's first breach, -1 if none
+    float_tally: Array  # (len(FLOAT_TALLIES), paths) running sums, USD or ratios
+    int_tally: Array  # (len(INT_TALLIES), paths) int running counts
+    assigned_by_rung: Array  # (rungs, paths) int assignments per ladder rung
+
+
+def empty_slots(put_slots: int, hedge_slots: int) -> Slots:
+    """No tranche sold yet."""
+    return Slots(
+        put_expiry=jnp.full((put_slots,), -1, jnp.int32),
+        hedge_expiry=jnp.full((hedge_slots,), -1, jnp.int32),
+    )
 
 
 def empty_book(
@@ -117,31 +166,32 @@ def empty_book(
     hedge_legs: int,
     dtype,
 ) -> Book:
-    """A book with no positions: all the sleeve in cash."""
-    f = lambda *shape: jnp.zeros(shape, dtype)  # noqa: E731
-    i = lambda *shape: jnp.zeros(shape, jnp.int32)  # noqa: E731
-    tally = {name: f() for name in FLOAT_TALLIES} | {name: i() for name in INT_TALLIES}
+    """A book with no positions: all the sleeve in cash. `spot0`, `iv0`: (paths,)."""
+    n_paths = spot0.shape[-1]
+    f = lambda *shape: jnp.zeros((*shape, n_paths), dtype)  # noqa: E731
+    i = lambda *shape: jnp.zeros((*shape, n_paths), jnp.int32)  # noqa: E731
     return Book(
-        cash=jnp.asarray(cash, dtype),
+        cash=jnp.full((n_paths,), cash, dtype),
         put_n=f(put_slots, rungs),
-        put_strike=jnp.ones((put_slots, rungs), dtype),
+        put_strike=jnp.ones((put_slots, rungs, n_paths), dtype),
         put_premium=f(put_slots, rungs),
-        put_expiry=i(put_slots) - 1,
+        put_closed=jnp.zeros((put_slots, rungs, n_paths), jnp.int8),
+        put_close_price=f(put_slots, rungs),
         hedge_n=f(hedge_slots, hedge_legs),
-        hedge_strike=jnp.ones((hedge_slots, hedge_legs), dtype),
-        hedge_expiry=i(hedge_slots) - 1,
+        hedge_strike=jnp.ones((hedge_slots, hedge_legs, n_paths), dtype),
         cc_n=f(),
-        cc_strike=jnp.ones((), dtype),
+        cc_strike=jnp.ones((n_paths,), dtype),
         cc_premium=f(),
         cc_expiry=i() - 1,
         shares=f(),
         basis=f(),
-        spot_lags=jnp.full((5,), spot0, dtype),
-        iv_prev=jnp.asarray(iv0, dtype),
-        thesis_latch=jnp.zeros((), bool),
-        ruined=jnp.zeros((), bool),
+        spot_lags=jnp.broadcast_to(spot0.astype(dtype), (5, n_paths)),
+        iv_prev=iv0.astype(dtype),
+        thesis_latch=jnp.zeros((n_paths,), bool),
+        ruined=jnp.zeros((n_paths,), bool),
         ruin_step=i() - 1,
         first_breach=i(len(LIMITS)) - 1,
-        tally=tally,
+        float_tally=f(len(FLOAT_TALLIES)),
+        int_tally=i(len(INT_TALLIES)),
         assigned_by_rung=i(rungs),
     )
