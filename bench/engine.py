@@ -200,7 +200,7 @@ def _quote_rate(n_paths: int) -> float:
     @jax.jit
     def quotes(spot, strike, n, iv):
         def day(total, i):
-            q = engine._quote(spot * (1.0 + 1e-3 * i), strike, tau, iv, p, call=True)
+            q = engine._quote(spot * (1.0 + 1e-3 * i), strike, tau, iv, p, True, False)
             return total + jnp.stack(engine._sums([x * n for x in q])), None
 
         return jax.lax.scan(day, jnp.zeros((6, n_paths), dtype), jnp.arange(days))[0]

@@ -8,7 +8,7 @@ order. A block's random numbers depend only on (seed, cell number, path index), 
 size, any executor and any resume give the same file.
 
 Executors (`scheduler=`):
-  - `None` (default): chosen by the size of the run, see `choose_executor`.
+  - `None` (default): in process for the JAX engine, see `choose_executor`.
   - `"synchronous"`: every block in this process, one after the other.
   - `"threads"`: a thread pool in this process (one thread per core).
   - `"processes"`: a `distributed.LocalCluster` of worker processes, one thread each.
@@ -36,9 +36,9 @@ __all__ = ["RunSettings", "SchedulerUnreachable", "choose_executor", "simulate"]
 ENGINES = ("jax", "reference")
 SCHEDULERS = ("synchronous", "threads", "processes")
 
-# Below this many path-steps (paths x (days + 1) x cells) the default runs in process: worker
-# processes cost start-up, imports and a compile each (figures in `choose_executor`).
-PROCESSES_MIN_PATH_STEPS = 25_000_000
+# Reference-engine runs below this many path-steps (paths x (days + 1) x cells) stay in process:
+# worker processes cost start-up and imports (`choose_executor`). JAX runs always do.
+PROCESSES_MIN_PATH_STEPS = 2_000_000
 PROGRESS_AFTER_S = 2.0  # show a progress bar only for runs longer than this
 MIN_BLOCK_PATHS = 2  # smallest block computed (see `_compute_task`)
 CONNECT_TIMEOUT_S = 10  # seconds to reach a dask scheduler given by address
@@ -249,7 +249,12 @@ def _compute_task(
     # Path i depends only on (seed, cell, i), so padding adds paths that are then dropped.
     # A block of one path is never computed: XLA computes it differently from the same path
     # in a larger block (1 ulp in the IV path, seen with simulate_market on JAX 0.10.2).
+    # The JAX engine computes the short last block of a run as a whole chunk: every block
+    # then has one shape and the run compiles the engine once (a compile, ~8 s, costs more
+    # than the padding paths of one block).
     n_run = max(block.n_paths, MIN_BLOCK_PATHS)
+    if settings.engine == "jax" and settings.paths > settings.chunk_size:
+        n_run = settings.chunk_size
     args = (
         settings.engine,
         cell,
@@ -403,29 +408,29 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def choose_executor(scheduler: Any, path_steps: int) -> Any:
-    """The executor for `scheduler` (see the module docstring); `None` chooses by size.
+def choose_executor(scheduler: Any, path_steps: int, engine: str = "jax") -> Any:
+    """The executor for `scheduler` (see the module docstring); `None` chooses by engine and size.
 
-    Default: in process (`"synchronous"`) below `PROCESSES_MIN_PATH_STEPS` path-steps
-    (paths x (days + 1) x cells: 25e6, about 100k path-years), a LocalCluster of one
-    single-threaded worker process per core above it; always in process on a GPU or on
-    one core. Why:
-      - threads give nothing: two threads in one process ran the engine at x1.0
-        (PERFORMANCE.md; here 7.6 s vs 7.6 s for 2k path-years);
-      - two worker processes gave x1.3-1.6 on an idle two-core machine (PERFORMANCE.md),
-        but a LocalCluster costs its start (3.4 s), an import of JAX and simkit in each
-        worker (5-7 s) and the engine's compile in each worker (the engine's full compile,
-        15-40 s, unless JAX's persistent cache holds it; then 2-3 s). On the shared
-        two-core machine the cluster lost at every size tried: 2k path-years 20.5 s vs
-        7.6 s in process, 4k 19.8-28.0 s vs 11.9-13.0 s, 16k 87.9 s vs 64.3 s (JAX engine,
-        float32, 2026-11 engine, other jobs on the machine). So the cluster is chosen only
-        where the run is long enough (minutes in process) that a x1.3 gain repays ~15-45 s
-        of start-up; re-measure with `bench/` figures when the engine changes speed.
-    Scripts that use `"processes"` need the `if __name__ == "__main__":` guard (worker
-    processes are spawned).
+    Default: in process (`"synchronous"`) for the JAX engine at any size; for the reference
+    engine, a LocalCluster of one single-threaded worker process per core above
+    `PROCESSES_MIN_PATH_STEPS` path-steps (paths x (days + 1) x cells), in process below it.
+    Why (bench/README.md has the figures):
+      - one process already runs the JAX engine on both cores: XLA splits each large loop of
+        the day over its thread pool (pinned to one core the engine runs at half speed; two
+        pinned processes together give what one free process gives). Worker processes add
+        their start (3.4 s), an import of JAX and simkit in each (5-7 s) and a compile of the
+        engine in each (~8 s, 1-2 s from JAX's persistent cache) and gain nothing on the two
+        cores measured. On a machine with many cores, `"processes"` may pay: measure it.
+      - the reference engine is plain Python holding the GIL: processes use the other cores.
+    Threads give nothing to either engine. Scripts that use `"processes"` need the
+    `if __name__ == "__main__":` guard (worker processes are spawned).
     """
     if scheduler is None:
-        if (os.cpu_count() or 1) < 2 or path_steps < PROCESSES_MIN_PATH_STEPS or _on_gpu():
+        if (
+            engine != "reference"
+            or (os.cpu_count() or 1) < 2
+            or path_steps < PROCESSES_MIN_PATH_STEPS
+        ):
             return _InProcess()
         return _Dask()
     if isinstance(scheduler, str):
@@ -447,12 +452,6 @@ def choose_executor(scheduler: Any, path_steps: int) -> Any:
     raise ValueError(
         f"scheduler must be a name, an address or a distributed.Client; got {scheduler!r}"
     )
-
-
-def _on_gpu() -> bool:
-    import jax
-
-    return jax.default_backend() != "cpu"
 
 
 # --------------------------------------------------------------------------- progress
@@ -594,7 +593,9 @@ def simulate(
     shape = tuple(scenario.shape)
     numbers = [cell_number(c, shape) for c in cells]
     cell_of = dict(zip(numbers, cells, strict=True))
-    executor = choose_executor(scheduler, settings.paths * (settings.n_steps + 1) * len(cells))
+    executor = choose_executor(
+        scheduler, settings.paths * (settings.n_steps + 1) * len(cells), settings.engine
+    )
 
     resume = store.ResumeState.open(out, scenario, cells, settings) if out is not None else None
     blocks = _blocks(numbers, settings)

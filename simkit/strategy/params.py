@@ -23,6 +23,7 @@ class EngineShape(NamedTuple):
     put_slots: int  # tranches open at once
     hedge_slots: int  # hedge-call groups open at once
     hedge_legs: int  # calls per hedge group (the larger of the two regimes)
+    smile: bool  # skew != 0: each strike is priced at its own volatility
 
 
 class EngineParams(NamedTuple):
@@ -52,6 +53,7 @@ def engine_shape(cfg: StrategyConfig) -> EngineShape:
         put_slots=max(1, math.ceil(cfg.put_expiry_steps / every)),
         hedge_slots=max(1, math.ceil(cfg.hedge_expiry_steps / every)),
         hedge_legs=max(len(cfg.hedge_high_iv_moneyness), len(cfg.hedge_normal_moneyness)),
+        smile=cfg.skew != 0.0,
     )
 
 
