@@ -126,19 +126,34 @@ def _normal_cdf_from_pdf(x, pdf):
     return jnp.where(x < 0.0, tail, 1.0 - tail)
 
 
-def _quote(spot, strike, tau, iv, p, call: bool, smile: bool) -> Quote:
-    """Black-Scholes mid and Greeks at `IV_K = iv * (K / S)^(-skew)`, no dividend.
+class Marks(NamedTuple):
+    """Black-Scholes terms of options of one kind, from which the mid and every Greek follow
+    (`_quote_of`), and the sums of the Greeks over positions (`_mark_sums`) without forming each
+    Greek per position. Each field has the shape of the strikes, or broadcasts against it."""
+
+    delta: Array  # w N(w d1); at zero volatility w (in the money forward) or 0
+    rate_term: Array  # w K e^{-r tau} N(w d2), same limits; mid = spot x delta - rate_term
+    pdf: Array  # phi(d1); 0 at zero volatility
+    vol: Array  # IV_K; without a smile the path's IV, (paths,)
+    inv_total_vol: Array  # 1 / (vol sqrt(tau)); 1 at zero volatility
+    tau: Array  # years to expiry; (slots, 1, 1) in a ring, one value per slot
+    sqrt_tau: Array
+
+
+def _marks(spot, strike, tau, iv, p, call: bool, smile: bool) -> Marks:
+    """Black-Scholes at `IV_K = iv * (K / S)^(-skew)`, no dividend, as the terms of `Marks`.
 
     One evaluation shares `d1`, `d2`, their densities and normal CDFs between the price and the
-    Greeks (`simkit.pricing.bs_price` + `bs_greeks` would compute them twice). The price is the
-    out-of-the-money (forward) side by the closed form plus put-call parity, as `bs_price`.
-    `tau` (years, > 0) broadcasts against `strike`: one value per tranche slot, so its square
-    root and discount factor are computed once per slot, not per path. `smile` (static: the
-    skew is not 0) prices each strike at its own volatility; without it the volatility is the
-    path's, and `1 / (vol sqrt(tau))` is one division per slot and path, not per position.
-    The normal CDFs: one `erfc` each in float64 (as the reference engine's `math.erfc`), in
-    float32 A&S 26.2.17 from the densities (`_normal_cdf_from_pdf`: x1.5 on the quote).
-    A zero volatility gives the forward-intrinsic limits of `simkit.pricing`.
+    Greeks (`simkit.pricing.bs_price` + `bs_greeks` would compute them twice). `N(w d1)` and
+    `N(w d2)` come from the out-of-the-money (forward) side's CDFs, equal or one minus them (an
+    in-the-money option's CDFs are not small, so nothing is lost), as `bs_price` prices the
+    out-of-the-money side. `tau` (years, > 0) broadcasts against `strike`: one value per tranche
+    slot, so its square root and discount factor are computed once per slot, not per path.
+    `smile` (static: the skew is not 0) prices each strike at its own volatility; without it
+    the volatility is the path's, and `1 / (vol sqrt(tau))` is one division per slot and path,
+    not per position. The normal CDFs: one `erfc` each in float64 (as the reference engine's
+    `math.erfc`), in float32 A&S 26.2.17 from the densities (`_normal_cdf_from_pdf`: x1.5 on the
+    quote). A zero volatility gives the forward-intrinsic limits of `simkit.pricing`.
     """
     s = p.scalars
     rate = s["rate"]
@@ -166,65 +181,44 @@ def _quote(spot, strike, tau, iv, p, call: bool, smile: bool) -> Quote:
     else:
         n1 = _normal_cdf_from_pdf(w_otm * d1, pdf)
         n2 = _normal_cdf_from_pdf(w_otm * d2, jnp.exp(-0.5 * d2 * d2) * _INV_SQRT_2PI)
-    otm = w_otm * (spot * n1 - strike_pv * n2)
     in_the_money = w_otm != w
-    price = otm + jnp.where(in_the_money, w * forward_intrinsic, 0.0)
-    intrinsic = jnp.maximum(w * forward_intrinsic, 0.0)
-
-    # N(w d1), N(w d2) from the out-of-the-money side's: equal, or 1 minus (an ITM option's
-    # CDFs are not small, so nothing is lost).
-    nw1 = jnp.where(in_the_money, 1.0 - n1, n1)
-    nw2 = jnp.where(in_the_money, 1.0 - n2, n2)
-    itm_limit = w * forward_intrinsic > 0.0
-    degenerate_delta = jnp.where(itm_limit, w, 0.0)
-    rate_term = w * strike_pv * nw2  # K e^{-rT} N(w d2), signed
-    theta = -spot * pdf * vol * (0.5 / sqrt_tau) - rate * rate_term
-    rho = tau * rate_term
-    return Quote(
-        price=jnp.where(degenerate, intrinsic, price),
-        delta=jnp.where(degenerate, degenerate_delta, w * nw1),
-        gamma=jnp.where(degenerate, 0.0, pdf * inv_total_vol * (1.0 / spot)),
-        theta=jnp.where(degenerate, jnp.where(itm_limit, -rate * w * strike_pv, 0.0), theta)
-        / 365.0,
-        vega=jnp.where(degenerate, 0.0, spot * pdf * sqrt_tau) / 100.0,
-        rho=jnp.where(degenerate, jnp.where(itm_limit, w * tau * strike_pv, 0.0), rho) / 100.0,
+    itm_limit = (w * forward_intrinsic > 0.0).astype(spot.dtype)
+    nw1 = jnp.where(degenerate, itm_limit, jnp.where(in_the_money, 1.0 - n1, n1))
+    nw2 = jnp.where(degenerate, itm_limit, jnp.where(in_the_money, 1.0 - n2, n2))
+    return Marks(
+        delta=w * nw1,
+        rate_term=w * strike_pv * nw2,
+        pdf=jnp.where(degenerate, 0.0, pdf),
+        vol=vol,
+        inv_total_vol=inv_total_vol,
+        tau=tau,
+        sqrt_tau=sqrt_tau,
     )
 
 
-def _years(steps_left, dtype) -> Array:
-    return steps_left.astype(dtype) / _DAYS_PER_YEAR
+def _mid(m: Marks, spot):
+    """The mid, USD per share: `S N(w d1) - K e^{-rT} N(w d2)` signed (the intrinsic value at
+    zero volatility)."""
+    return spot * m.delta - m.rate_term
 
 
-def _sell_fill(mid, spread, p):
-    """What a sale gets per share (seed: "Order Execution Framework", switch `fill`)."""
-    s = p.scalars
-    bid = jnp.maximum(mid - 0.5 * spread, s["min_quote"])
-    ask = jnp.maximum(mid + 0.5 * spread, s["min_quote"])
-    seed = jnp.minimum(jnp.maximum(mid + s["price_improvement_target"], bid), ask)
-    return jnp.where(s["fill"] == _FILL_BID_ASK, bid, jnp.where(s["fill"] == _FILL_MID, mid, seed))
+def _quote_of(m: Marks, spot, p) -> Quote:
+    """The mid and the five Greeks of each option (seed units)."""
+    rate = p.scalars["rate"]
+    theta = -spot * m.pdf * m.vol * (0.5 / m.sqrt_tau) - rate * m.rate_term
+    return Quote(
+        price=_mid(m, spot),
+        delta=m.delta,
+        gamma=m.pdf * m.inv_total_vol * (1.0 / spot),
+        theta=theta / 365.0,
+        vega=spot * m.pdf * m.sqrt_tau / 100.0,
+        rho=m.tau * m.rate_term / 100.0,
+    )
 
 
-def _buy_fill(mid, spread, p):
-    """What a purchase costs per share."""
-    s = p.scalars
-    bid = jnp.maximum(mid - 0.5 * spread, s["min_quote"])
-    ask = jnp.maximum(mid + 0.5 * spread, s["min_quote"])
-    seed = jnp.minimum(jnp.maximum(mid - s["price_improvement_target"], bid), ask)
-    return jnp.where(s["fill"] == _FILL_BID_ASK, ask, jnp.where(s["fill"] == _FILL_MID, mid, seed))
-
-
-def _contracts(x, p):
-    """Whole contracts (floor) by default; fractional when `whole_contracts` is off."""
-    x = jnp.maximum(x, 0.0)
-    # floor(x + 1e-9): a count whole in exact arithmetic (20000*0.2/(400/1.5) = 15) stays whole.
-    return jnp.where(p.scalars["whole_contracts"], jnp.floor(x + 1e-9), x)
-
-
-def _iv_percentile(iv, p):
-    """Percentile of ln IV in the stationary law of its OU process (STRATEGY.md choice)."""
-    s = p.scalars
-    sd = s["eta"] / jnp.sqrt(2.0 * s["kappa"])
-    return 100.0 * ndtr((jnp.log(iv) - jnp.log(s["iv_long_run"])) / sd)
+def _quote(spot, strike, tau, iv, p, call: bool, smile: bool) -> Quote:
+    """Black-Scholes mid and Greeks (`_marks`, then `_quote_of`)."""
+    return _quote_of(_marks(spot, strike, tau, iv, p, call, smile), spot, p)
 
 
 # --------------------------------------------------------------------------- sums over positions
@@ -364,8 +358,8 @@ def _basis_after_assignment(book: Book, shares_new, cost_basis_sum):
 class Quotes(NamedTuple):
     """Mid prices and Greeks of every slot on one day, computed once after the expiries."""
 
-    put: Quote  # each (put_slots, rungs, paths)
-    hedge: Quote  # each (hedge_slots, hedge_legs, paths)
+    put: Marks  # each (put_slots, rungs, paths)
+    hedge: Marks  # each (hedge_slots, hedge_legs, paths)
     cc: Quote  # each (paths,)
 
 
@@ -377,8 +371,8 @@ def _quotes(book: Book, slots: Slots, spot, iv, t, p, shape: EngineShape) -> Quo
     hedge_tau = _years(jnp.maximum(slots.hedge_expiry - t, 1), dtype)[:, None, None]
     cc_tau = _years(jnp.maximum(book.cc_expiry - t, 1), dtype)
     return Quotes(
-        put=_quote(spot, book.put_strike, put_tau, iv, p, False, shape.smile),
-        hedge=_quote(spot, book.hedge_strike, hedge_tau, iv, p, True, shape.smile),
+        put=_marks(spot, book.put_strike, put_tau, iv, p, False, shape.smile),
+        hedge=_marks(spot, book.hedge_strike, hedge_tau, iv, p, True, shape.smile),
         cc=_quote(spot, book.cc_strike, cc_tau, iv, p, True, shape.smile),
     )
 
@@ -404,6 +398,81 @@ class _Sums(NamedTuple):
 def _weighted(q: Quote, n) -> _Sums:
     """Sums of n x quote over a few positions (a tranche, a hedge group, the covered call)."""
     return _Sums(*(_sum(x * n) for x in q))
+
+
+def _mark_sums(m: Marks, n, spot, iv, p, smile: bool) -> _Sums:
+    """Sums of `n` x (mid, delta, gamma, theta, vega, rho) over a ring of positions (`n`:
+    (slots, k, paths); `m.tau`: (slots, 1, 1)), from three products per position: n x delta,
+    n x rate term, n x density. The Greeks are these terms times factors of the slot (`tau`,
+    `sqrt(tau)`) or of the path (spot, IV), so the slot's factors weigh the positions in the
+    sums (one product with a matrix of weights) and the path's scale the sums: per position
+    this is half the work of forming the five Greeks (bench/README.md)."""
+    rate = p.scalars["rate"]
+    shape = n.shape
+    slot_tau = jnp.broadcast_to(m.tau, shape[:-1] + (1,)).reshape(-1)
+    slot_sqrt = jnp.sqrt(slot_tau)
+    ones = jnp.ones_like(slot_tau)
+
+    def weighted(x, weights):
+        flat = jnp.broadcast_to(x, shape).reshape(-1, shape[-1])
+        return jnp.dot(jnp.stack(weights), flat, precision=jax.lax.Precision.HIGHEST)
+
+    n_delta = weighted(n * m.delta, [ones])[0]
+    n_rate, n_rate_tau = weighted(n * m.rate_term, [ones, slot_tau])
+    n_pdf = n * m.pdf
+    if smile:  # the volatility is the position's
+        gamma = weighted(n_pdf * m.inv_total_vol, [ones])[0]
+        theta_vol = weighted(n_pdf * m.vol, [1.0 / slot_sqrt])[0]
+        vega = weighted(n_pdf, [slot_sqrt])[0]
+    else:  # the path's: sum(n pdf / sqrt(tau)) serves gamma and theta
+        pdf_inv_sqrt, vega = weighted(n_pdf, [1.0 / slot_sqrt, slot_sqrt])
+        safe_iv = jnp.where(iv > 0.0, iv, 1.0)  # pdf is 0 where iv is 0
+        gamma = pdf_inv_sqrt / safe_iv
+        theta_vol = pdf_inv_sqrt * iv
+    return _Sums(
+        price=spot * n_delta - n_rate,
+        delta=n_delta,
+        gamma=gamma / spot,
+        theta=(-0.5 * spot * theta_vol - rate * n_rate) / 365.0,
+        vega=spot * vega / 100.0,
+        rho=n_rate_tau / 100.0,
+    )
+
+
+def _years(steps_left, dtype) -> Array:
+    return steps_left.astype(dtype) / _DAYS_PER_YEAR
+
+
+def _sell_fill(mid, spread, p):
+    """What a sale gets per share (seed: "Order Execution Framework", switch `fill`)."""
+    s = p.scalars
+    bid = jnp.maximum(mid - 0.5 * spread, s["min_quote"])
+    ask = jnp.maximum(mid + 0.5 * spread, s["min_quote"])
+    seed = jnp.minimum(jnp.maximum(mid + s["price_improvement_target"], bid), ask)
+    return jnp.where(s["fill"] == _FILL_BID_ASK, bid, jnp.where(s["fill"] == _FILL_MID, mid, seed))
+
+
+def _buy_fill(mid, spread, p):
+    """What a purchase costs per share."""
+    s = p.scalars
+    bid = jnp.maximum(mid - 0.5 * spread, s["min_quote"])
+    ask = jnp.maximum(mid + 0.5 * spread, s["min_quote"])
+    seed = jnp.minimum(jnp.maximum(mid - s["price_improvement_target"], bid), ask)
+    return jnp.where(s["fill"] == _FILL_BID_ASK, ask, jnp.where(s["fill"] == _FILL_MID, mid, seed))
+
+
+def _contracts(x, p):
+    """Whole contracts (floor) by default; fractional when `whole_contracts` is off."""
+    x = jnp.maximum(x, 0.0)
+    # floor(x + 1e-9): a count whole in exact arithmetic (20000*0.2/(400/1.5) = 15) stays whole.
+    return jnp.where(p.scalars["whole_contracts"], jnp.floor(x + 1e-9), x)
+
+
+def _iv_percentile(iv, p):
+    """Percentile of ln IV in the stationary law of its OU process (STRATEGY.md choice)."""
+    s = p.scalars
+    sd = s["eta"] / jnp.sqrt(2.0 * s["kappa"])
+    return 100.0 * ndtr((jnp.log(iv) - jnp.log(s["iv_long_run"])) / sd)
 
 
 # --------------------------------------------------------------------------- the day's steps
@@ -509,14 +578,14 @@ class _PutDay(NamedTuple):
     notional: Array  # (paths,) USD, strike notional of the remaining puts
 
 
-def _early_exercise_and_exits(book: Book, slots: Slots, q: Quotes, today, t, pct, p):
+def _early_exercise_and_exits(book: Book, slots: Slots, q: Quotes, today, t, pct, p, shape):
     """Steps 3 and 4: the seed's early-assignment score (optional close), rational exercise,
     then seed "Exit Conditions" with the reason chosen by urgency. Each closing put keeps its
     record (code, price); the cash, shares and basis move now."""
     s = p.scalars
     spot, spread = today["spot"], today["bid_ask_spread"]
     n, k, prem = book.put_n, book.put_strike, book.put_premium
-    mid = q.put.price
+    mid = _mid(q.put, spot)
     is_open = _is_open(book.put_closed, n)
 
     # seed: "monitor_early_assignment_risk" — deep ITM, low time value, rates.
@@ -565,31 +634,24 @@ def _early_exercise_and_exits(book: Book, slots: Slots, q: Quotes, today, t, pct
     cash_out = (
         jnp.where(bought, fill * 100.0 * n + s["commission"] * n, 0.0) + k * 100.0 * exercised_n
     )
-    g = q.put
-    totals = _sums(
-        [
-            *(x * remaining_n for x in g),
-            cash_out,
-            exercised_n,
-            exercised_n * (k - prem),
-        ]
-    )
-    shares, basis = _basis_after_assignment(book, 100.0 * totals[7], 100.0 * totals[8])
+    sums = _mark_sums(q.put, remaining_n, spot, today["iv"], p, shape.smile)
+    paid, exercised, exercised_cost = _sums([cash_out, exercised_n, exercised_n * (k - prem)])
+    shares, basis = _basis_after_assignment(book, 100.0 * exercised, 100.0 * exercised_cost)
     book = book._replace(
-        cash=book.cash - totals[6],
+        cash=book.cash - paid,
         shares=shares,
         basis=basis,
         put_closed=jnp.where(bought | exercise, code, book.put_closed),
         put_close_price=jnp.where(bought, fill, jnp.where(exercise, spot, book.put_close_price)),
     )
     notional = _sum(_over(k * 100.0 * remaining_n, 1))
-    return book, _PutDay(remaining, fill, _Sums(*totals[:6]), notional)
+    return book, _PutDay(remaining, fill, sums, notional)
 
 
-def _hedge_sums(book: Book, q: Quotes) -> tuple[_Sums, Array]:
-    """Sums over the hedge calls (one stacked product) and the contracts held."""
-    totals = _sums([*(x * book.hedge_n for x in q.hedge), book.hedge_n])
-    return _Sums(*totals[:6]), totals[6]
+def _hedge_sums(book: Book, q: Quotes, today, p, shape) -> tuple[_Sums, Array]:
+    """Sums over the hedge calls and the contracts held."""
+    sums = _mark_sums(q.hedge, book.hedge_n, today["spot"], today["iv"], p, shape.smile)
+    return sums, _sum(book.hedge_n)
 
 
 def _margin_and_ruin(book: Book, puts: _PutDay, hedges: _Sums, held, q: Quotes, today, t, p):
@@ -618,7 +680,7 @@ def _margin_and_ruin(book: Book, puts: _PutDay, hedges: _Sums, held, q: Quotes, 
         code = jnp.where(call, CLOSE_CODES["n_close_margin"], CLOSE_CODES["n_close_ruin"]).astype(
             jnp.int8
         )
-        hedge_fill = _sell_fill(q.hedge.price, spread, p)
+        hedge_fill = _sell_fill(_mid(q.hedge, spot), spread, p)
         hedge_sale = jnp.where(ruin, _sums([hedge_fill * 100.0 * book.hedge_n])[0], 0.0)
         cc_n = jnp.where(ruin, book.cc_n, 0.0)
         cc_cost = _buy_fill(q.cc.price, spread, p) * 100.0 * cc_n
@@ -1100,8 +1162,8 @@ def _day(book: Book, slots: Slots, today: dict, t, p: EngineParams, shape: Engin
     book, accrued = _accrue(book, today, t, p)
     book, settled = _settle_expiries(book, slots, spot, t, p)
     q = _quotes(book, slots, spot, iv, t, p, shape)
-    book, puts = _early_exercise_and_exits(book, slots, q, today, t, pct, p)
-    hedges, held = _hedge_sums(book, q)
+    book, puts = _early_exercise_and_exits(book, slots, q, today, t, pct, p, shape)
+    hedges, held = _hedge_sums(book, q, today, p, shape)
     book, put_sums, hedges, liquidated = _margin_and_ruin(book, puts, hedges, held, q, today, t, p)
     held = jnp.where(book.ruined, 0.0, held)
     book, cc_quote, covered = _covered_calls(book, q, today, t, p, shape)
@@ -1162,7 +1224,8 @@ def _close_the_books(book: Book, slots: Slots, n_steps, p, shape: EngineShape) -
     """At the horizon the trades not yet tallied enter the tallies, and open positions enter the
     attribution at mid (docs/ENGINE_SPEC.md). `spot_lags[0]` and `iv_prev` hold the last day's
     spot and IV (a ruined path has no position left to mark)."""
-    q = _quotes(book, slots, book.spot_lags[0], book.iv_prev, n_steps, p, shape)
+    spot = book.spot_lags[0]
+    q = _quotes(book, slots, spot, book.iv_prev, n_steps, p, shape)
     trades, assigned = _tally_trades(
         book.put_n,
         book.put_strike,
@@ -1174,8 +1237,8 @@ def _close_the_books(book: Book, slots: Slots, n_steps, p, shape: EngineShape) -
     )
     open_n = jnp.where(_is_open(book.put_closed, book.put_n), book.put_n, 0.0)
     add = {
-        "mark_to_market": 100.0 * _sums([(book.put_premium - q.put.price) * open_n])[0],
-        "call_hedge_pnl": 100.0 * _sums([q.hedge.price * book.hedge_n])[0],
+        "mark_to_market": 100.0 * _sums([(book.put_premium - _mid(q.put, spot)) * open_n])[0],
+        "call_hedge_pnl": 100.0 * _sums([_mid(q.hedge, spot) * book.hedge_n])[0],
         "covered_call_pnl": -100.0 * q.cc.price * book.cc_n,
     }
     book = _add_tallies(book, _merge(trades, add))
