@@ -1158,7 +1158,7 @@ def _day(book: Book, slots: Slots, today: dict, t, p: EngineParams, shape: Engin
     book and slots and E_t (paths,). The days after a ruin leave a path's book as it is."""
     start = book
     spot, iv = today["spot"], today["iv"]
-    pct = _iv_percentile(iv, p)
+    pct = today["iv_percentile"]
     book, accrued = _accrue(book, today, t, p)
     book, settled = _settle_expiries(book, slots, spot, t, p)
     q = _quotes(book, slots, spot, iv, t, p, shape)
@@ -1258,15 +1258,20 @@ def _scan_days(book, slots, horizon, n_days, next_day, carry0, today0, p, shape)
     as a plain vector (indexing into the inputs, or generating the market, fused into the rules
     kept XLA's CPU loops from vectorizing and recomputed the market in each of them)."""
 
+    def with_percentile(today):
+        # The IV percentile travels with the market for the same reason: fused into the rules
+        # over the ring, its `erfc` was recomputed for every position (a quarter of the day).
+        return {**today, "iv_percentile": _iv_percentile(today["iv"], p)}
+
     def one_day(t, state):
         book, slots, carry, today, equity = state
         book, slots, equity_t = _day(book, slots, today, t, p, shape)
         carry, tomorrow = next_day(carry, t + 1)
-        return book, slots, carry, tomorrow, equity.at[t].set(equity_t)
+        return book, slots, carry, with_percentile(tomorrow), equity.at[t].set(equity_t)
 
     equity0 = jnp.zeros((n_days, *book.cash.shape), book.cash.dtype)
     book, slots, _, _, equity = jax.lax.fori_loop(
-        0, horizon + 1, one_day, (book, slots, carry0, today0, equity0)
+        0, horizon + 1, one_day, (book, slots, carry0, with_percentile(today0), equity0)
     )
     return book, slots, equity
 
