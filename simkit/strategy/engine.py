@@ -578,14 +578,21 @@ class _PutDay(NamedTuple):
     notional: Array  # (paths,) USD, strike notional of the remaining puts
 
 
-def _early_exercise_and_exits(book: Book, slots: Slots, q: Quotes, today, t, pct, p, shape):
-    """Steps 3 and 4: the seed's early-assignment score (optional close), rational exercise,
-    then seed "Exit Conditions" with the reason chosen by urgency. Each closing put keeps its
-    record (code, price); the cash, shares and basis move now."""
+class _PutDecisions(NamedTuple):
+    """What steps 3 and 4 do to each short put today, (put_slots, rungs, paths) each."""
+
+    code: Array  # int8 close code of a put that closes today
+    exercise: Array  # bool, exercised early (assigned at the strike)
+    bought: Array  # bool, bought back (assignment risk or an exit condition)
+    remaining: Array  # bool, still open
+
+
+def _put_decisions(book: Book, slots: Slots, mid, today, t, pct, p) -> _PutDecisions:
+    """Steps 3 and 4 decided: the seed's early-assignment score (optional close), rational
+    exercise, then seed "Exit Conditions" with the reason chosen by urgency."""
     s = p.scalars
-    spot, spread = today["spot"], today["bid_ask_spread"]
+    spot = today["spot"]
     n, k, prem = book.put_n, book.put_strike, book.put_premium
-    mid = _mid(q.put, spot)
     is_open = _is_open(book.put_closed, n)
 
     # seed: "monitor_early_assignment_risk" — deep ITM, low time value, rates.
@@ -622,17 +629,30 @@ def _early_exercise_and_exits(book: Book, slots: Slots, q: Quotes, today, t, pct
     for name in reversed(CLOSE_REASONS):
         code = jnp.where(conditions[name], jnp.int8(CLOSE_CODES[f"n_close_{name}"]), code)
         taken = taken | conditions[name]
-    exit_now = still_open & taken
-    remaining = still_open & ~taken
     code = jnp.where(at_risk, jnp.int8(CLOSE_CODES["n_close_assignment_risk"]), code)
     code = jnp.where(exercise, jnp.int8(CLOSE_CODES["n_assigned_early"]), code)
-    bought = at_risk | exit_now
+    return _PutDecisions(
+        code=code,
+        exercise=exercise,
+        bought=at_risk | (still_open & taken),
+        remaining=still_open & ~taken,
+    )
+
+
+def _early_exercise_and_exits(book: Book, slots: Slots, q: Quotes, today, t, pct, p, shape):
+    """Steps 3 and 4 (`_put_decisions`) carried out: each closing put keeps its record (code,
+    price); the cash, shares and basis move now."""
+    s = p.scalars
+    spot, spread = today["spot"], today["bid_ask_spread"]
+    n, k, prem = book.put_n, book.put_strike, book.put_premium
+    mid = _mid(q.put, spot)
+    d = _put_decisions(book, slots, mid, today, t, pct, p)
     fill = _buy_fill(mid, spread, p)
 
-    exercised_n = jnp.where(exercise, n, 0.0)
-    remaining_n = jnp.where(remaining, n, 0.0)
+    exercised_n = jnp.where(d.exercise, n, 0.0)
+    remaining_n = jnp.where(d.remaining, n, 0.0)
     cash_out = (
-        jnp.where(bought, fill * 100.0 * n + s["commission"] * n, 0.0) + k * 100.0 * exercised_n
+        jnp.where(d.bought, fill * 100.0 * n + s["commission"] * n, 0.0) + k * 100.0 * exercised_n
     )
     sums = _mark_sums(q.put, remaining_n, spot, today["iv"], p, shape.smile)
     paid, exercised, exercised_cost = _sums([cash_out, exercised_n, exercised_n * (k - prem)])
@@ -641,11 +661,13 @@ def _early_exercise_and_exits(book: Book, slots: Slots, q: Quotes, today, t, pct
         cash=book.cash - paid,
         shares=shares,
         basis=basis,
-        put_closed=jnp.where(bought | exercise, code, book.put_closed),
-        put_close_price=jnp.where(bought, fill, jnp.where(exercise, spot, book.put_close_price)),
+        put_closed=jnp.where(d.bought | d.exercise, d.code, book.put_closed),
+        put_close_price=jnp.where(
+            d.bought, fill, jnp.where(d.exercise, spot, book.put_close_price)
+        ),
     )
     notional = _sum(_over(k * 100.0 * remaining_n, 1))
-    return book, _PutDay(remaining, fill, sums, notional)
+    return book, _PutDay(d.remaining, fill, sums, notional)
 
 
 def _hedge_sums(book: Book, q: Quotes, today, p, shape) -> tuple[_Sums, Array]:
@@ -1153,6 +1175,19 @@ _FROZEN_AFTER_RUIN = (
 )
 
 
+def _materialized(t, compute):
+    """`compute()` as the output of a `lax.cond` on a predicate that always holds (`t >= 0`):
+    XLA materializes a branch's results once, where it would otherwise fuse their cheap tail
+    into each rule that reads them and recompute it there."""
+    return jax.lax.cond(
+        t >= 0,
+        compute,
+        lambda: jax.tree_util.tree_map(
+            lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(compute)
+        ),
+    )
+
+
 def _day(book: Book, slots: Slots, today: dict, t, p: EngineParams, shape: EngineShape):
     """Steps 1-8 of docs/ENGINE_SPEC.md for every path of the block on step `t`. Returns the new
     book and slots and E_t (paths,). The days after a ruin leave a path's book as it is."""
@@ -1161,7 +1196,10 @@ def _day(book: Book, slots: Slots, today: dict, t, p: EngineParams, shape: Engin
     pct = today["iv_percentile"]
     book, accrued = _accrue(book, today, t, p)
     book, settled = _settle_expiries(book, slots, spot, t, p)
-    q = _quotes(book, slots, spot, iv, t, p, shape)
+    # Materialized once (`_materialized`): XLA fused the CDFs' polynomials into each rule over
+    # the ring that reads a mid or a Greek and recomputed them there (+5 %; the same for the
+    # put decisions cost more than it saved).
+    q = _materialized(t, lambda: _quotes(book, slots, spot, iv, t, p, shape))
     book, puts = _early_exercise_and_exits(book, slots, q, today, t, pct, p, shape)
     hedges, held = _hedge_sums(book, q, today, p, shape)
     book, put_sums, hedges, liquidated = _margin_and_ruin(book, puts, hedges, held, q, today, t, p)
