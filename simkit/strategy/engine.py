@@ -840,10 +840,6 @@ def _measures(book: Book, sums: _OptionSums, hedge_held, notional, today, t, p) 
     )
 
 
-def _moneyness_mode(p):
-    return p.scalars["strike_mode"] == 1
-
-
 def _pairwise_notional(put_strike, notional, strikes):
     """Open notional at each strike value of `strikes` (k, paths), positions with equal K
     grouped, by comparing every pair. `put_strike`, `notional`: (put_slots, rungs, paths)."""
@@ -867,24 +863,20 @@ def _ladder_notional(notional, p):
     )
 
 
-def _open_at_strikes(book: Book, notional, strikes, p):
+def _open_at_strikes(book: Book, notional, strikes, p, shape: EngineShape):
     """Open notional at each of the strikes of a new tranche, (rungs, paths)."""
-    return jax.lax.cond(
-        _moneyness_mode(p),
-        lambda: _pairwise_notional(book.put_strike, notional, strikes),
-        lambda: _ladder_notional(notional, p),
-    )
+    if shape.moneyness:
+        return _pairwise_notional(book.put_strike, notional, strikes)
+    return _ladder_notional(notional, p)
 
 
-def _largest_strike_notional(book: Book, notional, p):
+def _largest_strike_notional(book: Book, notional, p, shape: EngineShape):
     """max over positions of the open notional at the position's strike value. A fixed ladder
     needs only rung sums; a moving (moneyness) ladder compares every pair of positions."""
-    flat_k = book.put_strike.reshape(-1, book.put_strike.shape[-1])
-    return jax.lax.cond(
-        _moneyness_mode(p),
-        lambda: _over(_pairwise_notional(book.put_strike, notional, flat_k), 0, jnp.maximum),
-        lambda: _over(_ladder_notional(notional, p), 0, jnp.maximum),
-    )
+    if shape.moneyness:
+        flat_k = book.put_strike.reshape(-1, book.put_strike.shape[-1])
+        return _over(_pairwise_notional(book.put_strike, notional, flat_k), 0, jnp.maximum)
+    return _over(_ladder_notional(notional, p), 0, jnp.maximum)
 
 
 def _high_breach(m: _Measures, p) -> Array:
@@ -945,14 +937,15 @@ def _entry_signal(today, pct, p):
     return sum(c.astype(jnp.int32) for c in conditions) >= s["signal_min_conditions"]
 
 
-def _ladder_strikes(spot, p):
+def _ladder_strikes(spot, p, shape: EngineShape):
     """Fixed dollar strikes, or the ladder re-centred at the spot (rounded half up to the grid).
     Returns (rungs, paths)."""
     s = p.scalars
     grid = s["strike_grid"]
     strikes = p.strikes[:, None]
-    moved = jnp.maximum(jnp.floor(strikes * spot / s["reference_spot"] / grid + 0.5) * grid, grid)
-    return jnp.where(_moneyness_mode(p), moved, jnp.broadcast_to(strikes, moved.shape))
+    if not shape.moneyness:
+        return jnp.broadcast_to(strikes, (strikes.shape[0], *spot.shape))
+    return jnp.maximum(jnp.floor(strikes * spot / s["reference_spot"] / grid + 0.5) * grid, grid)
 
 
 class _Entry(NamedTuple):
@@ -1014,11 +1007,11 @@ def _enter(book: Book, sums: _OptionSums, hedge_held, today, pct, t, p, shape) -
         jnp.minimum(free, s["max_concentration_single_expiration"] * m.equity / lev),
         0.0,
     )
-    strikes = _ladder_strikes(spot, p)  # (rungs, paths)
+    strikes = _ladder_strikes(spot, p, shape)  # (rungs, paths)
     per_contract = strikes * 100.0 / lev
     planned = budget * p.weights[:, None] / per_contract
     planned_notional = _sum(planned * strikes * 100.0)
-    open_at_strike = _open_at_strikes(book, notional, strikes, p)
+    open_at_strike = _open_at_strikes(book, notional, strikes, p, shape)
     strike_room = jnp.maximum(
         s["max_single_strike_pct"] * (m.notional + planned_notional) - open_at_strike,
         0.0,
@@ -1226,7 +1219,7 @@ def _day(book: Book, slots: Slots, today: dict, t, p: EngineParams, shape: Engin
     # Step 8: end of day — equity and the breach counters of the book as it stands.
     notional = _put_notional(book)
     m = _measures(book, sums, held, notional, today, t, p)
-    breach = _breaches(m, _largest_strike_notional(book, notional, p), p)
+    breach = _breaches(m, _largest_strike_notional(book, notional, p, shape), p)
     breach = {k: v & ~book.ruined for k, v in breach.items()}  # none on the ruin step
     hit = jnp.stack([breach[name] for name in LIMITS])
     daily = _merge(

@@ -24,6 +24,7 @@ class EngineShape(NamedTuple):
     hedge_slots: int  # hedge-call groups open at once
     hedge_legs: int  # calls per hedge group (the larger of the two regimes)
     smile: bool  # skew != 0: each strike is priced at its own volatility
+    moneyness: bool  # strike_mode "moneyness": the ladder moves with the spot
 
 
 class EngineParams(NamedTuple):
@@ -54,6 +55,7 @@ def engine_shape(cfg: StrategyConfig) -> EngineShape:
         hedge_slots=max(1, math.ceil(cfg.hedge_expiry_steps / every)),
         hedge_legs=max(len(cfg.hedge_high_iv_moneyness), len(cfg.hedge_normal_moneyness)),
         smile=cfg.skew != 0.0,
+        moneyness=cfg.strike_mode == "moneyness",
     )
 
 
