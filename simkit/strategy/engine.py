@@ -370,8 +370,11 @@ def _quotes(book: Book, slots: Slots, spot, iv, t, p, shape: EngineShape) -> Quo
     put_tau = _years(jnp.maximum(slots.put_expiry - t, 1), dtype)[:, None, None]
     hedge_tau = _years(jnp.maximum(slots.hedge_expiry - t, 1), dtype)[:, None, None]
     cc_tau = _years(jnp.maximum(book.cc_expiry - t, 1), dtype)
+    # A fixed ladder's open puts sit at the ladder's strikes: one log(S / K) per rung and path,
+    # not per position (the ring's empty slots are quoted there too, with weight 0).
+    put_strike = book.put_strike if shape.moneyness else p.strikes[:, None]
     return Quotes(
-        put=_marks(spot, book.put_strike, put_tau, iv, p, False, shape.smile),
+        put=_marks(spot, put_strike, put_tau, iv, p, False, shape.smile),
         hedge=_marks(spot, book.hedge_strike, hedge_tau, iv, p, True, shape.smile),
         cc=_quote(spot, book.cc_strike, cc_tau, iv, p, True, shape.smile),
     )
@@ -1240,8 +1243,8 @@ def _day(book: Book, slots: Slots, today: dict, t, p: EngineParams, shape: Engin
         iv_prev=iv,
         assigned_by_rung=book.assigned_by_rung + entry.retired_by_rung,
     )
-    book = _add_tallies(book, daily, ~frozen)
-    book = _add_tallies(book, _merge(entry.retired))
+    daily = {k: jnp.where(frozen, jnp.zeros_like(v), v) for k, v in daily.items()}
+    book = _add_tallies(book, _merge(daily, entry.retired))
     book = book._replace(
         **{
             name: jnp.where(frozen, getattr(start, name), getattr(book, name))
