@@ -8,7 +8,7 @@ order. A block's random numbers depend only on (seed, cell number, path index), 
 size, any executor and any resume give the same file.
 
 Executors (`scheduler=`):
-  - `None` (default): in process for the JAX engine, see `choose_executor`.
+  - `None` (default): two threads in this process for the JAX engine, see `choose_executor`.
   - `"synchronous"`: every block in this process, one after the other.
   - `"threads"`: a thread pool in this process (one thread per core).
   - `"processes"`: a `distributed.LocalCluster` of worker processes, one thread each.
@@ -302,14 +302,18 @@ class _InProcess:
 
 
 class _Threads(_InProcess):
-    """A thread pool in this process (JAX releases the GIL while it computes)."""
+    """A pool of `n_workers` threads in this process (JAX releases the GIL while it computes;
+    default: one per core)."""
 
     name = "threads"
+
+    def __init__(self, n_workers: int | None = None):
+        self.n_workers = n_workers or os.cpu_count() or 1
 
     def map_unordered(self, fn, items, *args):
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        with ThreadPoolExecutor(max_workers=self.n_workers) as pool:
             futures = {pool.submit(fn, *args, item): item for item in items}
             try:
                 for future in as_completed(futures):
@@ -411,10 +415,13 @@ def default_workers() -> int:
 def choose_executor(scheduler: Any, path_steps: int, engine: str = "jax") -> Any:
     """The executor for `scheduler` (see the module docstring); `None` chooses by engine and size.
 
-    Default: in process (`"synchronous"`) for the JAX engine at any size; for the reference
-    engine, a LocalCluster of one single-threaded worker process per core above
-    `PROCESSES_MIN_PATH_STEPS` path-steps (paths x (days + 1) x cells), in process below it.
-    Why (bench/README.md has the figures):
+    Default: for the JAX engine, two threads in this process (`"threads"`) at any size: while
+    one block's engine runs, the other block's per-path figures are derived in NumPy
+    (`simkit.aggregate.derive_block`, ~10 % of a block's time, which one thread would add to
+    the engine's); measured x1.10-1.15 over `"synchronous"` for 12 blocks of 8,192 paths.
+    For the reference engine, a LocalCluster of one single-threaded worker process per core
+    above `PROCESSES_MIN_PATH_STEPS` path-steps (paths x (days + 1) x cells), in process
+    below it. Why not processes for JAX (bench/README.md has the figures):
       - one process already runs the JAX engine on both cores: XLA splits each large loop of
         the day over its thread pool (pinned to one core the engine runs at half speed; two
         pinned processes together give what one free process gives). Worker processes add
@@ -422,15 +429,14 @@ def choose_executor(scheduler: Any, path_steps: int, engine: str = "jax") -> Any
         engine in each (~8 s, 1-2 s from JAX's persistent cache) and gain nothing on the two
         cores measured. On a machine with many cores, `"processes"` may pay: measure it.
       - the reference engine is plain Python holding the GIL: processes use the other cores.
-    Threads give nothing to either engine. Scripts that use `"processes"` need the
-    `if __name__ == "__main__":` guard (worker processes are spawned).
+    More threads give the JAX engine nothing (XLA already uses the cores), nor the reference
+    engine. Scripts that use `"processes"` need the `if __name__ == "__main__":` guard (worker
+    processes are spawned).
     """
     if scheduler is None:
-        if (
-            engine != "reference"
-            or (os.cpu_count() or 1) < 2
-            or path_steps < PROCESSES_MIN_PATH_STEPS
-        ):
+        if engine != "reference":
+            return _Threads(n_workers=2)
+        if (os.cpu_count() or 1) < 2 or path_steps < PROCESSES_MIN_PATH_STEPS:
             return _InProcess()
         return _Dask()
     if isinstance(scheduler, str):

@@ -62,6 +62,18 @@ def test_executors_change_nothing(make_scenario):
         assert_same_data(base, other)
 
 
+def test_default_executor_is_two_threads_and_keeps_each_blocks_precision(make_scenario):
+    """The default runs JAX blocks on two threads; x64 mode is per thread, so float64 blocks
+    on both threads at once are float64 through and through, equal to the in-process run."""
+    scenario = load_scenario(make_scenario(paths=48, chunk_size=8, engine="jax"))
+    for float64 in (True, False):
+        base = simulate(scenario, per_path=True, scheduler="synchronous", float64=float64)
+        other = simulate(scenario, per_path=True, float64=float64)
+        assert other.attrs["executor"] == "threads"
+        assert base["final_equity"].dtype == (np.float64 if float64 else np.float32)
+        assert_same_data(base, other)
+
+
 def test_rerun_is_identical(make_scenario, tmp_path):
     scenario = load_scenario(make_scenario(grid=GRID_2))
     first = simulate(scenario, per_path=True, out=tmp_path / "a.nc")

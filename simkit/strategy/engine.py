@@ -408,7 +408,7 @@ def _mark_sums(m: Marks, n, spot, iv, p, smile: bool) -> _Sums:
     (slots, k, paths); `m.tau`: (slots, 1, 1)), from three products per position: n x delta,
     n x rate term, n x density. The Greeks are these terms times factors of the slot (`tau`,
     `sqrt(tau)`) or of the path (spot, IV), so the slot's factors weigh the positions in the
-    sums (one product with a matrix of weights) and the path's scale the sums: per position
+    sums (products with vectors of weights) and the path's scale the sums: per position
     this is half the work of forming the five Greeks (bench/README.md)."""
     rate = p.scalars["rate"]
     shape = n.shape
@@ -417,8 +417,10 @@ def _mark_sums(m: Marks, n, spot, iv, p, smile: bool) -> _Sums:
     ones = jnp.ones_like(slot_tau)
 
     def weighted(x, weights):
+        # One matrix-vector product per weight vector: a matrix of weights times the positions
+        # summed in an order that depends on the block's width (1 ulp between chunk sizes).
         flat = jnp.broadcast_to(x, shape).reshape(-1, shape[-1])
-        return jnp.dot(jnp.stack(weights), flat, precision=jax.lax.Precision.HIGHEST)
+        return [jnp.dot(w, flat, precision=jax.lax.Precision.HIGHEST) for w in weights]
 
     n_delta = weighted(n * m.delta, [ones])[0]
     n_rate, n_rate_tau = weighted(n * m.rate_term, [ones, slot_tau])
