@@ -86,6 +86,36 @@ def path_keys(base_key: Array, path_start: int | Array, n_paths: int) -> Array:
     return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(base_key, index)
 
 
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_KEY_PARITY = 0x1BD11BDA
+
+
+def _threefry2x32(k1, k2, x1, x2):
+    """Threefry-2x32 with 20 rounds (Salmon et al., SC 2011), the hash of `jax.random`,
+    written out: the same bits as JAX's `threefry2x32` primitive, which on CPU runs as a loop of
+    five small steps (a dozen operations per day for the engine); this is one fused loop. All
+    arguments uint32, broadcasting; returns the two output words."""
+    ks = (k1, k2, k1 ^ k2 ^ jnp.uint32(_KEY_PARITY))
+    x1, x2 = x1 + ks[0], x2 + ks[1]
+    for i in range(5):
+        for r in _ROTATIONS[i % 2]:
+            x1 = x1 + x2
+            x2 = (x2 << jnp.uint32(r)) | (x2 >> jnp.uint32(32 - r))
+            x2 = x1 ^ x2
+        x1 = x1 + ks[(i + 1) % 3]
+        x2 = x2 + ks[(i + 2) % 3] + jnp.uint32(i + 1)
+    return x1, x2
+
+
+def _fold_in_grid(keys: Array, data: Array) -> Array:
+    """`jax.random.fold_in(keys[p], data[c])` for every counter c and path p, (c, 2, paths):
+    fold_in(key, d) is threefry-2x32 of the key over the pair (0, d)."""
+    k1, k2 = keys[:, 0][None, :], keys[:, 1][None, :]
+    d = data[:, None]
+    y1, y2 = _threefry2x32(k1, k2, jnp.zeros_like(d), d)
+    return jnp.stack([y1, y2], axis=1)
+
+
 _COUNTERS_PER_STREAM = 8  # counters of one (day, stream): up to 16 float32 or 8 float64 slots
 _STREAMS = 2  # 0: the market's slots (`DRAWS`); 1: a method's own draws (the block bootstrap)
 
@@ -115,8 +145,7 @@ def day_uniforms(keys: Array, day: int | Array, n: int, dtype, stream: int = 0) 
         )
     first = (jnp.asarray(day, jnp.uint32) * _STREAMS + stream) * _COUNTERS_PER_STREAM
     counters = first + jnp.arange(n_counters, dtype=jnp.uint32)
-    hash_paths = jax.vmap(jax.random.fold_in, in_axes=(0, None), out_axes=1)
-    words = jax.vmap(hash_paths, in_axes=(None, 0))(keys, counters)  # (counters, 2, paths)
+    words = _fold_in_grid(keys, counters)  # (counters, 2, paths)
     if words_per_slot == 1:
         words = words.reshape(2 * n_counters, keys.shape[0])[:n]
         return (words >> 9).astype(dtype) * 2.0**-23 + 2.0**-24
