@@ -681,6 +681,20 @@ def _hedge_sums(book: Book, q: Quotes, today, p, shape) -> tuple[_Sums, Array]:
     return sums, _sum(book.hedge_n)
 
 
+# What a margin call or a ruin changes in the book.
+_LIQUIDATED = (
+    "cash",
+    "put_closed",
+    "put_close_price",
+    "hedge_n",
+    "cc_n",
+    "shares",
+    "basis",
+    "ruined",
+    "ruin_step",
+)
+
+
 def _margin_and_ruin(book: Book, puts: _PutDay, hedges: _Sums, held, q: Quotes, today, t, p):
     """Step 5: a margin call buys back every short put; equity <= 0 liquidates everything.
 
@@ -740,8 +754,23 @@ def _margin_and_ruin(book: Book, puts: _PutDay, hedges: _Sums, held, q: Quotes, 
         amounts = dict(call_hedge_pnl=zero, covered_call_pnl=zero, transaction_costs=zero)
         return book, put_sums, hedges, amounts
 
+    # The cond takes and returns only the fields a liquidation changes: a field passed through
+    # it is copied every day (the tallies, the rings of strikes and premiums).
+    def part(book):
+        return {name: getattr(book, name) for name in _LIQUIDATED}
+
+    def on_part(branch):
+        def run(fields, put_sums, hedges):
+            new, put_sums, hedges, amounts = branch(book._replace(**fields), put_sums, hedges)
+            return part(new), put_sums, hedges, amounts
+
+        return run
+
     needed = jnp.any(call) | jnp.any(equity <= 0.0)
-    book, put_sums, hedges, amounts = jax.lax.cond(needed, liquidate, keep, book, puts.sums, hedges)
+    fields, put_sums, hedges, amounts = jax.lax.cond(
+        needed, on_part(liquidate), on_part(keep), part(book), puts.sums, hedges
+    )
+    book = book._replace(**fields)
     amounts["n_margin_calls"] = call.astype(jnp.int32)
     return book, put_sums, hedges, amounts
 
