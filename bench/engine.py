@@ -3,9 +3,9 @@ table at the end.
 
     python bench/engine.py            # the default set (about 15 minutes on 2 cores)
     python bench/engine.py --quick    # a smoke run (about 3 minutes)
-    python bench/engine.py --full     # adds 1e6 paths, in one and in two processes (+15 minutes)
-    python bench/engine.py --only chunk,process   # some groups: engine, reference, precision,
-                                                  # horizon, slots, chunk, process, floor
+    python bench/engine.py --full     # adds 1e6 paths: the engine, processes, `simkit run`
+    python bench/engine.py --only run,chunk       # some groups: engine, reference, precision,
+                                                  # horizon, slots, chunk, process, floor, run
 
 The vectorized engine is `simkit.strategy.engine.simulate_block` (the market generated inside
 the engine), run block after block of `chunk` paths as `simkit run` does. `seconds` is the wall
@@ -31,10 +31,17 @@ Lines (`bench` names the group):
 - `chunk`: paths per block, 1024 ... 32768.
 - `process`: the same paths in one process, and split over two worker processes at once
   (timed from the first start to the last end, after both have compiled).
-- `floor`: one Black-Scholes quote with its five Greeks weighted into the book's sums (the
-  engine's own `_quote` and `_sums`) per second, measured back to back with the engine;
+- `floor`: positions quoted and summed into the book's six sums per second, the engine's own
+  way (`_marks`: one Black-Scholes evaluation; `_mark_sums`: three products per position and
+  the slot factors as dot weights), measured back to back with the engine;
   `engine_over_floor` = the engine's time / (its quotes, one per slot and path-day, at that
   rate).
+- `run`: `simkit.run.simulate` on `scenarios/baseline.toml` end to end (blocks, per-path
+  figures, the cell's reduction; no file), each variant in a fresh process: `cold_s` includes
+  the engine's compile, `warm_s` is a second run in the same process. Variants: one block at a
+  time in process with 8192-path blocks (the 2026-11-27 morning default), two threads with
+  8192, and the default (two threads, 2048-path blocks). `--full` adds 1e6 paths, default
+  settings, cold: issue 7's measure.
 """
 
 from __future__ import annotations
@@ -48,7 +55,11 @@ import resource
 import time
 
 N_STEPS = 252
-GROUPS = ("engine", "reference", "precision", "horizon", "slots", "chunk", "process", "floor")
+GROUPS = (
+    "engine", "reference", "precision", "horizon", "slots", "chunk", "process", "floor", "run"
+)  # fmt: skip
+BASELINE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scenarios",
+                        "baseline.toml")  # fmt: skip
 _COMPILED: set = set()  # block shapes this process has compiled
 
 
@@ -176,8 +187,8 @@ def run_reference(n_paths: int) -> dict:
 
 
 def _quote_rate(n_paths: int) -> float:
-    """Quotes a second of the engine's `_quote` over a (13, 3, paths) ring of calls, each day
-    weighted into the six book sums with `_sums`, as the engine does."""
+    """Positions a second quoted by the engine's `_marks` over a (13, 3, paths) ring of calls
+    and summed into the book's six sums by `_mark_sums`, as the engine does each day."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -200,8 +211,9 @@ def _quote_rate(n_paths: int) -> float:
     @jax.jit
     def quotes(spot, strike, n, iv):
         def day(total, i):
-            q = engine._quote(spot * (1.0 + 1e-3 * i), strike, tau, iv, p, True, False)
-            return total + jnp.stack(engine._sums([x * n for x in q])), None
+            s = spot * (1.0 + 1e-3 * i)
+            m = engine._marks(s, strike, tau, iv, p, True, False)
+            return total + jnp.stack(engine._mark_sums(m, n, s, iv, p, False)), None
 
         return jax.lax.scan(day, jnp.zeros((6, n_paths), dtype), jnp.arange(days))[0]
 
@@ -234,6 +246,34 @@ def run_floor(n_paths: int, chunk: int, reps: int = 3) -> dict:
         engine_over_floor=engine_s / floor_s,
         path_years_per_s=n_paths / engine_s,
         floor_path_years_per_s=n_paths / floor_s,
+    )
+
+
+def run_pipeline(n_paths: int, chunk: int | None, scheduler: str | None, warm: bool = True):
+    """`simkit.run.simulate` on the baseline scenario: cold (with the compile), then warm."""
+    _setup_jax()
+    from simkit import run
+    from simkit.scenario import load_scenario
+
+    scenario = load_scenario(BASELINE)
+    times = []
+    for _ in range(2 if warm else 1):
+        began = time.perf_counter()
+        ds = run.simulate(
+            scenario, paths=n_paths, chunk_size=chunk, scheduler=scheduler, progress=False
+        )
+        times.append(time.perf_counter() - began)
+    return dict(
+        n_paths=n_paths,
+        chunk=int(ds.attrs.get("chunk_size", chunk or 0)),
+        n_steps=N_STEPS,
+        dtype="float32",
+        executor=ds.attrs["executor"],
+        cold_s=times[0],
+        warm_s=times[-1] if warm else None,
+        seconds=times[-1],
+        path_years_per_s=n_paths / times[-1],
+        peak_rss_mb=_peak_rss_mb(),
     )
 
 
@@ -298,13 +338,16 @@ def _table(rows: list[dict]) -> None:
             note = f"engine / reference = {r['ratio']:.0f}x per path"
         elif r["bench"] == "process":
             note = f"{r['processes']} process(es)"
+        elif r["bench"] == "run":
+            warm = f", warm {r['warm_s']:.1f} s" if r.get("warm_s") else ""
+            note = f"{r['executor']}: cold {r['cold_s']:.1f} s (compile included){warm}"
         elif r["bench"] == "slots":
             note = f"every {r['entry_every_days']} days: {r['put_slots']}+{r['hedge_slots']} slots"
         x_first = f"{r['x_first']:.2f}" if "x_first" in r else ""
         print(
             f"{r['bench']:10s} {r.get('n_paths', 0):9d} {r.get('chunk', 0):6d} "
             f"{r.get('n_steps', N_STEPS) / N_STEPS:5.0f} {r.get('dtype', ''):>7s} "
-            f"{r['path_years_per_s']:10.0f} {x_first:>7s} {r.get('compile_s', 0.0):9.1f} "
+            f"{r['path_years_per_s']:10.0f} {x_first:>7s} {r.get('compile_s') or 0.0:9.1f} "
             f"{r.get('peak_rss_mb', 0.0):7.0f}  {note}"
         )
     for r in rows:
@@ -374,6 +417,13 @@ def main() -> None:
                 record("process", run_two_processes(total, chunk))
     if "floor" in groups:
         record("floor", _in_process(run_floor, small, chunk, reps))
+    if "run" in groups:
+        n = 32_768 if args.quick else 131_072
+        for _ in range(1 if args.quick else 2):
+            for chunk_size, scheduler in ((8192, "synchronous"), (8192, None), (None, None)):
+                record("run", _in_process(run_pipeline, n, chunk_size, scheduler))
+        if args.full:
+            record("run", _in_process(run_pipeline, 1_000_000, None, None, warm=False))
     _table(rows[1:])
 
 
