@@ -7,18 +7,25 @@ days. The day is written directly for the block, with the paths on the last axis
 against a `(slots, rungs, paths)` position array as it stands. Nothing branches on a path's
 values in Python: every rule is a mask, every trade an array update, so the same code runs on
 CPU and GPU. The ``lax.cond``s branch on what is the same for the whole block: the step (an
-entry every ``entry_every_days``), the strike mode, and whether any path of the block meets a
-margin call or ruin today (rare: the liquidation's sums are skipped on other days).
+entry every ``entry_every_days``) and whether any path of the block meets a margin call or ruin
+today (rare: the liquidation's sums are skipped on other days); a third, on a predicate that
+always holds, only makes XLA materialize the day's quotes (`_materialized`).
 
 How the day keeps its cost down (measured on 2 CPU cores, see bench/README.md):
-- one Black-Scholes evaluation per position and day shares `d1`, `d2` and their normal CDFs
-  between the mid and the five Greeks;
-- the sums over a path's positions are a few stacked products with a vector of ones (`_sums`),
-  not one reduction per quantity (XLA on CPU ran reductions fused with their producers one path
-  at a time);
+- one Black-Scholes evaluation per position and day (`_marks`) shares `d1`, `d2`, their
+  densities and normal CDFs (in float32 from the densities, A&S 26.2.17) between the mid and the
+  Greeks; without a skew the volatility is the path's, so `1 / (vol sqrt(tau))` is per slot and
+  path; a fixed ladder's puts take one `log(S / K)` per rung and path;
+- the book's six sums (mid and five Greeks) come from three products per position (`_mark_sums`):
+  the Greeks are these terms times factors of the slot (dot weights) or of the path;
+- the sums over a path's positions are matrix-vector products, not reductions (XLA on CPU ran
+  reductions fused with their producers one path at a time);
+- what every position rule reads per path (the day's market, the IV percentile) travels in the
+  loop carry, and the quotes are materialized once: fused into the rules over the ring, XLA
+  recomputed them for every position and in every rule;
 - a closed short put keeps its record (how and at what price it closed) and its trade is tallied
   when its slot is reused or at the horizon, so the day adds no trade tallies;
-- expiries touch only the one slot that expires.
+- expiries mask the ring instead of updating the expiring slot in place.
 
 Public entry points:
     simulate_paths(market, cfg, mkt)   given market arrays (NumPy or JAX, (paths, steps + 1))
@@ -1501,6 +1508,8 @@ def simulate_block(
     ):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
             raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    if cell >= 2**32 or seed >= 2**32:
+        raise ValueError(f"seed and cell must be below 2**32; got seed={seed}, cell={cell}.")
     if path_start + n_paths > 2**32:
         raise ValueError(
             f"path indices must stay below 2**32; got up to {path_start + n_paths - 1}."
