@@ -365,7 +365,9 @@ def derive_block(
         out["_daily_return_count"] = used.sum(axis=1).astype(np.int64)
 
     k = int(np.clip(n_sample - path_start, 0, n))
-    out["_equity_sample"] = np.ascontiguousarray(equity_raw[:k])
+    # A copy, not a view: a view (even of no rows) would keep the block's whole equity array
+    # alive for the rest of the run (1 KB a path).
+    out["_equity_sample"] = np.array(equity_raw[:k], copy=True)
     return out
 
 

@@ -313,11 +313,18 @@ class _Threads(_InProcess):
     def map_unordered(self, fn, items, *args):
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
+        # A few tasks in flight, not all: a finished block's arrays are released once taken,
+        # and an interrupted run stops after the blocks already running.
+        pending = list(reversed(items))
         with ThreadPoolExecutor(max_workers=self.n_workers) as pool:
-            futures = {pool.submit(fn, *args, item): item for item in items}
+            futures: dict = {}
             try:
-                for future in as_completed(futures):
-                    yield futures[future], future.result()
+                while pending or futures:
+                    while pending and len(futures) < 2 * self.n_workers:
+                        item = pending.pop()
+                        futures[pool.submit(fn, *args, item)] = item
+                    done = next(as_completed(futures))
+                    yield futures.pop(done), done.result()
             finally:
                 for future in futures:
                     future.cancel()
@@ -544,10 +551,11 @@ def _blocks(numbers: list[int], settings: RunSettings) -> list[Block]:
 
 
 def _concat(blocks: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Per-path arrays of one cell, blocks given in path order."""
+    """Per-path arrays of one cell, blocks given in path order. Each field is taken out of the
+    blocks as it is joined, so the cell's per-path data is not held twice."""
     blocks = list(blocks)
     names = [k for k in blocks[0] if k != "_device"]
-    return {k: np.concatenate([b[k] for b in blocks], axis=0) for k in names}
+    return {k: np.concatenate([b.pop(k) for b in blocks], axis=0) for k in names}
 
 
 def simulate(
