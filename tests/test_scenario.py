@@ -115,7 +115,7 @@ def test_defaults_equal_the_records():
     assert scenario.market == MarketParams()
     sim = scenario.simulation
     assert (sim.paths, sim.seed, sim.years, sim.n_steps) == (10000, 0, 1.0, 252)
-    assert (sim.chunk_size, sim.float64, sim.engine, sim.description) == (8192, False, "jax", None)
+    assert (sim.chunk_size, sim.float64, sim.engine, sim.description) == (2048, False, "jax", None)
     [cell] = scenario.cells()
     assert cell.index == () and cell.coords == {}
     assert cell.strategy == StrategyConfig() and cell.market == MarketParams()
