@@ -199,9 +199,8 @@ def _cmd_run(sub: Any) -> None:
     p.set_defaults(func=run_command)
 
 
-def run_command(args: argparse.Namespace) -> int:
-    from simkit import run
-
+def _simulation_overrides(args: argparse.Namespace) -> dict:
+    """`--set` overrides plus the `[simulation]` flags of `run` and `stress`."""
     overrides = _overrides(args.overrides)
     for flag, key in (
         ("paths", "simulation.paths"),
@@ -213,13 +212,27 @@ def run_command(args: argparse.Namespace) -> int:
             overrides[key] = getattr(args, flag)
     if args.float64:
         overrides["simulation.float64"] = True
+    return overrides
+
+
+def _check_scheduler(scheduler: str | None) -> None:
+    """A bad `--scheduler` is bad input (exit 2), found before anything runs."""
+    from simkit import run
+
+    try:
+        run.choose_executor(scheduler, 0) if scheduler else None
+    except ValueError as exc:
+        raise BadInput(f"--scheduler: {exc}") from None
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from simkit import run
+
+    overrides = _simulation_overrides(args)
     scenario = _load(args.scenario, overrides)
     out = Path(args.out) if args.out else Path("results") / f"{Path(args.scenario).stem}.nc"
     check_output_path(out)
-    try:
-        run.choose_executor(args.scheduler, 0) if args.scheduler else None
-    except ValueError as exc:
-        raise BadInput(f"--scheduler: {exc}") from None
+    _check_scheduler(args.scheduler)
 
     _enable_compile_cache()
     try:
@@ -698,17 +711,7 @@ def stress_command(args: argparse.Namespace) -> int:
     from simkit import run, stress
     from simkit.store import write_dataset
 
-    overrides = _overrides(args.overrides)
-    for flag, key in (
-        ("paths", "simulation.paths"),
-        ("seed", "simulation.seed"),
-        ("chunk_size", "simulation.chunk_size"),
-        ("engine", "simulation.engine"),
-    ):
-        if getattr(args, flag) is not None:
-            overrides[key] = getattr(args, flag)
-    if args.float64:
-        overrides["simulation.float64"] = True
+    overrides = _simulation_overrides(args)
     base = args.scenario or _default_base()
     scenario = _load(base, overrides)
     if scenario.grid:
@@ -731,10 +734,7 @@ def stress_command(args: argparse.Namespace) -> int:
         )
     out = Path(args.out) if args.out else Path("results") / f"stress_{Path(base).stem}.nc"
     check_output_path(out)
-    try:
-        run.choose_executor(args.scheduler, 0) if args.scheduler else None
-    except ValueError as exc:
-        raise BadInput(f"--scheduler: {exc}") from None
+    _check_scheduler(args.scheduler)
 
     _enable_compile_cache()
     try:

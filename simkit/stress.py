@@ -258,14 +258,18 @@ def _var_ci(name: str, units: str, long_name: str) -> None:
     _var(f"{name}_hi", units, f"upper bound of the {pct} confidence interval of {long_name}")
 
 
-_var("paths", "count", "number of simulated paths")
-_var("initial_equity", "USD", "strategy sleeve equity at the start, before any trade")
-_var_ci("prob_ruin", "1", "share of paths ruined (sleeve equity reached zero)")
-_var_ci("prob_margin_call", "1", "share of paths with at least one margin call")
-_var_ci("prob_loss", "1", "share of paths whose P&L over the horizon is negative")
+def _shared(*names: str, ci: bool = False) -> None:
+    """Variables that mean what they mean in `simkit run`'s results: their dims, units and long
+    names from `simkit.aggregate.VARIABLES` (with the interval bounds when `ci`)."""
+    for name in names:
+        for key in (name, f"{name}_lo", f"{name}_hi") if ci else (name,):
+            STRESS_VARIABLES[key] = aggregate.VARIABLES[key]
+
+
+_shared("paths", "initial_equity")
+_shared("prob_ruin", "prob_margin_call", "prob_loss", ci=True)
 _var("margin_calls_per_path", "count", "mean number of margin calls per path")
-_var("final_equity_mean", "USD", "mean strategy sleeve equity at the horizon")
-_var("final_equity_median", "USD", "median strategy sleeve equity at the horizon")
+_shared("final_equity_mean", "final_equity_median")
 _var(
     "equity_vs_baseline_mean",
     "USD",
@@ -277,24 +281,10 @@ _var(
     "USD",
     "standard error of the mean paired change of final equity against the unstressed path",
 )
-_var("total_return_mean", "1", "mean horizon return (P&L over initial equity)")
+_shared("total_return_mean")
 _var("total_return_median", "1", "median horizon return (P&L over initial equity)")
-_var("total_return_quantile", "1", "quantiles of the horizon return", ("quantile",))
-for _level in (95, 99):
-    _var(
-        f"var_{_level}",
-        "1",
-        f"historical {_level} % value at risk of the horizon return (loss as a positive fraction)",
-    )
-    _var(
-        f"cvar_{_level}",
-        "1",
-        f"historical {_level} % expected shortfall of the horizon return (loss as a positive "
-        "fraction)",
-    )
-_var("annual_return_median", "1", "median time-weighted annualized return")
-_var("max_drawdown_median", "1", "median over paths of the maximum drawdown (<= 0)")
-_var("trades_per_path", "count", "mean number of closed trades per path")
+_shared("total_return_quantile", "var_95", "cvar_95", "var_99", "cvar_99")
+_shared("annual_return_median", "max_drawdown_median", "trades_per_path")
 _var("win_rate_trade", "1", "share of closed trades with positive P&L")
 _var(
     "closes_per_path",
@@ -302,13 +292,7 @@ _var(
     "mean number of trades per path ending by each reason",
     ("close_reason",),
 )
-_var("attribution_mean", "USD", "mean P&L attribution per path by bucket", ("bucket",))
-_var(
-    "breach_path_share",
-    "1",
-    "share of paths breaching each limit at least once",
-    ("limit",),
-)
+_shared("attribution_mean", "breach_path_share")
 _var(
     "breach_share",
     "1",

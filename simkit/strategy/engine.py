@@ -420,7 +420,7 @@ def _mark_sums(m: Marks, n, spot, iv, p, smile: bool) -> _Sums:
     rate = p.scalars["rate"]
     shape = n.shape
     slot_tau = jnp.broadcast_to(m.tau, shape[:-1] + (1,)).reshape(-1)
-    slot_sqrt = jnp.sqrt(slot_tau)
+    slot_sqrt = jnp.broadcast_to(m.sqrt_tau, shape[:-1] + (1,)).reshape(-1)
     ones = jnp.ones_like(slot_tau)
 
     def weighted(x, weights):
