@@ -42,6 +42,10 @@ Lines (`bench` names the group):
   time in process with 8192-path blocks (the 2026-11-27 morning default), two threads with
   8192, and the default (two threads, 2048-path blocks). `--full` adds 1e6 paths, default
   settings, cold: issue 7's measure.
+- `memory`: `simkit.run.simulate` of the baseline over one month (21 steps) at 1e5 and 1e6
+  paths in one cell (4e6 with --full), default settings, each in a fresh process: the peak
+  RSS must not grow with the paths (the cell keeps 80 bytes a path for its order statistics,
+  in files past 256 MiB; `spilled_mb` is how much went there).
 """
 
 from __future__ import annotations
@@ -56,7 +60,8 @@ import time
 
 N_STEPS = 252
 GROUPS = (
-    "engine", "reference", "precision", "horizon", "slots", "chunk", "process", "floor", "run"
+    "engine", "reference", "precision", "horizon", "slots", "chunk", "process", "floor", "run",
+    "memory",
 )  # fmt: skip
 BASELINE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scenarios",
                         "baseline.toml")  # fmt: skip
@@ -277,6 +282,39 @@ def run_pipeline(n_paths: int, chunk: int | None, scheduler: str | None, warm: b
     )
 
 
+def run_memory(n_paths: int, years: float = 1 / 12) -> dict:
+    """`simkit.run.simulate` on the baseline over a short horizon: peak RSS at many paths."""
+    _setup_jax()
+    from simkit import run, streaming
+    from simkit.scenario import load_scenario
+
+    spilled = []
+    append = streaming.Columns.append
+
+    def counting(self, segment):  # records how many bytes each cell sent to its files
+        append(self, segment)
+        if self.spilled:
+            spilled.append(8 * len(self.names) * len(segment[self.names[0]]))
+
+    streaming.Columns.append = counting
+    scenario = load_scenario(BASELINE, overrides={"simulation.years": years})
+    began = time.perf_counter()
+    ds = run.simulate(scenario, paths=n_paths, progress=False)
+    seconds = time.perf_counter() - began
+    n_steps = int(ds.attrs.get("n_steps", round(N_STEPS * years)))
+    return dict(
+        n_paths=n_paths,
+        chunk=int(ds.attrs.get("chunk_size", 0)),
+        n_steps=n_steps,
+        dtype="float32",
+        executor=ds.attrs["executor"],
+        seconds=seconds,
+        path_years_per_s=n_paths * n_steps / N_STEPS / seconds,
+        peak_rss_mb=_peak_rss_mb(),
+        spilled_mb=sum(spilled) / 2**20,
+    )
+
+
 def _in_process(fn, *args, **kwargs):
     """Run `fn` in a fresh process and return its result."""
     with mp.get_context("spawn").Pool(1) as pool:
@@ -341,12 +379,14 @@ def _table(rows: list[dict]) -> None:
         elif r["bench"] == "run":
             warm = f", warm {r['warm_s']:.1f} s" if r.get("warm_s") else ""
             note = f"{r['executor']}: cold {r['cold_s']:.1f} s (compile included){warm}"
+        elif r["bench"] == "memory":
+            note = f"{r['executor']}: {r['seconds']:.1f} s, {r['spilled_mb']:.0f} MB to files"
         elif r["bench"] == "slots":
             note = f"every {r['entry_every_days']} days: {r['put_slots']}+{r['hedge_slots']} slots"
         x_first = f"{r['x_first']:.2f}" if "x_first" in r else ""
         print(
             f"{r['bench']:10s} {r.get('n_paths', 0):9d} {r.get('chunk', 0):6d} "
-            f"{r.get('n_steps', N_STEPS) / N_STEPS:5.0f} {r.get('dtype', ''):>7s} "
+            f"{r.get('n_steps', N_STEPS) / N_STEPS:5.3g} {r.get('dtype', ''):>7s} "
             f"{r['path_years_per_s']:10.0f} {x_first:>7s} {r.get('compile_s') or 0.0:9.1f} "
             f"{r.get('peak_rss_mb', 0.0):7.0f}  {note}"
         )
@@ -424,6 +464,10 @@ def main() -> None:
                 record("run", _in_process(run_pipeline, n, chunk_size, scheduler))
         if args.full:
             record("run", _in_process(run_pipeline, 1_000_000, None, None, warm=False))
+    if "memory" in groups:
+        sizes = [20_000] if args.quick else [100_000, 1_000_000] + [4_000_000] * args.full
+        for n in sizes:
+            record("memory", _in_process(run_memory, n))
     _table(rows[1:])
 
 

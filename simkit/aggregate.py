@@ -7,9 +7,15 @@ Two steps, both pure NumPy (no dask, no files):
    `annual_return`, `max_drawdown`, `path_sharpe`, `daily_var_99` and `total_return`, keeps the
    daily equity of the first `n_sample` paths of the cell (for fan charts) and drops the rest
    of the `(paths, days)` equity array, so what travels back is O(paths).
-2. `aggregate_cell` reduces the per-path arrays of a whole cell, concatenated **in path
-   order**, in float64. Every reduction is a function of that ordered array alone, so the
-   result is identical (bitwise) for any chunk size, scheduler or resume.
+2. `CellAccumulator` reduces a cell's blocks as they arrive (in any order): joined in path
+   order, cut into fixed `streaming.SEGMENT`-path segments, each segment summed in float64
+   and its few order-statistic columns kept (`streaming.Columns`, spilled to files past a
+   size); medians, quantiles, intervals, CVaR and histograms are then exact, computed in
+   passes over those columns (`simkit.streaming`). Every reduction depends on the ordered
+   paths alone, not on where the blocks begin, so the result is identical (bitwise) for any
+   chunk size, scheduler or resume, and a cell's memory does not grow with its paths beyond
+   80 bytes a path (none once spilled). `aggregate_cell` is the same reduction of arrays
+   already in memory.
 
 Daily returns (time-weighted, contributions removed): with `E_t` the end-of-day sleeve equity
 and `E_{-1}` = `initial_equity` (the sleeve before any trade),
@@ -33,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from simkit import metrics
+from simkit import metrics, streaming
 
 __all__ = [
     "BUCKETS",
@@ -43,6 +49,7 @@ __all__ = [
     "QUANTILES",
     "TRADING_DAYS",
     "VARIABLES",
+    "CellAccumulator",
     "aggregate_cell",
     "derive_block",
     "per_path_meta",
@@ -373,37 +380,176 @@ def derive_block(
 
 # --------------------------------------------------------------------------- per cell
 
+# Per-path columns a cell keeps (in `streaming.Columns`) for its order statistics and second
+# passes; every other per-path field is summed segment by segment and dropped.
+_KEPT = (
+    "final_equity",
+    "annual_return",
+    "total_return",
+    "max_drawdown",
+    "path_sharpe",
+    "daily_var_99",
+    "n_wins",
+    "n_trades",
+    "sum_win_ret",
+    "sum_loss_ret",
+)
+
+
+def _counts(seg: dict[str, np.ndarray]) -> dict[str, int]:
+    """Paths of a segment with each property (the shares' numerators)."""
+    pnl = _f64(seg, "final_equity") - _f64(seg, "contributions") - _f64(seg, "initial_equity")
+    out = {
+        "pnl_positive": int((pnl > 0).sum()),
+        "pnl_negative": int((pnl < 0).sum()),
+        "ruined": int((np.asarray(seg["ruined"]) > 0).sum()),
+        "margin_called": int((np.asarray(seg["n_margin_calls"]) > 0).sum()),
+    }
+    for x in LIMITS:
+        out[f"breached_{x}"] = int((np.asarray(seg[f"breach_{x}"]) > 0).sum())
+    for name in ("final_equity", "annual_return", "total_return", "max_drawdown"):
+        out[f"nan_{name}"] = int(np.isnan(_f64(seg, name)).sum())
+    return out
+
+
+class CellAccumulator:
+    """One cell's reduction, fed its blocks (`derive_block` outputs) in any order.
+
+    Blocks are joined in path order and cut into `streaming.SEGMENT`-path segments wherever
+    the blocks begin and end. Each segment is summed field by field (float64, or int64 for
+    integer fields) and its `_KEPT` columns go to a `streaming.Columns` (in memory, in files
+    past `streaming.SPILL_BYTES`); the rest of it is dropped. Held at any time: the blocks
+    waiting for an earlier one, less than one segment, the kept columns (80 bytes a path, or
+    none in memory once spilled) and the equity sample. `result` then reduces the sums and
+    columns; every sum is taken per segment and then over the segments in order, so the
+    result is the same for any block size, completion order or resume.
+
+    Args:
+      n_paths: paths of the cell.
+      keep_per_path: also keep every per-path field (for `per_path` datasets).
+      spill_dir: where the kept columns go past `spill_bytes` (None: the system's temporary
+        directory).
+      spill_bytes: see `streaming.Columns`. Default value: `streaming.SPILL_BYTES`.
+    """
+
+    def __init__(
+        self,
+        n_paths: int,
+        *,
+        keep_per_path: bool = False,
+        spill_dir: Any = None,
+        spill_bytes: int | None = None,
+    ):
+        self.n_paths = int(n_paths)
+        self.keep_per_path = keep_per_path
+        if spill_bytes is None:
+            spill_bytes = streaming.SPILL_BYTES
+        self.columns = streaming.Columns(_KEPT, spill_bytes=spill_bytes, spill_dir=spill_dir)
+        self._waiting: dict[int, dict[str, np.ndarray]] = {}
+        self._samples: dict[int, np.ndarray] = {}
+        self._next = 0  # first path not yet joined
+        self._pieces: list[dict[str, np.ndarray]] = []  # joined blocks, less than a segment
+        self._held = 0  # paths in `_pieces`
+        self._sums: list[dict[str, np.ndarray]] = []
+        self._counts: list[dict[str, int]] = []
+        self._kelly: list[dict[str, np.ndarray]] = []
+        self._per_path: list[dict[str, np.ndarray]] = []
+
+    @property
+    def complete(self) -> bool:
+        return self._next == self.n_paths and not self._pieces
+
+    def add(self, path_start: int, block: dict[str, np.ndarray]) -> None:
+        """Take the block of paths `path_start ...` (its arrays are not used afterwards)."""
+        block = {k: v for k, v in block.items() if k != "_device"}
+        self._samples[path_start] = block.pop("_equity_sample", None)
+        self._waiting[path_start] = block
+        while self._next in self._waiting:
+            nxt = self._waiting.pop(self._next)
+            n = len(nxt["final_equity"])
+            self._pieces.append(nxt)
+            self._held += n
+            self._next += n
+            self._cut()
+
+    def _cut(self) -> None:
+        """Reduce every full segment of the joined blocks (and the last, short one)."""
+        while self._held >= streaming.SEGMENT or (self._held and self._next == self.n_paths):
+            take = min(self._held, streaming.SEGMENT)
+            joined = {k: np.concatenate([p[k] for p in self._pieces]) for k in self._pieces[0]}
+            self._reduce({k: v[:take] for k, v in joined.items()})
+            rest = self._held - take
+            self._pieces = [{k: v[take:].copy() for k, v in joined.items()}] if rest else []
+            self._held = rest
+
+    def _reduce(self, seg: dict[str, np.ndarray]) -> None:
+        self._sums.append(
+            {
+                k: (
+                    v.sum(axis=0, dtype=np.int64)
+                    if v.dtype.kind in "iub"
+                    else v.astype(np.float64).sum(axis=0)
+                )
+                for k, v in seg.items()
+            }
+        )
+        self._counts.append(_counts(seg))
+        self._kelly.append(metrics.kelly_sums(*(seg[k] for k in _KELLY_ARGS)))
+        self.columns.append({k: seg[k] for k in _KEPT})
+        if self.keep_per_path:
+            self._per_path.append({k: v for k, v in seg.items() if not k.startswith("_")})
+
+    def equity_sample(self) -> np.ndarray:
+        """The kept daily equity curves, path order (`derive_block`'s `n_sample`)."""
+        parts = [v for _, v in sorted(self._samples.items()) if v is not None]
+        return np.concatenate(parts, axis=0) if parts else np.zeros((0, 0))
+
+    def per_path(self) -> dict[str, np.ndarray]:
+        """Every per-path field of the cell (only with `keep_per_path`)."""
+        if not self.keep_per_path:
+            raise ValueError("per-path fields were not kept (keep_per_path=False)")
+        names = self._per_path[0].keys() if self._per_path else ()
+        return {k: np.concatenate([p[k] for p in self._per_path]) for k in names}
+
+    def result(self, *, strategy: Any, n_steps: int) -> dict[str, Any]:
+        """The cell's aggregates (see `aggregate_cell`); every block must have been added."""
+        if not self.complete:
+            raise ValueError(
+                f"the cell has {self.n_paths} paths; blocks up to path {self._next} arrived"
+            )
+        sums = {k: np.sum([s[k] for s in self._sums], axis=0) for k in self._sums[0]}
+        counts = {k: sum(c[k] for c in self._counts) for k in self._counts[0]}
+        kelly = {k: np.sum([s[k] for s in self._kelly], axis=0) for k in self._kelly[0]}
+        return _aggregate(
+            sums, counts, kelly, self.columns, self.n_paths, strategy=strategy, n_steps=n_steps
+        )
+
+    def close(self) -> None:
+        self.columns.close()
+
+
+_KELLY_ARGS = (
+    "n_wins",
+    "n_trades",
+    "sum_win_ret",
+    "sum_win_ret_sq",
+    "sum_loss_ret",
+    "sum_loss_ret_sq",
+)
+
 
 def _f64(per_path: dict[str, np.ndarray], name: str) -> np.ndarray:
     return np.asarray(per_path[name], dtype=np.float64)
 
 
-def _share(out: dict, name: str, hits: np.ndarray) -> None:
+def _share(out: dict, name: str, hits: int, n: int) -> None:
     """A share of paths with its Wilson interval (paths are independent)."""
-    est = metrics.proportion_ci(hits.sum(), hits.size, CONF)
+    est = metrics.proportion_ci(hits, n, CONF)
     out[name], out[f"{name}_lo"], out[f"{name}_hi"] = est.estimate, est.lo, est.hi
 
 
-def _nanmedian(x: np.ndarray) -> float:
-    x = x[~np.isnan(x)]
-    return float(np.median(x)) if x.size else math.nan
-
-
-def _kelly(out: dict, per_path: dict[str, np.ndarray], strategy: Any) -> None:
-    k = metrics.kelly_inputs(
-        *(
-            _f64(per_path, name)
-            for name in (
-                "n_wins",
-                "n_trades",
-                "sum_win_ret",
-                "sum_win_ret_sq",
-                "sum_loss_ret",
-                "sum_loss_ret_sq",
-            )
-        ),
-        conf=CONF,
-    )
+def _kelly(out: dict, sums: dict, comoment: np.ndarray, strategy: Any) -> None:
+    k = metrics.kelly_from_sums(sums, comoment, conf=CONF)
     for ours, theirs in (
         ("kelly_p", "p"),
         ("kelly_avg_win", "avg_win"),
@@ -434,14 +580,166 @@ def histogram(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(counts `(N_BINS,)`, edges `(N_BINS + 1,)`) of the finite values, equal bins between the
     `HIST_RANGE` quantiles; values outside are counted in the end bins."""
     x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if not x.size:
+    return _histogram(lambda: [x])
+
+
+def _histogram(source) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = (float(v) for v in streaming.quantiles(source, HIST_RANGE, skip="nonfinite"))
+    if math.isnan(lo):
         return np.zeros(N_BINS), np.full(N_BINS + 1, math.nan)
-    lo, hi = (float(v) for v in np.quantile(x, HIST_RANGE))
     if not hi > lo:  # (almost) every value equal: one narrow bin around it
         lo, hi = lo - 0.5e-6 * max(abs(lo), 1.0), hi + 0.5e-6 * max(abs(hi), 1.0)
-    counts, edges = np.histogram(np.clip(x, lo, hi), bins=N_BINS, range=(lo, hi))
+    counts = np.zeros(N_BINS, dtype=np.int64)
+    for chunk in source():
+        x = chunk[np.isfinite(chunk)]
+        counts += np.histogram(np.clip(x, lo, hi), bins=N_BINS, range=(lo, hi))[0]
+    edges = np.histogram_bin_edges(np.zeros(0), bins=N_BINS, range=(lo, hi))
     return counts.astype(np.float64), edges
+
+
+def _mean_se(source, total: float, n: int) -> metrics.Estimate:
+    """`metrics.mean_se` in passes: the mean from the sum, then the squared deviations."""
+    z = metrics.z_score(CONF)
+    mean = total / n
+    if n < 2:
+        se = math.nan
+    else:
+        squares = np.sum([np.sum((c - mean) ** 2) for c in source()])
+        se = math.sqrt(squares / (n - 1)) / math.sqrt(n)
+    return metrics.Estimate(mean, se, mean - z * se, mean + z * se)
+
+
+def _median_ci(source, n_nan: int, n: int) -> tuple[float, float, float]:
+    """`metrics.quantile_ci(x, 0.5)`'s estimate and interval, in passes (NaN sorts last)."""
+    estimate = streaming.quantiles(source, [0.5], n_nan=n_nan)[0]
+    l_rank, u_rank = metrics.quantile_ci_ranks(n, 0.5, CONF)
+    ranks = [max(l_rank, 1) - 1, min(u_rank, n) - 1]
+    (lo, hi), _ = streaming.order_statistics(source, ranks)
+    lo = lo if l_rank >= 1 else -math.inf
+    hi = hi if u_rank <= n else math.inf
+    return float(estimate), float(lo), float(hi)
+
+
+def _tail_mean(source, n_tail: int) -> float:
+    """Mean of the `n_tail` smallest values (NaN sorts last), in passes."""
+    (cut,), count = streaming.order_statistics(source, [n_tail - 1])
+    if n_tail > count:
+        return math.nan
+    below = [c[c < cut] for c in source()]
+    n_below = sum(len(b) for b in below)
+    total = np.sum([np.sum(b) for b in below]) + (n_tail - n_below) * cut
+    return float(total / n_tail)
+
+
+def _aggregate(
+    sums: dict[str, np.ndarray],
+    counts: dict[str, int],
+    kelly: dict[str, np.ndarray],
+    columns: streaming.Columns,
+    n: int,
+    *,
+    strategy: Any,
+    n_steps: int,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    col = columns.source
+    out["paths"] = n
+    out["initial_equity"] = float(sums["initial_equity"] / n)
+    out["final_equity_mean"] = float(sums["final_equity"] / n)
+    out["final_equity_median"] = float(
+        streaming.quantiles(col("final_equity"), [0.5], n_nan=counts["nan_final_equity"])[0]
+    )
+
+    _share(out, "win_rate_path", counts["pnl_positive"], n)
+    _share(out, "prob_loss", counts["pnl_negative"], n)
+    _share(out, "prob_ruin", counts["ruined"], n)
+    _share(out, "prob_margin_call", counts["margin_called"], n)
+
+    nan_annual = counts["nan_annual_return"]
+    est = _mean_se(col("annual_return"), float(sums["annual_return"]), n)
+    out["annual_return_mean"], out["annual_return_mean_se"] = est.estimate, est.se
+    out["annual_return_mean_lo"], out["annual_return_mean_hi"] = est.lo, est.hi
+    median = _median_ci(col("annual_return"), nan_annual, n)
+    out["annual_return_median"] = median[0]
+    out["annual_return_median_lo"], out["annual_return_median_hi"] = median[1], median[2]
+    out["annual_return_quantile"] = streaming.quantiles(
+        col("annual_return"), QUANTILES, n_nan=nan_annual
+    )
+    nan_total = counts["nan_total_return"]
+    out["total_return_mean"] = float(sums["total_return"] / n)
+    out["total_return_quantile"] = streaming.quantiles(
+        col("total_return"), QUANTILES, n_nan=nan_total
+    )
+    for level in (95, 99):
+        tail = 1 - level / 100
+        # metrics.value_at_risk / conditional_value_at_risk, in passes.
+        out[f"var_{level}"] = float(
+            -streaming.quantiles(col("total_return"), [tail], n_nan=nan_total)[0]
+        )
+        out[f"cvar_{level}"] = -_tail_mean(col("total_return"), int((n - 1) * tail) + 1)
+
+    out["sharpe"] = float(streaming.quantiles(col("path_sharpe"), [0.5], skip="nan")[0])
+    count = float(sums["_daily_return_count"])
+    total_sum = float(sums["_daily_return_sum"])
+    total_sq = float(sums["_daily_return_sumsq"])
+    pooled = math.nan
+    if count > 1:
+        mean = total_sum / count
+        var = (total_sq - count * mean * mean) / (count - 1)
+        if var > 0:
+            pooled = mean / math.sqrt(var) * math.sqrt(TRADING_DAYS)
+    out["sharpe_pooled"] = pooled
+
+    for name in ("total_return", "max_drawdown"):
+        out[f"{name}_hist_count"], out[f"{name}_hist_edge"] = _histogram(col(name))
+    out["max_drawdown_median"] = float(
+        streaming.quantiles(col("max_drawdown"), [0.5], skip="nan")[0]
+    )
+    out["max_drawdown_quantile"] = streaming.quantiles(
+        col("max_drawdown"), QUANTILES, n_nan=counts["nan_max_drawdown"]
+    )
+    out["daily_var_99_median"] = float(
+        streaming.quantiles(col("daily_var_99"), [0.5], skip="nan")[0]
+    )
+
+    out["trades_per_path"] = float(sums["n_trades"] / n)
+    ends = np.array([sums[c] for c in _CLOSE_COUNTERS], dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["close_reason_share"] = ends / ends.sum()
+        assigned = np.asarray(sums["assigned_by_rung"], dtype=np.float64).reshape(-1)
+        out["assignment_rate"] = assigned / float(sums["n_trades"])
+        out["assignments_per_path"] = assigned / n
+        path_days = n * (n_steps + 1)
+        out["breach_share"] = np.array([float(sums[f"breach_{x}"]) for x in LIMITS]) / path_days
+        out["breach_path_share"] = np.array([counts[f"breached_{x}"] / n for x in LIMITS])
+        out["attribution_mean"] = np.array([float(sums[b]) / n for b in BUCKETS])
+
+        comoment = np.sum(
+            [
+                metrics.kelly_comoment(*chunks, kelly)
+                for chunks in zip(
+                    *(
+                        columns.chunks(k)
+                        for k in ("n_wins", "n_trades", "sum_win_ret", "sum_loss_ret")
+                    ),
+                    strict=True,
+                )
+            ],
+            axis=0,
+        )
+        _kelly(out, kelly, comoment, strategy)
+
+        out["contracts_cut_mean"] = float(sums["contracts_cut"] / n)
+        attempts = float(
+            sums["n_entry_days"]
+            - sums["n_blocked_signal"]
+            - sums["n_blocked_limits"]
+            - sums["n_blocked_exit"]
+        ) * len(strategy.strikes)
+        out["share_orders_cut"] = (
+            float(sums["n_orders_cut"] / attempts) if attempts > 0 else math.nan
+        )
+    return {k: (np.asarray(v, dtype=np.float64) if k != "paths" else v) for k, v in out.items()}
 
 
 def aggregate_cell(
@@ -457,87 +755,16 @@ def aggregate_cell(
     Returns:
       name -> float, or a float64 array along the variable's extra dimension (`VARIABLES`).
 
-    `sharpe` is the median of the per-path Sharpe ratios (what one realisation of the year
-    shows; paths whose Sharpe is undefined are left out). `sharpe_pooled` pools every used
-    path-day: mean over standard deviation (ddof = 1) of all daily returns times sqrt(252),
-    the ensemble's Sharpe, which also counts the dispersion between paths.
+    The same reduction as a run's (`CellAccumulator`), so the same numbers. `sharpe` is the
+    median of the per-path Sharpe ratios (what one realisation of the year shows; paths
+    whose Sharpe is undefined are left out). `sharpe_pooled` pools every used path-day:
+    mean over standard deviation (ddof = 1) of all daily returns times sqrt(252), the
+    ensemble's Sharpe, which also counts the dispersion between paths.
     """
-    out: dict[str, Any] = {}
     n = int(np.asarray(per_path["final_equity"]).shape[0])
-    initial = _f64(per_path, "initial_equity")
-    final = _f64(per_path, "final_equity")
-    pnl = final - _f64(per_path, "contributions") - initial
-    out["paths"] = n
-    out["initial_equity"] = float(initial.mean())
-    out["final_equity_mean"] = float(final.mean())
-    out["final_equity_median"] = float(np.median(final))
-
-    _share(out, "win_rate_path", pnl > 0)
-    _share(out, "prob_loss", pnl < 0)
-    _share(out, "prob_ruin", np.asarray(per_path["ruined"]) > 0)
-    _share(out, "prob_margin_call", np.asarray(per_path["n_margin_calls"]) > 0)
-
-    annual = _f64(per_path, "annual_return")
-    est = metrics.mean_se(annual, CONF)
-    out["annual_return_mean"], out["annual_return_mean_se"] = est.estimate, est.se
-    out["annual_return_mean_lo"], out["annual_return_mean_hi"] = est.lo, est.hi
-    est = metrics.quantile_ci(annual, 0.5, CONF)
-    out["annual_return_median"] = est.estimate
-    out["annual_return_median_lo"], out["annual_return_median_hi"] = est.lo, est.hi
-    out["annual_return_quantile"] = np.quantile(annual, QUANTILES)
-    total = _f64(per_path, "total_return")
-    out["total_return_mean"] = float(total.mean())
-    out["total_return_quantile"] = np.quantile(total, QUANTILES)
-    for level in (95, 99):
-        out[f"var_{level}"] = float(metrics.value_at_risk(total, level / 100))
-        out[f"cvar_{level}"] = float(metrics.conditional_value_at_risk(total, level / 100))
-
-    out["sharpe"] = _nanmedian(_f64(per_path, "path_sharpe"))
-    count = float(np.asarray(per_path["_daily_return_count"]).sum())
-    total_sum = float(_f64(per_path, "_daily_return_sum").sum())
-    total_sq = float(_f64(per_path, "_daily_return_sumsq").sum())
-    pooled = math.nan
-    if count > 1:
-        mean = total_sum / count
-        var = (total_sq - count * mean * mean) / (count - 1)
-        if var > 0:
-            pooled = mean / math.sqrt(var) * math.sqrt(TRADING_DAYS)
-    out["sharpe_pooled"] = pooled
-
-    drawdown = _f64(per_path, "max_drawdown")
-    for name, values in (("total_return", total), ("max_drawdown", drawdown)):
-        out[f"{name}_hist_count"], out[f"{name}_hist_edge"] = histogram(values)
-    out["max_drawdown_median"] = _nanmedian(drawdown)
-    out["max_drawdown_quantile"] = np.quantile(drawdown, QUANTILES)
-    out["daily_var_99_median"] = _nanmedian(_f64(per_path, "daily_var_99"))
-
-    n_trades = _f64(per_path, "n_trades")
-    out["trades_per_path"] = float(n_trades.mean())
-    ends = np.array([_f64(per_path, c).sum() for c in _CLOSE_COUNTERS])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["close_reason_share"] = ends / ends.sum()
-        assigned = np.asarray(per_path["assigned_by_rung"], dtype=np.float64).reshape(n, -1)
-        out["assignment_rate"] = assigned.sum(axis=0) / n_trades.sum()
-        out["assignments_per_path"] = assigned.mean(axis=0)
-        path_days = n * (n_steps + 1)
-        out["breach_share"] = np.array([_f64(per_path, f"breach_{x}").sum() for x in LIMITS]) / (
-            path_days
-        )
-        out["breach_path_share"] = np.array(
-            [(np.asarray(per_path[f"breach_{x}"]) > 0).mean() for x in LIMITS]
-        )
-        out["attribution_mean"] = np.array([_f64(per_path, b).mean() for b in BUCKETS])
-
-        _kelly(out, per_path, strategy)
-
-        out["contracts_cut_mean"] = float(_f64(per_path, "contracts_cut").mean())
-        attempts = (
-            _f64(per_path, "n_entry_days")
-            - _f64(per_path, "n_blocked_signal")
-            - _f64(per_path, "n_blocked_limits")
-            - _f64(per_path, "n_blocked_exit")
-        ).sum() * len(strategy.strikes)
-        out["share_orders_cut"] = (
-            float(_f64(per_path, "n_orders_cut").sum() / attempts) if attempts > 0 else math.nan
-        )
-    return {k: (np.asarray(v, dtype=np.float64) if k != "paths" else v) for k, v in out.items()}
+    acc = CellAccumulator(n)
+    try:
+        acc.add(0, dict(per_path))
+        return acc.result(strategy=strategy, n_steps=n_steps)
+    finally:
+        acc.close()

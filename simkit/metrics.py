@@ -280,7 +280,7 @@ class Estimate(NamedTuple):
     hi: np.ndarray
 
 
-def _z(conf: float) -> float:
+def z_score(conf: float) -> float:
     if not 0.0 < conf < 1.0:
         raise ValueError(f"conf must lie strictly between 0 and 1 (e.g. 0.95); got {conf!r}")
     return float(stats.norm.ppf(0.5 + conf / 2))
@@ -308,7 +308,7 @@ def proportion_ci(successes: Any, n: Any, conf: float = 0.95) -> Estimate:
     Returns:
       `Estimate(successes / n, sqrt(p(1-p)/n), wilson_lo, wilson_hi)`, NaN where `n = 0`.
     """
-    z = _z(conf)
+    z = z_score(conf)
     successes = np.asarray(successes, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
     if np.any(successes < 0) or np.any(successes > n):
@@ -328,7 +328,7 @@ def mean_se(x: Any, conf: float = 0.95) -> Estimate:
       `Estimate(mean, se, mean − z·se, mean + z·se)` (normal interval); `se` is NaN for
       fewer than two values.
     """
-    z = _z(conf)
+    z = z_score(conf)
     x = np.asarray(x, dtype=np.float64)
     _check_nonempty(x, "x")
     n = x.shape[-1]
@@ -351,7 +351,7 @@ def quantile_ci(x: Any, q: float, conf: float = 0.95) -> Estimate:
     the stated coverage). `se` is the interval's half-width over z (a normal-equivalent
     figure for tables).
     """
-    z = _z(conf)
+    z = z_score(conf)
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"q must lie in [0, 1]; got {q!r}")
     x = np.asarray(x, dtype=np.float64)
@@ -359,14 +359,21 @@ def quantile_ci(x: Any, q: float, conf: float = 0.95) -> Estimate:
     n = x.shape[-1]
     ordered = np.sort(x, axis=-1)
     estimate = np.quantile(ordered, q, axis=-1)
-    alpha = 1 - conf
-    l_rank = int(stats.binom.ppf(alpha / 2, n, q))  # 1-based rank l
-    u_rank = int(stats.binom.ppf(1 - alpha / 2, n, q)) + 1  # 1-based rank u
+    l_rank, u_rank = quantile_ci_ranks(n, q, conf)
     lead = ordered.shape[:-1]
     lo = ordered[..., l_rank - 1] if l_rank >= 1 else np.full(lead, -np.inf)
     hi = ordered[..., u_rank - 1] if u_rank <= n else np.full(lead, np.inf)
     se = (hi - lo) / (2 * z)
     return Estimate(estimate, se, lo, hi)
+
+
+def quantile_ci_ranks(n: int, q: float, conf: float = 0.95) -> tuple[int, int]:
+    """The 1-based ranks `(l, u)` of `quantile_ci`'s interval `[x_(l), x_(u)]` for `n` values
+    (`l` may be 0 and `u` may be `n + 1`: no finite bound with the coverage)."""
+    alpha = 1 - conf
+    l_rank = int(stats.binom.ppf(alpha / 2, n, q))
+    u_rank = int(stats.binom.ppf(1 - alpha / 2, n, q)) + 1
+    return l_rank, u_rank
 
 
 def kelly_inputs(
@@ -403,50 +410,108 @@ def kelly_inputs(
       `avg_win_se_iid`, `avg_loss_se_iid`; `n_trades`, `n_wins`, `n_paths` (paths that
       closed a trade); `se_method` ("cluster" or "iid", a string array).
     """
-    z = _z(conf)
     args = np.broadcast_arrays(
         *(
             np.asarray(v, dtype=np.float64)
             for v in (n_wins, n_trades, sum_win_ret, sum_win_ret_sq, sum_loss_ret, sum_loss_ret_sq)
         )
     )
-    wins, trades, win_sum, win_sq, loss_sum, loss_sq = args
+    wins, trades, win_sum, _, loss_sum, _ = args
     if np.any(wins < 0) or np.any(wins > trades):
         raise ValueError("n_wins must lie between 0 and n_trades on every path")
-    losses = trades - wins
-    total_trades, total_wins, total_losses = (v.sum(axis=-1) for v in (trades, wins, losses))
+    sums = kelly_sums(*args)
+    comoment = kelly_comoment(wins, trades, win_sum, loss_sum, sums)
+    return kelly_from_sums(sums, comoment, conf)
 
+
+_KELLY_SUMS = ("wins", "trades", "win_sum", "win_sq", "loss_sum", "loss_sq")
+
+
+def kelly_sums(
+    n_wins: Any,
+    n_trades: Any,
+    sum_win_ret: Any,
+    sum_win_ret_sq: Any,
+    sum_loss_ret: Any,
+    sum_loss_ret_sq: Any,
+) -> dict[str, np.ndarray]:
+    """The path sums `kelly_inputs` pools (the same arguments, summed along the last axis):
+    `wins`, `trades`, `win_sum`, `win_sq`, `loss_sum`, `loss_sq`, and the path counts
+    `paths` (closed a trade), `win_paths` (a win), `loss_paths` (a loss). Sums of disjoint
+    sets of paths add up to the sums of their union."""
+    values = [
+        np.asarray(v, dtype=np.float64)
+        for v in (n_wins, n_trades, sum_win_ret, sum_win_ret_sq, sum_loss_ret, sum_loss_ret_sq)
+    ]
+    out = {k: v.sum(axis=-1) for k, v in zip(_KELLY_SUMS, values, strict=True)}
+    wins, trades = values[0], values[1]
+    out["paths"] = (trades > 0).sum(axis=-1)
+    out["win_paths"] = (wins > 0).sum(axis=-1)
+    out["loss_paths"] = (trades - wins > 0).sum(axis=-1)
+    return out
+
+
+def _kelly_ratios(sums: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
-        p = total_wins / total_trades
-        avg_win = win_sum.sum(axis=-1) / total_wins
-        avg_loss = loss_sum.sum(axis=-1) / total_losses
+        losses = sums["trades"] - sums["wins"]
+        return (
+            sums["wins"] / sums["trades"],
+            sums["win_sum"] / sums["wins"],
+            sums["loss_sum"] / losses,
+        )
 
+
+def kelly_comoment(
+    n_wins: Any, n_trades: Any, sum_win_ret: Any, sum_loss_ret: Any, sums: dict[str, np.ndarray]
+) -> np.ndarray:
+    """`(..., 3, 3)` sum over these paths of `u_g u_g^T`, the per-path influence of the ratio
+    estimators of (p, avg_win, avg_loss) built from the pooled `sums` of every path
+    (`kelly_sums`). Sums over disjoint sets of paths add up."""
+    wins, trades, win_sum, loss_sum = (
+        np.asarray(v, dtype=np.float64) for v in (n_wins, n_trades, sum_win_ret, sum_loss_ret)
+    )
+    p, avg_win, avg_loss = _kelly_ratios(sums)
+    total_losses = sums["trades"] - sums["wins"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        influence = np.stack(
+            [
+                (wins - p[..., None] * trades) / sums["trades"][..., None],
+                (win_sum - avg_win[..., None] * wins) / sums["wins"][..., None],
+                (loss_sum - avg_loss[..., None] * (trades - wins)) / total_losses[..., None],
+            ],
+            axis=-2,
+        )  # (..., 3, paths)
+        influence = np.where(trades[..., None, :] > 0, influence, 0.0)
+        return np.einsum("...ig,...jg->...ij", influence, influence)
+
+
+def kelly_from_sums(
+    sums: dict[str, np.ndarray], comoment: np.ndarray, conf: float = 0.95
+) -> dict[str, Any]:
+    """`kelly_inputs` from its pooled path sums (`kelly_sums`) and the influence co-moment
+    (`kelly_comoment`), for reductions that cannot hold every path at once."""
+    z = z_score(conf)
+    total_trades, total_wins = sums["trades"], sums["wins"]
+    total_losses = total_trades - total_wins
+    p, avg_win, avg_loss = _kelly_ratios(sums)
+    with np.errstate(invalid="ignore", divide="ignore"):
         # i.i.d. trades: binomial p, sample variances of win and loss returns.
-        win_var = (win_sq.sum(axis=-1) - total_wins * avg_win**2) / (total_wins - 1)
-        loss_var = (loss_sq.sum(axis=-1) - total_losses * avg_loss**2) / (total_losses - 1)
+        win_var = (sums["win_sq"] - total_wins * avg_win**2) / (total_wins - 1)
+        loss_var = (sums["loss_sq"] - total_losses * avg_loss**2) / (total_losses - 1)
         var_iid = np.zeros(p.shape + (3, 3))
         var_iid[..., 0, 0] = p * (1 - p) / total_trades
         var_iid[..., 1, 1] = np.maximum(win_var, 0) / total_wins
         var_iid[..., 2, 2] = np.maximum(loss_var, 0) / total_losses
 
-        # Path-clustered sandwich: per-path influence of each ratio estimator.
-        influence = np.stack(
-            [
-                (wins - p[..., None] * trades) / total_trades[..., None],
-                (win_sum - avg_win[..., None] * wins) / total_wins[..., None],
-                (loss_sum - avg_loss[..., None] * losses) / total_losses[..., None],
-            ],
-            axis=-2,
-        )  # (..., 3, paths)
-        influence = np.where(trades[..., None, :] > 0, influence, 0.0)
-        n_paths = (trades > 0).sum(axis=-1)
+        # Path-clustered sandwich: CR1 over the paths that closed a trade.
+        n_paths = np.asarray(sums["paths"])
         clusterable = (
-            (n_paths >= 2) & ((wins > 0).sum(axis=-1) >= 2) & ((losses > 0).sum(axis=-1) >= 2)
+            (n_paths >= 2)
+            & (np.asarray(sums["win_paths"]) >= 2)
+            & (np.asarray(sums["loss_paths"]) >= 2)
         )
         g = n_paths.astype(np.float64)
-        var_cluster = (
-            np.einsum("...ig,...jg->...ij", influence, influence) * (g / (g - 1))[..., None, None]
-        )
+        var_cluster = comoment * (g / (g - 1))[..., None, None]
         cov = np.where(clusterable[..., None, None], var_cluster, var_iid)
 
         seed_fraction = p - (1 - p) * avg_loss / avg_win

@@ -3,9 +3,11 @@
 This is the only module that knows dask. A task simulates one block of paths of one grid
 cell with the chosen engine, derives the per-path risk figures (`simkit.aggregate`) and sends
 back O(paths) arrays; the driver saves each finished block to the resume directory
-(`simkit.store.ResumeState`), and when every block of a cell is in, reduces the cell in path
-order. A block's random numbers depend only on (seed, cell number, path index), so any chunk
-size, any executor and any resume give the same file.
+(`simkit.store.ResumeState`) and hands it to its cell's `simkit.aggregate.CellAccumulator`,
+which reduces the cell in fixed segments of paths as they complete, in path order, keeping
+only the per-path columns its order statistics need (in files past a size), so memory is set
+by the chunk size, not the path count. A block's random numbers depend only on (seed, cell
+number, path index), so any chunk size, any executor and any resume give the same file.
 
 Executors (`scheduler=`):
   - `None` (default): two threads in this process for the JAX engine, see `choose_executor`.
@@ -20,11 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -550,14 +552,6 @@ def _blocks(numbers: list[int], settings: RunSettings) -> list[Block]:
     ]
 
 
-def _concat(blocks: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Per-path arrays of one cell, blocks given in path order. Each field is taken out of the
-    blocks as it is joined, so the cell's per-path data is not held twice."""
-    blocks = list(blocks)
-    names = [k for k in blocks[0] if k != "_device"]
-    return {k: np.concatenate([b.pop(k) for b in blocks], axis=0) for k in names}
-
-
 def simulate(
     scenario: Any,
     *,
@@ -613,8 +607,9 @@ def simulate(
 
     resume = store.ResumeState.open(out, scenario, cells, settings) if out is not None else None
     blocks = _blocks(numbers, settings)
-    per_cell_blocks = {n: math.ceil(settings.paths / settings.chunk_size) for n in numbers}
-    finished: dict[int, dict[int, dict]] = {n: {} for n in numbers}
+    # One reduction per cell, created at its first block and closed once the cell is done.
+    spill_dir = Path(out).resolve().parent if out is not None else None
+    accumulators: dict[int, aggregate.CellAccumulator] = {}
     results: dict[int, dict[str, Any]] = {}
     per_path_arrays: dict[int, dict[str, np.ndarray]] = {}
     samples: dict[int, np.ndarray] = {}
@@ -623,21 +618,22 @@ def simulate(
 
     def take(block: Block, arrays: dict[str, np.ndarray], computed: bool = True) -> None:
         devices.add(str(arrays.get("_device", "")))
-        held = finished[block.cell_number]
-        held[block.path_start] = arrays
-        done_cell = len(held) == per_cell_blocks[block.cell_number]
+        number = block.cell_number
+        if number not in accumulators:
+            accumulators[number] = aggregate.CellAccumulator(
+                settings.paths, keep_per_path=per_path, spill_dir=spill_dir
+            )
+        acc = accumulators[number]
+        acc.add(block.path_start, arrays)
+        done_cell = acc.complete
         if done_cell:
-            cell = cell_of[block.cell_number]
-            joined = _concat(held[k] for k in sorted(held))
-            samples[block.cell_number] = joined.pop("_equity_sample")
-            results[block.cell_number] = aggregate.aggregate_cell(
-                joined, strategy=cell.strategy, n_steps=settings.n_steps
+            samples[number] = acc.equity_sample()
+            results[number] = acc.result(
+                strategy=cell_of[number].strategy, n_steps=settings.n_steps
             )
             if per_path:
-                per_path_arrays[block.cell_number] = {
-                    k: v for k, v in joined.items() if not k.startswith("_")
-                }
-            del finished[block.cell_number]
+                per_path_arrays[number] = acc.per_path()
+            accumulators.pop(number).close()
         bar.advance(block.n_paths, cells=int(done_cell), computed=computed)
 
     todo: list[_Task] = []
@@ -663,6 +659,8 @@ def simulate(
         raise
     finally:
         bar.close()
+        for acc in accumulators.values():
+            acc.close()
 
     attrs = store.run_attrs(
         scenario,

@@ -342,3 +342,28 @@ def test_derive_keeps_the_sample_of_the_first_paths_only():
         _summary(equity), n_steps=4, monthly_addition=0.0, path_start=200, n_sample=200
     )
     assert out["_equity_sample"].shape == (0, 5)
+
+
+def test_segments_and_spilled_columns_change_nothing(make_scenario, tmp_path, monkeypatch):
+    """Cells reduced in segments of 16 paths with their columns in files (past 1 kB) give the
+    same file for any chunk size, and leave no column files behind."""
+    from simkit import streaming
+
+    monkeypatch.setattr(streaming, "SEGMENT", 16)
+    monkeypatch.setattr(streaming, "SPILL_BYTES", 1000)
+    scenario = load_scenario(make_scenario(paths=50, grid=GRID_2))
+    runs = [
+        simulate(scenario, chunk_size=chunk, scheduler="synchronous", out=tmp_path / f"{chunk}.nc")
+        for chunk in (7, 16, 50)
+    ]
+    for other in runs[1:]:
+        assert_same_data(runs[0], other)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".toml") == [
+        "16.nc",
+        "50.nc",
+        "7.nc",
+    ]
+    monkeypatch.setattr(streaming, "SEGMENT", 1 << 16)
+    whole = simulate(scenario, chunk_size=50, scheduler="synchronous")
+    for name in ("final_equity_median", "annual_return_quantile", "var_99", "kelly_p"):
+        assert np.array_equal(whole[name].values, runs[0][name].values), name

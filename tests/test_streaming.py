@@ -1,0 +1,266 @@
+"""Exact streamed statistics (`simkit.streaming`) and the cell reduction built on them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simkit import metrics, streaming
+from simkit.aggregate import (
+    _CLOSE_COUNTERS,
+    BUCKETS,
+    LIMITS,
+    CellAccumulator,
+    aggregate_cell,
+    derive_block,
+)
+
+
+def chunked(x: np.ndarray, size: int):
+    return lambda: (x[i : i + size] for i in range(0, len(x), size))
+
+
+SAMPLES = {
+    "normal": lambda rng, n: rng.normal(size=n),
+    "cauchy": lambda rng, n: rng.standard_cauchy(size=n) * 1e3,
+    "ties": lambda rng, n: np.round(rng.normal(size=n), 1),
+    "constant": lambda rng, n: np.full(n, -1.0),
+    "signed zeros": lambda rng, n: rng.choice([-0.0, 0.0, 1e-300, -1e-300, 5.0], size=n),
+    "tiny range": lambda rng, n: 1.0 + rng.integers(0, 3, size=n) * np.finfo(float).eps,
+}
+
+
+@pytest.mark.parametrize("kind", SAMPLES)
+@pytest.mark.parametrize("collect", [1 << 18, 4])
+def test_order_statistics_are_the_sorted_values(kind, collect, monkeypatch):
+    """Any ranks, any chunking; a tiny collect threshold forces every radix pass (down to
+    buckets of one key, all values equal)."""
+    monkeypatch.setattr(streaming, "_COLLECT", collect)
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 17, 3000):
+        x = SAMPLES[kind](rng, n)
+        ranks = sorted(set(rng.integers(0, n, size=6).tolist()) | {0, n - 1})
+        got, count = streaming.order_statistics(chunked(x, 257), ranks)
+        assert count == n
+        want = np.sort(x)[ranks]
+        assert np.array_equal(got.view(np.uint64), want.view(np.uint64)) or (
+            np.array_equal(got, want)  # -0.0 and +0.0 at the same rank compare equal
+        )
+
+
+def test_order_statistics_skip_nan_or_nonfinite_and_rank_past_the_count():
+    x = np.array([3.0, np.nan, -np.inf, 1.0, np.inf, 2.0, np.nan])
+    got, count = streaming.order_statistics(chunked(x, 2), [0, 4, 5])
+    assert count == 5
+    assert got[0] == -np.inf and got[1] == np.inf and np.isnan(got[2])
+    got, count = streaming.order_statistics(chunked(x, 3), [0, 2], skip="nonfinite")
+    assert count == 3 and list(got) == [1.0, 3.0]
+    with pytest.raises(ValueError, match="skip"):
+        streaming.order_statistics(chunked(x, 3), [0], skip="inf")
+
+
+@pytest.mark.parametrize("kind", ["normal", "cauchy", "ties", "constant"])
+def test_quantiles_equal_numpy_bit_for_bit(kind):
+    rng = np.random.default_rng(4)
+    qs = [0.0, 0.005, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.995, 1.0, *rng.uniform(size=8)]
+    for n in (1, 2, 3, 10, 999, 4253):
+        x = SAMPLES[kind](rng, n)
+        got = streaming.quantiles(chunked(x, 100), qs)
+        assert np.array_equal(got, np.quantile(x, qs)), (kind, n)
+
+
+def test_quantiles_nan_rules():
+    x = np.array([4.0, np.nan, 1.0, 2.0, np.inf])
+    src = chunked(x, 2)
+    assert np.isnan(streaming.quantiles(src, [0.5], n_nan=1)).all()  # numpy.quantile's rule
+    assert streaming.quantiles(src, [0.5], skip="nan")[0] == np.nanquantile(x, 0.5)
+    finite = x[np.isfinite(x)]
+    assert streaming.quantiles(src, [0.5], skip="nonfinite")[0] == np.quantile(finite, 0.5)
+    assert np.isnan(streaming.quantiles(chunked(np.array([np.nan]), 1), [0.5], skip="nan")[0])
+
+
+def test_columns_spill_to_files_and_read_back_in_order(tmp_path):
+    rng = np.random.default_rng(5)
+    parts = [rng.normal(size=(2, n)) for n in (100, 1, 300, 50)]
+    with streaming.Columns(["a", "b"], spill_bytes=3000, spill_dir=tmp_path) as cols:
+        for p in parts:
+            cols.append({"a": p[0], "b": p[1]})
+        assert cols.spilled and cols.n == 451
+        assert len(list(tmp_path.iterdir())) == 1  # the columns' directory
+        for i, name in enumerate("ab"):
+            back = list(cols.chunks(name))
+            assert [len(c) for c in back] == [100, 1, 300, 50]
+            assert np.array_equal(np.concatenate(back), np.concatenate([p[i] for p in parts]))
+    assert list(tmp_path.iterdir()) == []  # closed: files removed
+
+
+# --------------------------------------------------------------------------- a cell
+
+
+def _blocks(n_paths: int, size: int, rng) -> list[tuple[int, dict]]:
+    """Synthetic engine summaries of one cell, derived block by block as a run does."""
+    n_steps, out = 40, []
+    for start in range(0, n_paths, size):
+        n = min(size, n_paths - start)
+        daily = 1 + rng.normal(0.001, 0.03, size=(n, n_steps + 1))
+        equity = 1e5 * np.cumprod(daily, axis=1)
+        equity[rng.uniform(size=n) < 0.05, -5:] = 0.0  # some paths wiped out
+        trades = rng.integers(0, 30, size=n)
+        wins = rng.binomial(trades, 0.7)
+        summary = {
+            "initial_equity": np.full(n, 1e5),
+            "final_equity": equity[:, -1],
+            "contributions": np.zeros(n),
+            "equity": equity,
+            "ruined": (equity[:, -1] <= 0).astype(np.int32),
+            "ruin_step": np.full(n, -1),
+            "n_margin_calls": rng.integers(0, 2, size=n),
+            "n_trades": trades,
+            "n_wins": wins,
+            "sum_win_ret": wins * rng.uniform(0.1, 0.3, size=n),
+            "sum_win_ret_sq": wins * 0.05,
+            "sum_loss_ret": (trades - wins) * rng.uniform(0.2, 1.0, size=n),
+            "sum_loss_ret_sq": (trades - wins) * 0.5,
+            "assigned_by_rung": rng.integers(0, 3, size=(n, 5)),
+            "contracts_cut": rng.uniform(0, 10, size=n).astype(np.float32),
+            "n_entry_days": np.full(n, 40),
+            "n_blocked_signal": rng.integers(0, 5, size=n),
+            "n_blocked_limits": rng.integers(0, 5, size=n),
+            "n_blocked_exit": rng.integers(0, 5, size=n),
+            "n_orders_cut": rng.integers(0, 20, size=n),
+        }
+        for name in _CLOSE_COUNTERS:
+            summary[name] = rng.integers(0, 4, size=n)
+        for name in BUCKETS:
+            summary[name] = rng.normal(0, 1e3, size=n)
+        for x in LIMITS:
+            summary[f"breach_{x}"] = rng.integers(0, 3, size=n) * (rng.uniform(size=n) < 0.3)
+        derived = derive_block(
+            summary, n_steps=n_steps, monthly_addition=0.0, path_start=start, n_sample=10
+        )
+        out.append((start, derived))
+    return out
+
+
+class _Strategy:
+    kelly_multiplier = 0.25
+    max_total_strategy_pct = 0.5
+    strikes = (1, 2, 3, 4, 5)
+
+
+def _reduce(blocks, n_paths, order, **kwargs):
+    acc = CellAccumulator(n_paths, **kwargs)
+    try:
+        for i in order:
+            start, arrays = blocks[i]
+            acc.add(start, {k: v.copy() for k, v in arrays.items()})
+        assert acc.complete
+        return acc.result(strategy=_Strategy, n_steps=40), acc.equity_sample(), acc.columns
+    finally:
+        acc.close()
+
+
+def _same(a: dict, b: dict) -> None:
+    assert set(a) == set(b)
+    for k in a:
+        x, y = np.asarray(a[k], dtype=float), np.asarray(b[k], dtype=float)
+        assert np.array_equal(x.view(np.uint64), y.view(np.uint64)), k
+
+
+def test_cell_reduction_is_the_same_for_any_blocks_order_and_spill(monkeypatch, tmp_path):
+    """Blocks of 7 or 50 paths, in order or shuffled, columns in memory or in files: the same
+    bits (the sums are taken over fixed segments of paths, here 64)."""
+    monkeypatch.setattr(streaming, "SEGMENT", 64)
+    n = 333
+    whole = _blocks(n, n, np.random.default_rng(6))
+    base, sample, _ = _reduce(whole, n, [0])
+    assert sample.shape == (10, 41)
+    for size in (7, 50):
+        blocks = _split(whole[0][1], size)
+        order = np.random.default_rng(size).permutation(len(blocks))
+        for spill in (None, 4096):
+            got, got_sample, _ = _reduce(blocks, n, order, spill_bytes=spill, spill_dir=tmp_path)
+            _same(base, got)
+            assert np.array_equal(sample, got_sample)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _split(derived: dict, size: int) -> list[tuple[int, dict]]:
+    n = len(derived["final_equity"])
+    out = []
+    for start in range(0, n, size):
+        part = {k: v[start : start + size] for k, v in derived.items() if k != "_equity_sample"}
+        part["_equity_sample"] = derived["_equity_sample"][start : start + size]
+        out.append((start, part))
+    return out
+
+
+def test_cell_reduction_matches_numpy_on_the_whole_arrays(monkeypatch):
+    """Independent truth: NumPy and `simkit.metrics` on the concatenated per-path arrays."""
+    monkeypatch.setattr(streaming, "SEGMENT", 100)
+    n = 1234
+    blocks = _blocks(n, 300, np.random.default_rng(8))
+    got, _, _ = _reduce(blocks, n, range(len(blocks)), spill_bytes=8000)
+    x = {k: np.concatenate([b[k] for _, b in blocks]) for k in blocks[0][1]}
+    total, annual, dd = x["total_return"], x["annual_return"], x["max_drawdown"]
+    exact = {
+        "final_equity_median": np.median(x["final_equity"]),
+        "annual_return_quantile": np.quantile(annual, (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)),
+        "max_drawdown_quantile": np.quantile(dd, (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)),
+        "annual_return_median_lo": metrics.quantile_ci(annual, 0.5).lo,
+        "annual_return_median_hi": metrics.quantile_ci(annual, 0.5).hi,
+        "sharpe": np.nanmedian(x["path_sharpe"]),
+        "daily_var_99_median": np.nanmedian(x["daily_var_99"]),
+        "var_99": metrics.value_at_risk(total, 0.99),
+    }
+    for k, v in exact.items():
+        assert np.array_equal(got[k], v), k
+    close = {
+        "cvar_95": metrics.conditional_value_at_risk(total, 0.95),
+        "cvar_99": metrics.conditional_value_at_risk(total, 0.99),
+        "annual_return_mean_se": metrics.mean_se(annual).se,
+        "total_return_mean": total.mean(),
+        "attribution_mean": [x[b].mean() for b in BUCKETS],
+        "contracts_cut_mean": x["contracts_cut"].astype(np.float64).mean(),
+        "breach_path_share": [(x[f"breach_{lim}"] > 0).mean() for lim in LIMITS],
+        "close_reason_share": [x[c].sum() for c in _CLOSE_COUNTERS]
+        / np.sum([x[c].sum() for c in _CLOSE_COUNTERS]),
+    }
+    for k, v in close.items():
+        np.testing.assert_allclose(got[k], v, rtol=1e-12, err_msg=k)
+    kelly = metrics.kelly_inputs(
+        *(
+            x[k]
+            for k in (
+                "n_wins",
+                "n_trades",
+                "sum_win_ret",
+                "sum_win_ret_sq",
+                "sum_loss_ret",
+                "sum_loss_ret_sq",
+            )
+        )
+    )
+    for ours, theirs in (
+        ("kelly_p_lo", "p_lo"),
+        ("kelly_fraction_hi", "seed_fraction_hi"),
+        ("kelly_growth_optimal", "growth_optimal"),
+    ):
+        np.testing.assert_allclose(got[ours], kelly[theirs], rtol=1e-12, err_msg=ours)
+    finite = total[np.isfinite(total)]
+    lo, hi = np.quantile(finite, (0.005, 0.995))
+    counts, edges = np.histogram(np.clip(finite, lo, hi), bins=60, range=(lo, hi))
+    assert np.array_equal(got["total_return_hist_count"], counts)
+    assert np.array_equal(got["total_return_hist_edge"], edges)
+    # aggregate_cell (one call on the whole arrays) is the same reduction
+    _same(got, aggregate_cell(x, strategy=_Strategy, n_steps=40))
+
+
+def test_result_before_every_block_is_an_error():
+    blocks = _blocks(20, 10, np.random.default_rng(9))
+    acc = CellAccumulator(20)
+    acc.add(10, blocks[1][1])
+    assert not acc.complete
+    with pytest.raises(ValueError, match="blocks up to path 0"):
+        acc.result(strategy=_Strategy, n_steps=40)
+    acc.close()
