@@ -295,19 +295,26 @@ def per_path_meta(name: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------- per block
 
 
-def _additions(n_days: int, monthly_addition: float, ruin_step: np.ndarray) -> np.ndarray:
-    """`(paths, days)` USD added to sleeve cash on each step (none after ruin)."""
+def _paid(n_days: int, monthly_addition: float) -> np.ndarray:
+    """`(days,)` USD added to sleeve cash on each step (ENGINE_SPEC step 1). After a ruin
+    nothing is paid, but those days are never used (a ruined path's returns stop at the
+    ruin), so one row serves every path."""
     steps = np.arange(n_days)
-    paid = (steps >= 1) & (steps % ADDITION_EVERY == 0)
-    alive = (ruin_step[:, None] < 0) | (steps[None, :] <= ruin_step[:, None])
-    return np.where(paid[None, :] & alive, float(monthly_addition), 0.0)
+    return np.where((steps >= 1) & (steps % ADDITION_EVERY == 0), float(monthly_addition), 0.0)
 
 
-def _per_row(fn, returns: np.ndarray, used: np.ndarray, cut: np.ndarray) -> np.ndarray:
-    """`fn` along days, vectorized over full rows; rows cut short are done one by one."""
-    out = np.asarray(fn(returns), dtype=np.float64)
-    for i in np.flatnonzero(cut):
-        out[i] = fn(returns[i, used[i]])
+def _value_at_risk_rows(returns: np.ndarray, level: float, fallback: np.ndarray) -> np.ndarray:
+    """`metrics.value_at_risk(returns, level)` per row, from the two order statistics it
+    interpolates (`np.partition` at two ranks instead of NumPy's four), bit for bit; rows
+    in `fallback` (any NaN, say) are computed by `metrics.value_at_risk` itself."""
+    n = returns.shape[1]
+    lower, upper, weight = streaming.linear_positions(n, 100 * (1 - level) / 100)
+    part = np.partition(returns, (lower, upper) if upper != lower else lower, axis=1)
+    a, b = part[:, lower], part[:, upper]
+    diff = b - a
+    out = -(b - diff * (1 - weight) if weight >= 0.5 else a + diff * weight)  # NumPy's _lerp
+    for i in np.flatnonzero(fallback):
+        out[i] = metrics.value_at_risk(returns[i], level)
     return out
 
 
@@ -334,6 +341,10 @@ def derive_block(
       `total_return`, `max_drawdown`, `path_sharpe`, `daily_var_99`; internal `_daily_return_sum`,
       `_daily_return_sumsq`, `_daily_return_count` (pooled Sharpe) and `_equity_sample`
       `(k, n_steps + 1)` for the block's paths with index < `n_sample` (k may be 0).
+
+    Each figure is `simkit.metrics`' function of the path's used returns (the tests check it
+    bit for bit); the work is arranged in few passes over the `(paths, days)` array: paths
+    cut short (equity <= 0, ruin) are the rare case and are done row by row.
     """
     out = {k: np.asarray(v) for k, v in summary.items() if k != "equity"}
     equity_raw = np.asarray(summary["equity"])
@@ -345,31 +356,53 @@ def derive_block(
     contributions = np.asarray(summary.get("contributions", np.zeros(n)), dtype=np.float64)
 
     with np.errstate(divide="ignore", invalid="ignore"):
-        previous = np.concatenate([initial[:, None], equity[:, :-1]], axis=1)
-        returns = (equity - _additions(n_days, monthly_addition, ruin_step)) / previous - 1.0
+        previous = np.empty_like(equity)
+        previous[:, 0] = initial
+        previous[:, 1:] = equity[:, :-1]
+        returns = equity - _paid(n_days, monthly_addition)
+        returns /= previous
+        returns -= 1.0
+        del previous
         returns[initial <= 0] = np.nan  # no sleeve, no return
 
-        steps = np.arange(n_days)
-        nonpositive = equity <= 0
-        hit = nonpositive.any(axis=1)
-        last = np.where(hit, nonpositive.argmax(axis=1), n_days - 1)
+        # The last used step: the first with equity <= 0, or the ruin step, else the horizon.
+        hit = (equity <= 0).any(axis=1)
+        last = np.full(n, n_days - 1)
+        rows = np.flatnonzero(hit)
+        last[rows] = (equity[rows] <= 0).argmax(axis=1)
         last = np.where(ruin_step >= 0, np.minimum(last, ruin_step), last)
-        used = steps[None, :] <= last[:, None]
-        cut = last < n_days - 1
+        cut_rows = np.flatnonzero(last < n_days - 1)
+        unused = np.arange(n_days)[None, :] > last[cut_rows, None]
 
-        growth = np.where(used, 1.0 + returns, 1.0)
-        wealth = np.cumprod(growth, axis=1)  # time-weighted equity index, 1 before day 0
+        used_returns = returns  # returns on used steps, 0 after: a copy only if a path is cut
+        if cut_rows.size:
+            used_returns = returns.copy()
+            used_returns[cut_rows] = np.where(unused, 0.0, returns[cut_rows])
+        wealth = 1.0 + used_returns  # time-weighted equity index, 1 before day 0
+        np.cumprod(wealth, axis=1, out=wealth)
         annual = np.where(hit, -1.0, wealth[:, -1] ** (TRADING_DAYS / n_steps) - 1.0)
-        index = np.concatenate([np.ones((n, 1)), wealth], axis=1)
-        out["max_drawdown"] = np.asarray(metrics.max_drawdown(index), dtype=np.float64)
+        # metrics.max_drawdown of [1, wealth]: its running maximum is >= 1 (never undefined)
+        # and min(x - 1) == min(x) - 1 in floating point, so this is the same number.
+        peak = np.maximum.accumulate(wealth, axis=1)
+        np.maximum(peak, 1.0, out=peak)
+        np.divide(wealth, peak, out=peak)
+        out["max_drawdown"] = np.minimum(peak.min(axis=1), 1.0) - 1.0
+        del peak, wealth
         out["annual_return"] = annual
         out["total_return"] = (final - contributions - initial) / initial
-        out["path_sharpe"] = _per_row(metrics.sharpe_ratio, returns, used, cut)
-        out["daily_var_99"] = _per_row(lambda r: metrics.value_at_risk(r, 0.99), returns, used, cut)
-        used_returns = np.where(used, returns, 0.0)
-        out["_daily_return_sum"] = used_returns.sum(axis=1)
+
+        sharpe = np.asarray(metrics.sharpe_ratio(returns), dtype=np.float64)
+        sums = returns.sum(axis=1)
+        var = _value_at_risk_rows(returns, 0.99, np.isnan(sums))
+        for i, row in zip(cut_rows, unused, strict=True):
+            used = returns[i, ~row]
+            sharpe[i] = metrics.sharpe_ratio(used)
+            var[i] = metrics.value_at_risk(used, 0.99)
+        out["path_sharpe"] = sharpe
+        out["daily_var_99"] = var
+        out["_daily_return_sum"] = sums if not cut_rows.size else used_returns.sum(axis=1)
         out["_daily_return_sumsq"] = (used_returns * used_returns).sum(axis=1)
-        out["_daily_return_count"] = used.sum(axis=1).astype(np.int64)
+        out["_daily_return_count"] = (last + 1).astype(np.int64)
 
     k = int(np.clip(n_sample - path_start, 0, n))
     # A copy, not a view: a view (even of no rows) would keep the block's whole equity array

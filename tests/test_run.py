@@ -344,6 +344,43 @@ def test_derive_keeps_the_sample_of_the_first_paths_only():
     assert out["_equity_sample"].shape == (0, 5)
 
 
+def test_derive_is_the_metrics_of_each_paths_used_returns_bit_for_bit():
+    """derive_block arranges its work in few passes; each figure must still be exactly
+    `simkit.metrics`' function of the path's used returns (cut paths, a path without a
+    sleeve, a NaN in a curve and monthly additions included)."""
+    rng = np.random.default_rng(11)
+    n, n_steps = 300, 63
+    equity = 1e4 * np.cumprod(1 + rng.normal(0, 0.05, size=(n, n_steps + 1)), axis=1)
+    equity[:20, 30:] = 0.0  # wiped out on step 30
+    equity[20:30, 40:] = -50.0  # liquidation cost more than the sleeve held
+    equity[40, 5] = np.nan
+    summary = _summary(equity, initial=1e4)
+    summary["ruin_step"][30:40] = 50
+    summary["initial_equity"][45] = 0.0
+    out = derive_block(summary, n_steps=n_steps, monthly_addition=100.0, path_start=0, n_sample=0)
+    paid = np.array([100.0 if t >= 1 and t % 21 == 0 else 0.0 for t in range(n_steps + 1)])
+    for i in range(n):
+        previous = np.concatenate([[summary["initial_equity"][i]], equity[i, :-1]])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = (equity[i] - paid) / previous - 1.0
+        if summary["initial_equity"][i] <= 0:
+            r[:] = np.nan
+        stop = np.flatnonzero(equity[i] <= 0)
+        last = stop[0] if stop.size else n_steps
+        if summary["ruin_step"][i] >= 0:
+            last = min(last, summary["ruin_step"][i])
+        used = r[: last + 1]
+        index = np.concatenate([[1.0], np.cumprod(1.0 + used)])
+        for name, want in (
+            ("path_sharpe", metrics.sharpe_ratio(used)),
+            ("daily_var_99", metrics.value_at_risk(used, 0.99)),
+            ("max_drawdown", metrics.max_drawdown(index)),
+            ("_daily_return_count", last + 1),
+        ):
+            got = out[name][i]
+            assert got == want or (np.isnan(got) and np.isnan(want)), (name, i, got, want)
+
+
 def test_segments_and_spilled_columns_change_nothing(make_scenario, tmp_path, monkeypatch):
     """Cells reduced in segments of 16 paths with their columns in files (past 1 kB) give the
     same file for any chunk size, and leave no column files behind."""
