@@ -593,7 +593,7 @@ class _PutDay(NamedTuple):
 class _PutDecisions(NamedTuple):
     """What steps 3 and 4 do to each short put today, (put_slots, rungs, paths) each."""
 
-    code: Array  # int8 close code of a put that closes today
+    code: Array  # int8 close code of a put that closes today, OPEN for the others
     exercise: Array  # bool, exercised early (assigned at the strike)
     bought: Array  # bool, bought back (assignment risk or an exit condition)
     remaining: Array  # bool, still open
@@ -641,13 +641,24 @@ def _put_decisions(book: Book, slots: Slots, mid, today, t, pct, p) -> _PutDecis
     for name in reversed(CLOSE_REASONS):
         code = jnp.where(conditions[name], jnp.int8(CLOSE_CODES[f"n_close_{name}"]), code)
         taken = taken | conditions[name]
-    code = jnp.where(at_risk, jnp.int8(CLOSE_CODES["n_close_assignment_risk"]), code)
-    code = jnp.where(exercise, jnp.int8(CLOSE_CODES["n_assigned_early"]), code)
+    early = jnp.int8(CLOSE_CODES["n_assigned_early"])
+    action = jnp.where(
+        exercise,
+        early,
+        jnp.where(
+            at_risk,
+            jnp.int8(CLOSE_CODES["n_close_assignment_risk"]),
+            jnp.where(still_open & taken, code, jnp.int8(OPEN)),
+        ),
+    )
+    # One int8 array materialized (`_materialized`): XLA otherwise recomputes the decisions
+    # (~120 operations a position) in each of the five rules that read them (+14 %).
+    action = _materialized(t, lambda: action)
     return _PutDecisions(
-        code=code,
-        exercise=exercise,
-        bought=at_risk | (still_open & taken),
-        remaining=still_open & ~taken,
+        code=action,
+        exercise=action == early,
+        bought=(action != OPEN) & (action != early),
+        remaining=is_open & (action == OPEN),
     )
 
 
@@ -1071,8 +1082,9 @@ def _enter(book: Book, sums: _OptionSums, hedge_held, today, pct, t, p, shape) -
         contracts_cut=_sum(jnp.where(cut, n - capacity, 0.0)),
         n_orders_cut=_count(cut),
     )
-    n = jnp.where(cut, capacity, n)
-    n = jnp.where(go, n, 0.0)
+    # Materialized (`_materialized`): XLA otherwise recomputes the sizing in each of the ~15
+    # rules and sums that read `n`.
+    n = _materialized(t, lambda: jnp.where(go, jnp.where(cut, capacity, n), 0.0))
 
     put_tau = _years(s["put_expiry_steps"], dtype)
     new = _quote(spot, strikes, put_tau, iv, p, False, shape.smile)
