@@ -426,7 +426,7 @@ def choose_executor(scheduler: Any, path_steps: int, engine: str = "jax") -> Any
 
     Default: for the JAX engine, two threads in this process (`"threads"`) at any size: while
     one block's engine runs, the other block's per-path figures are derived in NumPy
-    (`simkit.aggregate.derive_block`, ~10 % of a block's time, which one thread would add to
+    (`simkit.aggregate.derive_block`, ~7 % of a block's time, which one thread would add to
     the engine's); measured x1.10-1.15 over `"synchronous"` for 12 blocks of 8,192 paths.
     For the reference engine, a LocalCluster of one single-threaded worker process per core
     above `PROCESSES_MIN_PATH_STEPS` path-steps (paths x (days + 1) x cells), in process
