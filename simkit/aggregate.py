@@ -10,7 +10,7 @@ Two steps, both pure NumPy (no dask, no files):
 2. `CellAccumulator` reduces a cell's blocks as they arrive (in any order): joined in path
    order, cut into fixed `streaming.SEGMENT`-path segments, each segment summed in float64
    and its few order-statistic columns kept (`streaming.Columns`, spilled to files past a
-   size); medians, quantiles, intervals, CVaR and histograms are then exact, computed in
+   size: in `<out>.partial/` during a run that writes a file); medians, quantiles, intervals, CVaR and histograms are then exact, computed in
    passes over those columns (`simkit.streaming`). Every reduction depends on the ordered
    paths alone, not on where the blocks begin, so the result is identical (bitwise) for any
    chunk size, scheduler or resume, and a cell's memory does not grow with its paths beyond
@@ -429,6 +429,16 @@ _KEPT = (
 )
 
 
+_KELLY_ARGS = (
+    "n_wins",
+    "n_trades",
+    "sum_win_ret",
+    "sum_win_ret_sq",
+    "sum_loss_ret",
+    "sum_loss_ret_sq",
+)
+
+
 def _counts(seg: dict[str, np.ndarray]) -> dict[str, int]:
     """Paths of a segment with each property (the shares' numerators)."""
     pnl = _f64(seg, "final_equity") - _f64(seg, "contributions") - _f64(seg, "initial_equity")
@@ -489,6 +499,11 @@ class CellAccumulator:
         self._per_path: list[dict[str, np.ndarray]] = []
 
     @property
+    def next_path(self) -> int:
+        """The first path whose block has not been joined yet."""
+        return self._next
+
+    @property
     def complete(self) -> bool:
         return self._next == self.n_paths and not self._pieces
 
@@ -546,6 +561,8 @@ class CellAccumulator:
 
     def result(self, *, strategy: Any, n_steps: int) -> dict[str, Any]:
         """The cell's aggregates (see `aggregate_cell`); every block must have been added."""
+        if self.n_paths == 0:
+            raise ValueError("a cell needs at least one path")
         if not self.complete:
             raise ValueError(
                 f"the cell has {self.n_paths} paths; blocks up to path {self._next} arrived"
@@ -559,16 +576,6 @@ class CellAccumulator:
 
     def close(self) -> None:
         self.columns.close()
-
-
-_KELLY_ARGS = (
-    "n_wins",
-    "n_trades",
-    "sum_win_ret",
-    "sum_win_ret_sq",
-    "sum_loss_ret",
-    "sum_loss_ret_sq",
-)
 
 
 def _f64(per_path: dict[str, np.ndarray], name: str) -> np.ndarray:
@@ -654,14 +661,14 @@ def _median_ci(source, n_nan: int, n: int) -> tuple[float, float, float]:
 
 
 def _tail_mean(source, n_tail: int) -> float:
-    """Mean of the `n_tail` smallest values (NaN sorts last), in passes."""
+    """Mean of the `n_tail` smallest values (NaN sorts last), as `np.sort(x)[:n_tail].mean()`
+    computes it: the values up to the `n_tail`-th smallest are gathered (a tail's worth),
+    sorted and averaged, so the sum is the same as the whole array's."""
     (cut,), count = streaming.order_statistics(source, [n_tail - 1])
     if n_tail > count:
         return math.nan
-    below = [c[c < cut] for c in source()]
-    n_below = sum(len(b) for b in below)
-    total = np.sum([np.sum(b) for b in below]) + (n_tail - n_below) * cut
-    return float(total / n_tail)
+    tail = np.sort(np.concatenate([c[c <= cut] for c in source()]))
+    return float(tail[:n_tail].mean())
 
 
 def _aggregate(
@@ -679,8 +686,8 @@ def _aggregate(
     out["paths"] = n
     out["initial_equity"] = float(sums["initial_equity"] / n)
     out["final_equity_mean"] = float(sums["final_equity"] / n)
-    out["final_equity_median"] = float(
-        streaming.quantiles(col("final_equity"), [0.5], n_nan=counts["nan_final_equity"])[0]
+    out["final_equity_median"] = streaming.median(
+        col("final_equity"), n_nan=counts["nan_final_equity"]
     )
 
     _share(out, "win_rate_path", counts["pnl_positive"], n)
@@ -711,7 +718,7 @@ def _aggregate(
         )
         out[f"cvar_{level}"] = -_tail_mean(col("total_return"), int((n - 1) * tail) + 1)
 
-    out["sharpe"] = float(streaming.quantiles(col("path_sharpe"), [0.5], skip="nan")[0])
+    out["sharpe"] = streaming.median(col("path_sharpe"), skip="nan")
     count = float(sums["_daily_return_count"])
     total_sum = float(sums["_daily_return_sum"])
     total_sq = float(sums["_daily_return_sumsq"])
@@ -725,15 +732,11 @@ def _aggregate(
 
     for name in ("total_return", "max_drawdown"):
         out[f"{name}_hist_count"], out[f"{name}_hist_edge"] = _histogram(col(name))
-    out["max_drawdown_median"] = float(
-        streaming.quantiles(col("max_drawdown"), [0.5], skip="nan")[0]
-    )
+    out["max_drawdown_median"] = streaming.median(col("max_drawdown"), skip="nan")
     out["max_drawdown_quantile"] = streaming.quantiles(
         col("max_drawdown"), QUANTILES, n_nan=counts["nan_max_drawdown"]
     )
-    out["daily_var_99_median"] = float(
-        streaming.quantiles(col("daily_var_99"), [0.5], skip="nan")[0]
-    )
+    out["daily_var_99_median"] = streaming.median(col("daily_var_99"), skip="nan")
 
     out["trades_per_path"] = float(sums["n_trades"] / n)
     ends = np.array([sums[c] for c in _CLOSE_COUNTERS], dtype=np.float64)

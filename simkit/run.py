@@ -608,13 +608,19 @@ def simulate(
     resume = store.ResumeState.open(out, scenario, cells, settings) if out is not None else None
     blocks = _blocks(numbers, settings)
     # One reduction per cell, created at its first block and closed once the cell is done.
-    spill_dir = Path(out).resolve().parent if out is not None else None
+    # A cell's per-path columns past 256 MiB go to files in the resume directory (removed with
+    # it), else in the system's temporary directory (`TMPDIR`).
+    spill_dir = store.partial_dir(Path(out).resolve()) if out is not None else None
     accumulators: dict[int, aggregate.CellAccumulator] = {}
     results: dict[int, dict[str, Any]] = {}
     per_path_arrays: dict[int, dict[str, np.ndarray]] = {}
     samples: dict[int, np.ndarray] = {}
     devices: set[str] = set()
     bar = _Progress(progress, len(cells), settings.paths * len(cells))
+
+    # Saved blocks of a resumed run that lie behind a block still to compute are read only
+    # when their cell's reduction reaches them, so that they do not wait in memory.
+    deferred: dict[int, dict[int, Block]] = {n: {} for n in numbers}
 
     def take(block: Block, arrays: dict[str, np.ndarray], computed: bool = True) -> None:
         devices.add(str(arrays.get("_device", "")))
@@ -625,8 +631,18 @@ def simulate(
             )
         acc = accumulators[number]
         acc.add(block.path_start, arrays)
-        done_cell = acc.complete
-        if done_cell:
+        bar.advance(block.n_paths, computed=computed)
+        while acc.next_path in deferred[number]:
+            later = deferred[number].pop(acc.next_path)
+            saved = resume.load(later)
+            if saved is None:
+                raise RuntimeError(
+                    f"the saved block {later} of {store.partial_dir(out)} could not be read "
+                    "back (it was removed); run the same command again to compute it"
+                )
+            acc.add(later.path_start, saved)
+            bar.advance(later.n_paths, computed=False)
+        if acc.complete:
             samples[number] = acc.equity_sample()
             results[number] = acc.result(
                 strategy=cell_of[number].strategy, n_steps=settings.n_steps
@@ -634,14 +650,20 @@ def simulate(
             if per_path:
                 per_path_arrays[number] = acc.per_path()
             accumulators.pop(number).close()
-        bar.advance(block.n_paths, cells=int(done_cell), computed=computed)
+            bar.advance(0, cells=1, computed=computed)
 
     todo: list[_Task] = []
     try:
+        behind: set[int] = set()  # cells with a block to compute before their saved ones
         for block in blocks:
+            number = block.cell_number
+            if resume is not None and number in behind and resume.has(block):
+                deferred[number][block.path_start] = block
+                continue
             saved = resume.load(block) if resume is not None else None
             if saved is None:
-                todo.append(_Task(cell_of[block.cell_number], block))
+                todo.append(_Task(cell_of[number], block))
+                behind.add(number)
             else:
                 take(block, saved, computed=False)
         simulate_fn = _simulate_block  # looked up now, so a patched engine reaches the workers
@@ -654,7 +676,8 @@ def simulate(
                         resume.save(task.block, arrays)
                     take(task.block, arrays)
     except BaseException:
-        if resume is not None and resume.loaded == 0 and resume.saved == 0:
+        kept = any(deferred.values())  # saved blocks of an earlier run, not read yet
+        if resume is not None and resume.loaded == 0 and resume.saved == 0 and not kept:
             resume.finish()  # nothing to resume: leave nothing behind
         raise
     finally:

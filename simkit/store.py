@@ -214,6 +214,10 @@ class ResumeState:
             f"cell{block.cell_number:06d}_path{block.path_start:010d}_n{block.n_paths}.npz"
         )
 
+    def has(self, block: Any) -> bool:
+        """Whether `block` has a saved file (not read: `load` reads and checks it)."""
+        return self._file(block).exists()
+
     def load(self, block: Any) -> dict[str, np.ndarray] | None:
         """The saved arrays of `block`, or None if it has not finished."""
         path = self._file(block)

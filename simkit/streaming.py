@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SEGMENT", "SPILL_BYTES", "Columns", "order_statistics", "quantiles"]
+__all__ = ["SEGMENT", "SPILL_BYTES", "Columns", "median", "order_statistics", "quantiles"]
 
 SEGMENT = 1 << 16  # paths per segment: the unit of every streamed sum
 SPILL_BYTES = 256 << 20  # per-path columns of a cell held in memory up to this, then in files
@@ -72,14 +72,14 @@ class Columns:
         n = len(segment[self.names[0]])
         if n == 0:
             return
-        values = {k: np.ascontiguousarray(segment[k], dtype=np.float64) for k in self.names}
+        values = {k: np.array(segment[k], dtype=np.float64, copy=True) for k in self.names}
         if any(v.shape != (n,) for v in values.values()):
             raise ValueError("every column of a segment must have the same length")
         if self._memory is not None and (self.n + n) * 8 * len(self.names) > self.spill_bytes:
             self._spill()
         if self._memory is not None:
             for k in self.names:
-                self._memory[k].append(values[k].copy())
+                self._memory[k].append(values[k])
         else:
             for k in self.names:
                 with open(self._path(k), "ab") as f:
@@ -88,7 +88,9 @@ class Columns:
         self.n += n
 
     def _spill(self) -> None:
-        self._files = tempfile.TemporaryDirectory(prefix="simkit-columns-", dir=self.spill_dir)
+        self._files = tempfile.TemporaryDirectory(
+            prefix="simkit-columns-", dir=self.spill_dir, ignore_cleanup_errors=True
+        )
         memory, self._memory = self._memory, None
         for k in self.names:
             with open(self._path(k), "wb") as f:
@@ -218,22 +220,24 @@ def order_statistics(
 
 def linear_positions(n: int, q: float) -> tuple[int, int, float]:
     """(lower, upper, weight) of `numpy.quantile(x, q)` ("linear") for `n` sorted values: the
-    quantile is `x[lower]` moved `weight` of the way to `x[upper]`, computed as NumPy does."""
+    quantile is `_lerp(x[lower], x[upper], weight)`, with NumPy's index arithmetic (past the
+    last value both indices are the last and the weight is `virtual + 1`, as NumPy has it)."""
     virtual = (n - 1) * q  # NumPy's virtual index for "linear"
     if virtual >= n - 1:
-        return n - 1, n - 1, 0.0
+        return n - 1, n - 1, float(virtual + 1)
     if virtual < 0:
-        return 0, 0, 0.0
+        return 0, 0, float(virtual)
     lower = math.floor(virtual)
     return int(lower), int(lower) + 1, float(virtual - lower)
 
 
 def _lerp(a: float, b: float, t: float) -> float:
-    """NumPy's `_lerp`: the same operations, so the same rounding."""
-    if a == b:
-        return a
-    diff = b - a
-    return float(b - diff * (1 - t)) if t >= 0.5 else float(a + diff * t)
+    """NumPy's `_lerp`: the same operations, so the same rounding (and the same NaN for two
+    equal infinities, +0.0 for two -0.0)."""
+    a, b = np.float64(a), np.float64(b)
+    with np.errstate(invalid="ignore"):
+        diff = b - a
+        return float(b - diff * (1 - t)) if t >= 0.5 else float(a + diff * t)
 
 
 def quantiles(
@@ -259,10 +263,10 @@ def quantiles(
         raise ValueError(f"quantiles must lie in [0, 1]; got {list(qs)}")
     if skip is None and n_nan > 0:
         return np.full(len(qs), math.nan)
-    return quantiles_at(source, qs, skip=skip or "nan")
+    return _quantiles_at(source, qs, skip=skip or "nan")
 
 
-def quantiles_at(
+def _quantiles_at(
     source: Callable[[], Iterable[np.ndarray]], qs: Sequence[float], *, skip: str
 ) -> np.ndarray:
     """`quantiles` without the NaN rule (`skip` says which values are left out)."""
@@ -279,3 +283,29 @@ def quantiles_at(
         [_lerp(values[2 * i], values[2 * i + 1], w) for i, (_, _, w) in enumerate(positions)],
         dtype=np.float64,
     )
+
+
+def median(
+    source: Callable[[], Iterable[np.ndarray]], *, skip: str | None = None, n_nan: int = 0
+) -> float:
+    """`numpy.median` of the values `source()` yields (`numpy.nanmedian` with `skip="nan"`):
+    the middle order statistic, or the mean of the two middle ones, as NumPy computes it
+    (the same bits, but for the sign of a zero: which of -0.0 and +0.0 NumPy's partition
+    puts in the middle is its own business).
+
+    Args:
+      source: a callable giving a fresh iterator over the values' chunks.
+      skip: None (NaN when any value is NaN; pass `n_nan`) or "nan" (NaN values left out).
+      n_nan: how many values are NaN (only read with `skip=None`).
+    """
+    if skip is None and n_nan > 0:
+        return math.nan
+
+    def ranks(count: int) -> list[int]:
+        return [(count - 1) // 2, count // 2] if count else []
+
+    values, count = order_statistics(source, ranks, skip="nan")
+    if count == 0:
+        return math.nan
+    with np.errstate(invalid="ignore"):  # NumPy's mean of the middle value or values
+        return float(np.mean(values[:1] if count % 2 else values))

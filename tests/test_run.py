@@ -147,6 +147,46 @@ def test_resume_after_failure_reuses_finished_blocks(make_scenario, tmp_path, en
         assert_same_data(a.load(), b.load())
 
 
+def test_resume_with_a_gap_reads_later_blocks_only_when_reached(
+    make_scenario, tmp_path, engine_calls, monkeypatch
+):
+    """Saved blocks behind a missing one are read when the cell's reduction reaches them
+    (none waits in memory), and the result is the uninterrupted run's."""
+    from simkit import aggregate
+
+    scenario = load_scenario(make_scenario(paths=32, chunk_size=8))  # 4 blocks, one cell
+    out = tmp_path / "run.nc"
+    engine_calls["fail_at"] = 4
+    with pytest.raises(RuntimeError, match="injected failure"):
+        simulate(scenario, out=out, scheduler="synchronous")
+    saved = sorted(partial_dir(out).glob("*.npz"))
+    assert len(saved) == 3
+    saved[0].unlink()  # block 0 lost: blocks 1 and 2 lie behind a gap
+
+    # A failure before any block is read or computed keeps the saved blocks behind the gap.
+    engine_calls["fail_at"] = 1
+    engine_calls["calls"].clear()
+    with pytest.raises(RuntimeError, match="injected failure"):
+        simulate(scenario, out=out, scheduler="synchronous")
+    assert sorted(partial_dir(out).glob("*.npz")) == saved[1:]
+
+    waiting = []
+    add = aggregate.CellAccumulator.add
+
+    def spy(self, path_start, block):
+        add(self, path_start, block)
+        waiting.append(len(self._waiting))
+
+    monkeypatch.setattr(aggregate.CellAccumulator, "add", spy)
+    engine_calls["fail_at"] = None
+    engine_calls["calls"].clear()
+    resumed = simulate(scenario, out=out, scheduler="synchronous")
+    assert engine_calls["calls"] == [(0, 0), (0, 24)]
+    assert max(waiting) == 0
+    clean = simulate(scenario, out=tmp_path / "clean.nc", scheduler="synchronous")
+    assert_same_data(resumed, clean)
+
+
 def test_changed_run_starts_afresh(make_scenario, tmp_path, engine_calls, caplog):
     scenario = load_scenario(make_scenario(paths=32, chunk_size=8))  # 4 blocks
     out = tmp_path / "run.nc"

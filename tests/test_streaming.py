@@ -59,14 +59,38 @@ def test_order_statistics_skip_nan_or_nonfinite_and_rank_past_the_count():
         streaming.order_statistics(chunked(x, 3), [0], skip="inf")
 
 
-@pytest.mark.parametrize("kind", ["normal", "cauchy", "ties", "constant"])
-def test_quantiles_equal_numpy_bit_for_bit(kind):
+SAMPLES["infinities"] = lambda rng, n: rng.choice([-np.inf, np.inf, -1.0, 2.5, 7.0], size=n)
+
+
+def same_bits(a, b) -> bool:
+    """Equal bit for bit, NaN equal to NaN and -0.0 to +0.0 (NumPy's partition puts either
+    zero in the middle)."""
+    a, b = np.asarray(a, dtype=np.float64) + 0.0, np.asarray(b, dtype=np.float64) + 0.0
+    nan = np.isnan(a) & np.isnan(b)
+    return bool(
+        np.array_equal(a.view(np.uint64)[~nan], b.view(np.uint64)[~nan])
+        and (np.array_equal(np.isnan(a), np.isnan(b)))
+    )
+
+
+@pytest.mark.parametrize("kind", SAMPLES)
+def test_quantiles_and_medians_equal_numpy_bit_for_bit(kind):
+    """Every bit, signed zeros and NaN from infinities included."""
     rng = np.random.default_rng(4)
     qs = [0.0, 0.005, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.995, 1.0, *rng.uniform(size=8)]
-    for n in (1, 2, 3, 10, 999, 4253):
+    for n in (1, 2, 3, 4, 10, 999, 4253):
         x = SAMPLES[kind](rng, n)
-        got = streaming.quantiles(chunked(x, 100), qs)
-        assert np.array_equal(got, np.quantile(x, qs)), (kind, n)
+        with np.errstate(invalid="ignore"):
+            want_q, want_m = np.quantile(x, qs), np.median(x)
+        assert same_bits(streaming.quantiles(chunked(x, 100), qs), want_q), (kind, n)
+        assert same_bits(streaming.median(chunked(x, 100)), want_m), (kind, n)
+
+
+def test_median_nan_rules():
+    x = np.array([4.0, np.nan, 1.0, 2.0, -3.0])
+    assert np.isnan(streaming.median(chunked(x, 2), n_nan=1))  # numpy.median's rule
+    assert streaming.median(chunked(x, 2), skip="nan") == np.nanmedian(x)
+    assert np.isnan(streaming.median(chunked(np.array([np.nan]), 1), skip="nan"))
 
 
 def test_quantiles_nan_rules():
@@ -215,9 +239,14 @@ def test_cell_reduction_matches_numpy_on_the_whole_arrays(monkeypatch):
     }
     for k, v in exact.items():
         assert np.array_equal(got[k], v), k
-    close = {
+    exact_too = {
         "cvar_95": metrics.conditional_value_at_risk(total, 0.95),
         "cvar_99": metrics.conditional_value_at_risk(total, 0.99),
+        "max_drawdown_median": np.nanmedian(dd),
+    }
+    for k, v in exact_too.items():
+        assert np.array_equal(got[k], v), k
+    close = {
         "annual_return_mean_se": metrics.mean_se(annual).se,
         "total_return_mean": total.mean(),
         "attribution_mean": [x[b].mean() for b in BUCKETS],
@@ -254,6 +283,11 @@ def test_cell_reduction_matches_numpy_on_the_whole_arrays(monkeypatch):
     assert np.array_equal(got["total_return_hist_edge"], edges)
     # aggregate_cell (one call on the whole arrays) is the same reduction
     _same(got, aggregate_cell(x, strategy=_Strategy, n_steps=40))
+
+
+def test_empty_cell_is_an_error():
+    with pytest.raises(ValueError, match="at least one path"):
+        CellAccumulator(0).result(strategy=_Strategy, n_steps=40)
 
 
 def test_result_before_every_block_is_an_error():

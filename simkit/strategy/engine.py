@@ -1552,9 +1552,10 @@ def _params(cfg: StrategyConfig, mkt, dtype) -> EngineParams:
     """`engine_params`, built once per (strategy, market, dtype): the blocks of a cell share
     them (~90 small host-to-device arrays a block otherwise, ~3 % of a 2,048-path block)."""
     try:
-        return _cached_params(cfg, mkt, jnp.dtype(dtype))
+        hash((cfg, mkt))
     except TypeError:  # an unhashable field (an array in the market record): no cache
         return engine_params(cfg, mkt, dtype)
+    return _cached_params(cfg, mkt, jnp.dtype(dtype))
 
 
 SUMMARY_FIELDS = (
