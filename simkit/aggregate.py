@@ -429,16 +429,6 @@ _KEPT = (
 )
 
 
-_KELLY_ARGS = (
-    "n_wins",
-    "n_trades",
-    "sum_win_ret",
-    "sum_win_ret_sq",
-    "sum_loss_ret",
-    "sum_loss_ret_sq",
-)
-
-
 def _counts(seg: dict[str, np.ndarray]) -> dict[str, int]:
     """Paths of a segment with each property (the shares' numerators)."""
     pnl = _f64(seg, "final_equity") - _f64(seg, "contributions") - _f64(seg, "initial_equity")
@@ -450,6 +440,10 @@ def _counts(seg: dict[str, np.ndarray]) -> dict[str, int]:
     }
     for x in LIMITS:
         out[f"breached_{x}"] = int((np.asarray(seg[f"breach_{x}"]) > 0).sum())
+    trades, wins = np.asarray(seg["n_trades"]), np.asarray(seg["n_wins"])
+    out["traded"] = int((trades > 0).sum())  # the Kelly inputs' path counts
+    out["won"] = int((wins > 0).sum())
+    out["lost"] = int((trades - wins > 0).sum())
     for name in ("final_equity", "annual_return", "total_return", "max_drawdown"):
         out[f"nan_{name}"] = int(np.isnan(_f64(seg, name)).sum())
     return out
@@ -495,7 +489,6 @@ class CellAccumulator:
         self._held = 0  # paths in `_pieces`
         self._sums: list[dict[str, np.ndarray]] = []
         self._counts: list[dict[str, int]] = []
-        self._kelly: list[dict[str, np.ndarray]] = []
         self._per_path: list[dict[str, np.ndarray]] = []
 
     @property
@@ -542,7 +535,6 @@ class CellAccumulator:
             }
         )
         self._counts.append(_counts(seg))
-        self._kelly.append(metrics.kelly_sums(*(seg[k] for k in _KELLY_ARGS)))
         self.columns.append({k: seg[k] for k in _KEPT})
         if self.keep_per_path:
             self._per_path.append({k: v for k, v in seg.items() if not k.startswith("_")})
@@ -569,9 +561,8 @@ class CellAccumulator:
             )
         sums = {k: np.sum([s[k] for s in self._sums], axis=0) for k in self._sums[0]}
         counts = {k: sum(c[k] for c in self._counts) for k in self._counts[0]}
-        kelly = {k: np.sum([s[k] for s in self._kelly], axis=0) for k in self._kelly[0]}
         return _aggregate(
-            sums, counts, kelly, self.columns, self.n_paths, strategy=strategy, n_steps=n_steps
+            sums, counts, self.columns, self.n_paths, strategy=strategy, n_steps=n_steps
         )
 
     def close(self) -> None:
@@ -671,10 +662,25 @@ def _tail_mean(source, n_tail: int) -> float:
     return float(tail[:n_tail].mean())
 
 
+def _kelly_sums(sums: dict[str, np.ndarray], counts: dict[str, int]) -> dict[str, np.ndarray]:
+    """`metrics.kelly_sums` of the cell, from its path sums and counts."""
+    names = {
+        "wins": "n_wins",
+        "trades": "n_trades",
+        "win_sum": "sum_win_ret",
+        "win_sq": "sum_win_ret_sq",
+        "loss_sum": "sum_loss_ret",
+        "loss_sq": "sum_loss_ret_sq",
+    }
+    out = {k: np.asarray(sums[v], dtype=np.float64) for k, v in names.items()}
+    for k, v in (("paths", "traded"), ("win_paths", "won"), ("loss_paths", "lost")):
+        out[k] = np.asarray(counts[v])
+    return out
+
+
 def _aggregate(
     sums: dict[str, np.ndarray],
     counts: dict[str, int],
-    kelly: dict[str, np.ndarray],
     columns: streaming.Columns,
     n: int,
     *,
@@ -707,16 +713,17 @@ def _aggregate(
     )
     nan_total = counts["nan_total_return"]
     out["total_return_mean"] = float(sums["total_return"] / n)
-    out["total_return_quantile"] = streaming.quantiles(
-        col("total_return"), QUANTILES, n_nan=nan_total
-    )
-    for level in (95, 99):
-        tail = 1 - level / 100
-        # metrics.value_at_risk / conditional_value_at_risk, in passes.
-        out[f"var_{level}"] = float(
-            -streaming.quantiles(col("total_return"), [tail], n_nan=nan_total)[0]
+    # metrics.value_at_risk (-np.percentile at 100 (1 - level)) and
+    # conditional_value_at_risk, with the quantiles in one selection.
+    levels = (0.95, 0.99)
+    tails = [100 * (1 - level) / 100 for level in levels]
+    values = streaming.quantiles(col("total_return"), (*QUANTILES, *tails), n_nan=nan_total)
+    out["total_return_quantile"] = values[: len(QUANTILES)]
+    for level, value in zip(levels, values[len(QUANTILES) :], strict=True):
+        out[f"var_{round(100 * level)}"] = float(-value)
+        out[f"cvar_{round(100 * level)}"] = -_tail_mean(
+            col("total_return"), int((n - 1) * (1 - level)) + 1
         )
-        out[f"cvar_{level}"] = -_tail_mean(col("total_return"), int((n - 1) * tail) + 1)
 
     out["sharpe"] = streaming.median(col("path_sharpe"), skip="nan")
     count = float(sums["_daily_return_count"])
@@ -750,6 +757,7 @@ def _aggregate(
         out["breach_path_share"] = np.array([counts[f"breached_{x}"] / n for x in LIMITS])
         out["attribution_mean"] = np.array([float(sums[b]) / n for b in BUCKETS])
 
+        kelly = _kelly_sums(sums, counts)
         comoment = np.sum(
             [
                 metrics.kelly_comoment(*chunks, kelly)
