@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from simkit import metrics, streaming
+from simkit import kelly_sleeve, metrics, streaming
 
 __all__ = [
     "BUCKETS",
@@ -241,6 +241,46 @@ _var(
     "the seed's sizing rule on the measured Kelly fraction: multiplier * kelly_fraction, "
     "capped at max_total_strategy_pct and floored at 0",
 )
+_var_ci(
+    "kelly_sleeve_fraction",
+    "1",
+    "Kelly of the sleeve: growth-optimal share of the portfolio in the sleeve, the rest in cash "
+    "(argmax of the mean over paths of ln(1 + (1 - f) c + f R), R the horizon return; 0 = do "
+    "not allocate; delta-method interval)",
+)
+_var_ci(
+    "kelly_sleeve_fraction_21d",
+    "1",
+    "Kelly of the sleeve from non-overlapping 21-day sleeve returns (interval clustered by path)",
+)
+_var(
+    "kelly_sleeve_fraction_max",
+    "1",
+    "largest share of the portfolio (at most 10) that keeps every path's wealth positive",
+)
+_var(
+    "kelly_sleeve_unbounded",
+    "1",
+    "1 when no path does worse than cash (the growth rises without bound; the fraction is "
+    "reported at the cap), else 0",
+)
+_var(
+    "kelly_sleeve_growth",
+    "1",
+    "expected log growth of the portfolio over the horizon at the sleeve Kelly fraction",
+)
+_var("kelly_sleeve_growth_cash", "1", "log growth of cash over the horizon, ln(exp(r T))")
+_var(
+    "kelly_sleeve_growth_seed",
+    "1",
+    "expected log growth of the portfolio over the horizon at the scenario's own sleeve share "
+    "(the seed's 20 %; -inf when some path would wipe the portfolio out)",
+)
+_var(
+    "kelly_sleeve_share_seed",
+    "1",
+    "the scenario's sleeve share of the portfolio (initial sleeve equity / portfolio value)",
+)
 _var("contracts_cut_mean", "count", "mean contracts per path cut by the capacity limits")
 _var(
     "share_orders_cut",
@@ -387,7 +427,9 @@ def derive_block(
         np.maximum(peak, 1.0, out=peak)
         np.divide(wealth, peak, out=peak)
         out["max_drawdown"] = np.minimum(peak.min(axis=1), 1.0) - 1.0
-        del peak, wealth
+        del peak
+        out["_period_return"] = kelly_sleeve.period_returns(wealth, last)
+        del wealth
         out["annual_return"] = annual
         out["total_return"] = (final - contributions - initial) / initial
 
@@ -427,6 +469,11 @@ _KEPT = (
     "sum_win_ret",
     "sum_loss_ret",
 )
+
+
+# Per-path rows kept whole: each path's non-overlapping 21-day sleeve returns (the short-period
+# sleeve Kelly), `(paths, periods)`.
+_KEPT_ROWS = ("_period_return",)
 
 
 def _counts(seg: dict[str, np.ndarray]) -> dict[str, int]:
@@ -481,7 +528,9 @@ class CellAccumulator:
         self.keep_per_path = keep_per_path
         if spill_bytes is None:
             spill_bytes = streaming.SPILL_BYTES
-        self.columns = streaming.Columns(_KEPT, spill_bytes=spill_bytes, spill_dir=spill_dir)
+        self.columns = streaming.Columns(
+            (*_KEPT, *_KEPT_ROWS), spill_bytes=spill_bytes, spill_dir=spill_dir
+        )
         self._waiting: dict[int, dict[str, np.ndarray]] = {}
         self._samples: dict[int, np.ndarray] = {}
         self._next = 0  # first path not yet joined
@@ -532,10 +581,11 @@ class CellAccumulator:
                     else v.astype(np.float64).sum(axis=0)
                 )
                 for k, v in seg.items()
+                if k not in _KEPT_ROWS
             }
         )
         self._counts.append(_counts(seg))
-        self.columns.append({k: seg[k] for k in _KEPT})
+        self.columns.append({k: seg[k] for k in (*_KEPT, *_KEPT_ROWS)})
         if self.keep_per_path:
             self._per_path.append({k: v for k, v in seg.items() if not k.startswith("_")})
 
@@ -551,7 +601,7 @@ class CellAccumulator:
         names = self._per_path[0].keys() if self._per_path else ()
         return {k: np.concatenate([p[k] for p in self._per_path]) for k in names}
 
-    def result(self, *, strategy: Any, n_steps: int) -> dict[str, Any]:
+    def result(self, *, strategy: Any, n_steps: int, rate: float) -> dict[str, Any]:
         """The cell's aggregates (see `aggregate_cell`); every block must have been added."""
         if self.n_paths == 0:
             raise ValueError("a cell needs at least one path")
@@ -562,7 +612,13 @@ class CellAccumulator:
         sums = {k: np.sum([s[k] for s in self._sums], axis=0) for k in self._sums[0]}
         counts = {k: sum(c[k] for c in self._counts) for k in self._counts[0]}
         return _aggregate(
-            sums, counts, self.columns, self.n_paths, strategy=strategy, n_steps=n_steps
+            sums,
+            counts,
+            self.columns,
+            self.n_paths,
+            strategy=strategy,
+            n_steps=n_steps,
+            rate=rate,
         )
 
     def close(self) -> None:
@@ -605,6 +661,32 @@ def _kelly(out: dict, sums: dict, comoment: np.ndarray, strategy: Any) -> None:
             )["recommended"]
         )
     out["kelly_recommended"] = recommended
+
+
+def _kelly_sleeve(
+    out: dict, columns: streaming.Columns, *, strategy: Any, n_steps: int, rate: float
+) -> None:
+    """The sleeve's growth-optimal share of the portfolio (`simkit.kelly_sleeve`): from each
+    path's horizon return, and from its non-overlapping 21-day returns (clustered by path)."""
+    share = out["initial_equity"] / float(strategy.portfolio_value)
+    years = n_steps / TRADING_DAYS
+    horizon = kelly_sleeve.kelly_sleeve_source(
+        columns.source("total_return"), math.expm1(rate * years), conf=CONF, at=share
+    )
+    monthly = kelly_sleeve.kelly_sleeve_source(
+        columns.source("_period_return"),
+        math.expm1(rate * kelly_sleeve.PERIOD_DAYS / TRADING_DAYS),
+        conf=CONF,
+    )
+    for suffix in ("", "_lo", "_hi"):
+        out[f"kelly_sleeve_fraction{suffix}"] = horizon[f"fraction{suffix}"]
+        out[f"kelly_sleeve_fraction_21d{suffix}"] = monthly[f"fraction{suffix}"]
+    out["kelly_sleeve_fraction_max"] = horizon["fraction_max"]
+    out["kelly_sleeve_unbounded"] = horizon["unbounded"]
+    out["kelly_sleeve_growth"] = horizon["growth"]
+    out["kelly_sleeve_growth_cash"] = horizon["growth_cash"]
+    out["kelly_sleeve_growth_seed"] = horizon["growth_at"]
+    out["kelly_sleeve_share_seed"] = share
 
 
 def histogram(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -686,6 +768,7 @@ def _aggregate(
     *,
     strategy: Any,
     n_steps: int,
+    rate: float,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     col = columns.source
@@ -772,6 +855,7 @@ def _aggregate(
             axis=0,
         )
         _kelly(out, kelly, comoment, strategy)
+        _kelly_sleeve(out, columns, strategy=strategy, n_steps=n_steps, rate=rate)
 
         out["contracts_cut_mean"] = float(sums["contracts_cut"] / n)
         attempts = float(
@@ -787,7 +871,7 @@ def _aggregate(
 
 
 def aggregate_cell(
-    per_path: dict[str, np.ndarray], *, strategy: Any, n_steps: int
+    per_path: dict[str, np.ndarray], *, strategy: Any, n_steps: int, rate: float
 ) -> dict[str, Any]:
     """Aggregate metrics of one grid cell, float64, from its per-path arrays in path order.
 
@@ -795,6 +879,7 @@ def aggregate_cell(
       per_path: the `derive_block` outputs of the cell's blocks concatenated along paths.
       strategy: the cell's `StrategyConfig` (Kelly sizing rule, ladder size).
       n_steps: trading days simulated.
+      rate: the market's risk-free rate (annual, continuous): cash for the sleeve Kelly.
 
     Returns:
       name -> float, or a float64 array along the variable's extra dimension (`VARIABLES`).
@@ -809,6 +894,6 @@ def aggregate_cell(
     acc = CellAccumulator(n)
     try:
         acc.add(0, dict(per_path))
-        return acc.result(strategy=strategy, n_steps=n_steps)
+        return acc.result(strategy=strategy, n_steps=n_steps, rate=rate)
     finally:
         acc.close()

@@ -1,12 +1,15 @@
 """Calibration behind `simkit calibrate kelly | market | target` (no printing, no argparse).
 
-- `kelly`: run a scenario and read the Kelly inputs it measured (`p`, average win `a`,
-  average loss `b`, path-clustered 95 % intervals) and the fractions they imply; write them
-  as a TOML fragment (`kelly_fragment`) whose `[capital] kelly_fraction` a scenario uses for
-  sizing. The inputs and intervals are comments: scenario files reject unknown tables and keys,
-  so the fragment holds only what a scenario accepts. Merge it by pasting its `[capital]` table
-  into a scenario that has none, by copying the `kelly_fraction` line into the scenario's own
-  `[capital]` table, or with `--set capital.kelly_fraction=VALUE`.
+- `kelly`: run a scenario and measure the Kelly of the whole sleeve (`simkit.kelly_sleeve`:
+  the growth-optimal share of the portfolio in the sleeve, the rest in cash, from every path's
+  horizon return and from its 21-day returns) beside the per-trade reading (`p`, average win
+  `a`, average loss `b`, path-clustered 95 % intervals; short-put trades only). The TOML
+  fragment (`kelly_fragment`) sets `[capital] kelly_fraction` to the sleeve Kelly f*, so the
+  seed's rule sizes the sleeve at `kelly_multiplier * f*` (capped); when f* = 0 there is no
+  fragment: do not allocate. Everything else is comments (scenario files reject unknown tables
+  and keys). Merge it by pasting its `[capital]` table into a scenario that has none, by copying
+  the `kelly_fraction` line into the scenario's own `[capital]` table, or with
+  `--set capital.kelly_fraction=VALUE`.
 - `market`: maximum likelihood of GBM and/or Merton on a history CSV
   (`simkit.calibrate_market.fit_history` on `simkit.paths.history.read_history`), with a model
   comparison by AIC; the fragment is `simkit.calibrate_market.to_toml_fragment`'s (`[market]`
@@ -38,6 +41,7 @@ __all__ = [
     "calibrate_target",
     "kelly_from_dataset",
     "kelly_fragment",
+    "over_bet",
     "metric_names",
     "metric_value",
 ]
@@ -50,6 +54,22 @@ _DATASET_NAMES = {
     "avg_loss": "kelly_avg_loss",
     "seed_fraction": "kelly_fraction",
     "growth_optimal": "kelly_growth_optimal",
+}
+
+
+_SLEEVE_NAMES = {
+    "sleeve": "kelly_sleeve_fraction",
+    "sleeve_lo": "kelly_sleeve_fraction_lo",
+    "sleeve_hi": "kelly_sleeve_fraction_hi",
+    "sleeve_21d": "kelly_sleeve_fraction_21d",
+    "sleeve_21d_lo": "kelly_sleeve_fraction_21d_lo",
+    "sleeve_21d_hi": "kelly_sleeve_fraction_21d_hi",
+    "sleeve_max": "kelly_sleeve_fraction_max",
+    "sleeve_unbounded": "kelly_sleeve_unbounded",
+    "sleeve_growth": "kelly_sleeve_growth",
+    "sleeve_growth_cash": "kelly_sleeve_growth_cash",
+    "sleeve_growth_seed": "kelly_sleeve_growth_seed",
+    "sleeve_share_seed": "kelly_sleeve_share_seed",
 }
 
 
@@ -85,6 +105,8 @@ def kelly_from_dataset(ds: Any, strategy: Any) -> dict[str, Any]:
         for suffix in ("", "_lo", "_hi"):
             out[key + suffix] = float(np.asarray(ds[name + suffix].values))
     out["recommended"] = float(np.asarray(ds["kelly_recommended"].values))
+    for key, name in _SLEEVE_NAMES.items():
+        out[key] = float(np.asarray(ds[name].values))
     out["multiplier"] = float(strategy.kelly_multiplier)
     out["cap"] = float(strategy.max_total_strategy_pct)
     out["trades_per_path"] = float(np.asarray(ds["trades_per_path"].values))
@@ -92,36 +114,52 @@ def kelly_from_dataset(ds: Any, strategy: Any) -> dict[str, Any]:
     return out
 
 
-def kelly_fragment(result: Mapping[str, Any], source: str) -> str:
-    """A TOML fragment with `[capital] kelly_fraction` (the seed formula on the measured
-    inputs) and the inputs, intervals and other fractions as comments."""
-    fraction = result["seed_fraction"]
+def over_bet(result: Mapping[str, Any]) -> float:
+    """How many times the sleeve Kelly fraction the scenario's own sleeve share is (inf when
+    the sleeve Kelly is 0 and the scenario allocates anything)."""
+    share, sleeve = result["sleeve_share_seed"], result["sleeve"]
+    if sleeve > 0:
+        return share / sleeve
+    return math.inf if share > 0 else math.nan
+
+
+def kelly_fragment(result: Mapping[str, Any], source: str) -> str | None:
+    """A TOML fragment with `[capital] kelly_fraction` = the sleeve Kelly fraction f* (so the
+    seed's rule sizes the sleeve at `kelly_multiplier * f*`, capped), the per-trade reading
+    and the intervals as comments; None when f* = 0 (do not allocate: nothing to size)."""
+    fraction = result["sleeve"]
     if not math.isfinite(fraction):
         raise CalibrationError(
-            f"{source}: the Kelly inputs are undefined (the run closed no winning or no losing "
-            "trade); simulate more paths or a longer horizon"
+            f"{source}: the sleeve Kelly fraction is undefined (no path had a sleeve return); "
+            "simulate more paths"
         )
+    if fraction <= 0:
+        return None
 
     def line(label: str, key: str) -> str:
         return (
-            f"#   {label:<34} = {result[key]:.6g}  "
+            f"#   {label:<38} = {result[key]:.6g}  "
             f"[{result[key + '_lo']:.6g}, {result[key + '_hi']:.6g}]"
         )
 
     lines = [
-        f"# simkit calibrate kelly: Kelly inputs measured by simulating {source}",
-        f"# ({result['paths']} paths, {result['trades_per_path']:.3g} closed trades a path; "
-        "95 % intervals, clustered by path)",
+        f"# simkit calibrate kelly: Kelly of the whole sleeve, measured by simulating {source}",
+        f"# ({result['paths']} paths; 95 % intervals)",
+        line("sleeve Kelly f* (horizon returns)", "sleeve"),
+        line("sleeve Kelly f* (21-day returns)", "sleeve_21d"),
+        f"#   scenario's own sleeve share            = {result['sleeve_share_seed']:.6g} "
+        f"({over_bet(result):.3g} x f*)",
+        "# Per trade (short puts only: hedges and share moves after assignment excluded;",
+        "# overlapping trades of a path counted as separate bets), for reference:",
         line("p (win probability of a trade)", "p"),
         line("a (average win on collateral)", "avg_win"),
         line("b (average loss on collateral)", "avg_loss"),
         line("seed formula p - (1-p) b/a", "seed_fraction"),
-        line("growth-optimal p/b - (1-p)/a", "growth_optimal"),
-        f"#   sizing rule min({result['multiplier']:g} x kelly_fraction, {result['cap']:g}), "
-        f"floored at 0 = {result['recommended']:.6g} of the portfolio",
-        "# Merge: scenario files reject unknown tables and keys, so only [capital] is here.",
-        "# Paste this [capital] table into a scenario that has none, or copy the kelly_fraction",
-        "# line into the scenario's [capital] table, or run with",
+        "# The seed's rule then sizes the sleeve at min(kelly_multiplier x kelly_fraction,",
+        f"# max_total_strategy_pct) = min({result['multiplier']:g} x {fraction:.6g}, "
+        f"{result['cap']:g}) of the portfolio.",
+        "# Merge: paste this [capital] table into a scenario that has none, copy the",
+        "# kelly_fraction line into the scenario's [capital] table, or run with",
         f"# --set capital.kelly_fraction={fraction!r}",
         "[capital]",
         f"kelly_fraction = {fraction!r}",

@@ -631,7 +631,45 @@ def _kelly_rows(ds: Any, strategy: Any) -> list[Row]:
                  growth_optimal_hi=g_hi, recommended=rec),
         )
     )  # fmt: skip
+    rows.append(_sleeve_kelly_row(ds))
     return rows
+
+
+def _sleeve_kelly_row(ds: Any) -> Row:
+    """The seed's sleeve share against the Kelly of the whole sleeve (simkit.kelly_sleeve)."""
+    f, lo, hi = (_scalar(ds, f"kelly_sleeve_fraction{s}") for s in ("", "_lo", "_hi"))
+    f21, lo21, hi21 = (_scalar(ds, f"kelly_sleeve_fraction_21d{s}") for s in ("", "_lo", "_hi"))
+    share = _scalar(ds, "kelly_sleeve_share_seed")
+    growth, at_share, cash = (
+        _scalar(ds, f"kelly_sleeve_growth{s}") for s in ("", "_seed", "_cash")
+    )
+    if math.isnan(lo) or math.isnan(hi):
+        verdict, rule = "undecided", "the sleeve Kelly is undefined"
+    elif share > hi:
+        verdict = "refuted"
+        rule = (
+            f"the sleeve share {pct(share)} > upper 95 % bound {num(hi)} of the growth-optimal "
+            "share: the seed over-bets" + ("; f* = 0: do not allocate" if f == 0 else "")
+        )
+    elif share < lo:
+        verdict, rule = "consistent", f"the sleeve share {pct(share)} < f* lower bound {num(lo)}"
+    else:
+        verdict = "undecided"
+        rule = f"the sleeve share {pct(share)} inside f*'s interval [{num(lo)}, {num(hi)}]"
+    return Row(
+        "Kelly",
+        "the sleeve the seed's Kelly rule sizes is at most the growth-optimal share (a "
+        "fractional Kelly bet)",
+        pct(share),
+        f"sleeve Kelly f* {_ci(f, lo, hi, num)} (21-day returns {_ci(f21, lo21, hi21, num)}); "
+        f"expected log growth of the portfolio over the horizon: {num(at_share, 4)} at "
+        f"{pct(share)}, {num(growth, 4)} at f*, {num(cash, 4)} in cash",
+        verdict,
+        rule,
+        dict(value=f, lo=lo, hi=hi, fraction_21d=f21, fraction_21d_lo=lo21,
+             fraction_21d_hi=hi21, share=share, growth=growth, growth_at_share=at_share,
+             growth_cash=cash),
+    )  # fmt: skip
 
 
 def _strike_rows(ds: Any, scenario: Any) -> list[Row]:

@@ -414,7 +414,9 @@ def _cmd_calibrate(sub: Any) -> None:
     what.required = True
 
     k = what.add_parser(
-        "kelly", help="measure p, a, b by simulation; write [capital] kelly_fraction"
+        "kelly",
+        help="measure the sleeve Kelly f* (and the per-trade p, a, b) by simulation; write "
+        "[capital] kelly_fraction = f*, or say do not allocate",
     )
     k.add_argument("scenario", metavar="SCENARIO.toml")
     _add_run_flags(k, "paths simulated (default: the scenario's, at most 10,000)")
@@ -492,29 +494,61 @@ def calibrate_kelly_command(args: argparse.Namespace) -> int:
         raise BadInput(str(exc)) from None
     console = _console()
     table = Table(
-        title=f"Kelly inputs measured on {args.scenario}: {result['paths']} paths",
-        caption="estimate [95 % confidence interval, clustered by path]",
+        title=f"Kelly measured on {args.scenario}: {result['paths']} paths",
+        caption="estimate [95 % confidence interval]",
     )
     table.add_column("quantity")
     table.add_column("estimate [95 % CI]", justify="right")
-    for key, heading in (
-        ("p", "p: win probability of a closed trade"),
-        ("avg_win", "a: average win on collateral"),
-        ("avg_loss", "b: average loss on collateral"),
-        ("seed_fraction", "Kelly, seed formula p - (1-p) b/a"),
-        ("growth_optimal", "growth-optimal p/b - (1-p)/a (x bankroll)"),
-    ):
+
+    def row(heading: str, key: str) -> None:
         table.add_row(
-            heading,
-            f"{result[key]:.4g} [{result[key + '_lo']:.4g}, {result[key + '_hi']:.4g}]",
+            heading, f"{result[key]:.4g} [{result[key + '_lo']:.4g}, {result[key + '_hi']:.4g}]"
         )
+
+    row("sleeve Kelly f*: share of the portfolio (horizon returns)", "sleeve")
+    row("sleeve Kelly f* from 21-day returns", "sleeve_21d")
     table.add_row(
-        f"sizing rule min({result['multiplier']:g} x Kelly, {result['cap']:g})",
-        f"{result['recommended']:.4g} of the portfolio",
+        "expected log growth: at f* / at the scenario's share / cash",
+        f"{result['sleeve_growth']:.4g} / {result['sleeve_growth_seed']:.4g} / "
+        f"{result['sleeve_growth_cash']:.4g}",
     )
+    table.add_section()
+    row("per trade (short puts only) p: win probability", "p")
+    row("per trade a: average win on collateral", "avg_win")
+    row("per trade b: average loss on collateral", "avg_loss")
+    row("per trade Kelly, seed formula p - (1-p) b/a", "seed_fraction")
+    row("per trade growth-optimal p/b - (1-p)/a (x bankroll)", "growth_optimal")
     console.print(table)
+    share, sleeve = result["sleeve_share_seed"], result["sleeve"]
+    console.print(
+        "The per-trade figures leave out the hedge calls, share moves after assignment, costs "
+        "and financing, and count a path's overlapping trades as separate bets; the sleeve "
+        "Kelly sizes the whole strategy against cash."
+    )
+    if result["sleeve_unbounded"] > 0:
+        console.print(
+            f"No path did worse than cash: the growth rises without bound; f* is reported at "
+            f"the cap {sleeve:g}."
+        )
+    elif sleeve > 0 and sleeve >= 0.95 * result["sleeve_max"]:
+        console.print(
+            f"f* is within 5 % of {result['sleeve_max']:.4g}, where the worst path would wipe "
+            "the portfolio out: f* is set by the worst paths and falls with more paths."
+        )
+    if fragment is None:
+        console.print(
+            f"Do not allocate: no positive share of the portfolio beats cash (f* = 0; the "
+            f"scenario puts {share:.1%} in the sleeve). No fragment written."
+        )
+        return 0
+    over = calibrate.over_bet(result)
+    verdict = "over-bets" if over > 1 else "under-bets"
+    console.print(
+        f"The scenario's sleeve share {share:.1%} is {over:.3g} x f* = {sleeve:.4g}: it "
+        f"{verdict} the sleeve Kelly."
+    )
     _write_text(out, fragment)
-    console.print(f"wrote {out}: [capital] kelly_fraction = {result['seed_fraction']:.6g}")
+    console.print(f"wrote {out}: [capital] kelly_fraction = {sleeve:.6g}")
     return 0
 
 

@@ -645,7 +645,9 @@ def simulate(
         if acc.complete:
             samples[number] = acc.equity_sample()
             results[number] = acc.result(
-                strategy=cell_of[number].strategy, n_steps=settings.n_steps
+                strategy=cell_of[number].strategy,
+                n_steps=settings.n_steps,
+                rate=cell_of[number].market.rate,
             )
             if per_path:
                 per_path_arrays[number] = acc.per_path()

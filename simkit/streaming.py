@@ -39,6 +39,9 @@ _SIGN = np.uint64(1 << 63)
 class Columns:
     """Named float64 per-path columns of one cell, appended segment by segment in path order.
 
+    A column is `(n,)` per segment, or `(n, k)` (k values a path, e.g. period returns; the
+    same k in every segment).
+
     Held in memory until they pass `spill_bytes`, then written to (and read back from) one
     raw file per column in a temporary directory under `spill_dir` (the system's temporary
     directory when None), removed by `close`. `chunks(name)` gives the column back in the
@@ -59,6 +62,7 @@ class Columns:
         self._lengths: list[int] = []
         self._memory: dict[str, list[np.ndarray]] | None = {k: [] for k in self.names}
         self._files: tempfile.TemporaryDirectory | None = None
+        self._trailing: dict[str, tuple[int, ...]] = {}
 
     @property
     def spilled(self) -> bool:
@@ -73,9 +77,13 @@ class Columns:
         if n == 0:
             return
         values = {k: np.array(segment[k], dtype=np.float64, copy=True) for k in self.names}
-        if any(v.shape != (n,) for v in values.values()):
+        if any(v.shape[:1] != (n,) for v in values.values()):
             raise ValueError("every column of a segment must have the same length")
-        if self._memory is not None and (self.n + n) * 8 * len(self.names) > self.spill_bytes:
+        for k, v in values.items():
+            if self._trailing.setdefault(k, v.shape[1:]) != v.shape[1:]:
+                raise ValueError(f"column {k!r} changed its shape per path: {v.shape[1:]}")
+        width = sum(math.prod(self._trailing[k]) for k in self.names)
+        if self._memory is not None and (self.n + n) * 8 * width > self.spill_bytes:
             self._spill()
         if self._memory is not None:
             for k in self.names:
@@ -103,8 +111,10 @@ class Columns:
             yield from self._memory[name]
             return
         with open(self._path(name), "rb") as f:
+            shape = self._trailing.get(name, ())
             for n in self._lengths:
-                yield np.fromfile(f, dtype=np.float64, count=n)
+                values = np.fromfile(f, dtype=np.float64, count=n * math.prod(shape))
+                yield values.reshape((n, *shape))
 
     def source(self, name: str) -> Callable[[], Iterable[np.ndarray]]:
         """A callable giving a fresh pass over column `name` (what the statistics take)."""
@@ -117,6 +127,7 @@ class Columns:
             self._files = None
         self._memory = {k: [] for k in self.names}
         self._lengths, self.n = [], 0
+        self._trailing = {}
 
     def __enter__(self) -> Columns:
         return self

@@ -36,29 +36,37 @@ def scenario_file(tmp_path_factory) -> Path:
 # --------------------------------------------------------------------------- kelly
 
 
-def test_calibrate_kelly_writes_a_fragment_a_scenario_accepts(capsys, scenario_file, tmp_path):
+EDGE = ("--set", "hedges.hedges=false", "--set", 'execution.fill="mid"')  # an edge over cash
+
+
+def test_calibrate_kelly_writes_the_sleeve_fraction(capsys, scenario_file, tmp_path):
     out = tmp_path / "kelly.toml"
     code, stdout, stderr = run_cli(
         capsys, "calibrate", "kelly", str(scenario_file), "--set", "simulation.years=0.2",
-        "--out", str(out),
+        *EDGE, "--out", str(out),
     )  # fmt: skip
     assert code == 0, stderr
-    assert "p: win probability" in stdout and f"wrote {out}" in stdout
+    assert "sleeve Kelly f*" in stdout and "per trade" in stdout and f"wrote {out}" in stdout
     text = out.read_text()
     fragment = tomllib.loads(text)
     assert set(fragment) == {"capital"} and set(fragment["capital"]) == {"kelly_fraction"}
     value = fragment["capital"]["kelly_fraction"]
 
-    # The same run in process: the fragment holds its seed-formula fraction.
+    # The same run in process: the fragment holds its sleeve Kelly fraction.
     from simkit import simulate
 
-    ds = simulate(
-        load_scenario(scenario_file, {"simulation.years": 0.2}), per_path=False, progress=False
-    )
-    assert value == float(ds["kelly_fraction"])
-    for key in ("p", "a (average win", "b (average loss", "growth-optimal"):
+    overrides = {
+        "simulation.years": 0.2,
+        "hedges.hedges": False,
+        "execution.fill": "mid",
+    }
+    ds = simulate(load_scenario(scenario_file, overrides), per_path=False, progress=False)
+    assert value == float(ds["kelly_sleeve_fraction"]) > 0
+    for key in ("p (win", "a (average win", "b (average loss", "21-day"):
         assert key in text
-    assert f"{float(ds['kelly_p_lo']):.6g}" in text  # the intervals, as comments
+    assert f"{float(ds['kelly_sleeve_fraction_lo']):.6g}" in text  # intervals, as comments
+    over = 0.2 / value
+    assert f"{over:.3g} x f*" in stdout
 
     # Merge 1: the [capital] table pasted into a scenario that has none.
     merged = parse_scenario(scenario_file.read_text() + "\n" + text, path="merged.toml")
@@ -73,29 +81,41 @@ def test_calibrate_kelly_writes_a_fragment_a_scenario_accepts(capsys, scenario_f
     assert parse_scenario(copied).strategy.kelly_fraction == value
 
 
-def test_kelly_fragment_arithmetic():
+def test_calibrate_kelly_says_do_not_allocate(capsys, scenario_file, tmp_path):
+    # The seed's strategy on this market loses against cash: no fraction to write.
+    out = tmp_path / "k.toml"
+    code, stdout, stderr = run_cli(
+        capsys, "calibrate", "kelly", str(scenario_file), "--set", "simulation.years=0.2",
+        "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "Do not allocate" in stdout and not out.exists()
+
+
+def _sleeve_result(**changes) -> dict:
     result = {
         "p": 0.892, "avg_win": 0.123, "avg_loss": 0.087, "seed_fraction": 0.8156,
         "growth_optimal": 9.3748, "recommended": 0.2, "multiplier": 0.25, "cap": 0.2,
-        "trades_per_path": 10.0, "paths": 100,
+        "trades_per_path": 10.0, "paths": 100, "sleeve": 0.05, "sleeve_21d": 0.07,
+        "sleeve_share_seed": 0.2,
     }  # fmt: skip
-    for key in ("p", "avg_win", "avg_loss", "seed_fraction", "growth_optimal"):
+    for key in ("p", "avg_win", "avg_loss", "seed_fraction", "growth_optimal", "sleeve",
+                "sleeve_21d"):  # fmt: skip
         result[key + "_lo"], result[key + "_hi"] = result[key] - 0.01, result[key] + 0.01
-    fragment = tomllib.loads(calibrate.kelly_fragment(result, "x.toml"))
-    assert fragment == {"capital": {"kelly_fraction": 0.8156}}
-    result["seed_fraction"] = math.nan
+    result.update(changes)
+    return result
+
+
+def test_kelly_fragment_arithmetic():
+    result = _sleeve_result()
+    fragment = calibrate.kelly_fragment(result, "x.toml")
+    assert tomllib.loads(fragment) == {"capital": {"kelly_fraction": 0.05}}
+    assert "(4 x f*)" in fragment  # 0.2 / 0.05: the seed's share over-bets four times
+    assert calibrate.over_bet(result) == pytest.approx(4.0)
+    assert calibrate.kelly_fragment(_sleeve_result(sleeve=0.0), "x.toml") is None
+    assert calibrate.over_bet(_sleeve_result(sleeve=0.0)) == math.inf
     with pytest.raises(calibrate.CalibrationError, match="undefined"):
-        calibrate.kelly_fragment(result, "x.toml")
-
-
-def test_calibrate_kelly_without_losing_trades_exits_2(capsys, scenario_file, tmp_path):
-    # 13 days, 8 paths: every closed trade wins, so b (and the fraction) is undefined.
-    out = tmp_path / "k.toml"
-    code, _, stderr = run_cli(
-        capsys, "calibrate", "kelly", str(scenario_file), "--paths", "8", "--out", str(out)
-    )
-    assert code == 2, stderr
-    assert "undefined" in stderr and not out.exists()
+        calibrate.kelly_fragment(_sleeve_result(sleeve=math.nan), "x.toml")
 
 
 # --------------------------------------------------------------------------- market

@@ -118,6 +118,20 @@ def test_columns_spill_to_files_and_read_back_in_order(tmp_path):
     assert list(tmp_path.iterdir()) == []  # closed: files removed
 
 
+def test_columns_of_rows_spill_and_read_back_in_shape(tmp_path):
+    rng = np.random.default_rng(6)
+    parts = [rng.normal(size=(n, 3)) for n in (40, 2, 70)]
+    with streaming.Columns(["rows", "a"], spill_bytes=2000, spill_dir=tmp_path) as cols:
+        for p in parts:
+            cols.append({"rows": p, "a": p[:, 0]})
+        assert cols.spilled
+        back = list(cols.chunks("rows"))
+        assert [c.shape for c in back] == [(40, 3), (2, 3), (70, 3)]
+        assert np.array_equal(np.concatenate(back), np.concatenate(parts))
+        with pytest.raises(ValueError, match="changed its shape"):
+            cols.append({"rows": np.zeros((5, 4)), "a": np.zeros(5)})
+
+
 # --------------------------------------------------------------------------- a cell
 
 
@@ -170,6 +184,7 @@ class _Strategy:
     kelly_multiplier = 0.25
     max_total_strategy_pct = 0.5
     strikes = (1, 2, 3, 4, 5)
+    portfolio_value = 1_000_000.0
 
 
 def _reduce(blocks, n_paths, order, **kwargs):
@@ -179,7 +194,11 @@ def _reduce(blocks, n_paths, order, **kwargs):
             start, arrays = blocks[i]
             acc.add(start, {k: v.copy() for k, v in arrays.items()})
         assert acc.complete
-        return acc.result(strategy=_Strategy, n_steps=40), acc.equity_sample(), acc.columns
+        return (
+            acc.result(strategy=_Strategy, n_steps=40, rate=0.05),
+            acc.equity_sample(),
+            acc.columns,
+        )
     finally:
         acc.close()
 
@@ -282,12 +301,12 @@ def test_cell_reduction_matches_numpy_on_the_whole_arrays(monkeypatch):
     assert np.array_equal(got["total_return_hist_count"], counts)
     assert np.array_equal(got["total_return_hist_edge"], edges)
     # aggregate_cell (one call on the whole arrays) is the same reduction
-    _same(got, aggregate_cell(x, strategy=_Strategy, n_steps=40))
+    _same(got, aggregate_cell(x, strategy=_Strategy, n_steps=40, rate=0.05))
 
 
 def test_empty_cell_is_an_error():
     with pytest.raises(ValueError, match="at least one path"):
-        CellAccumulator(0).result(strategy=_Strategy, n_steps=40)
+        CellAccumulator(0).result(strategy=_Strategy, n_steps=40, rate=0.05)
 
 
 def test_result_before_every_block_is_an_error():
@@ -296,5 +315,5 @@ def test_result_before_every_block_is_an_error():
     acc.add(10, blocks[1][1])
     assert not acc.complete
     with pytest.raises(ValueError, match="blocks up to path 0"):
-        acc.result(strategy=_Strategy, n_steps=40)
+        acc.result(strategy=_Strategy, n_steps=40, rate=0.05)
     acc.close()
