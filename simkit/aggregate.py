@@ -169,6 +169,19 @@ _var(
     "annualized Sharpe ratio of the daily returns pooled over all path-days "
     "(mean / standard deviation * sqrt(252))",
 )
+_var(
+    "sharpe_pooled_se",
+    "1",
+    "standard error of the pooled Sharpe ratio (delta method, clustered by path)",
+)
+_var("sharpe_pooled_lo", "1", "lower bound of the 95% confidence interval of the pooled Sharpe")
+_var("sharpe_pooled_hi", "1", "upper bound of the 95% confidence interval of the pooled Sharpe")
+_var(
+    "profit_take_loss_share",
+    "1",
+    "share of profit-take closes whose trade lost money after the buy-back spread and both "
+    "commissions (the rule compares the mid with the premium)",
+)
 _var("max_drawdown_median", "1", "median over paths of the maximum drawdown (<= 0)")
 _var("max_drawdown_quantile", "1", "quantiles of the maximum drawdown (<= 0)", ("quantile",))
 for _level in (95, 99):
@@ -314,6 +327,10 @@ for _b in BUCKETS:
     _PER_PATH_UNITS[_b] = ("USD", f"P&L attribution: {_b.replace('_', ' ')}")
 for _c, _r in zip(_CLOSE_COUNTERS, CLOSE_REASONS, strict=True):
     _PER_PATH_UNITS[_c] = ("count", f"trades ended by {_r.replace('_', ' ')}")
+_PER_PATH_UNITS["n_close_profit_loss"] = (
+    "count",
+    "profit-take closes whose trade lost money after the spread and both commissions",
+)
 for _lim in LIMITS:
     _PER_PATH_UNITS[f"breach_{_lim}"] = ("day", f"days with the {_lim} limit breached")
     _PER_PATH_UNITS[f"first_breach_{_lim}"] = (
@@ -445,6 +462,13 @@ def derive_block(
         out["_daily_return_sum"] = sums if not cut_rows.size else used_returns.sum(axis=1)
         out["_daily_return_sumsq"] = (used_returns * used_returns).sum(axis=1)
         out["_daily_return_count"] = (last + 1).astype(np.int64)
+        # Products of the path sums: the pooled Sharpe's path-clustered variance from sums.
+        s, q, k = out["_daily_return_sum"], out["_daily_return_sumsq"], (last + 1.0)
+        for name, value in (
+            ("ss", s * s), ("sq", s * q), ("qq", q * q), ("sk", s * k), ("qk", q * k),
+            ("kk", k * k),
+        ):  # fmt: skip
+            out[f"_sharpe_{name}"] = value
 
     k = int(np.clip(n_sample - path_start, 0, n))
     # A copy, not a view: a view (even of no rows) would keep the block's whole equity array
@@ -663,6 +687,31 @@ def _kelly(out: dict, sums: dict, comoment: np.ndarray, strategy: Any) -> None:
     out["kelly_recommended"] = recommended
 
 
+def _pooled_sharpe_se(sums: dict[str, np.ndarray], n: int) -> float:
+    """Standard error of the pooled Sharpe ratio, clustered by path: the delta method on
+    `sqrt(252) m1 / sqrt(m2 - m1^2)` with (m1, m2) the pooled means of r and r^2 (ratio
+    estimators over the paths' sums S, Q and day counts k; CR1 over the n paths, from the
+    summed products of S, Q and k, so it streams)."""
+    if n < 2:
+        return math.nan
+    k_total = float(sums["_daily_return_count"])
+    m1 = float(sums["_daily_return_sum"]) / k_total
+    m2 = float(sums["_daily_return_sumsq"]) / k_total
+    ss, sq, qq = (float(sums[f"_sharpe_{x}"]) for x in ("ss", "sq", "qq"))
+    sk, qk, kk = (float(sums[f"_sharpe_{x}"]) for x in ("sk", "qk", "kk"))
+    scale = n / (n - 1) / k_total**2
+    c11 = (ss - 2 * m1 * sk + m1 * m1 * kk) * scale
+    c12 = (sq - m2 * sk - m1 * qk + m1 * m2 * kk) * scale
+    c22 = (qq - 2 * m2 * qk + m2 * m2 * kk) * scale
+    d = m2 - m1 * m1
+    if not d > 0:
+        return math.nan
+    g1 = math.sqrt(TRADING_DAYS) * m2 * d**-1.5
+    g2 = -0.5 * math.sqrt(TRADING_DAYS) * m1 * d**-1.5
+    var = g1 * g1 * c11 + 2 * g1 * g2 * c12 + g2 * g2 * c22
+    return math.sqrt(var) if var >= 0 else math.nan
+
+
 def _kelly_sleeve(
     out: dict, columns: streaming.Columns, *, strategy: Any, n_steps: int, rate: float
 ) -> None:
@@ -819,6 +868,10 @@ def _aggregate(
         if var > 0:
             pooled = mean / math.sqrt(var) * math.sqrt(TRADING_DAYS)
     out["sharpe_pooled"] = pooled
+    se = _pooled_sharpe_se(sums, n) if math.isfinite(pooled) else math.nan
+    z = metrics.z_score(CONF)
+    out["sharpe_pooled_se"] = se
+    out["sharpe_pooled_lo"], out["sharpe_pooled_hi"] = pooled - z * se, pooled + z * se
 
     for name in ("total_return", "max_drawdown"):
         out[f"{name}_hist_count"], out[f"{name}_hist_edge"] = _histogram(col(name))
@@ -829,6 +882,10 @@ def _aggregate(
     out["daily_var_99_median"] = streaming.median(col("daily_var_99"), skip="nan")
 
     out["trades_per_path"] = float(sums["n_trades"] / n)
+    profit_closes = float(sums["n_close_profit"])
+    out["profit_take_loss_share"] = (
+        float(sums["n_close_profit_loss"]) / profit_closes if profit_closes else math.nan
+    )
     ends = np.array([sums[c] for c in _CLOSE_COUNTERS], dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["close_reason_share"] = ends / ends.sum()

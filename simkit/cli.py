@@ -89,66 +89,127 @@ def _enable_compile_cache() -> None:
 
 
 def _fmt(x: Any, kind: str = "num") -> str:
+    """One format per kind: `pct` -12.3 % as "-12.3", `ratio` 2 decimals, `usd` whole dollars
+    with separators (the unit goes in the heading or its own column)."""
     x = float(x)
     if math.isnan(x):
         return "-"
+    if math.isinf(x):
+        return "-inf" if x < 0 else "inf"
     if kind == "pct":
-        return f"{100 * x:.1f}%"
+        return f"{100 * x:.1f}"
     if kind == "usd":
         return f"{x:,.0f}"
+    if kind == "ratio":
+        return f"{x:.2f}"
     return f"{x:.3g}" if abs(x) < 1e4 else f"{x:,.0f}"
 
 
-def _with_ci(ds: Any, name: str, index: dict, kind: str) -> str:
-    value = _fmt(ds[name].isel(index).item(), kind)
-    if f"{name}_lo" not in ds or value == "-":
-        return value
-    lo = _fmt(ds[f"{name}_lo"].isel(index).item(), kind)
-    hi = _fmt(ds[f"{name}_hi"].isel(index).item(), kind)
-    return f"{value} [{lo}, {hi}]"
+def _summary_value(ds: Any, name: str, index: dict, sign: float) -> tuple[float, float, float]:
+    value = sign * float(ds[name].isel(index).item())
+    if f"{name}_lo" not in ds:
+        return value, math.nan, math.nan
+    bounds = [sign * float(ds[f"{name}{s}"].isel(index).item()) for s in ("_lo", "_hi")]
+    return value, min(bounds), max(bounds)
 
 
-# (variable, heading, format): the summary's key metrics.
+def _seed_claims() -> dict[str, float]:
+    from simkit.claims import SEED
+
+    return {
+        "win_rate_trade": SEED.win_rate,
+        "annual_return_mean": SEED.annual_return,
+        "sharpe_pooled": SEED.sharpe,
+        "max_drawdown_median": SEED.max_drawdown,
+        "kelly_sleeve_fraction": SEED.kelly_cap,
+    }
+
+
+# (variable, heading, format, sign): the summary's key metrics. Losses are negative returns
+# everywhere in the table: VaR and CVaR (stored as positive losses) are printed negated.
 SUMMARY = (
-    ("win_rate_trade", "win rate (trades)", "pct"),
-    ("win_rate_path", "win rate (paths)", "pct"),
-    ("annual_return_mean", "annual return mean", "pct"),
-    ("annual_return_median", "annual return median", "pct"),
-    ("sharpe", "Sharpe (median path)", "num"),
-    ("max_drawdown_median", "max drawdown median", "pct"),
-    ("var_99", "VaR 99% (horizon)", "pct"),
-    ("cvar_99", "CVaR 99% (horizon)", "pct"),
-    ("prob_ruin", "P(ruin)", "pct"),
-    ("kelly_fraction", "Kelly fraction (seed formula)", "num"),
+    ("win_rate_trade", "win rate, short-put trades", "pct", 1.0),
+    ("win_rate_path", "win rate, paths (P&L > 0)", "pct", 1.0),
+    ("prob_loss", "P(loss over the horizon)", "pct", 1.0),
+    ("annual_return_mean", "annual return, mean", "pct", 1.0),
+    ("annual_return_median", "annual return, median", "pct", 1.0),
+    ("sharpe_pooled", "Sharpe, pooled path-days", "ratio", 1.0),
+    ("sharpe", "Sharpe, median path", "ratio", 1.0),
+    ("max_drawdown_median", "max drawdown, median path", "pct", 1.0),
+    ("var_99", "VaR 99 %, horizon return", "pct", -1.0),
+    ("cvar_99", "CVaR 99 %, horizon return", "pct", -1.0),
+    ("prob_ruin", "P(ruin)", "pct", 1.0),
+    ("kelly_sleeve_fraction", "Kelly of the sleeve (x portfolio)", "ratio", 1.0),
+    ("profit_take_loss_share", "profit-takes that lost money", "pct", 1.0),
+)
+_UNITS = {"pct": "%", "ratio": "", "usd": "USD", "num": ""}
+SUMMARY_NOTE = (
+    "Losses are negative returns: drawdown, VaR and CVaR read -26.6 = a 26.6 % loss. Win rates "
+    "count short-put trades only (hedges, shares and costs are outside them). A profit-take "
+    "fires when the mid has fallen to 50 % of the premium, but the put is bought back at the "
+    "ask and pays a second commission, so on a cheap put it can close at a loss. Seed column: "
+    "what the strategy document claims (its sleeve is 20 % of the portfolio)."
 )
 
 
+def _horizon(ds: Any) -> str:
+    steps = ds.attrs.get("n_steps")
+    if steps is None:
+        return ""
+    years = int(steps) / 252
+    return f", horizon {int(steps)} trading days ({years:.3g} year{'' if years == 1 else 's'})"
+
+
 def print_summary(ds: Any, console: Any) -> None:
-    """The key metrics with their 95 % intervals: one row per metric without a grid, one row
-    per cell (interval under the estimate) with a grid."""
+    """The key metrics with their 95 % intervals and the seed's claims: one row per metric
+    without a grid, one row per cell (interval under the estimate) with a grid."""
     from rich.table import Table
 
     grid_dims = list(ds["paths"].dims)
-    title = f"{ds.attrs.get('title', 'simkit run')}: {ds.attrs.get('paths')} paths per cell"
+    summary = [row for row in SUMMARY if row[0] in ds]
+    claims = _seed_claims()
+    title = (
+        f"{ds.attrs.get('title', 'simkit run')}: {ds.attrs.get('paths')} paths per cell"
+        f"{_horizon(ds)}"
+    )
     table = Table(title=title, caption="estimate [95 % confidence interval]")
     if not grid_dims:
         table.add_column("metric")
-        table.add_column("estimate [95 % CI]", justify="right")
-        for name, heading, kind in SUMMARY:
-            table.add_row(heading, _with_ci(ds, name, {}, kind))
+        table.add_column("unit")
+        table.add_column("estimate", justify="right")
+        table.add_column("95 % CI", justify="right")
+        table.add_column("seed claims", justify="right")
+        for name, heading, kind, sign in summary:
+            value, lo, hi = _summary_value(ds, name, {}, sign)
+            interval = "" if math.isnan(lo) else f"[{_fmt(lo, kind)}, {_fmt(hi, kind)}]"
+            claim = _fmt(claims[name], kind) if name in claims else ""
+            table.add_row(heading, _UNITS[kind], _fmt(value, kind), interval, claim)
         console.print(table)
+        console.print(SUMMARY_NOTE)
         return
     for dim in grid_dims:
         table.add_column(dim, justify="right", no_wrap=True, min_width=len(dim))
-    for _, heading, _ in SUMMARY:
-        table.add_column(heading, justify="right")
+    for _, heading, kind, _ in summary:
+        unit = f" ({_UNITS[kind]})" if _UNITS[kind] else ""
+        table.add_column(heading + unit, justify="right")
     shape = [ds.sizes[d] for d in grid_dims]
     for flat in range(math.prod(shape)):
         index = dict(zip(grid_dims, _unravel(flat, shape), strict=True))
         coords = [str(ds[d].values[i]) for d, i in index.items()]
-        values = [_with_ci(ds, n, index, k).replace(" [", "\n[") for n, _, k in SUMMARY]
+        values = []
+        for name, _, kind, sign in summary:
+            value, lo, hi = _summary_value(ds, name, index, sign)
+            text = _fmt(value, kind)
+            if not math.isnan(lo):
+                text += f"\n[{_fmt(lo, kind)}, {_fmt(hi, kind)}]"
+            values.append(text)
         table.add_row(*coords, *values)
+    table.add_row(
+        *(["seed claims"] + [""] * (len(grid_dims) - 1)),
+        *(_fmt(claims[n], k) if n in claims else "" for n, _, k, _ in summary),
+    )
     console.print(table)
+    console.print(SUMMARY_NOTE)
 
 
 def _unravel(flat: int, shape: list[int]) -> list[int]:

@@ -26,11 +26,19 @@ def test_run_writes_the_file_and_prints_a_summary(capsys, tiny_scenario, tmp_pat
         capsys, "run", str(tiny_scenario), "--out", str(out), "--no-progress", "--per-path"
     )
     assert code == 0, stderr
-    assert "win rate (trades)" in stdout and "Kelly fraction" in stdout
+    assert "win rate, short-put trades" in stdout and "Kelly of the sleeve" in stdout
     assert "[" in stdout  # intervals
     assert f"wrote {out}" in stdout
+    assert "horizon 13 trading days" in stdout and "seed claims" in stdout
+    assert "Losses are negative returns" in stdout
     with xr.open_dataset(out) as ds:
         assert ds.sizes["path"] == 32
+        # one sign convention: VaR and CVaR (stored as positive losses) print negated
+        var = float(ds["var_99"])
+        row = next(line for line in stdout.splitlines() if "VaR 99 %" in line)
+        assert f"{-100 * var:.1f}" in row
+        claim = next(line for line in stdout.splitlines() if "annual return, mean" in line)
+        assert claim.rstrip(" │").endswith("135.0")
     assert not partial_dir(out).exists()
 
 

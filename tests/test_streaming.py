@@ -169,6 +169,7 @@ def _blocks(n_paths: int, size: int, rng) -> list[tuple[int, dict]]:
         }
         for name in _CLOSE_COUNTERS:
             summary[name] = rng.integers(0, 4, size=n)
+        summary["n_close_profit_loss"] = rng.binomial(summary["n_close_profit"], 0.2)
         for name in BUCKETS:
             summary[name] = rng.normal(0, 1e3, size=n)
         for x in LIMITS:

@@ -328,6 +328,8 @@ def _tally_trades(n, strike, premium, closed, close_price, p, total=_sum) -> tup
         done.astype(pnl.dtype),
         win.astype(pnl.dtype),
         *((done & (closed == code)).astype(pnl.dtype) for code in CLOSE_CODES.values()),
+        # profit-take closes that lost money once the spread and both commissions are paid
+        (done & (closed == CLOSE_CODES["n_close_profit"]) & ~win).astype(pnl.dtype),
     ]
     sums = total(floats) if total is _sums else [total(x) for x in floats]
     names = (
@@ -342,6 +344,7 @@ def _tally_trades(n, strike, premium, closed, close_price, p, total=_sum) -> tup
         "n_trades",
         "n_wins",
         *CLOSE_CODES,
+        "n_close_profit_loss",
     )
     amounts = dict(zip(names, sums, strict=True))
     for name in names[8:]:

@@ -101,6 +101,7 @@ INT_FIELDS = (
     "n_trades",
     "n_wins",
     *(f"n_close_{reason}" for reason in CLOSE_REASONS),
+    "n_close_profit_loss",
     "n_expired_otm",
     "n_assigned_expiry",
     "n_assigned_early",
@@ -294,6 +295,7 @@ class Tally:
     sum_loss_ret: float = 0.0
     sum_loss_ret_sq: float = 0.0
     closes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLOSE_REASONS, 0))
+    n_close_profit_loss: int = 0
     n_expired_otm: int = 0
     n_assigned_expiry: int = 0
     n_assigned_early: int = 0
@@ -508,6 +510,10 @@ def _close_put(
     pnl = (put.premium - fill) * SHARES_PER_CONTRACT * n - 2.0 * c * n
     _record_trade(tally, put, pnl, cfg)
     tally.closes[reason] += 1
+    if reason == "profit" and pnl <= 0.0:
+        # seed: "Exit Conditions" profit-take at 50 % of premium: at the mid, not after the
+        # spread and two commissions, so a cheap put's "profit" can lose money
+        tally.n_close_profit_loss += 1
     book.puts.remove(put)
 
 
@@ -1252,6 +1258,7 @@ def _summary(
         "n_trades": tally.n_trades,
         "n_wins": tally.n_wins,
         **{f"n_close_{reason}": tally.closes[reason] for reason in CLOSE_REASONS},
+        "n_close_profit_loss": tally.n_close_profit_loss,
         "n_expired_otm": tally.n_expired_otm,
         "n_assigned_expiry": tally.n_assigned_expiry,
         "n_assigned_early": tally.n_assigned_early,

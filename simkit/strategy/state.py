@@ -80,6 +80,7 @@ INT_TALLIES = (
     "n_close_assignment_risk",
     "n_close_margin",
     "n_close_ruin",
+    "n_close_profit_loss",  # profit-take closes whose trade P&L is <= 0 (spread, commissions)
     "n_expired_otm",
     "n_assigned_expiry",
     "n_assigned_early",
