@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
+from simkit.claims_markets import Claim, judge_across_markets
+
 __all__ = [
     "SEED",
     "ClaimsReport",
@@ -100,6 +102,19 @@ class SeedClaims:
 
 SEED = SeedClaims()
 
+# The performance claims judged across the family of markets (`simkit.claims_markets`).
+MARKET_CLAIMS = (
+    Claim("annual_return", "annual return (mean over paths)", SEED.annual_return, "pct"),
+    Claim("sharpe", "Sharpe ratio (median path)", SEED.sharpe, "ratio"),
+    Claim("win_rate", "trade win rate", SEED.win_rate, "pct"),
+    Claim(
+        "max_drawdown",
+        "worst-case drawdown (5 % quantile of the max drawdown)",
+        SEED.max_drawdown,
+        "pct",
+    ),
+)
+
 
 @dataclasses.dataclass
 class Row:
@@ -112,12 +127,15 @@ class Row:
     verdict: str
     rule: str
     numbers: dict[str, Any] = dataclasses.field(default_factory=dict)
+    claim_id: str = ""  # the market claim it is (`MARKET_CLAIMS`), "" for the others
+    markets: str = ""  # the verdict across the family of markets (`simkit.claims_markets`)
 
 
 @dataclasses.dataclass
 class ClaimsReport:
     rows: list[Row]
     meta: dict[str, Any]
+    markets: Any = None  # simkit.claims_markets.MarketVerdicts, when judged across markets
 
 
 # --------------------------------------------------------------------------- formatting
@@ -556,6 +574,8 @@ def _performance_rows(ds: Any) -> list[Row]:
                  median=float(np.median(dd)), q05=q05, q01=q01, worst=float(dd.min())),
         )
     )  # fmt: skip
+    for row, claim in zip(rows, MARKET_CLAIMS, strict=True):  # the same four, in order
+        row.claim_id = claim.name
     return rows
 
 
@@ -1036,6 +1056,8 @@ def check_claims(
     seed: int | None = None,
     engine: str | None = None,
     fills: bool = True,
+    markets: bool = True,
+    market_paths: int | None = None,
     progress: bool = False,
     simulate: Callable[..., Any] | None = None,
 ) -> ClaimsReport:
@@ -1046,6 +1068,9 @@ def check_claims(
       paths: paths simulated. Default value: the scenario's, at most `DEFAULT_PATHS`.
       seed, engine: override the scenario's. Default value: the scenario's.
       fills: also run the other fill modes of `FILL_MODES` (same seed) for the fill row.
+      markets: also judge the performance claims across the scenario's family of markets
+        (`simkit.claims_markets`; the `[claims]` table).
+      market_paths: paths per market of the family. Default value: the `[claims]` table's.
       simulate: the simulator (tests may pass a stub). Default value: `simkit.run.simulate`.
     """
     from simkit.run import simulate as run_simulate
@@ -1072,6 +1097,19 @@ def check_claims(
                 other = parse_scenario(scenario.text, path=scenario.path, overrides=overrides)
                 fill_runs[mode] = simulate(other, **kwargs)
     rows = build_rows(scenario, ds, fill_runs)
+    found = None
+    if markets:
+        found = judge_across_markets(
+            scenario, MARKET_CLAIMS, paths=market_paths, seed=seed, engine=engine,
+            simulate=simulate,
+        )  # fmt: skip
+        for row in rows:
+            if row.claim_id:
+                row.markets = found.verdict[row.claim_id]
+                row.numbers["markets"] = {
+                    "break_even": found.break_even[row.claim_id],
+                    "holds_anywhere": found.holds_anywhere[row.claim_id],
+                }
     meta = {
         "scenario": scenario.path,
         "paths": int(ds.attrs.get("paths", paths)),
@@ -1084,7 +1122,7 @@ def check_claims(
         "wall_time_s": time.perf_counter() - started,
         "seed_document": "seed/000_2384f852ce719eba.txt",
     }
-    return ClaimsReport(rows, meta)
+    return ClaimsReport(rows, meta, found)
 
 
 # --------------------------------------------------------------------------- output
@@ -1105,6 +1143,8 @@ def _jsonable(x: Any) -> Any:
 def to_json(report: ClaimsReport) -> str:
     """The report as JSON: `meta` and `rows` (non-finite numbers as null)."""
     data = {"meta": report.meta, "rows": [dataclasses.asdict(r) for r in report.rows]}
+    if report.markets is not None:
+        data["markets"] = report.markets.to_json()
     return json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n"
 
 
@@ -1129,12 +1169,54 @@ def to_markdown(report: ClaimsReport) -> str:
         "",
         "Every verdict is computed by the rule in the last column; intervals are 95 %.",
         "",
-        "| topic | claim | seed | simkit | verdict | rule |",
-        "|---|---|---|---|---|---|",
+        "| topic | claim | seed | simkit | verdict | rule | across markets |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in report.rows:
         lines.append(
             "| " + " | ".join(cell(x) for x in (r.topic, r.claim, r.seed, r.simkit,
-                                                  f"**{r.verdict}**", r.rule)) + " |"
+                                                  f"**{r.verdict}**", r.rule, r.markets)) + " |"
         )  # fmt: skip
+    if report.markets is not None:
+        lines += ["", *markets_markdown(report.markets)]
     return "\n".join(lines) + "\n"
+
+
+def markets_markdown(found: Any) -> list[str]:
+    """The family of markets and each claim's break-evens, as Markdown lines."""
+    family = ", ".join(
+        f"`{k}` {lo:g} to {hi:g} (scenario {found.scenario_values[k]:g})"
+        for k, (lo, hi) in found.family.items()
+    )
+    lines = [
+        "## Across markets",
+        "",
+        f"Family: {family}; {found.paths:,} paths per market, common random numbers; "
+        f"{found.evaluations} markets along the keys and a {found.grid_cells}-cell grid."
+        + (f" Left out: {'; '.join(found.left_out)}." if found.left_out else ""),
+        "",
+        "| claim | claimed | "
+        + " | ".join(f"break-even {k}" for k in found.family)
+        + " | grid cells holding | verdict |",
+        "|---|---|" + "---|" * len(found.family) + "---|---|",
+    ]
+    for claim in found.claims:
+        cells = []
+        for key in found.family:
+            f = found.break_even[claim.name][key]
+            if f is None:
+                cells.append("holds nowhere")
+            elif f["holds"] == "everywhere":
+                cells.append("holds everywhere")
+            else:
+                se = f" ± {f['se']:.2g}" if f["se"] is not None else ""
+                sign = "<" if f["holds"] == "below" else ">"
+                cells.append(f"holds where {sign} {f['value']:.3g}{se}")
+        shown = pct(claim.claimed) if claim.unit == "pct" else num(claim.claimed, 2)
+        lines.append(
+            f"| {claim.label} | {shown} | "
+            + " | ".join(cells)
+            + f" | {found.grid_holds[claim.name]} of {found.grid_cells} | "
+            f"{found.verdict[claim.name]} |"
+        )
+    return lines

@@ -411,6 +411,16 @@ def _cmd_claims(sub: Any) -> None:
         action="store_true",
         help="skip the rerun with the other fill assumption (the fills row)",
     )
+    p.add_argument(
+        "--no-markets",
+        action="store_true",
+        help="skip the verdicts across the family of markets ([claims] table)",
+    )
+    p.add_argument(
+        "--market-paths",
+        type=int,
+        help="paths per market of the family (overrides claims.paths)",
+    )
     p.set_defaults(func=claims_command)
 
 
@@ -420,11 +430,15 @@ def claims_command(args: argparse.Namespace) -> int:
 
     from simkit import claims
 
-    scenario = _load(args.scenario, _overrides(args.overrides))
+    overrides = _overrides(args.overrides)
+    if args.market_paths is not None:
+        overrides["claims.paths"] = args.market_paths
+    scenario = _load(args.scenario, overrides)
     out = Path(args.out) if args.out else Path("results") / f"{Path(args.scenario).stem}.claims.md"
     if out.suffix.lower() == ".json":
         raise BadInput(f"--out {out}: names the Markdown report (FILE.md); the JSON goes beside it")
     json_out = out.with_suffix(".json")
+    png_out = out.with_suffix(".markets.png")
     _writable_file(out)
     _writable_file(json_out)
     _enable_compile_cache()
@@ -434,6 +448,7 @@ def claims_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         engine=args.engine,
         fills=not args.no_fills,
+        markets=not args.no_markets,
         progress=not args.no_progress,
     )
     console = _console()
@@ -449,6 +464,7 @@ def claims_command(args: argparse.Namespace) -> int:
         ("simkit", 6),
         ("verdict", 2),
         ("rule", 4),
+        ("across markets", 4),
     ):
         table.add_column(heading, ratio=ratio, overflow="fold")
     for row in report.rows:
@@ -459,11 +475,19 @@ def claims_command(args: argparse.Namespace) -> int:
             row.simkit,
             Text(row.verdict, style="bold"),
             row.rule,
+            row.markets,
         )
     console.print(table)
+    written = [out, json_out]
+    if report.markets is not None:
+        from simkit.claims_markets import plot_claim_map
+
+        console.print("\n".join(claims.markets_markdown(report.markets)))
+        if plot_claim_map(report.markets, png_out):
+            written.append(png_out)
     _write_text(out, claims.to_markdown(report))
     _write_text(json_out, claims.to_json(report))
-    console.print(f"wrote {out} and {json_out} ({report.meta['wall_time_s']:.1f} s)")
+    console.print(f"wrote {', '.join(map(str, written))} ({report.meta['wall_time_s']:.1f} s)")
     return 0
 
 

@@ -696,6 +696,59 @@ class LimitsTable(_Table):
         return []
 
 
+Range = list[Float]  # [low, high], or [] to leave the key out
+
+
+class ClaimsTable(_Table):
+    """The family of plausible markets `simkit claims` judges each claim across: a range per
+    market key (an empty list leaves the key out), scanned from the scenario's own value, and a
+    coarse grid of three values per key. Every market is a one-cell run on the scenario's seed
+    (common random numbers). `jump_intensity` is used only when the market model is merton."""
+
+    paths: Int = _key(
+        2048,
+        "paths",
+        "Paths per market of the family (a multiple of simulation.chunk_size avoids compiling "
+        "a second block shape).",
+        ge=32,
+    )
+    scan_points: Int = _key(
+        7, "markets", "Values along each key's range (plus the scenario's own value).", ge=3
+    )
+    sigma: Range = _key(
+        [0.2, 3.0], "annual vol", "Range of the realized volatility of the spot (market.sigma)."
+    )
+    mu: Range = _key([-0.5, 1.5], "1/year", "Range of the real-world drift (market.mu).")
+    iv_long_run: Range = _key(
+        [1.0, 4.25], "annual vol", "Range of the long-run implied volatility (market.iv_long_run)."
+    )
+    jump_intensity: Range = _key(
+        [0.0, 8.0],
+        "1/year",
+        "Range of the jump intensity (market.jump_intensity; merton markets only).",
+    )
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """`market.<key>` -> (low, high) of every key in the family."""
+        return {
+            f"market.{name}": (float(v[0]), float(v[1]))
+            for name in ("sigma", "mu", "iv_long_run", "jump_intensity")
+            if (v := getattr(self, name))
+        }
+
+    def checks(self) -> list[tuple[str, str]]:
+        out = []
+        for name in ("sigma", "mu", "iv_long_run", "jump_intensity"):
+            v = getattr(self, name)
+            if v and (len(v) != 2 or not v[0] < v[1]):
+                out.append((name, f"must be [low, high] with low < high, or [], got {v!r}"))
+            elif v and name != "mu" and v[0] < 0:
+                out.append((name, f"must not go below 0, got {v!r}"))
+            elif v and name in ("sigma", "iv_long_run") and v[0] <= 0:
+                out.append((name, f"must be > 0, got {v!r}"))
+        return out
+
+
 TABLES: dict[str, type[_Table]] = {
     "simulation": SimulationTable,
     "market": MarketTable,
@@ -706,6 +759,7 @@ TABLES: dict[str, type[_Table]] = {
     "assignment": AssignmentTable,
     "hedges": HedgesTable,
     "limits": LimitsTable,
+    "claims": ClaimsTable,
 }
 STRATEGY_TABLES = ("capital", "strategy", "execution", "exits", "assignment", "hedges", "limits")
 GRID_TABLES = ("market", *STRATEGY_TABLES)
@@ -765,6 +819,7 @@ class Scenario:
     strategy: StrategyConfig
     grid: tuple[GridAxis, ...] = ()
     overrides: dict[str, object] = field(default_factory=dict)
+    claims: Any = field(default_factory=lambda: ClaimsTable())  # the [claims] table
     _cells: tuple[Cell, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -1135,6 +1190,7 @@ class _Builder:
             strategy=strategy,
             grid=tuple(axes),
             overrides=dict(self.overrides),
+            claims=validated["claims"],
             _cells=tuple(cells),
         )
 
@@ -1744,6 +1800,7 @@ def _scenario_to_toml(scenario: Scenario) -> str:
         sections[table] = {
             name: getattr(scenario.strategy, name) for name in TABLES[table].model_fields
         }
+    sections["claims"] = scenario.claims.model_dump()
     out = []
     for table, values in sections.items():
         out.append(f"[{table}]")
@@ -1776,7 +1833,8 @@ _REFERENCE_HEAD = """\
 
 A scenario is a TOML file: a required `[simulation]` table, a `[market]` table, seven tables
 that hold the strategy's parameters (`[capital]`, `[strategy]`, `[execution]`, `[exits]`,
-`[assignment]`, `[hedges]`, `[limits]`) and an optional `[grid]`. Every key is optional and
+`[assignment]`, `[hedges]`, `[limits]`), an optional `[claims]` table (the family of markets
+`simkit claims` judges the seed's claims across) and an optional `[grid]`. Every key is optional and
 takes the default below when omitted; an empty file, or one without `[simulation]`, is an error
 (write an empty `[simulation]` table to take every default). `scenarios/baseline.toml` writes
 out every key with its default.
