@@ -762,7 +762,10 @@ STRESS_SUMMARY = (
     ("var_99", "VaR 99%", "pct"),
     ("cvar_99", "CVaR 99%", "pct"),
 )
-STOPPED_MOST = 0.5  # a stress that stops more paths than this gets a footnote when it "helps"
+# A stress "halts trading" when more than this share of paths sell no tranche after it, or
+# when the paths sell fewer than this share of the tranches they sell unstressed after the
+# same day; a halting stress whose mean return beats the unstressed one gets a note.
+HALTED = 0.5
 
 
 def _pm(ds: Any, name: str, index: dict) -> str:
@@ -856,7 +859,10 @@ def print_stress_tables(ds: Any, console: Any) -> None:
         cell = _fmt(stopped, "pct")
         if base is not None and i != base and not math.isnan(stopped):
             plain = value("total_return_mean", {"stress": base, "enforce_limits": j})
-            if mean > plain and stopped > STOPPED_MOST:
+            sold = value("tranches_after_shock_per_path", index)
+            sold_plain = value("tranches_after_shock_per_path_unstressed", index)
+            halted = stopped > HALTED or (sold_plain > 0 and sold < HALTED * sold_plain)
+            if mean > plain and halted:
                 cell += " *"
                 causes = ds["stopped_trading_share"].isel(index).values
                 why = ", ".join(
@@ -866,12 +872,14 @@ def print_stress_tables(ds: Any, console: Any) -> None:
                 )
                 notes.append(
                     f"* {names[i]}, limits {label(i, j)[1]}: mean return {_fmt(mean, 'pct')} "
-                    f"beats the unstressed {_fmt(plain, 'pct')} because "
-                    f"{_fmt(stopped, 'pct')} of paths stopped trading from day "
-                    f"{int(ds['shock_day'].values[i])} on ({why}; unstressed "
-                    f"{_fmt(value('prob_stopped_trading_unstressed', index), 'pct')}): the "
-                    "stress stops a losing strategy from trading; against cash it is "
-                    f"{_pm(ds, 'excess_over_cash', index)}"
+                    f"beats the unstressed {_fmt(plain, 'pct')} because the stress halts "
+                    f"trading: from day {int(ds['shock_day'].values[i])} on the paths sell "
+                    f"{sold:.3g} tranches each against {sold_plain:.3g} unstressed, and "
+                    f"{_fmt(stopped, 'pct')} sell none"
+                    + (f" ({why})" if why else "")
+                    + f" against {_fmt(value('prob_stopped_trading_unstressed', index), 'pct')} "
+                    "unstressed: the stress stops a losing strategy from trading; against "
+                    f"cash it is {_pm(ds, 'excess_over_cash', index)}"
                 )
         outcomes.add_row(
             *label(i, j),
@@ -922,7 +930,8 @@ def print_stress_tables(ds: Any, console: Any) -> None:
         "horizon [95% interval], the same paths unstressed, and why: every entry day blocked "
         "by the close-all exits (thesis, liquidity, IV), by the HIGH limits, or by the entry "
         "signal (the first failing reason in that order: signal, limits, exit), or by a mix of "
-        "them; 'other': an entry allowed but no contract sold, or no entry day left",
+        "them; 'other': an entry allowed but no contract sold, or no entry day left; "
+        "'tranches/path': sold from the shock's first day on, stressed and unstressed",
     )
     head(after)
     after.add_column("stopped trading", justify="right")
@@ -930,6 +939,7 @@ def print_stress_tables(ds: Any, console: Any) -> None:
     for cause in STOP_CAUSES:
         after.add_column(cause.replace("_", " "), justify="right")
     after.add_column("tranches/path", justify="right")
+    after.add_column("unstressed", justify="right")
     for i, j in rows:
         if not shocked(i):
             continue
@@ -941,6 +951,7 @@ def print_stress_tables(ds: Any, console: Any) -> None:
             _fmt(value("prob_stopped_trading_unstressed", index), "pct"),
             *[_fmt(x, "pct") for x in causes],
             _fmt(value("tranches_after_shock_per_path", index), "num"),
+            _fmt(value("tranches_after_shock_per_path_unstressed", index), "num"),
             end_section=j == n_enforce - 1,
         )
     console.print(after)

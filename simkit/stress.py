@@ -430,6 +430,12 @@ _var(
     "count",
     "mean number of tranches sold per path from the shock's first day to the horizon",
 )
+_var(
+    "tranches_after_shock_per_path_unstressed",
+    "count",
+    "mean number of tranches the same paths unstressed (same enforce_limits) sold per path "
+    "from the shock's first day to the horizon",
+)
 
 # against not trading and against the unstressed strategy
 _var(
@@ -674,6 +680,7 @@ def stress_metrics(
     out["stopped_trading_share"] = np.full(len(STOP_CAUSES), math.nan)
     out["prob_stopped_trading_unstressed"] = math.nan
     out["tranches_after_shock_per_path"] = math.nan
+    out["tranches_after_shock_per_path_unstressed"] = math.nan
     if shock_day >= 1 and before is not None:
         tranches, stopped, cause = stopped_trading(per_path, before)
         _share(out, "prob_stopped_trading", stopped)
@@ -684,6 +691,7 @@ def stress_metrics(
         if baseline is not None:
             plain = _f64(baseline, "n_tranches") - _f64(before, "n_tranches")
             out["prob_stopped_trading_unstressed"] = float((plain == 0).mean())
+            out["tranches_after_shock_per_path_unstressed"] = float(plain.mean())
 
     path_days = n * (n_steps + 1)
     for key in (

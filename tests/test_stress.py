@@ -537,6 +537,16 @@ def test_library_cash_comparison_and_stopped_trading(library_run):
     assert float(crash["prob_stopped_trading"]) == 0
     # after day 21, days 25, 30, ..., 60 are entry days: at most 8 tranches a path
     assert 0 < float(crash["tranches_after_shock_per_path"]) <= 8
+    # the IV crush (IV percentile below the IV exit's 30) halts most entries without stopping
+    # most paths outright; its better mean return gets a note that says so
+    crush = ds.sel(stress="iv_crush", enforce_limits=True)
+    sold = float(crush["tranches_after_shock_per_path"])
+    assert sold < 0.5 * float(crush["tranches_after_shock_per_path_unstressed"])
+    assert float(crush["total_return_mean"]) > float(
+        ds["total_return_mean"].sel(stress=BASELINE, enforce_limits=True)
+    )
+    notes = [x for x in _printed(ds).splitlines() if x.startswith("* iv_crush, limits on")]
+    assert len(notes) == 1 and "halts trading" in notes[0]
 
 
 def test_counts_before_the_shock_are_the_stressed_runs_own(make_scenario):
@@ -720,7 +730,7 @@ def _printed(ds) -> str:
 
     from simkit.cli import print_stress_tables
 
-    console = Console(file=io.StringIO(), markup=False, highlight=False, width=300)
+    console = Console(file=io.StringIO(), markup=False, highlight=False, width=1000)
     print_stress_tables(ds, console)
     return console.file.getvalue()
 
@@ -804,10 +814,13 @@ def test_a_stress_that_stops_trading_gets_a_note(tmp_path):
     assert float(at["total_return_vs_baseline_mean"]) == pytest.approx(0.1)
     assert float(at["prob_stopped_trading"]) == pytest.approx(0.9)
     assert float(at["prob_stopped_trading_unstressed"]) == 0
+    assert float(at["tranches_after_shock_per_path"]) == pytest.approx(0.2)
+    assert float(at["tranches_after_shock_per_path_unstressed"]) == 3
     text = _printed(ds)
     assert "90.0% *" in text
     notes = [line for line in text.splitlines() if line.startswith("* halt")]
     assert len(notes) == 2, text
     assert "mean return -10.0% beats the unstressed -20.0%" in notes[0]
-    assert "90.0% of paths stopped trading from day 5 on (close all exit 90.0%" in notes[0]
+    assert "from day 5 on the paths sell 0.2 tranches each against 3 unstressed" in notes[0]
+    assert "and 90.0% sell none (close all exit 90.0%) against 0.0% unstressed" in notes[0]
     assert "against cash it is -11.0%" in notes[0]
