@@ -343,6 +343,8 @@ def per_path_meta(name: str) -> tuple[str, str]:
     """(units, long_name) of a per-path variable; counters default to `count`."""
     if name in _PER_PATH_UNITS:
         return _PER_PATH_UNITS[name]
+    if name.startswith("equity_day_"):  # `simkit.run.simulate(..., equity_days=...)`
+        return "USD", f"sleeve equity at the end of trading day {name.removeprefix('equity_day_')}"
     text = name.replace("_", " ")
     if name.startswith("n_") or name.startswith("shares_"):
         return "count", f"number of {text.removeprefix('n ')}"

@@ -875,79 +875,283 @@ def stress_command(args: argparse.Namespace) -> int:
 
 # (variable, heading, format) of the stress outcome table
 STRESS_SUMMARY = (
+    ("prob_loss", "P(loss)", "pct"),
     ("prob_ruin", "P(ruin)", "pct"),
     ("prob_margin_call", "P(margin call)", "pct"),
-    ("prob_loss", "P(loss)", "pct"),
-    ("total_return_mean", "mean return", "pct"),
     ("var_99", "VaR 99%", "pct"),
     ("cvar_99", "CVaR 99%", "pct"),
-    ("equity_vs_baseline_mean", "vs none (USD)", "usd"),
-    ("stop_losses_per_path", "stops/path", "num"),
-    ("stop_loss_saved_mean", "stops saved (USD)", "usd"),
 )
+# A stress "halts trading" when more than this share of paths sell no tranche after it, or
+# when the paths sell fewer than this share of the tranches they sell unstressed after the
+# same day; a halting stress whose mean return beats the unstressed one gets a note.
+HALTED = 0.5
+
+
+def _pm(ds: Any, name: str, index: dict) -> str:
+    """`mean ±se` of `<name>_mean` and `<name>_se`, in percent."""
+    mean = float(ds[f"{name}_mean"].isel(index))
+    se = float(ds[f"{name}_se"].isel(index))
+    if math.isnan(mean):
+        return "-"
+    return f"{100 * mean:+.1f}% ±{100 * se:.1f}"
+
+
+def _given(value: float, count: float, kind: str = "pct") -> str:
+    """A conditional statistic with its path count; `n/a (k paths)` below the minimum."""
+    from simkit.stress import MIN_CONDITIONAL
+
+    k = int(count)
+    if k == 0:
+        return "-"
+    if k < MIN_CONDITIONAL:
+        return f"n/a ({k} path{'s' if k != 1 else ''})"
+    if math.isnan(value):
+        return "-"
+    return f"{_fmt(value, kind)} ({k})"
+
+
+def sizing_breaches(ds: Any) -> tuple[list[str], list[str]]:
+    """Limits breached on every day of every path in every row ("always"), and limits every
+    path breaches on day 0 with its first tranche in every row (the sizing breaches them)."""
+    limits = [str(x) for x in ds["limit"].values]
+    always, start = [], []
+    for k, limit in enumerate(limits):
+        if bool((ds["breach_share"].isel(limit=k) >= 1.0).all()):
+            always.append(limit)
+        elif "breach_at_start_share" in ds and bool(
+            (ds["breach_at_start_share"].isel(limit=k) >= 1.0).all()
+        ):
+            start.append(limit)
+    return always, start
 
 
 def print_stress_tables(ds: Any, console: Any) -> None:
-    """Three tables, one row per (stress, limits on/off): outcomes against the unstressed
-    baseline; the share of paths breaching each limit with the median day of the first
-    breach; the mean horizon loss of the paths that breached each limit."""
+    """The stress tables, one row per (stress, limits on/off): outcomes against the unstressed
+    baseline and against cash; the shock day's mark-to-market loss; the paths that stopped
+    trading after the shock and why; the stop-losses; the limits the sizing itself breaches
+    (one line each); the share of paths breaching each other limit with the median day of the
+    first breach; the mean horizon loss of the paths that breached each limit. A conditional
+    statistic over fewer than `simkit.stress.MIN_CONDITIONAL` paths prints `n/a (k paths)`."""
     from rich.table import Table
 
+    from simkit.stress import STOP_CAUSES
+
     title = f"{ds.attrs.get('title', 'simkit stress')}: {ds.attrs.get('paths')} paths"
-    rows = [(i, j) for i in range(ds.sizes["stress"]) for j in range(ds.sizes["enforce_limits"])]
+    n_enforce = ds.sizes["enforce_limits"]
+    rows = [(i, j) for i in range(ds.sizes["stress"]) for j in range(n_enforce)]
+    names = [str(x) for x in ds["stress"].values]
+    base = names.index("none") if "none" in names else None
 
     def head(table: Any) -> None:
         table.add_column("stress", no_wrap=True)
         table.add_column("limits", justify="center")
 
     def label(i: int, j: int) -> list[str]:
-        name = str(ds["stress"].values[i]) if j == 0 else ""
+        name = names[i] if j == 0 else ""
         return [name, "on" if bool(ds["enforce_limits"].values[j]) else "off"]
 
+    def value(name: str, index: dict) -> float:
+        return float(ds[name].isel(index))
+
+    def shocked(i: int) -> bool:
+        return int(ds["shock_day"].values[i]) >= 1
+
+    # --- outcomes
+    cash = float(ds["cash_return"].max())
     outcomes = Table(
         title=f"{title}: outcomes",
-        caption="returns over the horizon, as fractions of the initial sleeve; 'vs none': mean "
-        "change of final equity against the same path unstressed; 'stops saved': final equity "
-        "with stop-losses minus without, same paths",
+        caption="returns over the horizon as fractions of the initial sleeve, mean ±standard "
+        f"error; 'vs cash': minus the {_fmt(cash, 'pct')} of holding the sleeve in cash at r; "
+        "'vs unstressed': minus the same path's return unstressed; 'stopped trading': share "
+        "of paths that sold no tranche from the shock's first day on (* see the notes)",
     )
     head(outcomes)
+    for heading in ("mean return", "vs cash", "vs unstressed", "stopped trading"):
+        outcomes.add_column(heading, justify="right")
     for _, heading, _ in STRESS_SUMMARY:
         outcomes.add_column(heading, justify="right")
+    notes = []
     for i, j in rows:
         index = {"stress": i, "enforce_limits": j}
-        values = [_fmt(ds[n].isel(index).item(), k) for n, _, k in STRESS_SUMMARY]
-        outcomes.add_row(*label(i, j), *values, end_section=j == ds.sizes["enforce_limits"] - 1)
+        mean = value("total_return_mean", index)
+        stopped = value("prob_stopped_trading", index)
+        cell = _fmt(stopped, "pct")
+        if base is not None and i != base and not math.isnan(stopped):
+            plain = value("total_return_mean", {"stress": base, "enforce_limits": j})
+            sold = value("tranches_after_shock_per_path", index)
+            sold_plain = value("tranches_after_shock_per_path_unstressed", index)
+            halted = stopped > HALTED or (sold_plain > 0 and sold < HALTED * sold_plain)
+            if mean > plain and halted:
+                cell += " *"
+                causes = ds["stopped_trading_share"].isel(index).values
+                why = ", ".join(
+                    f"{c.replace('_', ' ')} {_fmt(x, 'pct')}"
+                    for c, x in zip(STOP_CAUSES, causes, strict=True)
+                    if x > 0
+                )
+                notes.append(
+                    f"* {names[i]}, limits {label(i, j)[1]}: mean return {_fmt(mean, 'pct')} "
+                    f"beats the unstressed {_fmt(plain, 'pct')} because the stress halts "
+                    f"trading: from day {int(ds['shock_day'].values[i])} on the paths sell "
+                    f"{sold:.3g} tranches each against {sold_plain:.3g} unstressed, and "
+                    f"{_fmt(stopped, 'pct')} sell none"
+                    + (f" ({why})" if why else "")
+                    + f" against {_fmt(value('prob_stopped_trading_unstressed', index), 'pct')} "
+                    "unstressed: the stress stops a losing strategy from trading; against "
+                    f"cash it is {_pm(ds, 'excess_over_cash', index)}"
+                )
+        outcomes.add_row(
+            *label(i, j),
+            _fmt(mean, "pct"),
+            _pm(ds, "excess_over_cash", index),
+            _pm(ds, "total_return_vs_baseline", index) if i != base else "-",
+            cell,
+            *[_fmt(value(n, index), k) for n, _, k in STRESS_SUMMARY],
+            end_section=j == n_enforce - 1,
+        )
     console.print(outcomes)
+    for note in notes:
+        console.print(note)
 
+    # --- the shock day
+    quantiles = [float(q) for q in ds["quantile"].values]
+    shown = [q for q in (0.5, 0.05, 0.01) if q in quantiles]
+    day = Table(
+        title=f"{title}: the shock day",
+        caption="the sleeve's mark-to-market return on the shock's first day d, "
+        "(E_d - E_{d-1}) / E_{d-1} with E_t the sleeve equity at the end of day t "
+        "(negative: a loss), over paths, and the mean P&L in USD",
+    )
+    head(day)
+    for heading in ("day", "mean", *[f"{q:.0%}" if q != 0.5 else "median" for q in shown]):
+        day.add_column(heading, justify="right")
+    day.add_column("mean (USD)", justify="right")
+    for i, j in rows:
+        if not shocked(i):
+            continue
+        index = {"stress": i, "enforce_limits": j}
+        count = value("shock_day_return_count", index)
+        qs = ds["shock_day_return_quantile"].isel(index).values
+        day.add_row(
+            *label(i, j),
+            str(int(ds["shock_day"].values[i])),
+            _given(value("shock_day_return_mean", index), count),
+            *[_fmt(qs[quantiles.index(q)], "pct") for q in shown],
+            _fmt(value("shock_day_pnl_mean", index), "usd"),
+            end_section=j == n_enforce - 1,
+        )
+    console.print(day)
+
+    # --- trading after the shock
+    after = Table(
+        title=f"{title}: trading after the shock",
+        caption="share of paths that sold no new tranche from the shock's first day to the "
+        "horizon [95% interval], the same paths unstressed, and why: every entry day blocked "
+        "by the close-all exits (thesis, liquidity, IV), by the HIGH limits, or by the entry "
+        "signal (the first failing reason in that order: signal, limits, exit), or by a mix of "
+        "them; 'other': an entry allowed but no contract sold, or no entry day left; "
+        "'tranches/path': sold from the shock's first day on, stressed and unstressed",
+    )
+    head(after)
+    after.add_column("stopped trading", justify="right")
+    after.add_column("unstressed", justify="right")
+    for cause in STOP_CAUSES:
+        after.add_column(cause.replace("_", " "), justify="right")
+    after.add_column("tranches/path", justify="right")
+    after.add_column("unstressed", justify="right")
+    for i, j in rows:
+        if not shocked(i):
+            continue
+        index = {"stress": i, "enforce_limits": j}
+        causes = ds["stopped_trading_share"].isel(index).values
+        after.add_row(
+            *label(i, j),
+            _with_ci(ds, "prob_stopped_trading", index, "pct"),
+            _fmt(value("prob_stopped_trading_unstressed", index), "pct"),
+            *[_fmt(x, "pct") for x in causes],
+            _fmt(value("tranches_after_shock_per_path", index), "num"),
+            _fmt(value("tranches_after_shock_per_path_unstressed", index), "num"),
+            end_section=j == n_enforce - 1,
+        )
+    console.print(after)
+
+    # --- stop-losses
+    stops = Table(
+        title=f"{title}: stop-losses",
+        caption="'saved': final equity with stop-losses minus without, same paths (> 0: the "
+        "stops saved money); 'given fired': over the paths on which one fired (paths)",
+    )
+    head(stops)
+    for heading in ("stops/path", "P(stop)", "saved (USD)", "saved given fired (USD)"):
+        stops.add_column(heading, justify="right")
+    for i, j in rows:
+        index = {"stress": i, "enforce_limits": j}
+        stops.add_row(
+            *label(i, j),
+            _fmt(value("stop_losses_per_path", index), "num"),
+            _fmt(value("prob_stop_loss", index), "pct"),
+            _fmt(value("stop_loss_saved_mean", index), "usd"),
+            _given(
+                value("stop_loss_saved_given_fired", index),
+                value("stop_loss_saved_given_fired_count", index),
+                "usd",
+            ),
+            end_section=j == n_enforce - 1,
+        )
+    console.print(stops)
+
+    # --- limits the sizing breaches, then the others
     limits = [str(x) for x in ds["limit"].values]
+    always, start = sizing_breaches(ds)
+    rules = ds["limit_rule"].values if "limit_rule" in ds else [""] * len(limits)
+    for limit in always:
+        console.print(
+            f"always breached at this sizing: {limit} (every day of every path, every "
+            f"stress): {rules[limits.index(limit)]}"
+        )
+    for limit in start:
+        k = limits.index(limit)
+        days = ds["breach_share"].isel(limit=k).values
+        console.print(
+            f"always breached at this sizing: {limit} (by the first tranche, on day 0 of every "
+            f"path, then on {_fmt(days.min(), 'pct')}-{_fmt(days.max(), 'pct')} of path-days): "
+            f"{rules[k]}"
+        )
+    shown_limits = [x for x in limits if x not in always and x not in start]
     breaches = Table(
         title=f"{title}: limit breaches",
         caption="share of paths that breached each limit at least once [median day of the "
-        "first breach]",
+        "first breach]"
+        + ("; limits breached at this sizing are listed above" if start or always else ""),
     )
     head(breaches)
-    for limit in limits:
-        breaches.add_column(limit, justify="right")
     given = Table(
         title=f"{title}: loss given breach",
         caption="mean horizon loss (fraction of the initial sleeve, > 0 a loss) of the paths "
-        "that breached each limit; '-': none did",
+        "that breached each limit (paths); '-': none did",
     )
     head(given)
-    for limit in limits:
+    for limit in shown_limits:
+        breaches.add_column(limit, justify="right")
         given.add_column(limit, justify="right")
     for i, j in rows:
         index = {"stress": i, "enforce_limits": j}
-        share = ds["breach_path_share"].isel(index).values
-        first = ds["days_to_first_breach_median"].isel(index).values
-        cells = [
-            _fmt(s, "pct") + ("" if math.isnan(d) else f" [{d:.0f}]")
-            for s, d in zip(share, first, strict=True)
-        ]
-        end = j == ds.sizes["enforce_limits"] - 1
+        cells, losses = [], []
+        for limit in shown_limits:
+            at = {**index, "limit": limits.index(limit)}
+            share = value("breach_path_share", at)
+            count = value("loss_given_breach_count", at) if "loss_given_breach_count" in ds else 0
+            first = value("days_to_first_breach_median", at)
+            if count == 0:
+                cells.append(_fmt(share, "pct"))
+            elif math.isnan(first):
+                cells.append(f"{_fmt(share, 'pct')} [{_given(first, count)}]")
+            else:
+                cells.append(f"{_fmt(share, 'pct')} [day {first:.0f}]")
+            losses.append(_given(value("loss_given_breach", at), count))
+        end = j == n_enforce - 1
         breaches.add_row(*label(i, j), *cells, end_section=end)
-        lgb = ds["loss_given_breach"].isel(index).values
-        given.add_row(*label(i, j), *[_fmt(x, "pct") for x in lgb], end_section=end)
+        given.add_row(*label(i, j), *losses, end_section=end)
     console.print(breaches)
     console.print(given)
 

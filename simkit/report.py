@@ -25,6 +25,8 @@ Stress results:
   stress_outcomes       probability of ruin, of a margin call and of a loss per stress
   stress_returns        horizon-return quantiles per stress, VaR/CVaR 99 % marked
   stress_equity         median daily equity per stress
+  stress_shock          the sleeve's loss on the shock day, the share of paths that stopped
+                        trading after the shock, the horizon return minus cash at r
   stress_stops          stop-losses fired and what they saved
   stress_attribution    mean P&L per bucket per stress
   breaches_overview     share of paths breaching each limit, stress x limit
@@ -933,6 +935,35 @@ def _stress_stops(ds: Any, folder: Path, written: list[Path]) -> None:
     _save(fig, folder, "stress_stops", written)
 
 
+def _stress_shock(ds: Any, folder: Path, written: list[Path]) -> None:
+    """The shock day's loss, the paths that stopped trading after it, the horizon vs cash."""
+    if "shock_day_return_mean" not in ds:  # a result written before these variables
+        return
+    fig = _figure(14, 0.45 * ds.sizes["stress"] + 2.4)
+    axes = fig.subplots(1, 3, sharey=True)
+    _paired_bars(axes[0], ds, "shock_day_return_mean", fmt=lambda v: f"{v:+.1%}")
+    axes[0].axvline(0, color="0.3", linewidth=1)
+    _pct_axis(axes[0].xaxis)
+    axes[0].set_xlabel("mean over paths of (E_d - E_{d-1}) / E_{d-1}")
+    axes[0].set_title("sleeve's mark-to-market return on the shock day")
+    axes[0].margins(x=0.3)
+    _paired_bars(axes[1], ds, "prob_stopped_trading", fmt=lambda v: f"{v:.0%}")
+    axes[1].set_xlim(0, 1.2)
+    _pct_axis(axes[1].xaxis)
+    axes[1].set_xlabel("share of paths with no new tranche from the shock day on")
+    axes[1].set_title("stopped trading after the shock")
+    _paired_bars(axes[2], ds, "excess_over_cash_mean", fmt=lambda v: f"{v:+.1%}")
+    axes[2].axvline(0, color="0.3", linewidth=1)
+    _pct_axis(axes[2].xaxis)
+    cash = float(ds["cash_return"].max())
+    axes[2].set_xlabel(f"mean horizon return minus cash at r ({cash:.1%})")
+    axes[2].set_title("against holding the sleeve in cash")
+    axes[2].margins(x=0.3)
+    _figure_legend(fig, axes[0])
+    fig.suptitle("What each stress does: the shock day, trading after it, the horizon vs. cash")
+    _save(fig, folder, "stress_shock", written)
+
+
 def _stress_attribution(ds: Any, folder: Path, written: list[Path]) -> None:
     names = _stress_names(ds)
     buckets = [str(b).replace("_", " ") for b in ds["bucket"].values]
@@ -1035,6 +1066,7 @@ def _stress_figures(ds: Any, folder: Path) -> list[Path]:
     _stress_outcomes(ds, folder, written)
     _stress_returns(ds, folder, written)
     _stress_equity(ds, folder, written)
+    _stress_shock(ds, folder, written)
     _stress_stops(ds, folder, written)
     _stress_attribution(ds, folder, written)
     _breaches_overview(ds, folder, written)
@@ -1064,6 +1096,10 @@ STRESS_TABLE = (
     ("prob_margin_call", "P(margin call)", "pct"),
     ("prob_loss", "P(loss)", "pct"),
     ("total_return_mean", "mean return", "pct"),
+    ("excess_over_cash_mean", "vs cash", "pct"),
+    ("total_return_vs_baseline_mean", "vs unstressed", "pct"),
+    ("shock_day_return_mean", "shock day", "pct"),
+    ("prob_stopped_trading", "stopped trading", "pct"),
     ("var_99", "VaR 99 %", "pct"),
     ("cvar_99", "CVaR 99 %", "pct"),
     ("equity_vs_baseline_mean", "vs none (USD)", "usd"),
@@ -1116,8 +1152,9 @@ def _run_table(ds: Any) -> str:
 
 
 def _stress_table(ds: Any) -> str:
+    columns = [c for c in STRESS_TABLE if c[0] in ds]  # older files lack the newer ones
     head = "<th>stress</th><th>limits</th>" + "".join(
-        f"<th>{html.escape(h)}</th>" for _, h, _ in STRESS_TABLE
+        f"<th>{html.escape(h)}</th>" for _, h, _ in columns
     )
     rows = []
     descriptions = ds["stress_description"].values if "stress_description" in ds else None
@@ -1127,7 +1164,7 @@ def _stress_table(ds: Any) -> str:
             title = html.escape(str(descriptions[i])) if descriptions is not None else ""
             label = f'<td title="{title}">{html.escape(str(name))}</td>' if j == 0 else "<td></td>"
             cells = label + f"<td>{'on' if enforce else 'off'}</td>"
-            cells += "".join(f"<td>{_with_ci(ds, n, index, k)}</td>" for n, _, k in STRESS_TABLE)
+            cells += "".join(f"<td>{_with_ci(ds, n, index, k)}</td>" for n, _, k in columns)
             rows.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 

@@ -25,7 +25,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,8 @@ class RunSettings:
     engine: str  # "jax" | "reference"
     float64: bool
     shock: Any = None  # a `simkit.stress.Shock` applied to every path, or None
+    # trading days whose end-of-day sleeve equity is kept per path, as `equity_day_<t>`
+    equity_days: tuple[int, ...] = ()
 
     @property
     def dtype(self) -> str:
@@ -96,6 +98,7 @@ def resolve_settings(
     engine: str | None = None,
     float64: bool | None = None,
     shock: Any = None,
+    equity_days: Any = (),
 ) -> RunSettings:
     """The scenario's `[simulation]` settings with the given overrides, each validated."""
     sim = scenario.simulation
@@ -116,7 +119,10 @@ def resolve_settings(
         raise _bad("simulation.engine", f"must be one of {ENGINES}; got {engine!r}", scenario)
     float64 = bool(sim.float64 if float64 is None else float64)
     n_steps = _positive_int(sim.n_steps, "simulation.n_steps", scenario)
-    return RunSettings(paths, int(seed), n_steps, chunk, engine, float64, shock)
+    days = tuple(sorted({int(d) for d in equity_days}))
+    if any(not 0 <= d <= n_steps for d in days):
+        raise ValueError(f"equity_days must lie in [0, {n_steps}]; got {tuple(equity_days)!r}")
+    return RunSettings(paths, int(seed), n_steps, chunk, engine, float64, shock, days)
 
 
 def cell_number(cell: Any, shape: tuple[int, ...]) -> int:
@@ -273,6 +279,12 @@ def _compute_task(
         summary = simulate_block(*args, shock=settings.shock)
     if n_run > block.n_paths:
         summary = {k: np.asarray(v)[: block.n_paths] for k, v in summary.items()}
+    if settings.equity_days:  # single days of the daily equity, kept as per-path fields
+        equity = np.asarray(summary["equity"])
+        summary = {
+            **summary,
+            **{f"equity_day_{d}": equity[:, d].astype(np.float64) for d in settings.equity_days},
+        }
     out = aggregate.derive_block(
         summary,
         n_steps=settings.n_steps,
@@ -565,6 +577,7 @@ def simulate(
     out: str | os.PathLike | None = None,
     progress: bool = True,
     shock: Any = None,
+    equity_days: Sequence[int] = (),
 ) -> Any:
     """Simulate every grid cell of `scenario` and reduce it to an `xarray.Dataset`.
 
@@ -581,6 +594,9 @@ def simulate(
       shock: a `simkit.stress.Shock` applied to every path's market (`simkit.stress`
         defines it); the market of a block is then generated whole (memory grows with the
         horizon). Default value: None (no shock).
+      equity_days: trading days `t` whose end-of-day sleeve equity `E_t` (USD) is kept for
+        every path as the per-path field `equity_day_<t>` (with `per_path`; the daily equity
+        is otherwise dropped once a block is reduced). Not with `out`. Default value: ().
 
     Returns:
       the result dataset (`simkit.store.build_dataset` describes its variables).
@@ -596,7 +612,10 @@ def simulate(
         engine=engine,
         float64=float64,
         shock=shock,
+        equity_days=equity_days,
     )
+    if settings.equity_days and out is not None:
+        raise ValueError("equity_days is for runs kept in memory; it cannot be resumed from out")
     cells = list(scenario.cells())
     shape = tuple(scenario.shape)
     numbers = [cell_number(c, shape) for c in cells]

@@ -48,6 +48,29 @@ run's) on the same paths, and reduces the per-path summaries to the variables of
 `STRESS_VARIABLES`: an `xarray.Dataset` over `stress` (`"none"` is the unstressed baseline) and
 `enforce_limits`. The `exits.stop_loss = false` twin of each run gives what the stop-losses
 saved: the difference in final equity, path by path.
+
+What a stress does to the strategy, beyond its horizon returns:
+
+  the shock day   the sleeve's mark-to-market return on the shock's first day `d`,
+                  `(E_d - E_{d-1}) / E_{d-1}` per path, from the end-of-day equity of those two
+                  days only (`simulate(..., equity_days=(d - 1, d))`: the daily equity is not
+                  kept).
+  stopped trading a path that sells no new tranche from day `d` to the horizon. The engine
+                  counts tranches, entry days and blocked entry days per path over the whole
+                  horizon; the counts before `d` come from one more run of the same scenario
+                  and paths with the horizon cut at `d - 1` (a shock changes nothing before its
+                  day, so those days are the stressed run's own, bit for bit), and the
+                  difference is what happened from `d` on. The cause of a stop: ruin, or every
+                  entry day from `d` on blocked by the close-all exits (thesis, liquidity, IV),
+                  the HIGH limits or the entry signal (the engine counts the first failing
+                  reason, in the order signal, limits, exit), or by a mix of them, or other.
+                  A stress that stops a losing strategy from trading can end with a better mean
+                  return than the unstressed run; these variables show when that is why.
+  vs cash         `excess_over_cash_mean`: the horizon return minus `exp(r T) - 1`, what the
+                  sleeve would have earned in cash at the rate `r`.
+  conditional     every mean or median over the paths with some property (loss given breach,
+  statistics      days to the first breach, what the stop-losses saved given they fired) comes
+                  with its path count (`_count`) and is NaN below `MIN_CONDITIONAL` (30) paths.
 """
 
 from __future__ import annotations
@@ -79,6 +102,8 @@ __all__ = [
 ]
 
 BASELINE = "none"  # the `stress` coordinate of the unstressed run
+MIN_CONDITIONAL = 30  # a conditional statistic over fewer paths is NaN (its count is kept)
+STOP_CAUSES = ("ruin", "close_all_exit", "limits", "signal", "mixed", "other")  # `stop_cause`
 DT = 1.0 / 252.0  # years per step
 LIQUIDITY_FIELDS = ("bid_ask_spread", "open_interest", "option_volume", "liquidity_score")
 SIGNAL_FIELDS = ("short_interest", "vix", "btc_correlation", "borrow_cost", "volume_ratio")
@@ -303,14 +328,14 @@ _var(
     "days_to_first_breach_median",
     "day",
     "median over breaching paths of the trading day of the first breach of each limit "
-    "(counted from day 0)",
+    "(counted from day 0; NaN below 30 paths)",
     ("limit",),
 )
 _var(
     "days_to_first_breach_after_shock_median",
     "day",
     "median over paths whose first breach of each limit came on or after the shock's first "
-    "day of the trading days from that day to the breach",
+    "day of the trading days from that day to the breach (NaN below 30 paths)",
     ("limit",),
 )
 _var(
@@ -323,13 +348,14 @@ _var(
     "loss_given_breach",
     "1",
     "mean horizon loss (minus the horizon return, a positive fraction of initial equity) of "
-    "the paths that breached each limit at least once",
+    "the paths that breached each limit at least once (NaN below 30 paths)",
     ("limit",),
 )
 _var(
     "loss_given_no_breach",
     "1",
-    "mean horizon loss (minus the horizon return) of the paths that never breached each limit",
+    "mean horizon loss (minus the horizon return) of the paths that never breached each limit "
+    "(NaN below 30 paths)",
     ("limit",),
 )
 _var("stop_losses_per_path", "count", "mean number of stop-loss closes per path")
@@ -344,7 +370,121 @@ _var(
     "stop_loss_saved_given_fired",
     "USD",
     "mean of final equity with stop-losses minus without, over the paths on which a "
-    "stop-loss fired",
+    "stop-loss fired (NaN below 30 paths)",
+)
+_var(
+    "stop_loss_saved_given_fired_count",
+    "count",
+    "paths on which a stop-loss fired (the paths of stop_loss_saved_given_fired)",
+)
+
+# the sleeve's mark-to-market move on the shock's first day d: per path
+# r = (E_d - added_d - E_{d-1}) / E_{d-1}, over the paths with E_{d-1} > 0
+_SHOCK_DAY = (
+    "the sleeve's mark-to-market return on the shock's first day d, (E_d - E_{d-1}) / "
+    "E_{d-1} with E_t the sleeve equity at the end of day t (new capital added on day d "
+    "excluded; paths with E_{d-1} > 0; negative: a loss)"
+)
+_var("shock_day_return_mean", "1", f"mean over paths of {_SHOCK_DAY}")
+_var("shock_day_return_se", "1", f"standard error of the mean over paths of {_SHOCK_DAY}")
+_var("shock_day_return_quantile", "1", f"quantiles over paths of {_SHOCK_DAY}", ("quantile",))
+_var(
+    "shock_day_pnl_mean",
+    "USD",
+    "mean over paths of the sleeve's mark-to-market P&L on the shock's first day d, "
+    "E_d - E_{d-1} (new capital added on day d excluded; paths with E_{d-1} > 0)",
+)
+_var(
+    "shock_day_return_count",
+    "count",
+    "paths with sleeve equity > 0 at the end of the day before the shock (the paths of the "
+    "shock_day_ variables)",
+)
+
+# trading after the shock
+_var_ci(
+    "prob_stopped_trading",
+    "1",
+    "share of paths that sold no new tranche from the shock's first day to the horizon "
+    "(ruined paths included)",
+)
+_var(
+    "stopped_trading_share",
+    "1",
+    "share of paths that sold no new tranche from the shock's first day on, by cause: ruin "
+    "(the path was ruined), close_all_exit / limits / signal (every entry day from the shock "
+    "on was blocked by that reason, the first failing one in the engine's order signal, limits, "
+    "close-all exit), mixed (every entry day blocked, by more than one of them), other (an "
+    "entry day was not blocked but no contract was sold, or no entry day was left); the causes "
+    "sum to prob_stopped_trading",
+    ("stop_cause",),
+)
+_var(
+    "prob_stopped_trading_unstressed",
+    "1",
+    "share of the same paths unstressed (same enforce_limits) that sold no new tranche from "
+    "the shock's first day to the horizon",
+)
+_var(
+    "tranches_after_shock_per_path",
+    "count",
+    "mean number of tranches sold per path from the shock's first day to the horizon",
+)
+_var(
+    "tranches_after_shock_per_path_unstressed",
+    "count",
+    "mean number of tranches the same paths unstressed (same enforce_limits) sold per path "
+    "from the shock's first day to the horizon",
+)
+
+# against not trading and against the unstressed strategy
+_var(
+    "cash_return",
+    "1",
+    "horizon return of the initial sleeve held as cash at the rate r instead: exp(r T) - 1, "
+    "T the horizon in years (contributions aside)",
+)
+_var(
+    "excess_over_cash_mean",
+    "1",
+    "mean horizon return minus cash_return: what trading added to holding the sleeve in cash",
+)
+_var("excess_over_cash_se", "1", "standard error of excess_over_cash_mean")
+_var(
+    "total_return_vs_baseline_mean",
+    "1",
+    "mean over paths of the horizon return minus that of the same path unstressed "
+    "(same enforce_limits)",
+)
+_var("total_return_vs_baseline_se", "1", "standard error of total_return_vs_baseline_mean")
+
+# counts of the conditional statistics (each is NaN below MIN_CONDITIONAL paths)
+_var(
+    "loss_given_breach_count",
+    "count",
+    "paths that breached each limit at least once (the paths of loss_given_breach and "
+    "days_to_first_breach_median)",
+    ("limit",),
+)
+_var(
+    "loss_given_no_breach_count",
+    "count",
+    "paths that never breached each limit (the paths of loss_given_no_breach)",
+    ("limit",),
+)
+_var(
+    "days_to_first_breach_after_shock_count",
+    "count",
+    "paths whose first breach of each limit came on or after the shock's first day (the "
+    "paths of days_to_first_breach_after_shock_median)",
+    ("limit",),
+)
+_var(
+    "breach_at_start_share",
+    "1",
+    "share of paths whose first breach of each limit came on day 0, with the first tranche "
+    "(before any shock: 1 means the sizing itself breaches the limit)",
+    ("limit",),
 )
 _var(
     "equity_quantile",
@@ -363,13 +503,75 @@ def _share(out: dict, name: str, hits: np.ndarray) -> None:
     out[name], out[f"{name}_lo"], out[f"{name}_hi"] = est.estimate, est.lo, est.hi
 
 
-def _median(x: np.ndarray) -> float:
+def _median(x: np.ndarray, minimum: int = 1) -> float:
+    """The median of the non-NaN values; NaN when fewer than `minimum`."""
     x = x[~np.isnan(x)]
-    return float(np.median(x)) if x.size else math.nan
+    return float(np.median(x)) if x.size and x.size >= minimum else math.nan
 
 
-def _mean(x: np.ndarray) -> float:
-    return float(x.mean()) if x.size else math.nan
+def _conditional_median(x: np.ndarray) -> float:
+    return _median(x, MIN_CONDITIONAL)
+
+
+def _conditional_mean(x: np.ndarray) -> float:
+    return float(x.mean()) if x.size and x.size >= MIN_CONDITIONAL else math.nan
+
+
+# per-path counters of the entries (docs/ENGINE_SPEC.md step 7) that `before` must hold
+ENTRY_COUNTERS = (
+    "n_tranches",
+    "n_entry_days",
+    "n_blocked_signal",
+    "n_blocked_limits",
+    "n_blocked_exit",
+)
+
+
+def shock_day_returns(
+    per_path: Mapping[str, np.ndarray], shock_day: int, added: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per path, the sleeve's P&L (USD) and return on the shock's first day `d`:
+    `E_d - added - E_{d-1}` and that over `E_{d-1}`, from the per-path fields
+    `equity_day_<d-1>` and `equity_day_<d>` (`simkit.run.simulate(..., equity_days=...)`);
+    `added`: new capital paid into the sleeve on day `d`. The return is NaN where
+    `E_{d-1} <= 0`."""
+    before = _f64(per_path, f"equity_day_{shock_day - 1}")
+    pnl = _f64(per_path, f"equity_day_{shock_day}") - added - before
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ret = np.where(before > 0, pnl / before, math.nan)
+    return pnl, ret
+
+
+def stopped_trading(
+    per_path: Mapping[str, np.ndarray], before: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per path: tranches sold from the shock's first day on, whether it sold none (stopped),
+    and the index in `STOP_CAUSES` of why (-1 where it did not stop).
+
+    Args:
+      per_path: the stressed run's per-path counters (`ENTRY_COUNTERS`, `ruined`).
+      before: the same counters of the same paths through the day before the shock (a run
+        whose horizon ends there: the market and the book up to that day are the stressed
+        run's, since a shock changes nothing before its first day).
+    """
+    after = {k: _f64(per_path, k) - _f64(before, k) for k in ENTRY_COUNTERS}
+    tranches = after["n_tranches"]
+    stopped = tranches == 0
+    cause = np.full(tranches.shape, -1, dtype=np.int64)
+    cause[stopped] = STOP_CAUSES.index("other")
+    entry_days = after["n_entry_days"]
+    blocked = after["n_blocked_signal"] + after["n_blocked_limits"] + after["n_blocked_exit"]
+    cause[stopped & (entry_days > 0) & (blocked == entry_days)] = STOP_CAUSES.index("mixed")
+    for reason, counter in (
+        ("signal", "n_blocked_signal"),
+        ("limits", "n_blocked_limits"),
+        ("close_all_exit", "n_blocked_exit"),
+    ):
+        cause[stopped & (entry_days > 0) & (after[counter] == entry_days)] = STOP_CAUSES.index(
+            reason
+        )
+    cause[stopped & (_f64(per_path, "ruined") > 0)] = STOP_CAUSES.index("ruin")
+    return tranches, stopped, cause
 
 
 def stress_metrics(
@@ -380,18 +582,30 @@ def stress_metrics(
     no_stop: Mapping[str, np.ndarray] | None = None,
     baseline: Mapping[str, np.ndarray] | None = None,
     equity_sample: np.ndarray | None = None,
+    before: Mapping[str, np.ndarray] | None = None,
+    cash_return: float = math.nan,
+    added_on_shock_day: float = 0.0,
 ) -> dict[str, Any]:
     """The `STRESS_VARIABLES` of one (stress, enforce_limits) run, float64.
 
+    A conditional statistic (a mean or median over the paths with some property) is NaN when
+    fewer than `MIN_CONDITIONAL` paths have it; its `_count` variable says how many did.
+
     Args:
       per_path: the run's per-path summary (`simkit.aggregate.derive_block` names), `(paths,)`
-        each (`assigned_by_rung` and the equity are not read).
+        each, with `equity_day_<d-1>` and `equity_day_<d>` when `shock_day` = d >= 1
+        (without them the shock_day_ variables are NaN).
       n_steps: trading days simulated.
       shock_day: the shock's first day (-1: no shock).
       no_stop: the same paths run with `exits.stop_loss = false` (None: the stop-losses were
         already off, nothing to compare).
-      baseline: the same paths unstressed, same `enforce_limits` (None: this is the baseline).
+      baseline: the same paths unstressed, same `enforce_limits` (`final_equity`,
+        `total_return`, `n_tranches`; None: this is the baseline).
       equity_sample: `(sample, n_steps + 1)` daily equity of the first paths, USD.
+      before: the `ENTRY_COUNTERS` of the same paths through day `shock_day - 1` (None: the
+        stopped-trading variables are NaN).
+      cash_return: the horizon return of the sleeve held in cash (`exp(r T) - 1`).
+      added_on_shock_day: new capital (USD) paid into the sleeve on the shock's first day.
 
     Returns:
       name -> float, or a float64 array over the variable's extra dimensions.
@@ -413,13 +627,20 @@ def stress_metrics(
     out["final_equity_mean"] = float(final.mean())
     out["final_equity_median"] = float(np.median(final))
     if baseline is None:
-        out["equity_vs_baseline_mean"], out["equity_vs_baseline_se"] = 0.0, 0.0
+        for key in ("equity_vs_baseline", "total_return_vs_baseline"):
+            out[f"{key}_mean"], out[f"{key}_se"] = 0.0, 0.0
     else:
         est = metrics.mean_se(final - _f64(baseline, "final_equity"), aggregate.CONF)
         out["equity_vs_baseline_mean"], out["equity_vs_baseline_se"] = est.estimate, est.se
+        est = metrics.mean_se(total - _f64(baseline, "total_return"), aggregate.CONF)
+        out["total_return_vs_baseline_mean"] = est.estimate
+        out["total_return_vs_baseline_se"] = est.se
     out["total_return_mean"] = float(total.mean())
     out["total_return_median"] = float(np.median(total))
     out["total_return_quantile"] = np.quantile(total, aggregate.QUANTILES)
+    out["cash_return"] = float(cash_return)
+    est = metrics.mean_se(total - cash_return, aggregate.CONF)
+    out["excess_over_cash_mean"], out["excess_over_cash_se"] = est.estimate, est.se
     for level in (95, 99):
         out[f"var_{level}"] = float(metrics.value_at_risk(total, level / 100))
         out[f"cvar_{level}"] = float(metrics.conditional_value_at_risk(total, level / 100))
@@ -438,6 +659,40 @@ def stress_metrics(
     out["closes_per_path"] = np.array([_f64(per_path, c).mean() for c in counters])
     out["attribution_mean"] = np.array([_f64(per_path, b).mean() for b in aggregate.BUCKETS])
 
+    # the shock day
+    out["shock_day_return_quantile"] = np.full(len(aggregate.QUANTILES), math.nan)
+    out["shock_day_return_mean"] = out["shock_day_return_se"] = math.nan
+    out["shock_day_pnl_mean"] = math.nan
+    out["shock_day_return_count"] = 0.0
+    if shock_day >= 1 and f"equity_day_{shock_day}" in per_path:
+        day_pnl, day_ret = shock_day_returns(per_path, shock_day, added_on_shock_day)
+        valid = ~np.isnan(day_ret)
+        out["shock_day_return_count"] = float(valid.sum())
+        if valid.sum() >= MIN_CONDITIONAL:
+            est = metrics.mean_se(day_ret[valid], aggregate.CONF)
+            out["shock_day_return_mean"], out["shock_day_return_se"] = est.estimate, est.se
+            out["shock_day_return_quantile"] = np.quantile(day_ret[valid], aggregate.QUANTILES)
+            out["shock_day_pnl_mean"] = float(day_pnl[valid].mean())
+
+    # trading after the shock
+    for key in ("prob_stopped_trading", "prob_stopped_trading_lo", "prob_stopped_trading_hi"):
+        out[key] = math.nan
+    out["stopped_trading_share"] = np.full(len(STOP_CAUSES), math.nan)
+    out["prob_stopped_trading_unstressed"] = math.nan
+    out["tranches_after_shock_per_path"] = math.nan
+    out["tranches_after_shock_per_path_unstressed"] = math.nan
+    if shock_day >= 1 and before is not None:
+        tranches, stopped, cause = stopped_trading(per_path, before)
+        _share(out, "prob_stopped_trading", stopped)
+        out["stopped_trading_share"] = np.array(
+            [(cause == k).mean() for k in range(len(STOP_CAUSES))]
+        )
+        out["tranches_after_shock_per_path"] = float(tranches.mean())
+        if baseline is not None:
+            plain = _f64(baseline, "n_tranches") - _f64(before, "n_tranches")
+            out["prob_stopped_trading_unstressed"] = float((plain == 0).mean())
+            out["tranches_after_shock_per_path_unstressed"] = float(plain.mean())
+
     path_days = n * (n_steps + 1)
     for key in (
         "breach_path_share",
@@ -447,6 +702,10 @@ def stress_metrics(
         "breach_after_shock_share",
         "loss_given_breach",
         "loss_given_no_breach",
+        "loss_given_breach_count",
+        "loss_given_no_breach_count",
+        "days_to_first_breach_after_shock_count",
+        "breach_at_start_share",
     ):
         out[key] = np.full(len(aggregate.LIMITS), math.nan)
     for i, limit in enumerate(aggregate.LIMITS):
@@ -455,23 +714,30 @@ def stress_metrics(
         breached = days > 0
         out["breach_path_share"][i] = breached.mean()
         out["breach_share"][i] = days.sum() / path_days
-        out["days_to_first_breach_median"][i] = _median(first[breached])
+        out["breach_at_start_share"][i] = (breached & (first == 0)).mean()
+        out["days_to_first_breach_median"][i] = _conditional_median(first[breached])
         if shock_day >= 0:
             after = breached & (first >= shock_day)
             out["breach_after_shock_share"][i] = after.mean()
-            out["days_to_first_breach_after_shock_median"][i] = _median(first[after] - shock_day)
-        out["loss_given_breach"][i] = _mean(loss[breached])
-        out["loss_given_no_breach"][i] = _mean(loss[~breached])
+            out["days_to_first_breach_after_shock_median"][i] = _conditional_median(
+                first[after] - shock_day
+            )
+            out["days_to_first_breach_after_shock_count"][i] = after.sum()
+        out["loss_given_breach"][i] = _conditional_mean(loss[breached])
+        out["loss_given_no_breach"][i] = _conditional_mean(loss[~breached])
+        out["loss_given_breach_count"][i] = breached.sum()
+        out["loss_given_no_breach_count"][i] = (~breached).sum()
 
     stops = _f64(per_path, "n_close_stop")
     out["stop_losses_per_path"] = float(stops.mean())
     _share(out, "prob_stop_loss", stops > 0)
+    out["stop_loss_saved_given_fired_count"] = float((stops > 0).sum())
     if no_stop is None:
         out["stop_loss_saved_mean"] = out["stop_loss_saved_given_fired"] = math.nan
     else:
         saved = final - _f64(no_stop, "final_equity")
         out["stop_loss_saved_mean"] = float(saved.mean())
-        out["stop_loss_saved_given_fired"] = _mean(saved[stops > 0])
+        out["stop_loss_saved_given_fired"] = _conditional_mean(saved[stops > 0])
 
     n_days = n_steps + 1
     quantiles = np.full((len(aggregate.QUANTILES), n_days), math.nan)
@@ -479,6 +745,68 @@ def stress_metrics(
         quantiles = np.quantile(np.asarray(equity_sample, np.float64), aggregate.QUANTILES, axis=0)
     out["equity_quantile"] = quantiles
     return {k: (np.asarray(v, dtype=np.float64) if k != "paths" else v) for k, v in out.items()}
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.3g} %"
+
+
+def limit_rules(strategy: Any) -> dict[str, str]:
+    """What breaches each limit (docs/ENGINE_SPEC.md step 7), with the strategy's own
+    parameters, and, where the sizing rule alone decides it, why the sizing breaches it.
+
+    Args:
+      strategy: the base scenario's `StrategyConfig`.
+
+    Returns:
+      limit -> one line of text, for every limit of `simkit.aggregate.LIMITS`.
+    """
+    st = strategy
+    lev = float(st.max_leverage)
+    cap = float(st.max_total_strategy_pct)
+    sleeve = float(st.sleeve_initial) / float(st.portfolio_value)
+    allocation = f"short-put notional > {_pct(cap)} of portfolio value"
+    if sleeve * lev > cap:
+        allocation += (
+            f"; a {_pct(sleeve)} sleeve at {lev:g}x leverage can hold short puts of "
+            f"{_pct(sleeve * lev)} of the portfolio in notional, above the {_pct(cap)} limit"
+        )
+    per_expiry = float(st.max_concentration_single_expiration)
+    expiry = (
+        f"one expiry's short-put notional > {_pct(per_expiry)} of sleeve equity; each tranche "
+        f"is sized to {_pct(per_expiry)} of the equity before its sale, and the sale's costs "
+        "(half the bid-ask spread, commissions, hedge calls bought at the ask) lower the "
+        "equity it is compared with after the sale"
+    )
+    per_strike = float(st.max_single_strike_pct)
+    strike = f"one strike's notional > {_pct(per_strike)} of the short-put notional"
+    weights = [float(w) for w in st.weights]
+    top = max(weights)
+    if top >= per_strike - 1e-12:
+        where = (
+            f"the ${float(st.strikes[weights.index(top)]):g} strike"
+            if st.strike_mode == "fixed"
+            else "one strike"
+        )
+        strike += (
+            f"; the ladder puts {_pct(top)} of each tranche's notional on {where}, filling it "
+            f"to the cap, and rounding the other rungs down to whole contracts leaves it above"
+        )
+    return {
+        "allocation": allocation,
+        "leverage": f"short-put notional > {lev:g} x sleeve equity",
+        "var": f"one-day {_pct(st.var_level)} VaR of the book > {_pct(st.daily_var_limit)} of "
+        "portfolio value",
+        "expiry": expiry,
+        "strike": strike,
+        "delta": f"seed delta outside [{st.delta_min:g}, {st.delta_max:g}] contracts (days "
+        "with an open option)",
+        "gamma": f"dollar gamma of a 1 % move > {st.gamma_alert:g} % of portfolio value",
+        "theta": f"theta income < {st.theta_minimum:g} % of portfolio value a day (days with "
+        "an open option)",
+        "vega": f"|vega| > {st.vega_limit:g} % of portfolio value per vol point",
+        "rho": f"|rho| > {st.rho_limit:g} % of portfolio value per 1 % of rate",
+    }
 
 
 # --------------------------------------------------------------------------- the runs
@@ -532,8 +860,9 @@ class _Progress:
             self.bar.stop()
 
 
-def _variant(scenario: Any, enforce: bool, stop_loss: bool) -> Any:
-    """The base scenario with `limits.enforce_limits` and `exits.stop_loss` set."""
+def _variant(scenario: Any, enforce: bool, stop_loss: bool, n_steps: int | None = None) -> Any:
+    """The base scenario with `limits.enforce_limits` and `exits.stop_loss` set (and its
+    horizon cut to `n_steps` trading days)."""
     from simkit.scenario import parse_scenario
 
     overrides = {
@@ -541,7 +870,23 @@ def _variant(scenario: Any, enforce: bool, stop_loss: bool) -> Any:
         "limits.enforce_limits": enforce,
         "exits.stop_loss": stop_loss,
     }
-    return parse_scenario(scenario.text, path=scenario.path, overrides=overrides)
+    if n_steps is not None:
+        overrides["simulation.years"] = n_steps / aggregate.TRADING_DAYS
+    variant = parse_scenario(scenario.text, path=scenario.path, overrides=overrides)
+    if n_steps is not None and variant.simulation.n_steps != n_steps:
+        raise RuntimeError(f"a {n_steps}-day horizon came out as {variant.simulation.n_steps}")
+    return variant
+
+
+def _before_horizon(shock_day: int, entry_every_days: int) -> int | None:
+    """The horizon of a run whose entry counters are those of the days before `shock_day`:
+    `shock_day - 1`, or 1 for a shock on day 1 when day 1 is not an entry day (counters
+    change only on entry days); None when no such run exists (day 1 is an entry day)."""
+    if shock_day >= 2:
+        return shock_day - 1
+    if shock_day == 1 and entry_every_days > 1:
+        return 1
+    return None
 
 
 ENFORCE = (True, False)  # the `enforce_limits` coordinate
@@ -564,7 +909,9 @@ def run_stress(
     Every stress (and the baseline, `stress = "none"`) runs on the same paths (same seed, cell
     and path indices), with `limits.enforce_limits` on and off, and each of those again with
     `exits.stop_loss = false` to measure what the stop-losses saved (skipped when the base
-    scenario has them off): `4 * (len(stresses) + 1)` runs of `simkit.run.simulate`.
+    scenario has them off): `4 * (len(stresses) + 1)` runs of `simkit.run.simulate`, plus two
+    short runs (limits on, off) per distinct first shock day `d`, over days `0 .. d - 1`, for
+    the entry counters before the shock (module docstring).
 
     Args:
       scenario: the base scenario (`simkit.load_scenario`), without a grid.
@@ -619,8 +966,13 @@ def run_stress(
         StressSpec(BASELINE, "no shock: the base scenario's own paths", Shock()),
         *stresses,
     ]
+    every = int(scenario.strategy.entry_every_days)
+    horizons = {  # shock day -> horizon of the run that gives the counters before it
+        spec.shock.first_day: _before_horizon(spec.shock.first_day, every) for spec in stresses
+    }
     runs_per = len(ENFORCE) * (2 if compare_stops else 1)
-    bar = _Progress(progress, runs_per * len(all_specs))
+    n_before = len(ENFORCE) * len({h for h in horizons.values() if h is not None})
+    bar = _Progress(progress, runs_per * len(all_specs) + n_before)
     kwargs = dict(
         paths=settings.paths,
         seed=settings.seed,
@@ -633,13 +985,41 @@ def run_stress(
     )
     results: dict[tuple[str, bool], dict[str, Any]] = {}
     baseline_final: dict[bool, dict[str, np.ndarray]] = {}
+    before_runs: dict[tuple[int, bool], dict[str, np.ndarray]] = {}
     devices: set[str] = set()
+    cash_return = math.expm1(float(scenario.market.rate) * settings.n_steps * DT)
+    addition = float(scenario.strategy.monthly_addition)
+
+    def before_counters(day: int, enforce: bool) -> dict[str, np.ndarray] | None:
+        """The entry counters of every path through the day before `day`: the same scenario
+        and paths with the horizon cut there, unshocked (a shock changes nothing before its
+        first day). One run per (horizon, enforce_limits), shared by the stresses."""
+        horizon = horizons.get(day)
+        if horizon is None:
+            return None
+        if (horizon, enforce) not in before_runs:
+            bar.show(f"days 0-{horizon}, limits {'on' if enforce else 'off'}")
+            # The empty shock takes the shocked runs' code path (the market generated whole),
+            # so the days before the shock are the stressed runs' own, bit for bit.
+            short = run.simulate(
+                _variant(scenario, enforce, True, n_steps=horizon), shock=Shock(), **kwargs
+            )
+            bar.advance()
+            before_runs[(horizon, enforce)] = {k: short[k].values for k in ENTRY_COUNTERS}
+        return before_runs[(horizon, enforce)]
+
     try:
         for spec in all_specs:
+            day = spec.shock.first_day
             for enforce in ENFORCE:
                 label = f"{spec.name}, limits {'on' if enforce else 'off'}"
                 bar.show(label)
-                ds = run.simulate(_variant(scenario, enforce, True), shock=spec.shock, **kwargs)
+                ds = run.simulate(
+                    _variant(scenario, enforce, True),
+                    shock=spec.shock,
+                    equity_days=(day - 1, day) if day >= 1 else (),
+                    **kwargs,
+                )
                 devices.add(str(ds.attrs.get("device", "")))
                 bar.advance()
                 main = _per_path(ds)
@@ -655,13 +1035,20 @@ def run_stress(
                 results[(spec.name, enforce)] = stress_metrics(
                     main,
                     n_steps=settings.n_steps,
-                    shock_day=spec.shock.first_day,
+                    shock_day=day,
                     no_stop=no_stop,
                     baseline=baseline_final.get(enforce),
                     equity_sample=sample,
+                    before=before_counters(day, enforce) if day >= 1 else None,
+                    cash_return=cash_return,
+                    added_on_shock_day=(
+                        addition if day >= 1 and day % aggregate.ADDITION_EVERY == 0 else 0.0
+                    ),
                 )
                 if spec.name == BASELINE:
-                    baseline_final[enforce] = {"final_equity": main["final_equity"]}
+                    baseline_final[enforce] = {
+                        k: main[k] for k in ("final_equity", "total_return", "n_tranches")
+                    }
     finally:
         bar.close()
     return build_stress_dataset(
@@ -723,6 +1110,11 @@ def build_stress_dataset(
             {"units": "1", "long_name": "P&L attribution bucket"},
         ),
         "day": xr.Variable("day", np.arange(n_days), {"units": "day", "long_name": "trading day"}),
+        "stop_cause": xr.Variable(
+            "stop_cause",
+            np.asarray(STOP_CAUSES),
+            {"units": "1", "long_name": "why a path sold no tranche after the shock"},
+        ),
     }
     data_vars: dict[str, Any] = {}
     for name, (extra, units, long_name) in STRESS_VARIABLES.items():
@@ -739,6 +1131,16 @@ def build_stress_dataset(
         "stress",
         np.array([s.shock.first_day for s in specs], dtype=np.int64),
         {"units": "day", "long_name": "first trading day of the stress's shocks (-1: none)"},
+    )
+    rules = limit_rules(scenario.strategy)
+    data_vars["limit_rule"] = xr.Variable(
+        "limit",
+        np.array([rules[limit] for limit in aggregate.LIMITS]),
+        {
+            "units": "1",
+            "long_name": "what breaches each limit, with the base scenario's parameters (and "
+            "why its sizing does, where the sizing alone decides it)",
+        },
     )
     data_vars["stress_description"] = xr.Variable(
         "stress",

@@ -41,6 +41,7 @@ STRESS_FIGURES = {
     "stress_outcomes",
     "stress_returns",
     "stress_equity",
+    "stress_shock",
     "stress_stops",
     "stress_attribution",
     "breaches_overview",
@@ -133,6 +134,7 @@ def test_stress_report(tmp_path, make_scenario, capsys):
     assert folder == tmp_path / "stress_report" and f"wrote {folder / 'index.html'}" in stdout
     page = check_report(folder, STRESS_FIGURES)
     assert "a gap" in page and "squeeze" in page and "P(margin call)" in page
+    assert "vs cash" in page and "stopped trading" in page
 
 
 def test_report_cli_default_folder_and_bad_input(runs, tmp_path, capsys):

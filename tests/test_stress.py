@@ -3,6 +3,7 @@ each stress of the library moves the strategy's metrics the way it must."""
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -18,16 +19,22 @@ from simkit.scenario import ScenarioError, load_scenario, load_stress
 from simkit.store import write_dataset
 from simkit.stress import (
     BASELINE,
+    ENTRY_COUNTERS,
+    MIN_CONDITIONAL,
+    STOP_CAUSES,
     STRESS_VARIABLES,
     IVShock,
     RealizedVolShock,
     SetShock,
     Shock,
     SpotShock,
+    StressSpec,
     ThesisShock,
     apply_shock,
+    build_stress_dataset,
     ramp,
     run_stress,
+    stress_metrics,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -429,17 +436,23 @@ def test_breach_and_stop_metrics_are_consistent(library_run):
     ds, _ = library_run
     share = ds["breach_path_share"]
     days = ds["days_to_first_breach_median"]
-    # a median day exists exactly where some path breached
-    assert (np.isfinite(days) == (share > 0)).all()
     after = ds["breach_after_shock_share"]
     assert after.sel(stress=BASELINE).isnull().all()  # no shock, no "after"
     assert (after.drop_sel(stress=BASELINE) <= share.drop_sel(stress=BASELINE) + 1e-12).all()
     lgb = ds["loss_given_breach"]
-    assert (np.isfinite(lgb) == (share > 0)).all()
-    # the stop-loss comparison: NaN only where no stop fired on any path
-    fired = ds["prob_stop_loss"] > 0
+    # a conditional statistic exists exactly where at least MIN_CONDITIONAL paths have the
+    # condition; its count is the number of those paths
+    count = ds["loss_given_breach_count"]
+    assert (count == np.round(share * 128)).all()
+    assert (np.isfinite(lgb) == (count >= MIN_CONDITIONAL)).all()
+    assert (np.isfinite(days) == (count >= MIN_CONDITIONAL)).all()
+    assert (ds["loss_given_no_breach_count"] == 128 - count).all()
+    assert ((count > 0) & (count < MIN_CONDITIONAL)).any()  # the rule is exercised
+    # the stop-loss comparison: NaN where fewer than MIN_CONDITIONAL paths fired a stop
+    fired = ds["stop_loss_saved_given_fired_count"]
+    assert (fired == np.round(ds["prob_stop_loss"] * 128)).all()
     given = ds["stop_loss_saved_given_fired"]
-    assert (np.isfinite(given) == fired).all()
+    assert (np.isfinite(given) == (fired >= MIN_CONDITIONAL)).all()
     assert (ds["stop_losses_per_path"].sel(stress=BASELINE) > 0).any()
 
 
@@ -455,7 +468,359 @@ def test_cli_stress_prints_the_tables(tmp_path, capsys, make_scenario):
     assert code == 0, err
     assert "outcomes" in stdout and "limit breaches" in stdout and "loss given breach" in stdout
     assert "crash" in stdout and "none" in stdout and "P(ruin)" in stdout
+    assert "the shock day" in stdout and "trading after the shock" in stdout
+    assert "vs cash" in stdout and "vs unstressed" in stdout and "stopped trading" in stdout
+    # 8 paths: every conditional statistic is n/a, with its count
+    assert "n/a (8 paths)" in stdout
     assert f"wrote {out}" in stdout
     with xr.open_dataset(out) as ds:
         assert list(ds["stress"].values) == ["none", "crash"]
         assert ds.attrs["paths"] == 8
+
+
+# --------------------------------------------------------------------------- what a stress does
+
+
+def test_library_shock_day_return_is_the_equity_move_of_that_day(library_run):
+    """The shock-day figures against the daily equity of a separate run of the same paths:
+    (E_21 - E_20) / E_20 per path, by hand."""
+    ds, _ = library_run
+    from simkit.scenario import parse_scenario
+
+    crash = load_stress(ROOT / "scenarios" / "stress" / "overnight_crash.toml", 63)
+    run = simulate(parse_scenario(STRESS_BASE), shock=crash.shock, progress=False)
+    equity = run["equity_sample"].values.astype(np.float64)  # every path: 128 <= 200
+    assert equity.shape == (128, 64)
+    returns = (equity[:, 21] - equity[:, 20]) / equity[:, 20]
+    at = ds.sel(stress="overnight_crash", enforce_limits=True)
+    assert float(at["shock_day_return_count"]) == 128
+    assert float(at["shock_day_return_mean"]) == pytest.approx(returns.mean(), rel=1e-12)
+    expected = np.quantile(returns, aggregate.QUANTILES)
+    assert np.allclose(at["shock_day_return_quantile"].values, expected, rtol=1e-12, atol=0)
+    pnl = equity[:, 21] - equity[:, 20]
+    assert float(at["shock_day_pnl_mean"]) == pytest.approx(pnl.mean(), rel=1e-12)
+    # a -60 % gap on a book of short puts is a loss on the day for every path
+    assert (returns < 0).all() and float(at["shock_day_return_quantile"].sel(quantile=0.99)) < 0
+    # the baseline has no shock day
+    assert ds["shock_day_return_mean"].sel(stress=BASELINE).isnull().all()
+    assert (ds["shock_day_return_count"].sel(stress=BASELINE) == 0).all()
+
+
+def test_library_cash_comparison_and_stopped_trading(library_run):
+    ds, _ = library_run
+    cash = math.exp(0.05 * 63 / 252) - 1  # the base scenario's r = 5 %, 63 trading days
+    assert np.allclose(ds["cash_return"].values, cash, rtol=1e-14, atol=0)
+    excess = ds["total_return_mean"] - cash
+    assert np.allclose(ds["excess_over_cash_mean"], excess, rtol=0, atol=1e-14)
+    assert (ds["excess_over_cash_se"] > 0).all()
+    vs_base = ds["total_return_mean"] - ds["total_return_mean"].sel(stress=BASELINE)
+    assert np.allclose(ds["total_return_vs_baseline_mean"], vs_base, rtol=0, atol=1e-12)
+
+    stopped = ds["prob_stopped_trading"].drop_sel(stress=BASELINE)
+    causes = ds["stopped_trading_share"].drop_sel(stress=BASELINE)
+    assert np.allclose(causes.sum("stop_cause"), stopped, rtol=0, atol=1e-12)
+    assert ds["prob_stopped_trading"].sel(stress=BASELINE).isnull().all()
+    # the thesis break stops every entry (the close-all thesis exit holds from day 21 on)
+    thesis = ds.sel(stress="thesis_break")
+    assert (thesis["prob_stopped_trading"] == 1).all()
+    assert (
+        float(
+            thesis["stopped_trading_share"].sel(enforce_limits=False, stop_cause="close_all_exit")
+        )
+        == 1
+    )
+    assert (thesis["tranches_after_shock_per_path"] == 0).all()
+    # unstressed, the same paths keep trading after day 21; after the crash, without limits,
+    # every path still sells tranches
+    assert (ds["prob_stopped_trading_unstressed"].sel(stress="thesis_break") < 0.05).all()
+    crash = ds.sel(stress="overnight_crash", enforce_limits=False)
+    assert float(crash["prob_stopped_trading"]) == 0
+    # after day 21, days 25, 30, ..., 60 are entry days: at most 8 tranches a path
+    assert 0 < float(crash["tranches_after_shock_per_path"]) <= 8
+    # the IV crush (IV percentile below the IV exit's 30) halts most entries without stopping
+    # most paths outright; its better mean return gets a note that says so
+    crush = ds.sel(stress="iv_crush", enforce_limits=True)
+    sold = float(crush["tranches_after_shock_per_path"])
+    assert sold < 0.5 * float(crush["tranches_after_shock_per_path_unstressed"])
+    assert float(crush["total_return_mean"]) > float(
+        ds["total_return_mean"].sel(stress=BASELINE, enforce_limits=True)
+    )
+    notes = [x for x in _printed(ds).splitlines() if x.startswith("* iv_crush, limits on")]
+    assert len(notes) == 1 and "halts trading" in notes[0]
+
+
+def test_counts_before_the_shock_are_the_stressed_runs_own(make_scenario):
+    """The run cut at day d - 1 that gives the entry counters before the shock sees the
+    stressed run's own days: its final equity is the stressed run's equity on day d - 1."""
+    from simkit.stress import _variant
+
+    scenario = load_scenario(make_scenario(paths=6, chunk_size=6))  # reference engine, 13 days
+    crash = Shock(spot=SpotShock(day=7, change=-0.6), thesis=ThesisShock(day=7))
+    full = simulate(scenario, per_path=True, shock=crash, equity_days=(6, 7), progress=False)
+    short = simulate(_variant(scenario, True, True, n_steps=6), per_path=True, shock=Shock())
+    assert short.attrs["n_steps"] == 6
+    assert np.array_equal(full["equity_day_6"].values, short["final_equity"].values)
+    assert np.array_equal(full["equity_day_6"].values, full["equity_sample"].values[:, 6])
+    assert full["equity_day_7"].attrs["units"] == "USD"
+    for name in ENTRY_COUNTERS:
+        assert (full[name].values >= short[name].values).all(), name
+    # the thesis breaks on day 7: nothing is sold after it
+    assert np.array_equal(full["n_tranches"].values, short["n_tranches"].values)
+    with pytest.raises(ValueError, match="equity_days"):
+        simulate(scenario, equity_days=(14,))
+
+
+CASH_ONLY = """\
+[simulation]
+paths = 32
+seed = 3
+years = 0.05
+chunk_size = 32
+engine = "reference"
+float64 = true
+
+[market]
+vix = 10.0                 # below signal_vix_min: one condition of the 8 fails
+
+[strategy]
+signal_min_conditions = 8  # so the entry signal never holds: the sleeve stays in cash
+"""
+
+
+def test_a_cash_only_book_by_hand(tmp_path):
+    """No trade is ever made: the sleeve is cash growing by exp(r / 252) a day. The crash then
+    moves it by exactly that on its day, it returns exp(r T) - 1 (nothing over cash), and every
+    path 'stopped trading' after the shock because the entry signal blocked every entry day."""
+    base = tmp_path / "cash.toml"
+    base.write_text(CASH_ONLY)
+    scenario = load_scenario(base)
+    spec = StressSpec("crash", "a gap", Shock(spot=SpotShock(day=5, change=-0.6)))
+    ds = run_stress(scenario, [spec], progress=False)
+    g = math.exp(0.05 / 252)
+    at = ds.sel(stress="crash", enforce_limits=True)
+    assert float(at["trades_per_path"]) == 0
+    assert float(at["shock_day_return_count"]) == 32
+    assert float(at["shock_day_return_mean"]) == pytest.approx(g - 1, rel=1e-9)
+    assert np.allclose(at["shock_day_return_quantile"], g - 1, rtol=1e-9)
+    sleeve = 1_000_000 * 0.20
+    assert float(at["shock_day_pnl_mean"]) == pytest.approx(sleeve * g**4 * (g - 1), rel=1e-9)
+    cash = math.exp(0.05 * 13 / 252) - 1
+    assert float(at["cash_return"]) == pytest.approx(cash, rel=1e-14)
+    assert float(at["total_return_mean"]) == pytest.approx(cash, rel=1e-9)
+    assert abs(float(at["excess_over_cash_mean"])) < 1e-12
+    assert float(at["prob_stopped_trading"]) == 1
+    assert float(at["stopped_trading_share"].sel(stop_cause="signal")) == 1
+    assert float(at["prob_stopped_trading_unstressed"]) == 1
+
+
+# --------------------------------------------------------------------------- hand-made paths
+
+
+def fake_paths(n: int, n_steps: int = 20, **fields) -> dict[str, np.ndarray]:
+    """A per-path summary of `n` paths: nothing happens (no trade, no breach, equity 100)
+    unless `fields` says so."""
+    zeros = np.zeros(n)
+    out = {
+        "initial_equity": np.full(n, 100.0),
+        "final_equity": np.full(n, 100.0),
+        "contributions": zeros,
+        "total_return": zeros,
+        "annual_return": zeros,
+        "max_drawdown": zeros,
+        "ruined": zeros,
+        "n_margin_calls": zeros,
+        "n_trades": zeros,
+        "n_wins": zeros,
+        **{b: zeros for b in aggregate.BUCKETS},
+        **{
+            f"n_{r}"
+            if r in ("expired_otm", "assigned_expiry", "assigned_early")
+            else f"n_close_{r}": zeros
+            for r in aggregate.CLOSE_REASONS
+        },
+        **{name: zeros for name in ENTRY_COUNTERS},
+    }
+    for limit in aggregate.LIMITS:
+        out[f"breach_{limit}"] = zeros
+        out[f"first_breach_{limit}"] = np.full(n, -1.0)
+    out.update({k: np.asarray(v, dtype=np.float64) for k, v in fields.items()})
+    return out
+
+
+def test_conditional_statistics_need_30_paths():
+    n = 100
+    loss = np.linspace(-0.5, 0.5, n)
+    total = -loss
+    breached = lambda k: np.where(np.arange(n) < k, 3.0, 0.0)  # noqa: E731
+    first = lambda k: np.where(np.arange(n) < k, 5.0, -1.0)  # noqa: E731
+    per_path = fake_paths(
+        n,
+        total_return=total,
+        final_equity=100 * (1 + total),
+        breach_allocation=breached(29),
+        first_breach_allocation=first(29),
+        breach_expiry=breached(30),
+        first_breach_expiry=first(30),
+        n_close_stop=breached(29),
+    )
+    out = stress_metrics(
+        per_path,
+        n_steps=20,
+        shock_day=3,
+        no_stop={"final_equity": per_path["final_equity"] - 1.0},
+    )
+    alloc, expiry = aggregate.LIMITS.index("allocation"), aggregate.LIMITS.index("expiry")
+    assert out["loss_given_breach_count"][alloc] == 29
+    assert math.isnan(out["loss_given_breach"][alloc])
+    assert math.isnan(out["days_to_first_breach_median"][alloc])
+    assert out["loss_given_breach_count"][expiry] == 30
+    assert out["loss_given_breach"][expiry] == pytest.approx(loss[:30].mean(), rel=1e-14)
+    assert out["days_to_first_breach_median"][expiry] == 5
+    assert out["days_to_first_breach_after_shock_count"][expiry] == 30
+    assert out["days_to_first_breach_after_shock_median"][expiry] == 2
+    assert out["loss_given_no_breach_count"][expiry] == 70
+    assert out["loss_given_no_breach"][expiry] == pytest.approx(loss[30:].mean(), rel=1e-14)
+    # 29 paths fired a stop: the mean saved over them is n/a, the mean over all paths is not
+    assert out["stop_loss_saved_given_fired_count"] == 29
+    assert math.isnan(out["stop_loss_saved_given_fired"])
+    assert out["stop_loss_saved_mean"] == pytest.approx(1.0)
+    # no breach on day 0
+    assert out["breach_at_start_share"][expiry] == 0
+
+
+def test_stopped_trading_causes_by_hand():
+    """Eight paths, their entry counters from the shock on (stressed minus before) made up
+    so that each path has one known cause."""
+    before = {name: np.full(8, 2.0) for name in ENTRY_COUNTERS}
+    #            path: 0  1  2  3  4  5  6  7
+    tranches = np.array([3, 2, 2, 2, 2, 2, 2, 2]) + 0.0  # path 0 sold one after the shock
+    entry = np.array([4, 4, 5, 5, 5, 5, 5, 2]) + 0.0  # path 7: no entry day after it
+    signal = np.array([0, 0, 3, 0, 0, 1, 0, 0]) + 2.0
+    limits = np.array([0, 0, 0, 3, 0, 1, 0, 0]) + 2.0
+    exits = np.array([0, 0, 0, 0, 3, 1, 1, 0]) + 2.0
+    ruined = np.array([0, 1, 0, 0, 0, 0, 0, 0])
+    per_path = fake_paths(
+        8,
+        n_tranches=tranches,
+        n_entry_days=entry,
+        n_blocked_signal=signal,
+        n_blocked_limits=limits,
+        n_blocked_exit=exits,
+        ruined=ruined,
+    )
+    out = stress_metrics(per_path, n_steps=20, shock_day=3, before=before)
+    expected = {"ruin": 1, "signal": 1, "limits": 1, "close_all_exit": 1, "mixed": 1, "other": 2}
+    assert out["prob_stopped_trading"] == pytest.approx(7 / 8)
+    assert out["stopped_trading_share"] == pytest.approx([expected[c] / 8 for c in STOP_CAUSES])
+    assert out["tranches_after_shock_per_path"] == pytest.approx(1 / 8)
+
+
+def _dataset(results: dict, specs: list, tmp_path: Path, n_steps: int = 20):
+    from simkit.run import resolve_settings
+
+    base = tmp_path / "base.toml"
+    base.write_text(f'[simulation]\npaths = 40\nyears = {n_steps / 252}\nengine = "reference"\n')
+    scenario = load_scenario(base)
+    settings = resolve_settings(scenario)
+    return build_stress_dataset(scenario, specs, settings, results, wall_time_s=0.0, device="")
+
+
+def _printed(ds) -> str:
+    from rich.console import Console
+
+    from simkit.cli import print_stress_tables
+
+    console = Console(file=io.StringIO(), markup=False, highlight=False, width=1000)
+    print_stress_tables(ds, console)
+    return console.file.getvalue()
+
+
+def test_a_limit_breached_always_is_one_line_with_its_reason(tmp_path):
+    """Allocation breached on every day of every path, expiry breached by every path on
+    day 0 (then on some days), strike by some paths: two lines, one column."""
+    n, n_steps = 40, 20
+    paths_for = dict(
+        breach_allocation=np.full(n, n_steps + 1.0),
+        first_breach_allocation=np.zeros(n),
+        breach_expiry=np.full(n, 4.0),
+        first_breach_expiry=np.zeros(n),
+        breach_strike=np.where(np.arange(n) < 35, 2.0, 0.0),
+        first_breach_strike=np.where(np.arange(n) < 35, 9.0, -1.0),
+    )
+    specs = [
+        StressSpec(BASELINE, "none", Shock()),
+        StressSpec("crash", "a gap", Shock(spot=SpotShock(day=3, change=-0.6))),
+    ]
+    results = {}
+    for spec in specs:
+        for enforce in (True, False):
+            results[(spec.name, enforce)] = stress_metrics(
+                fake_paths(n, n_steps, **paths_for), n_steps=n_steps, shock_day=spec.shock.first_day
+            )
+    ds = _dataset(results, specs, tmp_path, n_steps)
+    # the default sizing: a 20 % sleeve at 1.5x leverage holds up to 30 % > the 20 % limit
+    assert "a 20 % sleeve at 1.5x leverage" in str(ds["limit_rule"].sel(limit="allocation").values)
+    text = _printed(ds)
+    lines = [line for line in text.splitlines() if line.startswith("always breached")]
+    assert len(lines) == 2, text
+    assert lines[0].startswith("always breached at this sizing: allocation (every day of every")
+    assert "30 % of the portfolio" in lines[0] and "20 % limit" in lines[0]
+    assert lines[1].startswith("always breached at this sizing: expiry (by the first tranche")
+    assert "19.0%-19.0% of path-days" in lines[1]  # 4 days of 21
+    table = text.split("limit breaches")[1].split("loss given breach")[0]
+    assert "allocation" not in table and "expiry" not in table
+    assert "strike" in table and "87.5% [day 9]" in table  # 35 of 40 paths
+    assert "100.0%" not in table
+
+
+def test_a_stress_that_stops_trading_gets_a_note(tmp_path):
+    """The unstressed strategy loses 20 %; the stress stops 90 % of the paths trading after
+    its day and loses 10 %: the row is marked and a note says why."""
+    n, n_steps = 40, 20
+    specs = [
+        StressSpec(BASELINE, "none", Shock()),
+        StressSpec("halt", "stops trading", Shock(thesis=ThesisShock(day=5))),
+    ]
+    before = {name: np.full(n, 1.0) for name in ENTRY_COUNTERS}
+    stopped = np.arange(n) < 36
+    halted = fake_paths(
+        n,
+        n_steps,
+        total_return=np.full(n, -0.1),
+        final_equity=np.full(n, 90.0),
+        n_tranches=np.where(stopped, 1.0, 3.0),
+        n_entry_days=np.full(n, 4.0),
+        n_blocked_exit=np.where(stopped, 4.0, 1.0),
+        equity_day_4=np.full(n, 100.0),
+        equity_day_5=np.full(n, 97.0),
+    )
+    plain = fake_paths(
+        n,
+        n_steps,
+        total_return=np.full(n, -0.2),
+        final_equity=np.full(n, 80.0),
+        n_tranches=np.full(n, 4.0),
+    )
+    results = {}
+    for enforce in (True, False):
+        results[(BASELINE, enforce)] = stress_metrics(plain, n_steps=n_steps, shock_day=-1)
+        results[("halt", enforce)] = stress_metrics(
+            halted, n_steps=n_steps, shock_day=5, before=before, baseline=plain, cash_return=0.01
+        )
+    ds = _dataset(results, specs, tmp_path, n_steps)
+    at = ds.sel(stress="halt", enforce_limits=True)
+    assert float(at["shock_day_return_mean"]) == pytest.approx(-0.03)
+    assert float(at["excess_over_cash_mean"]) == pytest.approx(-0.11)
+    assert float(at["total_return_vs_baseline_mean"]) == pytest.approx(0.1)
+    assert float(at["prob_stopped_trading"]) == pytest.approx(0.9)
+    assert float(at["prob_stopped_trading_unstressed"]) == 0
+    assert float(at["tranches_after_shock_per_path"]) == pytest.approx(0.2)
+    assert float(at["tranches_after_shock_per_path_unstressed"]) == 3
+    text = _printed(ds)
+    assert "90.0% *" in text
+    notes = [line for line in text.splitlines() if line.startswith("* halt")]
+    assert len(notes) == 2, text
+    assert "mean return -10.0% beats the unstressed -20.0%" in notes[0]
+    assert "from day 5 on the paths sell 0.2 tranches each against 3 unstressed" in notes[0]
+    assert "and 90.0% sell none (close all exit 90.0%) against 0.0% unstressed" in notes[0]
+    assert "against cash it is -11.0%" in notes[0]
