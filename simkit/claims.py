@@ -1070,7 +1070,8 @@ def check_claims(
       fills: also run the other fill modes of `FILL_MODES` (same seed) for the fill row.
       markets: also judge the performance claims across the scenario's family of markets
         (`simkit.claims_markets`; the `[claims]` table).
-      market_paths: paths per market of the family. Default value: the `[claims]` table's.
+      market_paths: paths per market of the family. Default value: the `[claims]` table's
+        `paths`, at most `paths`.
       simulate: the simulator (tests may pass a stub). Default value: `simkit.run.simulate`.
     """
     from simkit.run import simulate as run_simulate
@@ -1099,6 +1100,8 @@ def check_claims(
     rows = build_rows(scenario, ds, fill_runs)
     found = None
     if markets:
+        if market_paths is None:  # the [claims] table's, at most the claims run's own
+            market_paths = min(scenario.claims.paths, paths)
         found = judge_across_markets(
             scenario, MARKET_CLAIMS, paths=market_paths, seed=seed, engine=engine,
             simulate=simulate,

@@ -449,6 +449,7 @@ def claims_command(args: argparse.Namespace) -> int:
         engine=args.engine,
         fills=not args.no_fills,
         markets=not args.no_markets,
+        market_paths=args.market_paths,
         progress=not args.no_progress,
     )
     console = _console()
@@ -479,14 +480,14 @@ def claims_command(args: argparse.Namespace) -> int:
         )
     console.print(table)
     written = [out, json_out]
+    _write_text(out, claims.to_markdown(report))
+    _write_text(json_out, claims.to_json(report))
     if report.markets is not None:
         from simkit.claims_markets import plot_claim_map
 
         console.print("\n".join(claims.markets_markdown(report.markets)))
         if plot_claim_map(report.markets, png_out):
             written.append(png_out)
-    _write_text(out, claims.to_markdown(report))
-    _write_text(json_out, claims.to_json(report))
     console.print(f"wrote {', '.join(map(str, written))} ({report.meta['wall_time_s']:.1f} s)")
     return 0
 

@@ -269,6 +269,13 @@ def test_simkit_claims_end_to_end(capsys, tmp_path):
     }
     fills = [r for r in data["rows"] if r["topic"] == "fills"][0]
     assert set(fills["numbers"]["means"]) == {"bid_ask", "seed"}
+    # across markets: every performance claim has its verdict, the JSON its break-evens
+    assert "## Across markets" in text and out.with_suffix(".markets.png").exists()
+    markets = data["markets"]["claims"]
+    assert set(markets) == {"annual_return", "sharpe", "win_rate", "max_drawdown"}
+    for claim in markets.values():
+        assert set(claim["break_even"]) == {"market.sigma", "market.mu", "market.iv_long_run"}
+        assert isinstance(claim["holds_anywhere"], bool) and claim["verdict"]
     for r in data["rows"]:
         assert r["verdict"] and r["rule"]
 
