@@ -1005,30 +1005,40 @@ def _size_tranche(
     planned_notional = sum(
         x * k * SHARES_PER_CONTRACT for x, k in zip(planned_contracts, strikes, strict=True)
     )
-    contracts = []
+    capacity = floor_contracts(
+        min(
+            cfg.max_volume_participation * day.option_volume,
+            cfg.max_open_interest_pct * day.open_interest,
+        ),
+        cfg,
+    )
+    contracts: list[float] = []
     for x, k in zip(planned_contracts, strikes, strict=True):
-        # choice: the strike cap is applied rung by rung with N_K(K_i) of the *open* book, as
-        # ENGINE_SPEC writes it; when two rungs of one tranche share a strike value (possible in
-        # moneyness mode at low spot) each is capped alone, not their sum.
+        # STRATEGY.md caps per strike (and the tranche's one expiry): rungs of one tranche that
+        # share a strike value (moneyness mode at a low spot) share its allowances, which go
+        # to the rungs in ladder order. What the earlier rungs at this strike sold (after
+        # their flooring and capacity cut) is taken off the strike cap and the capacity.
+        sold_here = 0.0  # contracts
+        sold_notional = 0.0  # USD
+        for k_before, n_before in zip(strikes, contracts, strict=False):
+            if k_before == k:
+                sold_here += n_before
+                sold_notional += n_before * k_before * SHARES_PER_CONTRACT
         open_at_strike = risk.notional_by_strike.get(k, 0.0)
         room = max(
-            cfg.max_single_strike_pct * (risk.notional_puts + planned_notional) - open_at_strike,
+            cfg.max_single_strike_pct * (risk.notional_puts + planned_notional)
+            - open_at_strike
+            - sold_notional,
             0.0,
         )
         x = min(x, room / (k * SHARES_PER_CONTRACT))
         n = floor_contracts(x, cfg)
         if cfg.capacity_limits:
-            capacity = floor_contracts(
-                min(
-                    cfg.max_volume_participation * day.option_volume,
-                    cfg.max_open_interest_pct * day.open_interest,
-                ),
-                cfg,
-            )
-            if n > capacity:
-                tally.contracts_cut += n - capacity
+            capacity_left = max(capacity - sold_here, 0.0)
+            if n > capacity_left:
+                tally.contracts_cut += n - capacity_left
                 tally.n_orders_cut += 1
-                n = capacity
+                n = capacity_left
         contracts.append(n)
     return contracts
 
