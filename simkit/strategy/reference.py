@@ -545,16 +545,19 @@ def _assign_put(
 # --------------------------------------------------------------------------------------------
 
 
-def _accrue(book: Book, tally: Tally, day: MarketDay, cfg: StrategyConfig, growth: float) -> None:
-    """Step 1: sleeve cash earns (or pays) r daily; shares are marked; new capital; thesis news.
+def _accrue(
+    book: Book, tally: Tally, day: MarketDay, cfg: StrategyConfig, daily_interest: float
+) -> None:
+    """Step 1: sleeve cash earns (or pays) r daily (`daily_interest` = g - 1 = expm1(r / 252));
+    shares are marked; new capital; thesis news.
 
     seed: "Core 80/20 Distribution" — compound_position_size(..., monthly_addition).
     """
     t = day.step
     if t >= 1:
-        interest = book.cash * (growth - 1.0)
+        interest = book.cash * daily_interest
         tally.financing += interest
-        book.cash *= growth
+        book.cash += interest
         # Shares are marked to market daily; their mark change is assignment P&L.
         tally.assignment_pnl += book.shares * (day.spot - day.spot_prev)
         if cfg.monthly_addition > 0.0 and t % 21 == 0:
@@ -1198,6 +1201,7 @@ def simulate_path(path: Mapping[str, Sequence[float]], cfg: StrategyConfig, mkt)
     n_steps = _check_path(path)
     rate = float(mkt.rate)
     growth = math.exp(rate / TRADING_DAYS_PER_YEAR)
+    daily_interest = math.expm1(rate / TRADING_DAYS_PER_YEAR)  # g - 1 without cancellation
     sleeve0 = cfg.sleeve_initial
     outside0 = cfg.portfolio_value - sleeve0  # the rest of the portfolio, cash at r
 
@@ -1212,7 +1216,7 @@ def simulate_path(path: Mapping[str, Sequence[float]], cfg: StrategyConfig, mkt)
             _end_of_day(book, tally, day, quotes, risk=None)
             continue
         outside = outside0 * growth**t
-        _accrue(book, tally, day, cfg, growth)
+        _accrue(book, tally, day, cfg, daily_interest)
         _settle_expiries(book, tally, day, cfg)
         _early_exercise(book, tally, day, quotes, cfg)
         _exits(book, tally, day, quotes, cfg)
