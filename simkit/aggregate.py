@@ -60,6 +60,10 @@ N_SAMPLE = 200  # equity curves kept per cell for fan charts: the first min(200,
 QUANTILES = (0.01, 0.05, 0.25, 0.50, 0.75, 0.95, 0.99)
 N_BINS = 60  # histogram bins per cell (report figures)
 HIST_RANGE = (0.005, 0.995)  # histogram range: these quantiles; values outside go to the end bins
+# a histogram range narrower than this (relative to the values' magnitude) is widened: its
+# N_BINS bins would be a few ulps wide or less, which np.histogram cannot make
+HIST_MIN_WIDTH = 1e-10
+_TINY = float(np.finfo(np.float64).tiny)  # the range is at least N_BINS normal numbers wide
 CONF = 0.95  # confidence of every interval (`_lo`, `_hi`)
 ADDITION_EVERY = 21  # ENGINE_SPEC step 1: monthly addition every 21 trading days
 
@@ -155,7 +159,8 @@ for _name, _what in (("total_return", "horizon return"), ("max_drawdown", "maxim
         f"{_name}_hist_edge",
         "1",
         f"bin edges of the {_what} histogram (the {HIST_RANGE[0]:.1%} and {HIST_RANGE[1]:.1%} "
-        "quantiles at the ends)",
+        "quantiles at the ends; widened to a narrow range around them when they are (nearly) "
+        "equal)",
         ("bin_edge",),
     )
 _var(
@@ -751,7 +756,10 @@ def _histogram(source) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = (float(v) for v in streaming.quantiles(source, HIST_RANGE, skip="nonfinite"))
     if math.isnan(lo):
         return np.zeros(N_BINS), np.full(N_BINS + 1, math.nan)
-    if not hi > lo:  # (almost) every value equal: one narrow bin around it
+    if not hi - lo > max(HIST_MIN_WIDTH * max(abs(lo), abs(hi)), N_BINS * _TINY):
+        # (almost) every value equal, e.g. the paths of a deterministic market a few ulps
+        # apart: N_BINS bins would not be representable, so widen to a narrow range around
+        # the values (every value is still inside it and counted)
         lo, hi = lo - 0.5e-6 * max(abs(lo), 1.0), hi + 0.5e-6 * max(abs(hi), 1.0)
     counts = np.zeros(N_BINS, dtype=np.int64)
     for chunk in source():

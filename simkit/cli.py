@@ -11,6 +11,7 @@ Each subcommand is one `_cmd_<name>(subparsers)` function that adds its parser a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
@@ -50,7 +51,7 @@ def _overrides(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def check_output_path(out: Path) -> None:
-    """Raise BadInput unless a result file can be written at `out` (writes nothing)."""
+    """Raise BadInput unless a result file can be written at `out` (leaves nothing behind)."""
     from simkit.store import partial_dir
 
     if out.is_dir():
@@ -62,13 +63,41 @@ def check_output_path(out: Path) -> None:
         raise BadInput(
             f"--out {out}: {partial} (its resume directory) exists and is not a directory"
         )
+    _check_can_write_in(out, "--out")
+
+
+def _check_can_write_in(out: Path, flag: str) -> None:
+    """Raise BadInput unless a file can be created at `out`: in its directory, or in the
+    missing directories that writing it creates (the writers make them). Found by trying, as
+    the writer does (a temporary file beside the target): `os.access` says yes to root
+    everywhere, /proc included. The probe is removed again; nothing is left behind."""
+    import tempfile
+
     ancestor = out.parent
-    while not ancestor.exists():
+    while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise BadInput(f"--out {out}: cannot create its directory: {ancestor} is a file")
+        raise BadInput(f"{flag} {out}: cannot create its directory: {ancestor} is a file")
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise BadInput(f"--out {out}: directory {ancestor} is not writable")
+        raise BadInput(f"{flag} {out}: directory {ancestor} is not writable")
+    missing = ancestor != out.parent
+    try:
+        # A missing directory is stood for by a temporary one in the nearest existing one.
+        where = (
+            Path(tempfile.mkdtemp(prefix=".simkit-probe.", dir=ancestor)) if missing else ancestor
+        )
+        try:
+            fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=where)
+            os.close(fd)
+            os.unlink(probe)
+        finally:
+            if missing:
+                with contextlib.suppress(OSError):
+                    where.rmdir()
+    except OSError as exc:
+        what = "create its directory in" if missing else "create a file in"
+        reason = exc.strerror or type(exc).__name__
+        raise BadInput(f"{flag} {out}: cannot {what} {ancestor} ({reason})") from None
 
 
 def _enable_compile_cache() -> None:
@@ -369,18 +398,12 @@ def _add_run_flags(p: Any, paths_help: str, progress: bool = True) -> None:
 
 
 def _writable_file(out: Path, flag: str = "--out") -> None:
-    """Raise BadInput unless a file can be written at `out` (writes nothing)."""
+    """Raise BadInput unless a file can be written at `out` (leaves nothing behind)."""
     if out.is_dir():
         raise BadInput(f"{flag} {out}: is a directory; give a file name")
     if out.exists() and not os.access(out, os.W_OK):
         raise BadInput(f"{flag} {out}: the file exists and is not writable")
-    ancestor = out.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise BadInput(f"{flag} {out}: cannot create its directory: {ancestor} is a file")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise BadInput(f"{flag} {out}: directory {ancestor} is not writable")
+    _check_can_write_in(out, flag)
 
 
 def _write_text(out: Path, text: str) -> None:

@@ -13,6 +13,9 @@ import simkit.run
 from simkit.cli import main
 from simkit.store import partial_dir
 
+HISTORY = Path(__file__).parent / "data" / "history_synthetic.csv"
+IV_CRUSH = Path(__file__).parents[1] / "scenarios" / "stress" / "iv_crush.toml"
+
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
@@ -152,6 +155,38 @@ def test_unusable_output_paths_exit_2(capsys, tiny_scenario, tmp_path):
         )
         assert code == 2 and needle in stderr and "--out" in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "file.txt", "tiny.toml"]
+
+
+UNWRITABLE = [
+    Path(p)
+    for p in ("/proc/simkit/x.nc", "/proc/x.nc", "/proc/self/x.nc")
+    if Path("/proc/self").is_dir()  # Linux: nobody, root included, can create files in /proc
+]
+
+
+@pytest.mark.parametrize("where", ["proc", "parent_is_a_file"])
+def test_output_where_no_file_can_be_created_exits_2(capsys, tiny_scenario, tmp_path, where):
+    """A place that cannot be written is bad input, found by trying (os.access says yes to
+    root everywhere): exit 2, one line naming the path, no traceback, nothing written."""
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    outs = UNWRITABLE if where == "proc" else [a_file / "x.nc", a_file / "sub" / "x.nc"]
+    if not outs:
+        pytest.skip("no /proc on this system")
+    before = sorted(tmp_path.iterdir())
+    for out in outs:
+        for argv in (
+            ["run", str(tiny_scenario), "--out", str(out), "--no-progress"],
+            ["stress", str(IV_CRUSH), "--scenario", str(tiny_scenario)]
+            + ["--out", str(out), "--no-progress"],
+            ["calibrate", "market", str(HISTORY), "--out", str(out)],
+        ):
+            code, stdout, stderr = run_cli(capsys, *argv)
+            assert code == 2, (argv, stderr)
+            assert str(out) in stderr and "--out" in stderr, stderr
+            assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+            assert not out.exists() and not partial_dir(out).exists()
+    assert sorted(tmp_path.iterdir()) == before
 
 
 def test_unreachable_scheduler_exits_2(capsys, tiny_scenario, tmp_path, monkeypatch):

@@ -10,9 +10,11 @@ from simkit.aggregate import (
     _CLOSE_COUNTERS,
     BUCKETS,
     LIMITS,
+    N_BINS,
     CellAccumulator,
     aggregate_cell,
     derive_block,
+    histogram,
 )
 
 
@@ -303,6 +305,38 @@ def test_cell_reduction_matches_numpy_on_the_whole_arrays(monkeypatch):
     assert np.array_equal(got["total_return_hist_edge"], edges)
     # aggregate_cell (one call on the whole arrays) is the same reduction
     _same(got, aggregate_cell(x, strategy=_Strategy, n_steps=40, rate=0.05))
+
+
+ULP = np.finfo(float).eps
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1.0, 1.0 + ULP, 1.0 + 2 * ULP, 1.0 + 2 * ULP],  # values a few ulps apart
+        [1.0, 1.0 + 2e-16, 1.0 + 4.4e-16, 1.0, 1.0],
+        0.025597724338679108 * (1.0 + np.arange(7) * ULP),  # a deterministic cell's returns
+        -205119.54486774 * (1.0 + np.arange(5) * ULP),
+        [-1e-300, 1e-300, 0.0],
+        [0.0, 5e-324, 1e-323],  # subnormals: a range below any relative tolerance
+        [3.0, 3.0, 3.0],  # exactly equal (the old guard)
+        [1.0, 1.0 + 1e-8, 1.0 + 2e-8],  # narrow but wide enough for the bins: kept
+    ],
+)
+def test_histogram_of_nearly_equal_values_has_a_usable_range(values):
+    """Values a few ulps apart (the paths of a deterministic market) get 60 increasing bin
+    edges around the quantile range, and every value is counted (the end bins take those
+    outside it)."""
+    x = np.asarray(values, dtype=np.float64)
+    counts, edges = histogram(x)
+    lo, hi = np.quantile(x, (0.005, 0.995))
+    assert counts.shape == (N_BINS,) and edges.shape == (N_BINS + 1,)
+    assert np.all(np.diff(edges) > 0)
+    assert edges[0] <= lo and hi <= edges[-1]
+    assert counts.sum() == len(x)
+    assert np.array_equal(counts, np.histogram(np.clip(x, edges[0], edges[-1]), bins=edges)[0])
+    if hi - lo > max(1e-9 * np.abs(x).max(), 1e-300):  # wide enough for the bins: kept
+        assert (edges[0], edges[-1]) == (lo, hi)
 
 
 def test_empty_cell_is_an_error():

@@ -494,7 +494,9 @@ def _iv_percentile(iv, p):
 def _accrue(book: Book, today, t, p):
     """Step 1: interest on sleeve cash, share marks, monthly additions, thesis events."""
     s = p.scalars
-    growth = jnp.exp(s["rate"] / _DAYS_PER_YEAR) - 1.0
+    # expm1, not exp(r / 252) - 1: float32 rounds the exp near 1 by up to 6e-8, 2.6e-4 of the
+    # 2e-4 increment at r = 5 %.
+    growth = jnp.expm1(s["rate"] / _DAYS_PER_YEAR)
     moved = t >= 1
     interest = jnp.where(moved, book.cash * growth, 0.0)
     share_move = jnp.where(moved, book.shares * (today["spot"] - book.spot_lags[0]), 0.0)
@@ -1067,11 +1069,8 @@ def _enter(book: Book, sums: _OptionSums, hedge_held, today, pct, t, p, shape) -
     planned = budget * p.weights[:, None] / per_contract
     planned_notional = _sum(planned * strikes * 100.0)
     open_at_strike = _open_at_strikes(book, notional, strikes, p, shape)
-    strike_room = jnp.maximum(
-        s["max_single_strike_pct"] * (m.notional + planned_notional) - open_at_strike,
-        0.0,
-    )
-    n = _contracts(jnp.minimum(planned, strike_room / (strikes * 100.0)), p)
+    # The strike cap's room at each rung's strike before this tranche (may be negative).
+    strike_room = s["max_single_strike_pct"] * (m.notional + planned_notional) - open_at_strike
     capacity = _contracts(
         jnp.minimum(
             s["max_volume_participation"] * today["option_volume"],
@@ -1079,15 +1078,36 @@ def _enter(book: Book, sums: _OptionSums, hedge_held, today, pct, t, p, shape) -
         ),
         p,
     )
-    # seed: "market_impact_limits" — opening trades only, cut to volume and open interest.
-    cut = s["capacity_limits"] & (n > capacity) & go
-    amounts.update(
-        contracts_cut=_sum(jnp.where(cut, n - capacity, 0.0)),
-        n_orders_cut=_count(cut),
-    )
+
+    def size():
+        """Contracts per rung after the strike cap, flooring and capacity, and the capacity
+        cut of each rung. Rungs that share a strike value (a moneyness ladder at a low spot)
+        share its strike cap and capacity: in ladder order, each rung gets what the rungs
+        before it at the same strike left (ENGINE_SPEC step 7 "Sizing")."""
+        sold, wanted = [], []
+        for r in range(strikes.shape[0]):
+            k = strikes[r]
+            sold_here = jnp.zeros_like(capacity)  # contracts
+            sold_notional = jnp.zeros_like(capacity)  # USD
+            for j in range(r):
+                same = strikes[j] == k
+                sold_here = sold_here + jnp.where(same, sold[j], 0.0)
+                sold_notional = sold_notional + jnp.where(same, sold[j] * strikes[j] * 100.0, 0.0)
+            room = jnp.maximum(strike_room[r] - sold_notional, 0.0)
+            want = _contracts(jnp.minimum(planned[r], room / (k * 100.0)), p)
+            left = jnp.maximum(capacity - sold_here, 0.0)
+            # seed: "market_impact_limits" — opening trades only, cut to volume and open
+            # interest.
+            sold.append(jnp.where(s["capacity_limits"] & (want > left), left, want))
+            wanted.append(want)
+        n, want = jnp.stack(sold), jnp.stack(wanted)
+        cut = (n < want) & go
+        return jnp.where(go, n, 0.0), jnp.where(cut, want - n, 0.0), cut
+
     # Materialized (`_materialized`): XLA otherwise recomputes the sizing in each of the ~15
     # rules and sums that read `n`.
-    n = _materialized(t, lambda: jnp.where(go, jnp.where(cut, capacity, n), 0.0))
+    n, cut_by, cut = _materialized(t, size)
+    amounts.update(contracts_cut=_sum(cut_by), n_orders_cut=_count(cut))
 
     put_tau = _years(s["put_expiry_steps"], dtype)
     new = _quote(spot, strikes, put_tau, iv, p, False, shape.smile)

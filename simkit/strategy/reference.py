@@ -551,16 +551,19 @@ def _assign_put(
 # --------------------------------------------------------------------------------------------
 
 
-def _accrue(book: Book, tally: Tally, day: MarketDay, cfg: StrategyConfig, growth: float) -> None:
-    """Step 1: sleeve cash earns (or pays) r daily; shares are marked; new capital; thesis news.
+def _accrue(
+    book: Book, tally: Tally, day: MarketDay, cfg: StrategyConfig, daily_interest: float
+) -> None:
+    """Step 1: sleeve cash earns (or pays) r daily (`daily_interest` = g - 1 = expm1(r / 252));
+    shares are marked; new capital; thesis news.
 
     seed: "Core 80/20 Distribution" — compound_position_size(..., monthly_addition).
     """
     t = day.step
     if t >= 1:
-        interest = book.cash * (growth - 1.0)
+        interest = book.cash * daily_interest
         tally.financing += interest
-        book.cash *= growth
+        book.cash += interest
         # Shares are marked to market daily; their mark change is assignment P&L.
         tally.assignment_pnl += book.shares * (day.spot - day.spot_prev)
         if cfg.monthly_addition > 0.0 and t % 21 == 0:
@@ -1011,30 +1014,40 @@ def _size_tranche(
     planned_notional = sum(
         x * k * SHARES_PER_CONTRACT for x, k in zip(planned_contracts, strikes, strict=True)
     )
-    contracts = []
+    capacity = floor_contracts(
+        min(
+            cfg.max_volume_participation * day.option_volume,
+            cfg.max_open_interest_pct * day.open_interest,
+        ),
+        cfg,
+    )
+    contracts: list[float] = []
     for x, k in zip(planned_contracts, strikes, strict=True):
-        # choice: the strike cap is applied rung by rung with N_K(K_i) of the *open* book, as
-        # ENGINE_SPEC writes it; when two rungs of one tranche share a strike value (possible in
-        # moneyness mode at low spot) each is capped alone, not their sum.
+        # STRATEGY.md caps per strike (and the tranche's one expiry): rungs of one tranche that
+        # share a strike value (moneyness mode at a low spot) share its allowances, which go
+        # to the rungs in ladder order. What the earlier rungs at this strike sold (after
+        # their flooring and capacity cut) is taken off the strike cap and the capacity.
+        sold_here = 0.0  # contracts
+        sold_notional = 0.0  # USD
+        for k_before, n_before in zip(strikes, contracts, strict=False):
+            if k_before == k:
+                sold_here += n_before
+                sold_notional += n_before * k_before * SHARES_PER_CONTRACT
         open_at_strike = risk.notional_by_strike.get(k, 0.0)
         room = max(
-            cfg.max_single_strike_pct * (risk.notional_puts + planned_notional) - open_at_strike,
+            cfg.max_single_strike_pct * (risk.notional_puts + planned_notional)
+            - open_at_strike
+            - sold_notional,
             0.0,
         )
         x = min(x, room / (k * SHARES_PER_CONTRACT))
         n = floor_contracts(x, cfg)
         if cfg.capacity_limits:
-            capacity = floor_contracts(
-                min(
-                    cfg.max_volume_participation * day.option_volume,
-                    cfg.max_open_interest_pct * day.open_interest,
-                ),
-                cfg,
-            )
-            if n > capacity:
-                tally.contracts_cut += n - capacity
+            capacity_left = max(capacity - sold_here, 0.0)
+            if n > capacity_left:
+                tally.contracts_cut += n - capacity_left
                 tally.n_orders_cut += 1
-                n = capacity
+                n = capacity_left
         contracts.append(n)
     return contracts
 
@@ -1194,6 +1207,7 @@ def simulate_path(path: Mapping[str, Sequence[float]], cfg: StrategyConfig, mkt)
     n_steps = _check_path(path)
     rate = float(mkt.rate)
     growth = math.exp(rate / TRADING_DAYS_PER_YEAR)
+    daily_interest = math.expm1(rate / TRADING_DAYS_PER_YEAR)  # g - 1 without cancellation
     sleeve0 = cfg.sleeve_initial
     outside0 = cfg.portfolio_value - sleeve0  # the rest of the portfolio, cash at r
 
@@ -1208,7 +1222,7 @@ def simulate_path(path: Mapping[str, Sequence[float]], cfg: StrategyConfig, mkt)
             _end_of_day(book, tally, day, quotes, risk=None)
             continue
         outside = outside0 * growth**t
-        _accrue(book, tally, day, cfg, growth)
+        _accrue(book, tally, day, cfg, daily_interest)
         _settle_expiries(book, tally, day, cfg)
         _early_exercise(book, tally, day, quotes, cfg)
         _exits(book, tally, day, quotes, cfg)

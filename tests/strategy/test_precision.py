@@ -122,6 +122,40 @@ def test_float32_quotes_match_a_float64_closed_form():
         np.testing.assert_allclose(got["vega"], vega, rtol=1e-5, atol=1e-9)
 
 
+def test_float32_interest_on_cash_matches_the_closed_form():
+    """Nothing trades (the entry signal never holds): the sleeve is cash at r, and a year of
+    float32 daily interest (`expm1(r / 252)`, not `exp(r / 252) - 1`, which float32 rounds
+    2.6e-4 too large) ends within float32 resolution of cash * exp(r n / 252)."""
+    from simkit.strategy.engine import simulate_paths
+
+    n_steps, rate = 252, 0.05
+    inputs = dict(
+        spot=3.0,
+        iv=4.2517,
+        short_interest=42.88,
+        vix=25.0,
+        btc_correlation=0.5,
+        bid_ask_spread=0.10,
+        open_interest=5000.0,
+        option_volume=1000.0,
+        liquidity_score=8.0,
+        borrow_cost=50.0,
+        volume_ratio=1.5,
+        thesis_event=0.0,
+        early_u=0.5,
+    )
+    market = {k: np.full((2, n_steps + 1), v, np.float32) for k, v in inputs.items()}
+    cfg = StrategyConfig(signal_min_conditions=9)  # at most 8 conditions hold: no entry
+    mkt = MarketParams(rate=rate)
+    out = simulate_paths(market, cfg, mkt)
+    assert out["final_equity"].dtype == np.float32
+    assert np.all(out["n_tranches"] == 0)
+    sleeve = cfg.sleeve_initial
+    want = sleeve * np.exp(rate * n_steps / 252)
+    np.testing.assert_allclose(out["final_equity"].astype(float), want, rtol=1e-6)
+    np.testing.assert_allclose(out["financing"].astype(float), want - sleeve, rtol=1e-5)
+
+
 def test_simulate_block_rejects_keys_outside_32_bits():
     import pytest
 

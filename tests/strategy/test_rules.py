@@ -620,6 +620,55 @@ def test_capacity_cuts_the_order(engine):
     assert_attribution(out)
 
 
+def test_rungs_sharing_a_strike_share_its_capacity_and_strike_cap():
+    # Moneyness mode at spot 1: the $4 and $5 rungs re-centre to 1.33 and 1.67, both rounded
+    # to K = 1.5. Budget 0.15 * 200 000 / 1.5 = 20 000 at 1.5 * 100 / 1.5 = 100 a contract:
+    # 100 planned at each rung, planned notional 30 000, strike cap 0.30 * 30 000 = 9 000 =
+    # 60 contracts at K = 1.5 for both rungs together. Allowances go to the rungs in ladder
+    # order. Path 0: open interest 300 -> 30 a strike. Path 1: option volume 100 -> 20 a strike.
+    # Path 2: capacity 200, the strike cap binds: 60.
+    cfg = StrategyConfig(
+        strikes=(4.0, 5.0),
+        weights=(0.5, 0.5),
+        strike_mode="moneyness",
+        entry_every_days=10_000,
+        hedges=False,
+        covered_calls=False,
+    )
+    oi = np.array([[300.0], [5000.0], [5000.0]])
+    volume = np.array([[1000.0], [100.0], [1000.0]])
+    mkt = market(1, 3, spot=1.0, open_interest=oi, option_volume=volume)
+    outs = {engine: run(engine, mkt, cfg, MKT) for engine in ENGINES}
+
+    premium = bs_put(1.0, 1.5, 26, 4.2517) - SPREAD / 2
+    mid1 = bs_put(1.0, 1.5, 25, 4.2517)
+    # (contracts at K = 1.5, contracts cut by capacity, orders cut)
+    expected = [(30, 30 + 30, 2), (20, 40 + 40, 2), (60, 0, 0)]
+    for engine, out in outs.items():
+        for path, (n, cut, orders) in enumerate(expected):
+            assert out["transaction_costs"][path] == approx(-C * n), (engine, path)
+            assert out["contracts_cut"][path] == approx(cut), (engine, path)
+            assert out["n_orders_cut"][path] == orders, (engine, path)
+            cash0 = SLEEVE + premium * 100 * n - C * n
+            assert out["final_equity"][path] == approx(cash0 * G - mid1 * 100 * n)
+        assert_attribution(out)
+    assert_engines_agree(outs["reference"], outs["jax"])
+
+    # The default ladder at spot 1 re-centres to [0.5, 1.0, 1.0, 1.5, 1.5]: with 20 contracts
+    # a strike (option volume 100), three strikes hold 20 each, 60 in all (not 100).
+    cfg = StrategyConfig(strike_mode="moneyness", entry_every_days=10_000, hedges=False)
+    mkt = market(1, 1, spot=1.0, option_volume=100.0)
+    outs = {engine: run(engine, mkt, cfg, MKT) for engine in ENGINES}
+    for out in outs.values():
+        assert out["transaction_costs"][0] == approx(-C * 60)
+    assert_engines_agree(outs["reference"], outs["jax"])
+
+
+def assert_engines_agree(ref, jax):
+    for name, value in ref.items():
+        np.testing.assert_allclose(jax[name], value, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("whole", [True, False])
 def test_sizing_whole_and_fractional_contracts(engine, whole):
