@@ -33,6 +33,12 @@ Stress results:
   breach_<limit>        one per limit: share of paths breaching, days from the shock to the
                         first breach, loss given breach
 Each stress figure shows `limits.enforce_limits` on and off side by side.
+
+Explain results (`simkit explain`, a dataset with a `change` dimension):
+  explain_tornado       the change of the mean annual return when each rule or assumption is
+                        changed alone, with its paired 95 % interval, largest first
+  explain_metrics       the same for the probability of a loss, the median drawdown and the
+                        sleeve Kelly fraction
 """
 
 from __future__ import annotations
@@ -59,7 +65,7 @@ BAND_COLOR = "#1f5fa8"
 
 
 class NotAResult(Exception):
-    """The file is not a simkit result (run or stress)."""
+    """The file is not a simkit result (run, stress or explain)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1075,6 +1081,156 @@ def _stress_figures(ds: Any, folder: Path) -> list[Path]:
     return written
 
 
+# --------------------------------------------------------------------------- explain results
+
+GAIN_COLOR = "#2e8b57"  # the change raises the metric
+LOSS_COLOR = "#c0392b"  # the change lowers it
+
+
+def _text_limits(
+    tips: np.ndarray, right: np.ndarray, chars: list[int], width_in: float, fontsize: float
+) -> tuple[float, float]:
+    """x limits that hold every bar, whisker and the text written beyond each whisker tip.
+
+    Args:
+      tips: `(n,)` where each text starts (data units): the whisker's end on its side.
+      right: `(n,)` bool, the text runs to the right of its tip (else to the left).
+      chars: the length of each text in characters.
+      width_in: the axes' width in inches (approximate).
+      fontsize: the texts' size in points.
+    """
+    char_in = 0.62 * fontsize / 72.0  # inches per character, a little wide (safe)
+    need = np.array([(c + 2) * char_in for c in chars])  # inches from the tip, with the gap
+    lo, hi = float(min(np.nanmin(tips), 0.0)), float(max(np.nanmax(tips), 0.0))
+    if hi - lo <= 0:
+        hi, lo = 1.0, -0.1
+    for _ in range(20):  # the text's data width depends on the limits: iterate to a fixed point
+        per_in = (hi - lo) / width_in
+        ends = np.where(right, tips + need * per_in, tips - need * per_in)
+        new_lo = min(float(np.nanmin(ends)), lo)
+        new_hi = max(float(np.nanmax(ends)), hi)
+        if new_lo == lo and new_hi == hi:
+            break
+        lo, hi = new_lo, new_hi
+    return lo, hi
+
+
+def _explain_bars(
+    ax: Any,
+    ds: Any,
+    name: str,
+    scale: float,
+    fmt: Callable[[float], str],
+    *,
+    width_in: float,
+    higher_is_better: bool = True,
+) -> None:
+    """Horizontal bars of `<name>_delta` per change (in the file's order, first on top) with
+    the paired interval as error bars and `delta [lo, hi]` written beyond each whisker; a
+    change that moved no path is marked as such."""
+    labels = [str(c) for c in ds["change"].values]
+    y = np.arange(len(labels))
+    delta = np.asarray(ds[f"{name}_delta"].values, dtype=float) * scale
+    lo = np.asarray(ds[f"{name}_delta_lo"].values, dtype=float) * scale
+    hi = np.asarray(ds[f"{name}_delta_hi"].values, dtype=float) * scale
+    moved = np.asarray(ds["paths_changed"].values) > 0
+    good = delta > 0 if higher_is_better else delta < 0
+    colors = [GAIN_COLOR if g else LOSS_COLOR for g in good]
+    ax.barh(y, np.nan_to_num(delta), height=0.6, color=colors, alpha=0.85)
+    err = np.vstack([np.nan_to_num(delta - lo), np.nan_to_num(hi - delta)])
+    ax.errorbar(
+        np.nan_to_num(delta), y, xerr=np.clip(err, 0, None), fmt="none", ecolor="0.15", capsize=3
+    )
+    ax.axvline(0, color="0.3", linewidth=1)
+    texts = [
+        f"{fmt(d)} [{fmt(a)}, {fmt(b)}]" if m else "0: no path changed"
+        for d, a, b, m in zip(delta, lo, hi, moved, strict=True)
+    ]
+    right = ~(np.nan_to_num(delta) < 0)
+    tips = np.where(
+        right,
+        np.nanmax(np.vstack([hi, delta, np.zeros_like(delta)]), axis=0),
+        np.nanmin(np.vstack([lo, delta, np.zeros_like(delta)]), axis=0),
+    )
+    fontsize = 8.0
+    x_lo, x_hi = _text_limits(tips, right, [len(t) for t in texts], width_in, fontsize)
+    ax.set_xlim(x_lo, x_hi)
+    gap = 0.01 * (x_hi - x_lo)
+    for yi, tip, r, text, m in zip(y, tips, right, texts, moved, strict=True):
+        ax.text(
+            tip + (gap if r else -gap),
+            yi,
+            text,
+            va="center",
+            ha="left" if r else "right",
+            fontsize=fontsize,
+            color="0.15" if m else "0.45",
+        )
+    ax.set_yticks(y, labels, fontfamily="monospace", fontsize=9)
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _explain_tornado(ds: Any, folder: Path, written: list[Path]) -> None:
+    n = ds.sizes["change"]
+    fig = _figure(13, 0.42 * max(n, 2) + 2.2)
+    ax = fig.subplots()
+    _explain_bars(ax, ds, "annual_return_mean", 100.0, lambda v: f"{v:+.1f}", width_in=9.5)
+    base = float(ds["base_annual_return_mean"].values)
+    ax.set_xlabel(
+        "change of the mean annual return, changed − scenario (percentage points); "
+        "bars: estimate, whiskers: paired 95 % interval"
+    )
+    ax.set_title(
+        f"What each rule or assumption costs: mean annual return {base:+.1%} as written "
+        f"({int(ds['paths'].values):,} paths, every change on the same paths)\n"
+        "green: the change raises the return (the rule or assumption costs return); "
+        "red: it lowers it (the rule pays for itself)",
+        fontsize=10,
+    )
+    _save(fig, folder, "explain_tornado", written)
+
+
+def _explain_metrics(ds: Any, folder: Path, written: list[Path]) -> None:
+    items = (
+        ("prob_loss", 100.0, lambda v: f"{v:+.1f}", False, "P(loss), percentage points"),
+        (
+            "max_drawdown_median",
+            100.0,
+            lambda v: f"{v:+.1f}",
+            True,
+            "median max drawdown, percentage points (> 0: shallower)",
+        ),
+        (
+            "kelly_sleeve_fraction",
+            1.0,
+            lambda v: f"{v:+.2f}",
+            True,
+            "sleeve Kelly f*, share of the portfolio",
+        ),
+    )
+    n = ds.sizes["change"]
+    fig = _figure(18, 0.42 * max(n, 2) + 2.2)
+    axes = fig.subplots(1, len(items), sharey=True)
+    for ax, (name, scale, fmt, higher, xlabel) in zip(axes, items, strict=True):
+        _explain_bars(ax, ds, name, scale, fmt, width_in=4.4, higher_is_better=higher)
+        base = float(ds[f"base_{name}"].values) * scale
+        ax.set_xlabel(xlabel)
+        ax.set_title(f"as written: {fmt(base).lstrip('+')}", fontsize=9)
+    fig.suptitle(
+        "Changed − scenario on the same paths, with paired 95 % intervals "
+        "(green: better, red: worse)"
+    )
+    _save(fig, folder, "explain_metrics", written)
+
+
+def _explain_figures(ds: Any, folder: Path) -> list[Path]:
+    written: list[Path] = []
+    _explain_tornado(ds, folder, written)
+    _explain_metrics(ds, folder, written)
+    return written
+
+
 # --------------------------------------------------------------------------- HTML
 
 
@@ -1169,6 +1325,39 @@ def _stress_table(ds: Any) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+EXPLAIN_TABLE = (
+    ("annual_return_mean", "annual return mean"),
+    ("prob_loss", "P(loss)"),
+    ("max_drawdown_median", "max drawdown median"),
+    ("kelly_sleeve_fraction", "sleeve Kelly f*"),
+)
+
+
+def _explain_table(ds: Any) -> str:
+    def kind(name: str) -> str:
+        return "num" if name == "kelly_sleeve_fraction" else "pct"
+
+    head = "<th>change (TOML override)</th>" + "".join(
+        f"<th>{html.escape(h)}</th><th>Δ [95 % CI]</th>" for _, h in EXPLAIN_TABLE
+    )
+    base = "<td>(the scenario as written)</td>" + "".join(
+        f"<td>{_fmt(ds[f'base_{n}'], kind(n))}</td><td></td>" for n, _ in EXPLAIN_TABLE
+    )
+    rows = [f"<tr>{base}</tr>"]
+    for i, label in enumerate(ds["change"].values):
+        index = {"change": i}
+        title = html.escape(str(ds["change_description"].values[i]))
+        cells = f'<td title="{title}"><code>{html.escape(str(label))}</code></td>'
+        for n, _ in EXPLAIN_TABLE:
+            delta = _fmt(ds[f"{n}_delta"].isel(index), kind(n))
+            lo = _fmt(ds[f"{n}_delta_lo"].isel(index), kind(n))
+            hi = _fmt(ds[f"{n}_delta_hi"].isel(index), kind(n))
+            cells += f"<td>{_fmt(ds[n].isel(index), kind(n))}</td>"
+            cells += f'<td>{delta} <span class="ci">[{lo}, {hi}]</span></td>'
+        rows.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
 def _stress_list(ds: Any) -> str:
     if "stress_description" not in ds:
         return ""
@@ -1214,6 +1403,10 @@ CAPTIONS = {
     "stress_stops": "Stop-losses fired, what they saved, and the cost of each stress.",
     "stress_attribution": "Mean P&L per bucket per stress.",
     "breaches_overview": "Share of paths breaching each limit per stress.",
+    "explain_tornado": "Change of the mean annual return when each rule or assumption is "
+    "changed alone, on the scenario's own paths, with paired 95 % intervals.",
+    "explain_metrics": "Change of the probability of a loss, the median drawdown and the "
+    "sleeve Kelly fraction for each change, with paired 95 % intervals.",
 }
 
 
@@ -1244,6 +1437,14 @@ def _html(ds: Any, kind: str, figures: list[Path], source: Path) -> str:
             "as fractions of the initial sleeve; 'vs none' is the mean change of final equity "
             "against the same path unstressed; 'stops saved' is final equity with stop-losses "
             "minus without, same paths.</p>"
+        )
+    elif kind == "explain":
+        parts.append(_explain_table(ds))
+        parts.append(
+            '<p class="meta">Each row: the scenario with one change (the TOML override), on the '
+            "same paths. Δ = changed − scenario [paired 95 % interval: the mean and P(loss) by "
+            "the standard error of the per-path differences, the median drawdown and the Kelly "
+            "fraction by a paired path bootstrap]. Sorted by |Δ annual return mean|.</p>"
         )
     else:
         parts.append(_run_table(ds))
@@ -1281,6 +1482,8 @@ def _open(result: Path) -> tuple[Any, str]:
         ) from None
     if "stress" in ds.dims and "breach_path_share" in ds:
         return ds, "stress"
+    if "change" in ds.dims and "annual_return_mean_delta" in ds:
+        return ds, "explain"
     if "equity_sample" in ds and "final_equity_mean" in ds and "paths" in ds:
         return ds, "run"
     raise NotAResult(
@@ -1292,7 +1495,7 @@ def make_report(result: str | Path, out: str | Path | None = None) -> Report:
     """Write the figures and `index.html` of a result file into `out`.
 
     Args:
-      result: a `simkit run` or `simkit stress` result file.
+      result: a `simkit run`, `simkit stress` or `simkit explain` result file.
       out: the folder (created if needed). Default value: `default_folder(result)`.
 
     Returns:
@@ -1303,7 +1506,8 @@ def make_report(result: str | Path, out: str | Path | None = None) -> Report:
     folder = Path(out) if out is not None else default_folder(result)
     ds, kind = _open(result)
     folder.mkdir(parents=True, exist_ok=True)
-    figures = _stress_figures(ds, folder) if kind == "stress" else _run_figures(ds, folder)
+    draw = {"stress": _stress_figures, "explain": _explain_figures}.get(kind, _run_figures)
+    figures = draw(ds, folder)
     index = folder / "index.html"
     tmp = index.with_name(".index.html.tmp")
     tmp.write_text(_html(ds, kind, figures, result), encoding="utf-8")
