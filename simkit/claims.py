@@ -1159,8 +1159,10 @@ def title(report: ClaimsReport) -> str:
     )
 
 
-def to_markdown(report: ClaimsReport) -> str:
-    """The report as a Markdown table (one row per claim) with a header."""
+def to_markdown(report: ClaimsReport, explained: tuple[Any, str] | None = None) -> str:
+    """The report as a Markdown table (one row per claim) with a header; the sections across
+    markets and, given `(dataset, file name)` of a `simkit explain` result, what each rule
+    costs."""
 
     def cell(text: str) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
@@ -1182,7 +1184,37 @@ def to_markdown(report: ClaimsReport) -> str:
         )  # fmt: skip
     if report.markets is not None:
         lines += ["", *markets_markdown(report.markets)]
+    if explained is not None:
+        lines += ["", *explain_markdown(*explained)]
     return "\n".join(lines) + "\n"
+
+
+def explain_markdown(ds: Any, source: str) -> list[str]:
+    """What each rule costs (a `simkit explain` result, `ds`), as Markdown lines."""
+
+    def value(name: str, i: int) -> float:
+        return float(ds[name].values[i])
+
+    lines = [
+        "## What each rule costs",
+        "",
+        f"From `{source}` ({ds.attrs.get('paths', '?')} paths, the scenario's own paths for "
+        "every change): the change of each metric when one rule or assumption changes, with "
+        "its paired 95 % interval. The scenario: mean annual return "
+        f"{pct(float(ds['base_annual_return_mean']))}, P(loss) "
+        f"{pct(float(ds['base_prob_loss']))}.",
+        "",
+        "| change | annual return mean | change [95 %] | P(loss) change [95 %] |",
+        "|---|---|---|---|",
+    ]
+    for i, label in enumerate(ds["change"].values):
+        ret = [value(f"annual_return_mean{s}", i) for s in ("", "_delta", "_delta_lo", "_delta_hi")]
+        loss = [value(f"prob_loss{s}", i) for s in ("_delta", "_delta_lo", "_delta_hi")]
+        lines.append(
+            f"| `{label}` | {pct(ret[0])} | {_ci(ret[1], ret[2], ret[3])} | "
+            f"{_ci(loss[0], loss[1], loss[2])} |"
+        )
+    return lines
 
 
 def markets_markdown(found: Any) -> list[str]:

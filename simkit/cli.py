@@ -465,6 +465,23 @@ def _cmd_claims(sub: Any) -> None:
     p.set_defaults(func=claims_command)
 
 
+def _explain_beside(scenario: str, out: Path) -> tuple[Any, str] | None:
+    """The `simkit explain` result of this scenario, when one sits beside the claims report
+    or in results/ (`<scenario stem>.explain.nc`), loaded; else None."""
+    import xarray as xr
+
+    name = f"{Path(scenario).stem}.explain.nc"
+    for candidate in (out.parent / name, Path("results") / name):
+        if candidate.is_file():
+            try:
+                with xr.open_dataset(candidate) as ds:
+                    if "change" in ds.dims and "annual_return_mean_delta" in ds:
+                        return ds.load(), str(candidate)
+            except (OSError, ValueError):
+                continue
+    return None
+
+
 def claims_command(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
@@ -521,7 +538,11 @@ def claims_command(args: argparse.Namespace) -> int:
         )
     console.print(table)
     written = [out, json_out]
-    _write_text(out, claims.to_markdown(report))
+    explained = _explain_beside(args.scenario, out)
+    if explained is not None:
+        console.print(f"What each rule costs (from {explained[1]}):")
+        print_explain_table(explained[0], console)
+    _write_text(out, claims.to_markdown(report, explained))
     _write_text(json_out, claims.to_json(report))
     if report.markets is not None:
         from simkit.claims_markets import plot_claim_map

@@ -12,7 +12,7 @@ from scenario_files import GRID_2X2, write_scenario
 from scipy import stats
 
 from simkit import claims
-from simkit.claims import SEED
+from simkit.claims import SEED, pct
 from simkit.cli import main
 from simkit.paths.market import MarketParams
 
@@ -300,3 +300,23 @@ def test_claims_bad_input_exits_2(capsys, tmp_path):
         assert needle in err, (argv, err)
         assert "Traceback" not in err
     assert not (tmp_path / "c.md").exists()
+
+
+def test_claims_show_what_each_rule_costs_when_explained(capsys, tmp_path):
+    from simkit import explain, load_scenario
+
+    scenario = write_scenario(tmp_path, paths=24, chunk_size=24)
+    out = tmp_path / "claims.md"
+    changes = [c for c in explain.CHANGES if c.key in ("hedges.hedges", "execution.fill")]
+    ds = explain.explain(load_scenario(scenario), changes=changes, progress=False, replicates=50)
+    ds.to_netcdf(tmp_path / f"{scenario.stem}.explain.nc", engine="h5netcdf")
+    code = main(["claims", str(scenario), "--out", str(out), "--no-markets", "--no-fills"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    text = out.read_text()
+    assert "## What each rule costs" in text
+    first = str(ds["change"].values[0])
+    delta = float(ds["annual_return_mean_delta"].values[0])
+    row = next(line for line in text.splitlines() if line.startswith(f"| `{first}` |"))
+    assert pct(delta) in row
+    assert "What each rule costs (from" in captured.out
