@@ -1,6 +1,6 @@
 """simkit: Monte Carlo simulation and stress testing of a put-selling strategy document."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = ["__version__", "load_scenario", "simulate"]
 
