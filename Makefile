@@ -17,6 +17,7 @@ run: $(STAMP)
 	$(BIN)/simkit run scenarios/baseline.toml --out results/baseline.nc
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q -m "not slow"
 
 test-all: $(STAMP)

@@ -1,18 +1,20 @@
 """simkit: Monte Carlo simulation and stress testing of a put-selling strategy document."""
 
-__version__ = "0.4.0"
+import importlib
 
-__all__ = ["__version__", "load_scenario", "simulate"]
+from simkit.version import __version__
+
+__all__ = ["__version__", "load_scenario", "simulate", "simulate_paths"]
+
+_HOMES = {
+    "simulate": "simkit.run",
+    "simulate_paths": "simkit.run",
+    "load_scenario": "simkit.scenario",
+}
 
 
 def __getattr__(name: str):
     # Lazy, so that `import simkit` stays light (no JAX, dask or xarray until needed).
-    if name == "simulate":
-        from simkit.run import simulate
-
-        return simulate
-    if name == "load_scenario":
-        from simkit.scenario import load_scenario
-
-        return load_scenario
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
     raise AttributeError(f"module 'simkit' has no attribute {name!r}")

@@ -33,6 +33,12 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
+from simkit.aggregate import VARIABLES
+from simkit.calibrate_market import MODELS, fit_history
+from simkit.paths.history import read_history
+from simkit.run import simulate as run_simulate
+from simkit.scenario import ScenarioError, load_scenario
+
 __all__ = [
     "CalibrationError",
     "TargetResult",
@@ -79,8 +85,6 @@ class CalibrationError(ValueError):
 
 def _one_cell(scenario: Any, command: str) -> None:
     if scenario.grid:
-        from simkit.scenario import ScenarioError
-
         raise ScenarioError(
             scenario.path,
             [("grid", None, f"{command} calibrates one market: use a scenario without [grid]")],
@@ -177,7 +181,6 @@ def calibrate_kelly(
     simulate: Callable[..., Any] | None = None,
 ) -> tuple[dict[str, Any], Any]:
     """Run a one-cell scenario; return (`kelly_from_dataset` result, the dataset)."""
-    from simkit.run import simulate as run_simulate
 
     _one_cell(scenario, "calibrate kelly")
     simulate = simulate or run_simulate
@@ -199,8 +202,6 @@ def calibrate_market(path: str | Path, models: Sequence[str] = ("gbm", "merton")
       HistoryError: the CSV cannot be used (names the file, line and field).
       CalibrationError: a fit fails on these data (e.g. too few returns).
     """
-    from simkit.calibrate_market import MODELS, fit_history
-    from simkit.paths.history import read_history
 
     for model in models:
         if model not in MODELS:
@@ -227,7 +228,6 @@ def calibrate_market(path: str | Path, models: Sequence[str] = ("gbm", "merton")
 
 def metric_names() -> list[str]:
     """Aggregate variables of a result dataset that hold one number per cell."""
-    from simkit.aggregate import VARIABLES
 
     return [
         name
@@ -328,8 +328,6 @@ def calibrate_target(
       simulate: the simulator. Default value: `simkit.run.simulate`.
       on_evaluation: called with (param value, metric, se) after each evaluation.
     """
-    from simkit.run import simulate as run_simulate
-    from simkit.scenario import load_scenario
 
     simulate = simulate or run_simulate
     names = metric_names()

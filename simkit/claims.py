@@ -37,7 +37,13 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
+from simkit import metrics
 from simkit.claims_markets import Claim, judge_across_markets
+from simkit.precision import x64
+from simkit.pricing import bs_greeks, bs_price, implied_vol
+from simkit.run import simulate as run_simulate
+from simkit.scenario import ScenarioError, parse_scenario
+from simkit.strategy.config import steps_for_calendar_days
 
 __all__ = [
     "SEED",
@@ -236,16 +242,12 @@ def share_verdict(share_lo: float, share_hi: float, level: float, what: str) -> 
 
 def _bs_put(spot: Any, strike: Any, t: Any, rate: float, vol: Any) -> np.ndarray:
     """`simkit.pricing.bs_price` of a put in float64."""
-    from simkit.precision import x64
-    from simkit.pricing import bs_price
 
     with x64(True):
         return np.asarray(bs_price(spot, strike, t, rate, vol, 0.0, False), dtype=np.float64)
 
 
 def _implied_vol(price: Any, spot: Any, strike: Any, t: Any, rate: float) -> np.ndarray:
-    from simkit.precision import x64
-    from simkit.pricing import implied_vol
 
     with x64(True):
         return np.asarray(implied_vol(price, spot, strike, t, rate, 0.0, False), dtype=np.float64)
@@ -383,7 +385,6 @@ def assignment_probabilities(
     implies). `real_world`: P(S_T < K) under the scenario's model over the engine's clock,
     T = round(dte · 252 / 365) / 252.
     """
-    from simkit.strategy.config import steps_for_calendar_days
 
     k = np.asarray(strikes, dtype=np.float64)
     t = dte / 365.0
@@ -485,14 +486,12 @@ def _per_path(ds: Any, name: str) -> np.ndarray:
 
 
 def _path_share(hits: np.ndarray) -> tuple[float, float, float]:
-    from simkit import metrics
 
     est = metrics.proportion_ci(hits.sum(), hits.size, CONF)
     return float(est.estimate), float(est.lo), float(est.hi)
 
 
 def _performance_rows(ds: Any) -> list[Row]:
-    from simkit import metrics
 
     rows = []
     topic = "performance"
@@ -580,7 +579,6 @@ def _performance_rows(ds: Any) -> list[Row]:
 
 
 def _kelly_rows(ds: Any, strategy: Any) -> list[Row]:
-    from simkit import metrics
 
     topic = "Kelly"
     seed = metrics.kelly(SEED.kelly_p, SEED.kelly_avg_win, SEED.kelly_avg_loss,
@@ -907,8 +905,6 @@ def _compounding_row(ds: Any, scenario: Any) -> Row:
 
 
 def _mechanics_rows(ds: Any, scenario: Any) -> list[Row]:
-    from simkit.precision import x64
-    from simkit.pricing import bs_greeks
 
     market, strategy = scenario.market, scenario.strategy
     rows = []
@@ -1074,8 +1070,6 @@ def check_claims(
         `paths`, at most `paths`.
       simulate: the simulator (tests may pass a stub). Default value: `simkit.run.simulate`.
     """
-    from simkit.run import simulate as run_simulate
-    from simkit.scenario import ScenarioError
 
     simulate = simulate or run_simulate
     if scenario.grid:
@@ -1090,8 +1084,6 @@ def check_claims(
     ds = simulate(scenario, per_path=True, **kwargs)
     fill_runs = {}
     if fills:
-        from simkit.scenario import parse_scenario
-
         for mode in FILL_MODES:
             if mode != scenario.strategy.fill:
                 overrides = {**scenario.overrides, "execution.fill": mode}

@@ -40,6 +40,10 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
+from simkit import metrics
+from simkit.run import simulate as run_simulate
+from simkit.scenario import parse_scenario
+
 __all__ = ["Claim", "MarketVerdicts", "claim_values", "judge_across_markets", "plot_claim_map"]
 
 CONF = 0.95
@@ -61,7 +65,6 @@ class Claim:
 def claim_values(ds: Any) -> dict[str, tuple[float, float]]:
     """(estimate, standard error) of each claim's metric in a one-cell result (NaN se where the
     dataset cannot give one: the median Sharpe and the drawdown quantile need `--per-path`)."""
-    from simkit import metrics
 
     def scalar(name: str) -> float:
         return float(np.asarray(ds[name].values))
@@ -145,7 +148,6 @@ class _Markets:
         self.cache: dict[tuple, dict[str, tuple[float, float]]] = {}
 
     def __call__(self, changes: Mapping[str, float]) -> dict[str, tuple[float, float]]:
-        from simkit.scenario import parse_scenario
 
         key = tuple(sorted(changes.items()))
         if key not in self.cache:
@@ -228,7 +230,6 @@ def _grid_run(
 ) -> list[dict[str, tuple[float, float]]]:
     """Aggregates of every cell of a grid over `axes`, C order; the scenario's overrides of
     the same keys are dropped (the grid sets them)."""
-    from simkit.scenario import parse_scenario
 
     overrides = {k: v for k, v in scenario.overrides.items() if k not in axes}
     gridded = parse_scenario(
@@ -264,7 +265,6 @@ def judge_across_markets(
       simulate: the simulator. Default value: `simkit.run.simulate`.
       with_map: also run the map's 5 x 5 grid over the two most influential keys.
     """
-    from simkit.run import simulate as run_simulate
 
     simulate = simulate or run_simulate
     claims = tuple(claims)

@@ -54,7 +54,8 @@ from typing import Any
 
 import numpy as np
 
-from simkit import aggregate, kelly_sleeve, metrics
+from simkit import aggregate, kelly_sleeve, metrics, run, store
+from simkit.scenario import Problem, ScenarioError, parse_scenario
 
 __all__ = [
     "BOOTSTRAP_REPLICATES",
@@ -151,7 +152,6 @@ METRICS: tuple[Metric, ...] = (
 
 def _variant(scenario: Any, change: Change) -> Any:
     """The scenario with `change` applied on top of its own overrides."""
-    from simkit.scenario import parse_scenario
 
     overrides = {**dict(scenario.overrides), change.key: change.value}
     return parse_scenario(scenario.text, path=scenario.path, overrides=overrides)
@@ -363,8 +363,6 @@ def explain(
       an `xarray.Dataset` over `change` (module docstring), sorted by
       `|annual_return_mean_delta|`, largest first.
     """
-    from simkit import run
-    from simkit.scenario import Problem, ScenarioError
 
     if scenario.grid:
         raise ScenarioError(
@@ -493,8 +491,6 @@ def _dataset(
     device: str,
 ) -> Any:
     import xarray as xr
-
-    from simkit import store
 
     pct = f"{CONF:.0%}"
     changes = [r["change"] for r in rows]

@@ -29,10 +29,9 @@ Conventions (matched exactly, tested against independent re-implementations):
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
@@ -72,15 +71,21 @@ KELLY_UNITS = {
 
 
 def _namespace(*arrays: Any):
-    """`jax.numpy` if any argument is a JAX array (or tracer), else `numpy`."""
-    return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
+    """`jax.numpy` if any argument is a JAX array (or tracer), else `numpy`.
+
+    JAX is not imported here: an argument can only be a JAX array if JAX is already loaded, so
+    reductions of NumPy arrays (every run's aggregates, `simkit.store`) never load it."""
+    jax = sys.modules.get("jax")
+    if jax is not None and any(isinstance(a, jax.Array) for a in arrays):
+        return sys.modules["jax.numpy"]
+    return np
 
 
 def _as_float(x: Any, xp) -> Any:
     """`x` as an array of its own floating dtype, or of the library's default float."""
     x = xp.asarray(x)
     if not xp.issubdtype(x.dtype, xp.floating):
-        x = x.astype(float if xp is np else jnp.result_type(float))
+        x = x.astype(float if xp is np else xp.result_type(float))
     return x
 
 
@@ -121,7 +126,7 @@ def max_drawdown(equity: Any) -> Any:
     if xp is np:
         running_max = np.maximum.accumulate(equity, axis=-1)
     else:
-        running_max = jax.lax.cummax(equity, axis=equity.ndim - 1)
+        running_max = sys.modules["jax"].lax.cummax(equity, axis=equity.ndim - 1)
     undefined = running_max <= 0  # false for NaN, so NaN flows into the ratio below
     ratio = equity / xp.where(undefined, 1, running_max) - 1
     drawdown = xp.where(undefined, xp.inf, ratio)
@@ -205,8 +210,11 @@ def _check_kelly_domain(p: Any, avg_win: Any, avg_loss: Any) -> None:
     """Reject impossible Kelly inputs when their values are known (skipped under tracing)."""
     try:
         p_, a_, b_ = (np.asarray(v) for v in (p, avg_win, avg_loss))
-    except jax.errors.TracerArrayConversionError:
-        return
+    except Exception as exc:  # a tracer has no value to check (JAX is loaded if one exists)
+        jax = sys.modules.get("jax")
+        if jax is not None and isinstance(exc, jax.errors.TracerArrayConversionError):
+            return
+        raise
     if np.any((p_ < 0) | (p_ > 1)):
         raise ValueError(f"p is a win probability and must lie in [0, 1]; got {p!r}")
     if np.any(a_ <= 0):

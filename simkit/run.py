@@ -29,11 +29,19 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from simkit import aggregate
+from simkit import aggregate, store
+from simkit.paths.market import Market, market_to_numpy, simulate_market
+from simkit.paths.shocks import apply_shock
+from simkit.precision import x64
+from simkit.scenario import ScenarioError
+from simkit.strategy import engine as engine_jax
+from simkit.strategy import reference
 
-__all__ = ["RunSettings", "SchedulerUnreachable", "choose_executor", "simulate"]
+__all__ = ["RunSettings", "SchedulerUnreachable", "choose_executor", "simulate", "simulate_paths"]
 
 ENGINES = ("jax", "reference")
 SCHEDULERS = ("synchronous", "threads", "processes")
@@ -78,7 +86,6 @@ class SchedulerUnreachable(Exception):
 
 def _bad(key: str, message: str, scenario: Any) -> Exception:
     """The scenario's error for a bad run option: the CLI reports it with exit code 2."""
-    from simkit.scenario import ScenarioError
 
     return ScenarioError(getattr(scenario, "path", None), [(key, None, message)])
 
@@ -151,25 +158,15 @@ def _simulate_block(
 
     `engine="jax"` runs the vectorized engine; `"reference"` generates the same market with
     `simulate_market` and runs the scalar reference engine on it. JAX's x64 mode is set to
-    `float64` for this call only. With a `shock` (`simkit.stress.Shock`), the market is
-    generated whole with `simulate_market`, shocked (`simkit.stress.apply_shock`, path by
+    `float64` for this call only. With a `shock` (`simkit.paths.shocks.Shock`), the market is
+    generated whole with `simulate_market`, shocked (`simkit.paths.shocks.apply_shock`, path by
     path) and given to the engine's `simulate_paths`.
     """
-    from simkit.precision import x64
-
     with x64(float64):
         if shock is not None:
-            import jax.numpy as jnp
-
-            from simkit.paths.market import market_to_numpy, simulate_market
-            from simkit.stress import apply_shock
-
-            if engine == "jax":
-                from simkit.strategy.engine import simulate_paths
-            elif engine == "reference":
-                from simkit.strategy.reference import simulate_paths
-            else:
+            if engine not in ENGINES:
                 raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
+            run_paths = (engine_jax if engine == "jax" else reference).simulate_paths
             market = simulate_market(
                 cell.market,
                 seed,
@@ -180,11 +177,9 @@ def _simulate_block(
                 dtype=jnp.float64 if float64 else jnp.float32,
             )
             shocked = apply_shock(market_to_numpy(market), shock, cell.market)
-            return simulate_paths(shocked, cell.strategy, cell.market)
+            return run_paths(shocked, cell.strategy, cell.market)
         if engine == "jax":
-            from simkit.strategy.engine import simulate_block
-
-            return simulate_block(
+            return engine_jax.simulate_block(
                 cell.strategy,
                 cell.market,
                 seed=seed,
@@ -195,11 +190,6 @@ def _simulate_block(
                 float64=float64,
             )
         if engine == "reference":
-            import jax.numpy as jnp
-
-            from simkit.paths.market import market_to_numpy, simulate_market
-            from simkit.strategy.reference import simulate_paths
-
             market = simulate_market(
                 cell.market,
                 seed,
@@ -209,7 +199,7 @@ def _simulate_block(
                 n_steps,
                 dtype=jnp.float64 if float64 else jnp.float32,
             )
-            return simulate_paths(market_to_numpy(market), cell.strategy, cell.market)
+            return reference.simulate_paths(market_to_numpy(market), cell.strategy, cell.market)
     raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
 
 
@@ -229,8 +219,6 @@ def device_description() -> str:
     """`jax.devices()` of this process, in words (cached)."""
     global _DEVICE
     if _DEVICE is None:
-        import jax
-
         devices = jax.devices()
         kinds = sorted({f"{d.platform}:{getattr(d, 'device_kind', '?')}" for d in devices})
         _DEVICE = f"{len(devices)} x {', '.join(kinds)} (jax {jax.__version__})"
@@ -347,7 +335,6 @@ class _Threads(_InProcess):
 def _worker_env() -> dict[str, str]:
     """Environment for spawned workers: the JAX compilation cache, so each worker loads the
     engine's compiled code instead of compiling it again."""
-    import jax
 
     env = {}
     cache = os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir
@@ -601,7 +588,6 @@ def simulate(
     Returns:
       the result dataset (`simkit.store.build_dataset` describes its variables).
     """
-    from simkit import store
 
     started = time.perf_counter()
     settings = resolve_settings(
@@ -728,3 +714,136 @@ def simulate(
         store.write_dataset(ds, out)
         resume.finish()
     return ds
+
+
+# --------------------------------------------------------------------------- your own markets
+
+REQUIRED_INPUTS = ("spot", "iv")
+
+
+def _check_market(market: Any) -> dict[str, np.ndarray]:
+    """The given market inputs as float64 / bool arrays, every one `(n_paths, n_days)`."""
+    if not hasattr(market, "items"):
+        raise ValueError(f"market must map input names to arrays; got {type(market).__name__}")
+    valid = Market._fields
+    unknown = sorted(set(market) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown market inputs {unknown}; the inputs are {', '.join(valid)}")
+    missing = [k for k in REQUIRED_INPUTS if k not in market]
+    if missing:
+        raise ValueError(f"market needs {' and '.join(missing)} (arrays (n_paths, n_days))")
+    arrays = {}
+    shape = np.shape(market["spot"])
+    for name, value in market.items():
+        kind = bool if name in ("thesis_event", "jump") else np.float64
+        a = np.asarray(value, dtype=kind)
+        if a.ndim != 2 or a.shape != shape:
+            raise ValueError(
+                f"market[{name!r}] has shape {a.shape}; every input must be (n_paths, n_days) "
+                f"like spot {shape}"
+            )
+        if kind is np.float64 and not np.all(np.isfinite(a)):
+            raise ValueError(f"market[{name!r}] has values that are not finite")
+        arrays[name] = a
+    if shape[1] < 2:
+        raise ValueError(f"market needs at least two days (day 0 and one step); got {shape[1]}")
+    for name in REQUIRED_INPUTS:
+        if np.any(arrays[name] <= 0):
+            raise ValueError(f"market[{name!r}] must be > 0 everywhere")
+    return arrays
+
+
+def simulate_paths(
+    market: Any, scenario: Any, *, engine: str = "jax", float64: bool | None = None
+) -> Any:
+    """Run the scenario's strategy on market paths you bring; per-path results.
+
+    Args:
+      market: input name -> array `(n_paths, n_days)`, day 0 first (the names of
+        `simkit.paths.market.Market`). `spot` (USD) and `iv` (annual fraction, 4.25 = 425 %)
+        are required; every other input (short interest, VIX, spread, open interest, option
+        volume, ..., thesis events, early-exercise draws) defaults to what the scenario would
+        generate for paths `0 .. n_paths - 1` of its seed (`jump` defaults to no jump: it
+        describes the generated spot, not yours). The horizon is `n_days - 1` steps.
+      scenario: a `simkit.scenario.Scenario` without a grid (its strategy and the market
+        parameters the rules read: rate, the IV process for the IV percentile, ...).
+      engine: "jax" (vectorized) or "reference" (scalar). Default value: "jax".
+      float64: compute in float64. Default value: the scenario's `simulation.float64`.
+
+    Returns:
+      an `xarray.Dataset` on a `path` dimension: the per-path summary (docs/ENGINE_SPEC.md) and
+      the derived figures of a run's `--per-path` output (`annual_return`, `total_return`,
+      `max_drawdown`, `path_sharpe`, `daily_var_99`, ...), `assigned_by_rung` over
+      (`path`, `strike`), and the daily sleeve `equity` over (`path`, `step`); units and long
+      names on every variable.
+
+    Raises:
+      ValueError: a market input is unknown, missing, of the wrong shape, not finite, or a
+        price is not positive; an unknown engine. ScenarioError: a scenario with a grid.
+    """
+    import xarray as xr
+
+    if scenario.grid:
+        raise ScenarioError(
+            scenario.path,
+            [("grid", None, "simulate_paths runs one market: use a scenario without [grid]")],
+        )
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
+    arrays = _check_market(market)
+    float64 = scenario.simulation.float64 if float64 is None else bool(float64)
+    n_paths, n_days = arrays["spot"].shape
+    cell = scenario.cells()[0]
+    dtype = np.float64 if float64 else np.float32
+    with x64(float64):
+        generated = market_to_numpy(
+            simulate_market(
+                cell.market,
+                scenario.simulation.seed,
+                0,
+                0,
+                n_paths,
+                n_days - 1,
+                dtype=jnp.float64 if float64 else jnp.float32,
+            )
+        )
+        generated["jump"] = np.zeros_like(generated["jump"])
+        for name, value in arrays.items():
+            generated[name] = value if value.dtype == bool else value.astype(dtype)
+        run_paths = (engine_jax if engine == "jax" else reference).simulate_paths
+        summary = run_paths(generated, cell.strategy, cell.market)
+    equity = np.asarray(summary["equity"], dtype=np.float64)
+    derived = aggregate.derive_block(
+        summary,
+        n_steps=n_days - 1,
+        monthly_addition=cell.strategy.monthly_addition,
+        path_start=0,
+        n_sample=0,
+    )
+    data = {}
+    for name, value in derived.items():
+        if name.startswith("_"):
+            continue
+        units, long_name = aggregate.per_path_meta(name)
+        dims = ("path",) if np.ndim(value) == 1 else ("path", "strike")
+        data[name] = xr.Variable(dims, np.asarray(value), {"units": units, "long_name": long_name})
+    data["equity"] = xr.Variable(
+        ("path", "step"),
+        equity,
+        {"units": "USD", "long_name": "sleeve equity at the end of each trading day"},
+    )
+    coords = {
+        "path": np.arange(n_paths),
+        "step": np.arange(n_days),
+        "strike": np.asarray(cell.strategy.strikes, dtype=np.float64),
+    }
+    attrs = {
+        "title": "simkit strategy on given market paths",
+        "scenario_path": str(scenario.path or ""),
+        "scenario_text": str(scenario.text),
+        "engine": engine,
+        "dtype": "float64" if float64 else "float32",
+        "n_steps": n_days - 1,
+        "given_inputs": ", ".join(sorted(arrays)),
+    }
+    return xr.Dataset(data, coords=coords, attrs=attrs)

@@ -40,6 +40,8 @@ from pydantic import (
     ValidationError,
 )
 
+from simkit.paths import shocks
+from simkit.schema.market import MarketParams
 from simkit.strategy.config import StrategyConfig, steps_for_calendar_days
 
 __all__ = [
@@ -123,38 +125,8 @@ Weights = Annotated[
 
 _STRATEGY_DEFAULTS = {f.name: f.default for f in dataclasses.fields(StrategyConfig)}
 
-# The fields and defaults of simkit.paths.market.MarketParams (imported lazily: that package may
-# import JAX, which `simkit check` does not need). tests/test_scenario.py keeps the two equal.
-_MARKET_DEFAULTS: dict[str, Any] = {
-    "model": "gbm",
-    "s0": 3.0,
-    "mu": 0.05,
-    "sigma": 1.90,
-    "risk_neutral": False,
-    "rate": 0.05,
-    "jump_intensity": 4.0,
-    "jump_mean": -0.25,
-    "jump_std": 0.35,
-    "iv0": 4.2517,
-    "kappa": 6.0,
-    "iv_long_run": 2.17,
-    "eta": 1.0,
-    "iv_spot_corr": -0.5,
-    "iv_jump_beta": -0.5,
-    "short_interest": 42.88,
-    "short_interest_long_run": 42.88,
-    "short_interest_kappa": 0.0,
-    "short_interest_eta": 0.0,
-    "vix": 25.0,
-    "btc_correlation": 0.5,
-    "bid_ask_spread": 0.10,
-    "open_interest": 5000.0,
-    "option_volume": 1000.0,
-    "liquidity_score": 8.0,
-    "borrow_cost": 50.0,
-    "volume_ratio": 1.5,
-    "thesis_break_intensity": 0.0,
-}
+# The fields and defaults of the market record, declared once (simkit.schema.market).
+_MARKET_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(MarketParams)}
 
 
 def _key(default: Any, unit: str, meaning: str, **constraints: Any) -> Any:
@@ -1510,8 +1482,6 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def _market_params_class() -> type:
-    from simkit.paths.market import MarketParams  # lazily: simkit.paths may import JAX
-
     return MarketParams
 
 
@@ -1691,9 +1661,7 @@ class _StressBuilder(_Builder):
         return f"unknown key in [{table}]{_suggest(name, options)}"
 
     def build_stress(self, name: str, n_steps: int | None) -> Any:
-        from simkit import stress
-
-        if name == stress.BASELINE:
+        if name == shocks.BASELINE:
             self.add("", f"a stress cannot be named {name!r} (the unstressed baseline); rename it")
         if "stress" not in self.raw:
             self.add("stress", "missing table [stress]; it holds at least the shock's `day`")
@@ -1742,26 +1710,24 @@ class _StressBuilder(_Builder):
                         f"({n_steps} trading days)",
                     )
         self.fail_if_any()
-        shock = stress.Shock(**{t: self._component(t, validated[t], days[t]) for t in days})
-        return stress.StressSpec(name, head.description or "", shock, self.path)
+        shock = shocks.Shock(**{t: self._component(t, validated[t], days[t]) for t in days})
+        return shocks.StressSpec(name, head.description or "", shock, self.path)
 
     @staticmethod
     def _component(table: str, body: _Table, day: int) -> Any:
-        from simkit import stress
-
         values = body.model_dump()
         values.pop("day")
         if table == "spot":
-            return stress.SpotShock(day=day, change=values["change"], days=values["days"])
+            return shocks.SpotShock(day=day, change=values["change"], days=values["days"])
         if table == "realized_vol":
-            return stress.RealizedVolShock(day=day, scale=values["scale"])
+            return shocks.RealizedVolShock(day=day, scale=values["scale"])
         if table == "iv":
-            return stress.IVShock(day=day, **values)
+            return shocks.IVShock(day=day, **values)
         if table in ("liquidity", "signals"):
             given = tuple((k, float(v)) for k, v in values.items() if v is not None)
-            return stress.SetShock(day=day, values=given)
+            return shocks.SetShock(day=day, values=given)
         if table == "thesis":
-            return stress.ThesisShock(day=day) if values["event"] else None
+            return shocks.ThesisShock(day=day) if values["event"] else None
         raise ValueError(f"unknown shock table {table!r}")
 
 

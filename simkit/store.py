@@ -31,6 +31,7 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -42,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from simkit import aggregate
+from simkit.version import __version__
 
 __all__ = ["ResumeState", "build_dataset", "partial_dir", "run_attrs", "write_dataset"]
 
@@ -145,7 +147,6 @@ def partial_dir(out: str | os.PathLike) -> Path:
 def run_fingerprint(scenario: Any, cells: list, settings: Any) -> dict[str, Any]:
     """What makes two runs the same run: the scenario after overrides, every cell's
     parameters, the run settings that change numbers or blocks, the simkit version."""
-    from simkit import __version__
 
     cell_text = "\n".join(
         f"{tuple(c.index)!r} {c.coords!r} {c.market!r} {c.strategy!r}" for c in cells
@@ -270,10 +271,7 @@ def run_attrs(
     per_path: bool,
 ) -> dict[str, Any]:
     """Dataset attributes of a run (NetCDF-safe types)."""
-    import jax
     import xarray
-
-    from simkit import __version__
 
     sim = scenario.simulation
     attrs = {
@@ -293,7 +291,7 @@ def run_attrs(
         "per_path": per_path,
         "confidence_level": aggregate.CONF,
         "simkit_version": __version__,
-        "jax_version": jax.__version__,
+        "jax_version": importlib.metadata.version("jax"),  # read, not imported: no JAX here
         "numpy_version": np.__version__,
         "xarray_version": xarray.__version__,
         "device": device,

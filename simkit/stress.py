@@ -1,7 +1,8 @@
 """Stress tests: deterministic market shocks on top of the stochastic paths, and what they do
 to the strategy, its risk limits and its stop-losses.
 
-A stress (one file of `scenarios/stress/`, read by `simkit.scenario.load_stress`) is a `Shock`:
+A stress (one file of `scenarios/stress/`, read by `simkit.scenario.load_stress`) is a `Shock`
+(`simkit.paths.shocks`, re-exported here, like `apply_shock`):
 one or more components, each starting on a trading day `day` (>= 1, so the shock hits a book
 that day 0 has built) and applied to every simulated path of the base scenario. The stochastic
 paths are generated as in `simkit run` (`simkit.paths.market.simulate_market`: a path's numbers
@@ -75,7 +76,6 @@ What a stress does to the strategy, beyond its horizon returns:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import time
@@ -84,7 +84,20 @@ from typing import Any
 
 import numpy as np
 
-from simkit import aggregate, metrics
+from simkit import aggregate, metrics, run, store
+from simkit.paths.shocks import (
+    BASELINE,  # the `stress` coordinate of the unstressed run
+    DT,
+    IVShock,
+    RealizedVolShock,
+    SetShock,
+    Shock,
+    SpotShock,
+    StressSpec,
+    ThesisShock,
+    apply_shock,
+)
+from simkit.scenario import Problem, ScenarioError, parse_scenario
 
 __all__ = [
     "BASELINE",
@@ -101,169 +114,8 @@ __all__ = [
     "stress_metrics",
 ]
 
-BASELINE = "none"  # the `stress` coordinate of the unstressed run
 MIN_CONDITIONAL = 30  # a conditional statistic over fewer paths is NaN (its count is kept)
 STOP_CAUSES = ("ruin", "close_all_exit", "limits", "signal", "mixed", "other")  # `stop_cause`
-DT = 1.0 / 252.0  # years per step
-LIQUIDITY_FIELDS = ("bid_ask_spread", "open_interest", "option_volume", "liquidity_score")
-SIGNAL_FIELDS = ("short_interest", "vix", "btc_correlation", "borrow_cost", "volume_ratio")
-
-
-# --------------------------------------------------------------------------- the shocks
-
-
-@dataclasses.dataclass(frozen=True)
-class SpotShock:
-    """A level shift of the spot: `(1 + change) ** w(t)` from `day` on."""
-
-    day: int  # first trading day of the move, >= 1
-    change: float  # fraction, > -1 (-0.6 = -60 %)
-    days: int = 1  # trading days the move is spread over (1: a gap)
-
-
-@dataclasses.dataclass(frozen=True)
-class RealizedVolShock:
-    """The spot's log-return deviations scaled by `scale` from `day` on."""
-
-    day: int
-    scale: float  # > 0 (2.0 doubles the realized volatility)
-
-
-@dataclasses.dataclass(frozen=True)
-class IVShock:
-    """IV multiplied by `multiply ** w(t)`, or brought to `level` over `days` (one of the two)."""
-
-    day: int
-    multiply: float | None = None  # > 0
-    level: float | None = None  # annual fraction, > 0 (1.0 = 100 %)
-    days: int = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class SetShock:
-    """Market inputs replaced by constants from `day` on."""
-
-    day: int
-    values: tuple[tuple[str, float], ...]  # (market field, value), e.g. ("bid_ask_spread", 0.5)
-
-
-@dataclasses.dataclass(frozen=True)
-class ThesisShock:
-    """A thesis-break event on `day`."""
-
-    day: int
-
-
-@dataclasses.dataclass(frozen=True)
-class Shock:
-    """A stress's market shock: any of its components (None: not shocked)."""
-
-    realized_vol: RealizedVolShock | None = None
-    spot: SpotShock | None = None
-    iv: IVShock | None = None
-    liquidity: SetShock | None = None
-    signals: SetShock | None = None
-    thesis: ThesisShock | None = None
-
-    def components(self) -> list[Any]:
-        return [getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name)]
-
-    @property
-    def first_day(self) -> int:
-        """The earliest day any component starts (-1 for no shock)."""
-        days = [c.day for c in self.components()]
-        return min(days) if days else -1
-
-    @property
-    def last_day(self) -> int:
-        """The latest day any component starts (-1 for no shock)."""
-        days = [c.day for c in self.components()]
-        return max(days) if days else -1
-
-
-@dataclasses.dataclass(frozen=True)
-class StressSpec:
-    """One stress of the library: its name (the file's stem), what it is, its shock."""
-
-    name: str
-    description: str
-    shock: Shock
-    path: str | None = None  # the file it was read from
-
-
-def ramp(n_days: int, day: int, days: int) -> np.ndarray:
-    """`w(t)` for `t = 0 ... n_days - 1`: 0 before `day`, rising linearly to 1 on day
-    `day + days - 1`, 1 after (float64, `(n_days,)`)."""
-    t = np.arange(n_days, dtype=np.float64)
-    return np.clip((t - day + 1.0) / float(days), 0.0, 1.0)
-
-
-def _from(n_days: int, day: int) -> np.ndarray:
-    """`(n_days,)` bool: steps on or after `day`."""
-    return np.arange(n_days) >= day
-
-
-def apply_shock(
-    market: Mapping[str, Any], shock: Shock, mkt: Any, dt: float = DT
-) -> dict[str, np.ndarray]:
-    """The shocked market: `market`'s arrays with `shock` applied (module docstring).
-
-    Args:
-      market: market inputs, each `(paths, steps + 1)` (NumPy or JAX arrays; the names of
-        `simkit.paths.market.Market`; fields the shock does not touch are passed through).
-      shock: the shock.
-      mkt: the `MarketParams` the paths were generated with (`sigma`, `mu`/`rate` for the
-        realized-vol shock).
-      dt: years per step. Default value: 1/252.
-
-    Returns:
-      a new dict of NumPy arrays, each in its input's dtype; the input is not modified.
-    """
-    out = {name: np.array(value) for name, value in market.items()}
-    spot = out["spot"]
-    n_days = spot.shape[-1]
-    dtype = spot.dtype
-
-    if shock.realized_vol is not None and shock.realized_vol.day < n_days:
-        c = shock.realized_vol
-        log_spot = np.log(spot.astype(np.float64))
-        returns = np.diff(log_spot, axis=-1)[..., c.day - 1 :]  # r_day ... r_N
-        drift = float(mkt.rate if getattr(mkt, "risk_neutral", False) else mkt.mu)
-        sigma2 = float(mkt.sigma) ** 2
-        mean = (drift - 0.5 * sigma2) * dt
-        mean_k = (drift - 0.5 * c.scale**2 * sigma2) * dt
-        scaled = mean_k + c.scale * (returns - mean)
-        spot = spot.astype(np.float64)  # a copy; the days before the shock stay as they were
-        spot[..., c.day :] = spot[..., c.day - 1 : c.day] * np.exp(np.cumsum(scaled, axis=-1))
-    if shock.spot is not None:
-        c = shock.spot
-        spot = spot.astype(np.float64) * (1.0 + c.change) ** ramp(n_days, c.day, c.days)
-    out["spot"] = np.asarray(spot, dtype=dtype)
-
-    if shock.iv is not None:
-        c = shock.iv
-        iv = out["iv"].astype(np.float64)
-        w = ramp(n_days, c.day, c.days)
-        if c.multiply is not None:
-            factor = np.full(iv.shape[:-1] + (1,), c.multiply)
-        else:
-            last = min(c.day + c.days - 1, n_days - 1)
-            factor = c.level / iv[..., last : last + 1]
-        out["iv"] = np.asarray(iv * factor**w, dtype=out["iv"].dtype)
-
-    for group in (shock.liquidity, shock.signals):
-        if group is None:
-            continue
-        after = _from(n_days, group.day)
-        for name, value in group.values:
-            array = out[name]
-            out[name] = np.where(after, np.asarray(value, dtype=array.dtype), array)
-
-    if shock.thesis is not None and shock.thesis.day < n_days:
-        event = out["thesis_event"].copy()
-        event[..., shock.thesis.day] = True
-        out["thesis_event"] = event
-    return out
 
 
 # --------------------------------------------------------------------------- the metrics
@@ -863,7 +715,6 @@ class _Progress:
 def _variant(scenario: Any, enforce: bool, stop_loss: bool, n_steps: int | None = None) -> Any:
     """The base scenario with `limits.enforce_limits` and `exits.stop_loss` set (and its
     horizon cut to `n_steps` trading days)."""
-    from simkit.scenario import parse_scenario
 
     overrides = {
         **dict(scenario.overrides),
@@ -922,8 +773,6 @@ def run_stress(
     Returns:
       the dataset of `STRESS_VARIABLES` over (`stress`, `enforce_limits`, ...).
     """
-    from simkit import run
-    from simkit.scenario import Problem, ScenarioError
 
     if scenario.grid:
         raise ScenarioError(
@@ -1074,8 +923,6 @@ def build_stress_dataset(
     import json
 
     import xarray as xr
-
-    from simkit import store
 
     n_days = settings.n_steps + 1
     coords = {

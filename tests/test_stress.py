@@ -14,6 +14,17 @@ import xarray as xr
 from simkit import aggregate
 from simkit.cli import main
 from simkit.paths.market import MarketParams
+from simkit.paths.shocks import (
+    IVShock,
+    RealizedVolShock,
+    SetShock,
+    Shock,
+    SpotShock,
+    StressSpec,
+    ThesisShock,
+    apply_shock,
+    ramp,
+)
 from simkit.run import simulate
 from simkit.scenario import ScenarioError, load_scenario, load_stress
 from simkit.store import write_dataset
@@ -23,16 +34,7 @@ from simkit.stress import (
     MIN_CONDITIONAL,
     STOP_CAUSES,
     STRESS_VARIABLES,
-    IVShock,
-    RealizedVolShock,
-    SetShock,
-    Shock,
-    SpotShock,
-    StressSpec,
-    ThesisShock,
-    apply_shock,
     build_stress_dataset,
-    ramp,
     run_stress,
     stress_metrics,
 )
