@@ -101,20 +101,10 @@ def _check_can_write_in(out: Path, flag: str) -> None:
 
 
 def _enable_compile_cache() -> None:
-    """Keep compiled engines between runs (each run is a new process; the engine takes tens
-    of seconds to compile): JAX's persistent cache, unless the user configured one."""
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    directory = os.path.join(base, "simkit", "jax")
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError:
-        return
-    import jax
+    """Keep compiled engines between runs (`simkit.compile_cache`)."""
+    from simkit import compile_cache
 
-    if not jax.config.jax_compilation_cache_dir:
-        jax.config.update("jax_compilation_cache_dir", directory)
+    compile_cache.enable()
 
 
 def _fmt(x: Any, kind: str = "num") -> str:

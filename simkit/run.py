@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simkit import aggregate, store
+from simkit import aggregate, compile_cache, store
 from simkit.paths.market import Market, market_to_numpy, simulate_market
 from simkit.paths.shocks import apply_shock
 from simkit.precision import x64
@@ -241,6 +241,7 @@ def _compute_task(
     simulate_block: Callable[..., dict], settings: RunSettings, task: _Task
 ) -> dict[str, np.ndarray]:
     """Simulate and derive one block; runs on whichever worker the executor chose."""
+    compile_cache.enable()  # a dask worker (even one the user started) keeps compiled engines
     cell, block = task.cell, task.block
     # Path i depends only on (seed, cell, i), so padding adds paths that are then dropped.
     # A block of one path is never computed: XLA computes it differently from the same path
@@ -590,6 +591,7 @@ def simulate(
     """
 
     started = time.perf_counter()
+    compile_cache.enable()
     settings = resolve_settings(
         scenario,
         paths=paths,
@@ -791,6 +793,7 @@ def simulate_paths(
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
     arrays = _check_market(market)
+    compile_cache.enable()
     float64 = scenario.simulation.float64 if float64 is None else bool(float64)
     n_paths, n_days = arrays["spot"].shape
     cell = scenario.cells()[0]
