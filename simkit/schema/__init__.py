@@ -1,5 +1,13 @@
 """The records simkit's layers share, without JAX: what a scenario's tables become.
 
-`market.MarketParams`: one simulated market (the `[market]` table). Further records (the strategy
-tables, outcome names, calendar constants) move here step by step (issue 14).
+- `tables`: one pydantic record per TOML table (`[simulation]`, `[market]`, `[capital]`,
+  `[strategy]`, `[execution]`, `[exits]`, `[assignment]`, `[hedges]`, `[limits]`, `[claims]`),
+  each key declared once with its default, unit, bounds and meaning; docs/SCENARIO.md is
+  generated from them.
+- `market.MarketParams`: one simulated market (the engines' and paths' record of `[market]`).
+- `strategy.StrategyConfig`: the strategy's parameters (the engines' record of the seven
+  strategy tables).
+
+Nothing here imports JAX, the engines, the run or I/O (import-linter contracts in
+pyproject.toml); every other layer may import it.
 """
