@@ -9,7 +9,13 @@ from __future__ import annotations
 from simkit.strategy.config import StrategyConfig
 from simkit.strategy.reference.market import MarketDay
 from simkit.strategy.reference.quotes import DayQuotes
-from simkit.strategy.reference.state import CALENDAR_DAYS_PER_YEAR, TRADING_DAYS_PER_YEAR, Book, ShortPut, Tally
+from simkit.strategy.reference.state import (
+    CALENDAR_DAYS_PER_YEAR,
+    TRADING_DAYS_PER_YEAR,
+    Book,
+    ShortPut,
+    Tally,
+)
 from simkit.strategy.reference.trades import close_put
 
 
@@ -62,9 +68,7 @@ def _exit_reason(
     return None
 
 
-def exits(
-    book: Book, tally: Tally, day: MarketDay, quotes: DayQuotes, cfg: StrategyConfig
-) -> None:
+def exits(book: Book, tally: Tally, day: MarketDay, quotes: DayQuotes, cfg: StrategyConfig) -> None:
     """Step 4: every open short put is checked at the day's mid and closed if an exit holds."""
     close_all = close_all_conditions(book, day, cfg)
     # Decide on the day's marks first, then execute: closing one put changes no other's test.

@@ -14,8 +14,12 @@ from statistics import NormalDist
 from simkit.strategy.config import StrategyConfig
 from simkit.strategy.reference.market import MarketDay
 from simkit.strategy.reference.quotes import DayQuotes, sleeve_equity
-from simkit.strategy.reference.state import HIGH_LIMITS, SHARES_PER_CONTRACT, TRADING_DAYS_PER_YEAR, Book
-
+from simkit.strategy.reference.state import (
+    HIGH_LIMITS,
+    SHARES_PER_CONTRACT,
+    TRADING_DAYS_PER_YEAR,
+    Book,
+)
 
 LIMIT_TOLERANCE = 1e-9  # relative, for a limit met exactly by construction (the strike cap)
 
@@ -41,22 +45,32 @@ class BookRisk:
         return any(self.breaches[name] for name in HIGH_LIMITS)
 
 
-def book_risk(
-    book: Book, day: MarketDay, quotes: DayQuotes, cfg: StrategyConfig, outside: float
-) -> BookRisk:
-    """Step 7 (and 8): Greeks, VaR, notionals and the limits they breach.
+@dataclass(frozen=True)
+class BookGreeks:
+    """The book's Greeks, options and shares together (seed units: see pricing.OptionValue)."""
 
-    seed: "Position Limits & Controls" — RiskManager.position_limits and greek_limits;
-    calculate_portfolio_greeks sums greek * quantity over positions (the seed's delta).
-    """
-    spot = day.spot
-    # (kind, strike, expiry, contracts, sign): sign -1 short, +1 long
+    delta_seed: float  # contracts, the seed's convention (short or long alike)
+    delta_signed: float  # shares-equivalent, short positions count -n
+    gamma: float  # signed, per USD^2 (x 100 shares)
+    theta: float  # USD per calendar day
+    vega: float  # USD per vol point
+    rho: float  # USD per 1 % of rate
+
+
+def _open_options(book: Book) -> list[tuple[str, float, int, float, float]]:
+    """Every open option as (kind, strike, expiry, contracts, sign): sign -1 short, +1 long."""
     options = [("put", p.strike, p.expiry_step, p.contracts, -1.0) for p in book.puts]
     options += [("call", c.strike, c.expiry_step, c.contracts, 1.0) for c in book.hedges]
     if book.covered_call is not None:
         cc = book.covered_call
         options.append(("call", cc.strike, cc.expiry_step, cc.contracts, -1.0))
+    return options
 
+
+def _greeks(
+    book: Book, options: list[tuple[str, float, int, float, float]], quotes: DayQuotes
+) -> BookGreeks:
+    """seed: "Position Limits & Controls" — calculate_portfolio_greeks: greek * quantity, summed."""
     delta_seed = book.shares / SHARES_PER_CONTRACT
     delta_signed = book.shares
     gamma = theta = vega = rho = 0.0
@@ -69,15 +83,24 @@ def book_risk(
         theta += sign * n * SHARES_PER_CONTRACT * v.theta
         vega += sign * n * SHARES_PER_CONTRACT * v.vega
         rho += sign * n * SHARES_PER_CONTRACT * v.rho
+    return BookGreeks(delta_seed, delta_signed, gamma, theta, vega, rho)
 
+
+def _delta_gamma_var(greeks: BookGreeks, day: MarketDay, cfg: StrategyConfig) -> float:
+    """USD, the one-day VaR at cfg.var_level (seed: 'daily_var_limit')."""
     # STRATEGY.md *(choice)*: one-day delta-gamma normal VaR from the day's IV.
+    spot = day.spot
+    gamma = greeks.gamma
     sd = day.iv / math.sqrt(TRADING_DAYS_PER_YEAR)
     gamma_term = gamma * spot * spot * sd * sd
     mean = 0.5 * gamma_term
-    variance = (delta_signed * spot * sd) ** 2 + 0.5 * gamma_term**2
+    variance = (greeks.delta_signed * spot * sd) ** 2 + 0.5 * gamma_term**2
     z = NormalDist().inv_cdf(cfg.var_level)
-    var = z * math.sqrt(variance) - mean
+    return z * math.sqrt(variance) - mean
 
+
+def _put_notionals(book: Book) -> tuple[float, dict[int, float], dict[float, float]]:
+    """USD, K * 100 * n of the short puts: in all, by expiry step, by strike."""
     notional = 0.0
     by_expiry: dict[int, float] = {}
     by_strike: dict[float, float] = {}
@@ -85,15 +108,24 @@ def book_risk(
         notional += put.notional()
         by_expiry[put.expiry_step] = by_expiry.get(put.expiry_step, 0.0) + put.notional()
         by_strike[put.strike] = by_strike.get(put.strike, 0.0) + put.notional()
+    return notional, by_expiry, by_strike
 
-    equity = sleeve_equity(book, quotes)
-    pv = outside + equity
+
+def _position_breaches(
+    cfg: StrategyConfig,
+    var: float,
+    notional: float,
+    by_expiry: dict[int, float],
+    by_strike: dict[float, float],
+    equity: float,
+    pv: float,
+) -> dict[str, bool]:
+    """The HIGH limits and the MEDIUM strike limit (seed: "Position Limits & Controls")."""
     # choice: ENGINE_SPEC writes the ratios x / PV > limit; they are tested here as
     # x > limit * PV, the same for PV > 0 (every live path when allocation <= portfolio_value)
     # and defined when PV = 0.
     has_puts = notional > 0.0
-    has_options = len(options) > 0
-    breaches = {
+    return {
         # HIGH — seed: 'max_total_strategy_pct': 0.20 "of total portfolio"
         "allocation": notional > cfg.max_total_strategy_pct * pv,
         # HIGH — seed: 'max_leverage': 1.5
@@ -107,20 +139,50 @@ def book_risk(
         "strike": has_puts
         and max(by_strike.values())
         > cfg.max_single_strike_pct * notional * (1.0 + LIMIT_TOLERANCE),
-        # Greek alerts — seed: greek_limits; ENGINE_SPEC *(choice: units in % of PV)*
+    }
+
+
+def _greek_alerts(
+    cfg: StrategyConfig, greeks: BookGreeks, spot: float, pv: float, has_options: bool
+) -> dict[str, bool]:
+    """The Greek limits: counted alerts, never blocking (STRATEGY.md "Risk limits")."""
+    delta_seed, gamma = greeks.delta_seed, greeks.gamma
+    theta, vega, rho = greeks.theta, greeks.vega, greeks.rho
+    # Greek alerts — seed: greek_limits; ENGINE_SPEC *(choice: units in % of PV)*
+    return {
         "delta": has_options and (delta_seed < cfg.delta_min or delta_seed > cfg.delta_max),
         "gamma": has_options and abs(gamma) * spot * spot > cfg.gamma_alert * pv,
         "theta": has_options and 100.0 * theta < cfg.theta_minimum * pv,
         "vega": has_options and 100.0 * abs(vega) > cfg.vega_limit * pv,
         "rho": has_options and 100.0 * abs(rho) > cfg.rho_limit * pv,
     }
+
+
+def book_risk(
+    book: Book, day: MarketDay, quotes: DayQuotes, cfg: StrategyConfig, outside: float
+) -> BookRisk:
+    """Step 7 (and 8): Greeks, VaR, notionals and the limits they breach.
+
+    seed: "Position Limits & Controls" — RiskManager.position_limits and greek_limits;
+    calculate_portfolio_greeks sums greek * quantity over positions (the seed's delta).
+    """
+    options = _open_options(book)
+    greeks = _greeks(book, options, quotes)
+    var = _delta_gamma_var(greeks, day, cfg)
+    notional, by_expiry, by_strike = _put_notionals(book)
+    equity = sleeve_equity(book, quotes)
+    pv = outside + equity
+    breaches = {
+        **_position_breaches(cfg, var, notional, by_expiry, by_strike, equity, pv),
+        **_greek_alerts(cfg, greeks, day.spot, pv, has_options=len(options) > 0),
+    }
     return BookRisk(
-        delta_seed=delta_seed,
-        delta_signed=delta_signed,
-        gamma=gamma,
-        theta=theta,
-        vega=vega,
-        rho=rho,
+        delta_seed=greeks.delta_seed,
+        delta_signed=greeks.delta_signed,
+        gamma=greeks.gamma,
+        theta=greeks.theta,
+        vega=greeks.vega,
+        rho=greeks.rho,
         var=var,
         notional_puts=notional,
         notional_by_expiry=by_expiry,

@@ -15,7 +15,6 @@ from simkit.strategy.config import StrategyConfig
 from simkit.strategy.reference.pricing import norm_cdf
 from simkit.strategy.reference.state import Book, Tally
 
-
 # The inputs of one path (ENGINE_SPEC "Inputs"), each of length N + 1.
 INPUT_NAMES = (
     "spot",

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from simkit.strategy.config import StrategyConfig
 
-
 TRADING_DAYS_PER_YEAR = 252  # one step is one trading day
 CALENDAR_DAYS_PER_YEAR = 365  # option clocks are in calendar days
 SHARES_PER_CONTRACT = 100  # contract multiplier
