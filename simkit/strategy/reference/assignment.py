@@ -42,7 +42,7 @@ def early_exercise(
     if cfg.close_on_assignment_risk:
         for put in list(book.puts):
             mid = quotes.mid("put", put.strike, put.expiry_step)
-            # seed: 'recommended_action': 'CLOSE' if early_assignment_score >= 5
+            # seed: "Assignment Management Protocol" — 'recommended_action': 'CLOSE' if score >= 5
             if _assignment_score(put, mid, day.spot, quotes.rate) >= cfg.assignment_score_close:
                 close_put(book, tally, put, quotes, "assignment_risk", cfg)
 
@@ -69,9 +69,10 @@ def covered_calls(
         return
     basis = book.basis
     if not (basis < cfg.cc_basis_good or basis >= cfg.cc_basis_hold):
-        return  # seed: "Good cost basis - hold with monitoring"
+        return  # seed: "Assignment Management Protocol" — "Good cost basis - hold with monitoring"
     n = float(math.floor(book.shares / SHARES_PER_CONTRACT))  # always whole
-    # seed: 'strike': round(target_strike * 2) / 2 — half up, at least one $0.50 step
+    # seed: "Assignment Management Protocol" — 'strike': round(target_strike * 2) / 2, half up,
+    # at least one $0.50 step
     strike = max(math.floor(basis * cfg.cc_strike_markup * 2.0 + 0.5) / 2.0, 0.5)
     expiry = day.step + cfg.cc_expiry_steps
     fill = quotes.sell_fill(quotes.mid("call", strike, expiry))

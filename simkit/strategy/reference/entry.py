@@ -109,6 +109,8 @@ def _size_tranche(
     Framework cut it to 20 % of daily volume and 10 % of open interest.
     """
     equity = sleeve_equity(book, quotes)
+    # seed: "Premium Allocation Framework" — the premium kept (80 %) backs new puts as free
+    # collateral; seed: "Position Limits & Controls" — 'max_concentration_single_expiration'
     free = book.cash - required_collateral(book, cfg)
     budget = max(
         min(free, cfg.max_concentration_single_expiration * equity / cfg.max_leverage), 0.0
@@ -140,6 +142,7 @@ def _size_tranche(
             if k_before == k:
                 sold_here += n_before
                 sold_notional += n_before * k_before * SHARES_PER_CONTRACT
+        # seed: "Position Limits & Controls" — 'max_single_strike_pct': 0.30 of the notional
         open_at_strike = risk.notional_by_strike.get(k, 0.0)
         room = max(
             cfg.max_single_strike_pct * (risk.notional_puts + planned_notional)
@@ -149,6 +152,7 @@ def _size_tranche(
         )
         x = min(x, room / (k * SHARES_PER_CONTRACT))
         n = floor_contracts(x, cfg)
+        # seed: "Order Execution Framework" — market_impact_limits: volume and open interest
         if cfg.capacity_limits:
             capacity_left = max(capacity - sold_here, 0.0)
             if n > capacity_left:

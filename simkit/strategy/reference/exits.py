@@ -20,8 +20,9 @@ from simkit.strategy.reference.trades import close_put
 
 
 def _thesis_broken(book: Book, day: MarketDay, cfg: StrategyConfig) -> bool:
-    """seed: fundamental_thesis_changed() — merger cancelled / adverse regulation (the latch),
-    get_short_interest() < 20, get_bitcoin_correlation() > 0.95 (absolute value, per STRATEGY.md)."""
+    """seed: "Exit Conditions" — fundamental_thesis_changed(): merger cancelled / adverse
+    regulation (the latch), get_short_interest() < 20, get_bitcoin_correlation() > 0.95
+    (absolute value, per STRATEGY.md)."""
     return (
         book.thesis_latch
         or day.short_interest < cfg.thesis_short_interest_min
@@ -53,13 +54,13 @@ def _exit_reason(
     dte_calendar = (put.expiry_step - day.step) * CALENDAR_DAYS_PER_YEAR / TRADING_DAYS_PER_YEAR
     holding = (
         ("thesis", close_all["thesis"]),
-        # seed: unrealized_pnl_pct < -2.0 — "200% loss vs. initial premium": mid > 3 x premium
+        # seed: "Exit Conditions" — unrealized_pnl_pct < -2.0, "200% loss": mid > 3 x premium
         ("stop", cfg.stop_loss and mid > (1.0 + cfg.stop_loss_multiple) * put.premium),
-        # seed: get_days_to_expiration() < 7 — "Approaching expiration"
+        # seed: "Exit Conditions" — get_days_to_expiration() < 7, "Approaching expiration"
         ("time", cfg.time_exit and dte_calendar < cfg.time_exit_dte),
         ("liquidity", close_all["liquidity"]),
         ("iv", close_all["iv"]),
-        # seed: unrealized_pnl_pct > 0.5 — "50% profit capture": mid < 50 % of premium
+        # seed: "Exit Conditions" — unrealized_pnl_pct > 0.5, "50% profit capture": mid < 50 %
         ("profit", cfg.profit_take and mid < (1.0 - cfg.profit_take_pct) * put.premium),
     )
     for reason, holds in holding:

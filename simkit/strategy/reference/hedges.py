@@ -39,6 +39,7 @@ def buy_hedges(
 ) -> None:
     """seed: "Dynamic Hedging Specifications" — calculate_optimal_hedge_ratio() and
     select_hedge_instruments(); seed: "Core 80/20 Distribution" — call_allocation = 0.20."""
+    # seed: "Dynamic Hedging Specifications" — base ratio 0.20 times the multipliers below
     multiplier = 1.0
     if day.iv_percentile > cfg.hedge_iv_extreme_percentile:  # 'iv_rank_extreme': 1.5
         multiplier *= cfg.hedge_iv_extreme_mult
@@ -52,7 +53,8 @@ def buy_hedges(
     ratio = min(cfg.hedge_base_ratio * multiplier, cfg.hedge_max_ratio)  # "Cap at 40%"
     budget = ratio * net_premium
 
-    # seed: "if get_iv_percentile() > 90: Extreme IV - use further OTM calls"
+    # seed: "Dynamic Hedging Specifications" — "if get_iv_percentile() > 90: Extreme IV - use
+    # further OTM calls"
     if day.iv_percentile > cfg.hedge_regime_percentile:
         moneyness, weights = cfg.hedge_high_iv_moneyness, cfg.hedge_high_iv_weights
     else:

@@ -126,16 +126,16 @@ def _position_breaches(
     # and defined when PV = 0.
     has_puts = notional > 0.0
     return {
-        # HIGH — seed: 'max_total_strategy_pct': 0.20 "of total portfolio"
+        # seed: "Position Limits & Controls" — 'max_total_strategy_pct': 0.20 of PV (HIGH)
         "allocation": notional > cfg.max_total_strategy_pct * pv,
-        # HIGH — seed: 'max_leverage': 1.5
+        # seed: "Position Limits & Controls" — 'max_leverage': 1.5 (HIGH)
         "leverage": has_puts and notional > cfg.max_leverage * equity,
-        # HIGH — seed: 'daily_var_limit': 0.02 "2% of portfolio value"
+        # seed: "Position Limits & Controls" — 'daily_var_limit': 0.02 of PV (HIGH)
         "var": var > cfg.daily_var_limit * pv,
-        # HIGH — seed: 'max_concentration_single_expiration': 0.15
+        # seed: "Position Limits & Controls" — 'max_concentration_single_expiration' (HIGH)
         "expiry": has_puts
         and max(by_expiry.values()) > cfg.max_concentration_single_expiration * equity,
-        # MEDIUM — seed: 'max_single_strike_pct': 0.30, strike_pct = allocation / total_notional
+        # seed: "Position Limits & Controls" — 'max_single_strike_pct': strike_pct (MEDIUM)
         "strike": has_puts
         and max(by_strike.values())
         > cfg.max_single_strike_pct * notional * (1.0 + LIMIT_TOLERANCE),
@@ -148,7 +148,7 @@ def _greek_alerts(
     """The Greek limits: counted alerts, never blocking (STRATEGY.md "Risk limits")."""
     delta_seed, gamma = greeks.delta_seed, greeks.gamma
     theta, vega, rho = greeks.theta, greeks.vega, greeks.rho
-    # Greek alerts — seed: greek_limits; ENGINE_SPEC *(choice: units in % of PV)*
+    # seed: "Position Limits & Controls" — greek_limits; ENGINE_SPEC *(choice: units, % of PV)*
     return {
         "delta": has_options and (delta_seed < cfg.delta_min or delta_seed > cfg.delta_max),
         "gamma": has_options and abs(gamma) * spot * spot > cfg.gamma_alert * pv,

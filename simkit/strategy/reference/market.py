@@ -111,6 +111,6 @@ def accrue(
             book.cash += cfg.monthly_addition
             tally.contributions += cfg.monthly_addition
     if day.thesis_event:
-        # seed: fundamental_thesis_changed() — get_merger_status() == 'CANCELLED', adverse
+        # seed: "Exit Conditions" — fundamental_thesis_changed(): merger 'CANCELLED', adverse
         # regulation: an event latches the thesis as broken for the rest of the path.
         book.thesis_latch = True

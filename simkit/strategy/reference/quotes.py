@@ -52,7 +52,8 @@ class DayQuotes:
         if self.cfg.fill == "mid":
             return mid
         if self.cfg.fill == "seed":
-            # seed: 'price_improvement_target': 0.05 — "Seek $0.05 better than mid"
+            # seed: "Order Execution Framework" — 'price_improvement_target': 0.05, "Seek $0.05
+            # better than mid"
             pit = self.cfg.price_improvement_target
             return min(max(mid + pit, self.bid(mid)), self.ask(mid))
         return self.bid(mid)

@@ -22,7 +22,8 @@ def margin_and_ruin(
     if cfg.margin_calls and book.puts:
         equity = sleeve_equity(book, quotes)
         if equity < required_collateral(book, cfg):
-            # Margin call: every short put is bought back; shares and calls are kept.
+            # seed: "Capital & Margin" — margin requirements: every short put is bought back;
+            # shares and calls are kept (STRATEGY.md "Ruin").
             for put in list(book.puts):
                 close_put(book, tally, put, quotes, "margin", cfg)
             tally.n_margin_calls += 1
