@@ -1,0 +1,197 @@
+"""The book and the tallies of one path, and the names its summary is packed under.
+
+Positions are small mutable dataclasses in lists (``Book``), the running sums and counters of
+one path are a ``Tally``; ``FLOAT_FIELDS`` and ``INT_FIELDS`` are the per-path summary of
+docs/ENGINE_SPEC.md, ``CLOSE_REASONS`` and ``LIMIT_NAMES`` the outcomes it counts. No rule lives
+here, only the records the rules change and the calendar constants they share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from simkit.strategy.config import StrategyConfig
+
+TRADING_DAYS_PER_YEAR = 252  # one step is one trading day
+CALENDAR_DAYS_PER_YEAR = 365  # option clocks are in calendar days
+SHARES_PER_CONTRACT = 100  # contract multiplier
+
+
+LIMIT_NAMES = (
+    "allocation",
+    "leverage",
+    "var",
+    "expiry",
+    "strike",
+    "delta",
+    "gamma",
+    "theta",
+    "vega",
+    "rho",
+)
+HIGH_LIMITS = ("allocation", "leverage", "var", "expiry")
+
+CLOSE_REASONS = (
+    "profit",
+    "stop",
+    "time",
+    "liquidity",
+    "iv",
+    "thesis",
+    "assignment_risk",
+    "margin",
+    "ruin",
+)
+
+FLOAT_FIELDS = (
+    "initial_equity",
+    "final_equity",
+    "final_portfolio_value",
+    "contributions",
+    "premium_income",
+    "assignment_pnl",
+    "call_hedge_pnl",
+    "mark_to_market",
+    "transaction_costs",
+    "financing",
+    "covered_call_pnl",
+    "sum_win_ret",
+    "sum_win_ret_sq",
+    "sum_loss_ret",
+    "sum_loss_ret_sq",
+    "hedge_contracts",
+    "contracts_cut",
+    # choice: share counts are floats, because with fractional contracts (whole_contracts =
+    # False) an assignment of n contracts gives 100 n shares, not a whole number.
+    "shares_assigned",
+    "shares_called_away",
+)
+INT_FIELDS = (
+    "n_trades",
+    "n_wins",
+    *(f"n_close_{reason}" for reason in CLOSE_REASONS),
+    "n_close_profit_loss",
+    "n_expired_otm",
+    "n_assigned_expiry",
+    "n_assigned_early",
+    "n_cc_sold",
+    "n_tranches",
+    "n_entry_days",
+    "n_blocked_signal",
+    "n_blocked_limits",
+    "n_blocked_exit",
+    "n_orders_cut",
+    "n_margin_calls",
+    "ruined",
+    "ruin_step",
+    *(f"breach_{name}" for name in LIMIT_NAMES),
+    *(f"first_breach_{name}" for name in LIMIT_NAMES),
+)
+
+
+@dataclass
+class ShortPut:
+    """One (tranche, rung) short put: one trade from sale to close, expiry or assignment."""
+
+    tranche_step: int  # step of the sale
+    rung: int  # index into cfg.strikes (0..4 at the defaults)
+    strike: float  # USD
+    contracts: float  # > 0 (whole unless cfg.whole_contracts is False)
+    premium: float  # USD per share, the sale fill ("premium received")
+    expiry_step: int  # step on which it settles
+
+    def collateral(self, cfg: StrategyConfig) -> float:
+        """USD tied up: K * 100 * n / max_leverage (STRATEGY.md "Capital")."""
+        return self.strike * SHARES_PER_CONTRACT * self.contracts / cfg.max_leverage
+
+    def notional(self) -> float:
+        """USD: K * 100 * n."""
+        return self.strike * SHARES_PER_CONTRACT * self.contracts
+
+
+@dataclass
+class HedgeCall:
+    """Long call bought with a tranche's hedge budget, held to expiry."""
+
+    tranche_step: int
+    strike: float  # USD (m_j * S at purchase, not rounded)
+    contracts: float
+    price_paid: float  # USD per share, the purchase fill
+    expiry_step: int
+
+
+@dataclass
+class CoveredCall:
+    """The one short call written on assigned shares."""
+
+    strike: float  # USD, on the $0.50 grid
+    contracts: float  # whole
+    premium: float  # USD per share, the sale fill
+    expiry_step: int
+
+
+@dataclass
+class Book:
+    """Everything the sleeve holds on one path."""
+
+    cash: float  # USD, sleeve cash (may go negative after an assignment)
+    puts: list[ShortPut] = field(default_factory=list)
+    hedges: list[HedgeCall] = field(default_factory=list)
+    covered_call: CoveredCall | None = None
+    shares: float = 0.0  # shares held (from assignments)
+    basis: float = 0.0  # USD per share, the seed's effective cost basis K - premium
+    thesis_latch: bool = False  # a thesis-break event has happened
+    ruined: bool = False
+    ruin_step: int = -1
+
+
+@dataclass
+class Tally:
+    """Running sums and counters of one path (the per-path summary, before packing)."""
+
+    n_strikes: int
+    contributions: float = 0.0
+    # seed: "Performance Attribution System" — six buckets, plus covered-call income
+    premium_income: float = 0.0
+    assignment_pnl: float = 0.0
+    call_hedge_pnl: float = 0.0
+    mark_to_market: float = 0.0
+    transaction_costs: float = 0.0
+    financing: float = 0.0
+    covered_call_pnl: float = 0.0
+    # Kelly inputs (ENGINE_SPEC "Trades and Kelly inputs")
+    n_trades: int = 0
+    n_wins: int = 0
+    sum_win_ret: float = 0.0
+    sum_win_ret_sq: float = 0.0
+    sum_loss_ret: float = 0.0
+    sum_loss_ret_sq: float = 0.0
+    closes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLOSE_REASONS, 0))
+    n_close_profit_loss: int = 0
+    n_expired_otm: int = 0
+    n_assigned_expiry: int = 0
+    n_assigned_early: int = 0
+    assigned_by_rung: list[int] = field(default_factory=list)
+    shares_assigned: float = 0.0
+    shares_called_away: float = 0.0
+    n_cc_sold: int = 0
+    hedge_contracts: float = 0.0
+    n_tranches: int = 0
+    n_entry_days: int = 0
+    n_blocked_signal: int = 0
+    n_blocked_limits: int = 0
+    n_blocked_exit: int = 0
+    contracts_cut: float = 0.0
+    n_orders_cut: int = 0
+    n_margin_calls: int = 0
+    breach_days: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LIMIT_NAMES, 0))
+    first_breach: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LIMIT_NAMES, -1))
+    equity: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.assigned_by_rung = [0] * self.n_strikes
+
+
+def required_collateral(book: Book, cfg: StrategyConfig) -> float:
+    """R = sum of the open puts' collateral (STRATEGY.md "Capital": cash-secured with margin)."""
+    return sum(put.collateral(cfg) for put in book.puts)
