@@ -40,6 +40,14 @@ from typing import Any
 import numpy as np
 
 from simkit import kelly_sleeve, metrics, streaming
+from simkit.schema.outcomes import (
+    ADDITION_EVERY_DAYS,
+    BUCKETS,
+    CLOSE_COUNTERS,
+    CLOSE_REASONS,
+    LIMIT_NAMES,
+    TRADING_DAYS_PER_YEAR,
+)
 
 __all__ = [
     "BUCKETS",
@@ -55,58 +63,21 @@ __all__ = [
     "per_path_meta",
 ]
 
-TRADING_DAYS = 252
+TRADING_DAYS = TRADING_DAYS_PER_YEAR
 N_SAMPLE = 200  # equity curves kept per cell for fan charts: the first min(200, paths) paths
 QUANTILES = (0.01, 0.05, 0.25, 0.50, 0.75, 0.95, 0.99)
 N_BINS = 60  # histogram bins per cell (report figures)
 HIST_RANGE = (0.005, 0.995)  # histogram range: these quantiles; values outside go to the end bins
+CONF = 0.95  # confidence of every interval (`_lo`, `_hi`)
 # a histogram range narrower than this (relative to the values' magnitude) is widened: its
 # N_BINS bins would be a few ulps wide or less, which np.histogram cannot make
 HIST_MIN_WIDTH = 1e-10
 _TINY = float(np.finfo(np.float64).tiny)  # the range is at least N_BINS normal numbers wide
-CONF = 0.95  # confidence of every interval (`_lo`, `_hi`)
-ADDITION_EVERY = 21  # ENGINE_SPEC step 1: monthly addition every 21 trading days
+ADDITION_EVERY = ADDITION_EVERY_DAYS  # ENGINE_SPEC step 1: monthly addition every 21 trading days
 
-# Per-trade end states, in the order of ENGINE_SPEC "Trades and Kelly inputs".
-CLOSE_REASONS = (
-    "profit",
-    "stop",
-    "time",
-    "liquidity",
-    "iv",
-    "thesis",
-    "assignment_risk",
-    "margin",
-    "ruin",
-    "expired_otm",
-    "assigned_expiry",
-    "assigned_early",
-)
-_CLOSE_COUNTERS = tuple(
-    f"n_{r}" if r in ("expired_otm", "assigned_expiry", "assigned_early") else f"n_close_{r}"
-    for r in CLOSE_REASONS
-)
-LIMITS = (
-    "allocation",
-    "leverage",
-    "var",
-    "expiry",
-    "strike",
-    "delta",
-    "gamma",
-    "theta",
-    "vega",
-    "rho",
-)
-BUCKETS = (
-    "premium_income",
-    "assignment_pnl",
-    "call_hedge_pnl",
-    "mark_to_market",
-    "transaction_costs",
-    "financing",
-    "covered_call_pnl",
-)
+# Per-trade end states (`simkit.schema.outcomes`), limits and attribution buckets.
+LIMITS = LIMIT_NAMES
+_CLOSE_COUNTERS = CLOSE_COUNTERS
 
 # name -> (extra dimensions beyond the grid, units, long_name). Interval bounds `_lo`/`_hi`
 # and standard errors `_se` are listed explicitly so that every variable carries its own text.

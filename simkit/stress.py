@@ -98,6 +98,7 @@ from simkit.paths.shocks import (
     apply_shock,
 )
 from simkit.scenario import Problem, ScenarioError, parse_scenario
+from simkit.schema.outcomes import CLOSE_COUNTERS
 
 __all__ = [
     "BASELINE",
@@ -504,10 +505,7 @@ def stress_metrics(
     out["win_rate_trade"] = (
         float(_f64(per_path, "n_wins").sum() / n_trades.sum()) if n_trades.sum() else math.nan
     )
-    counters = [  # the per-trade end states, in aggregate.CLOSE_REASONS order
-        f"n_{r}" if r in ("expired_otm", "assigned_expiry", "assigned_early") else f"n_close_{r}"
-        for r in aggregate.CLOSE_REASONS
-    ]
+    counters = CLOSE_COUNTERS  # the per-trade end states, in CLOSE_REASONS order
     out["closes_per_path"] = np.array([_f64(per_path, c).mean() for c in counters])
     out["attribution_mean"] = np.array([_f64(per_path, b).mean() for b in aggregate.BUCKETS])
 

@@ -42,3 +42,22 @@ def test_import_contracts_hold():
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert "0 broken" in result.stdout
+
+
+def test_outcome_names_are_declared_once():
+    from simkit import aggregate
+    from simkit.paths.market import Market
+    from simkit.schema import outcomes
+    from simkit.strategy.reference import state as reference_state
+
+    assert outcomes.MARKET_INPUTS == Market._fields
+    assert aggregate.CLOSE_REASONS is outcomes.CLOSE_REASONS
+    assert aggregate.LIMITS is outcomes.LIMIT_NAMES and aggregate.BUCKETS is outcomes.BUCKETS
+    assert reference_state.LIMIT_NAMES is outcomes.LIMIT_NAMES
+    # codes: buy-backs, expiries and assignments each a contiguous range after 0 (open)
+    codes = sorted(outcomes.CLOSE_CODES.values())
+    assert codes == list(range(1, len(outcomes.TRADE_ENDS) + 1))
+    assert outcomes.BOUGHT_BACK == tuple(range(1, len(outcomes.BOUGHT_BACK) + 1))
+    assert outcomes.ASSIGNED[-1] == codes[-1]
+    assert outcomes.trade_end_counter("stop") == "n_close_stop"
+    assert outcomes.trade_end_counter("assigned_early") == "n_assigned_early"

@@ -33,16 +33,11 @@ Public entry points:
 (in the project: ``simkit.paths.market.MarketParams``).
 """
 
+from simkit.schema.outcomes import HIGH_LIMITS, LIMIT_NAMES
 from simkit.strategy.reference.day import simulate_path, simulate_paths
 from simkit.strategy.reference.market import INPUT_NAMES
 from simkit.strategy.reference.pricing import OptionValue, black_scholes, norm_cdf, norm_pdf
-from simkit.strategy.reference.state import (
-    CLOSE_REASONS,
-    FLOAT_FIELDS,
-    HIGH_LIMITS,
-    INT_FIELDS,
-    LIMIT_NAMES,
-)
+from simkit.strategy.reference.state import CLOSE_REASONS, FLOAT_FIELDS, INT_FIELDS
 
 __all__ = [
     "CLOSE_REASONS",

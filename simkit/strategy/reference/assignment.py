@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 
+from simkit.schema.outcomes import SHARES_PER_CONTRACT
 from simkit.strategy.config import StrategyConfig
 from simkit.strategy.reference.market import MarketDay
 from simkit.strategy.reference.quotes import DayQuotes
-from simkit.strategy.reference.state import SHARES_PER_CONTRACT, Book, CoveredCall, ShortPut, Tally
+from simkit.strategy.reference.state import Book, CoveredCall, ShortPut, Tally
 from simkit.strategy.reference.trades import assign_put, close_put
 
 

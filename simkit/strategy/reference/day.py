@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from simkit.schema.outcomes import LIMIT_NAMES, SHARES_PER_CONTRACT, TRADING_DAYS_PER_YEAR
 from simkit.strategy.config import StrategyConfig
 from simkit.strategy.reference.assignment import covered_calls, early_exercise
 from simkit.strategy.reference.entry import entry
@@ -22,16 +23,7 @@ from simkit.strategy.reference.limits import BookRisk, book_risk, limits
 from simkit.strategy.reference.market import INPUT_NAMES, MarketDay, accrue, market_day
 from simkit.strategy.reference.quotes import DayQuotes, sleeve_equity
 from simkit.strategy.reference.ruin import margin_and_ruin
-from simkit.strategy.reference.state import (
-    CLOSE_REASONS,
-    FLOAT_FIELDS,
-    INT_FIELDS,
-    LIMIT_NAMES,
-    SHARES_PER_CONTRACT,
-    TRADING_DAYS_PER_YEAR,
-    Book,
-    Tally,
-)
+from simkit.strategy.reference.state import CLOSE_REASONS, FLOAT_FIELDS, INT_FIELDS, Book, Tally
 
 
 def _end_of_day(

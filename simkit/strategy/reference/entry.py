@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import math
 
+from simkit.schema.outcomes import (
+    CALENDAR_DAYS_PER_YEAR,
+    SHARES_PER_CONTRACT,
+    TRADING_DAYS_PER_YEAR,
+)
 from simkit.strategy.config import StrategyConfig
 from simkit.strategy.reference.exits import close_all_conditions
 from simkit.strategy.reference.hedges import buy_hedges
 from simkit.strategy.reference.limits import BookRisk
 from simkit.strategy.reference.market import MarketDay
 from simkit.strategy.reference.quotes import DayQuotes, floor_contracts, sleeve_equity
-from simkit.strategy.reference.state import (
-    CALENDAR_DAYS_PER_YEAR,
-    SHARES_PER_CONTRACT,
-    TRADING_DAYS_PER_YEAR,
-    Book,
-    ShortPut,
-    Tally,
-    required_collateral,
-)
+from simkit.strategy.reference.state import Book, ShortPut, Tally, required_collateral
 
 
 def _signal_count(day: MarketDay, cfg: StrategyConfig) -> int:

@@ -6,16 +6,11 @@ STRATEGY.md "Exits". The close-all conditions also stop new entries (entry.py).
 
 from __future__ import annotations
 
+from simkit.schema.outcomes import CALENDAR_DAYS_PER_YEAR, TRADING_DAYS_PER_YEAR
 from simkit.strategy.config import StrategyConfig
 from simkit.strategy.reference.market import MarketDay
 from simkit.strategy.reference.quotes import DayQuotes
-from simkit.strategy.reference.state import (
-    CALENDAR_DAYS_PER_YEAR,
-    TRADING_DAYS_PER_YEAR,
-    Book,
-    ShortPut,
-    Tally,
-)
+from simkit.strategy.reference.state import Book, ShortPut, Tally
 from simkit.strategy.reference.trades import close_put
 
 

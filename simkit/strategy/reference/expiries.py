@@ -6,9 +6,10 @@ intrinsic value, an ITM covered call takes the shares away at its strike.
 
 from __future__ import annotations
 
+from simkit.schema.outcomes import SHARES_PER_CONTRACT
 from simkit.strategy.config import StrategyConfig
 from simkit.strategy.reference.market import MarketDay
-from simkit.strategy.reference.state import SHARES_PER_CONTRACT, Book, Tally
+from simkit.strategy.reference.state import Book, Tally
 from simkit.strategy.reference.trades import assign_put, record_trade
 
 

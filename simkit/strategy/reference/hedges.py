@@ -6,11 +6,12 @@ seed: "Dynamic Hedging Specifications" (hedge ratio, squeeze probability, instru
 
 from __future__ import annotations
 
+from simkit.schema.outcomes import SHARES_PER_CONTRACT
 from simkit.strategy.config import StrategyConfig
 from simkit.strategy.reference.limits import BookRisk
 from simkit.strategy.reference.market import MarketDay
 from simkit.strategy.reference.quotes import DayQuotes, floor_contracts
-from simkit.strategy.reference.state import SHARES_PER_CONTRACT, Book, HedgeCall, Tally
+from simkit.strategy.reference.state import Book, HedgeCall, Tally
 
 
 def _squeeze_probability(day: MarketDay) -> float:

@@ -11,15 +11,11 @@ import math
 from dataclasses import dataclass
 from statistics import NormalDist
 
+from simkit.schema.outcomes import HIGH_LIMITS, SHARES_PER_CONTRACT, TRADING_DAYS_PER_YEAR
 from simkit.strategy.config import StrategyConfig
 from simkit.strategy.reference.market import MarketDay
 from simkit.strategy.reference.quotes import DayQuotes, sleeve_equity
-from simkit.strategy.reference.state import (
-    HIGH_LIMITS,
-    SHARES_PER_CONTRACT,
-    TRADING_DAYS_PER_YEAR,
-    Book,
-)
+from simkit.strategy.reference.state import Book
 
 LIMIT_TOLERANCE = 1e-9  # relative, for a limit met exactly by construction (the strike cap)
 

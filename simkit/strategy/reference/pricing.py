@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from simkit.strategy.reference.state import CALENDAR_DAYS_PER_YEAR
+from simkit.schema.outcomes import CALENDAR_DAYS_PER_YEAR
 
 
 def norm_cdf(x: float) -> float:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import math
 
+from simkit.schema.outcomes import SHARES_PER_CONTRACT, TRADING_DAYS_PER_YEAR
 from simkit.strategy.config import StrategyConfig
 from simkit.strategy.reference.market import MarketDay
 from simkit.strategy.reference.pricing import OptionValue, black_scholes
-from simkit.strategy.reference.state import SHARES_PER_CONTRACT, TRADING_DAYS_PER_YEAR, Book
+from simkit.strategy.reference.state import Book
 
 
 class DayQuotes:

@@ -5,10 +5,11 @@ STRATEGY.md "Ruin"; seed: "Capital & Margin" (margin requirements, 'max_leverage
 
 from __future__ import annotations
 
+from simkit.schema.outcomes import SHARES_PER_CONTRACT
 from simkit.strategy.config import StrategyConfig
 from simkit.strategy.reference.market import MarketDay
 from simkit.strategy.reference.quotes import DayQuotes, sleeve_equity
-from simkit.strategy.reference.state import SHARES_PER_CONTRACT, Book, Tally, required_collateral
+from simkit.strategy.reference.state import Book, Tally, required_collateral
 from simkit.strategy.reference.trades import close_put
 
 

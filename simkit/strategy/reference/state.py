@@ -10,38 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from simkit.schema.outcomes import (
+    LIMIT_NAMES,
+    SHARES_PER_CONTRACT,
+    TRADE_ENDS,
+)
 from simkit.strategy.config import StrategyConfig
 
-TRADING_DAYS_PER_YEAR = 252  # one step is one trading day
-CALENDAR_DAYS_PER_YEAR = 365  # option clocks are in calendar days
-SHARES_PER_CONTRACT = 100  # contract multiplier
-
-
-LIMIT_NAMES = (
-    "allocation",
-    "leverage",
-    "var",
-    "expiry",
-    "strike",
-    "delta",
-    "gamma",
-    "theta",
-    "vega",
-    "rho",
-)
-HIGH_LIMITS = ("allocation", "leverage", "var", "expiry")
-
-CLOSE_REASONS = (
-    "profit",
-    "stop",
-    "time",
-    "liquidity",
-    "iv",
-    "thesis",
-    "assignment_risk",
-    "margin",
-    "ruin",
-)
+# Names shared with the rest of simkit (never arithmetic): simkit.schema.outcomes.
+CLOSE_REASONS = tuple(e.name for e in TRADE_ENDS if e.how == "bought_back")  # buy-back reasons
 
 FLOAT_FIELDS = (
     "initial_equity",

@@ -7,9 +7,10 @@ when; these functions do the bookkeeping.
 
 from __future__ import annotations
 
+from simkit.schema.outcomes import SHARES_PER_CONTRACT
 from simkit.strategy.config import StrategyConfig
 from simkit.strategy.reference.quotes import DayQuotes
-from simkit.strategy.reference.state import SHARES_PER_CONTRACT, Book, ShortPut, Tally
+from simkit.strategy.reference.state import Book, ShortPut, Tally
 
 
 def record_trade(tally: Tally, put: ShortPut, pnl: float, cfg: StrategyConfig) -> None:
