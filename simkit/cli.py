@@ -346,6 +346,7 @@ def run_command(args: argparse.Namespace) -> int:
     console = _console()
     print_summary(ds, console)
     console.print(f"wrote {out} ({ds.attrs['wall_time_s']:.1f} s, {ds.attrs['executor']})")
+    console.print(f"next: simkit report {out}   (figures and an HTML page beside it)")
     return 0
 
 
@@ -1417,8 +1418,33 @@ COMMANDS += [_cmd_explain]
 # --------------------------------------------------------------------------- main
 
 
+class _VersionAction(argparse.Action):
+    """`simkit --version`: `simkit X.Y.Z`, then JAX's version and device (JAX is loaded only
+    for this line, after the first is printed)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from simkit import __version__
+
+        print(f"simkit {__version__}", flush=True)
+        try:
+            import jax
+
+            devices = jax.devices()
+            kinds = sorted({f"{d.platform} ({d.device_kind})" for d in devices})
+            print(f"jax {jax.__version__}, {len(devices)} x {', '.join(kinds)}")
+        except Exception as exc:  # a broken JAX install still shows simkit's version
+            print(f"jax: not usable ({type(exc).__name__}: {exc})")
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="simkit", description="Monte Carlo simulation of a put-selling strategy.")
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        nargs=0,
+        help="print simkit's version, JAX's and the device it computes on, and exit",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for add in COMMANDS:

@@ -247,3 +247,19 @@ def test_console_script(tiny_scenario, tmp_path):
     )
     assert bad.returncode == 2
     assert "simulation.paths" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_version_names_simkit_jax_and_the_device(capsys):
+    import simkit
+
+    assert main(["--version"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"simkit {simkit.__version__}"
+    assert lines[1].startswith("jax ") and (" x cpu" in lines[1] or " x gpu" in lines[1])
+
+
+def test_run_says_what_to_run_next(capsys, tiny_scenario, tmp_path):
+    out = tmp_path / "next.nc"
+    code, stdout, stderr = run_cli(capsys, "run", str(tiny_scenario), "--out", str(out))
+    assert code == 0, stderr
+    assert f"next: simkit report {out}" in stdout
