@@ -136,6 +136,8 @@ def _summary_fmt(x: Any, kind: str) -> str:
     if math.isinf(x):
         return "-inf" if x < 0 else "inf"
     if kind == "pct":
+        if x != 0 and abs(100 * x) < 0.05:  # not zero, but below the printed digit
+            return "<0.1" if x > 0 else ">-0.1"
         return f"{100 * x:.1f}"
     return f"{x:.2f}"
 

@@ -263,3 +263,11 @@ def test_run_says_what_to_run_next(capsys, tiny_scenario, tmp_path):
     code, stdout, stderr = run_cli(capsys, "run", str(tiny_scenario), "--out", str(out))
     assert code == 0, stderr
     assert f"next: simkit report {out}" in stdout
+
+
+def test_small_shares_are_not_printed_as_zero():
+    from simkit.cli import _summary_fmt
+
+    assert _summary_fmt(0.00014, "pct") == "<0.1"  # 0.014 %
+    assert _summary_fmt(0.0, "pct") == "0.0" and _summary_fmt(0.1234, "pct") == "12.3"
+    assert _summary_fmt(-0.00001, "pct") == ">-0.1" and _summary_fmt(4.2, "ratio") == "4.20"
