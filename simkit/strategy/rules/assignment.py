@@ -51,7 +51,9 @@ def _early_exercise(book: Book, mid, today, p) -> _EarlyExercise:
 
 
 def _covered_calls(book: Book, q: Quotes, today, t, p, shape: EngineShape):
-    """Step 6: seed "Assignment Management Protocol" — the cost-basis decision tree."""
+    """Step 6: covered calls sold on the assigned shares."""
+    # seed: "Assignment Management Protocol" — the cost-basis decision tree: calls below $2.00
+    # (execute_covered_call_strategy) and from $2.50 (immediate_covered_calls), hold between.
     s = p.scalars
     spot, iv = today["spot"], today["iv"]
     basis = book.basis
@@ -63,7 +65,8 @@ def _covered_calls(book: Book, q: Quotes, today, t, p, shape: EngineShape):
         & ((basis < s["cc_basis_good"]) | (basis >= s["cc_basis_hold"]))
     )
     n = jnp.where(sell, jnp.floor(book.shares / 100.0), 0.0)
-    # seed: round(target_strike * 2) / 2 with target = basis * 1.15 (half up here, >= $0.50).
+    # seed: "Assignment Management Protocol" — strike round(basis * 1.15 * 2) / 2 (half up
+    # here, >= $0.50), quantity shares // 100.
     strike = jnp.maximum(jnp.floor(basis * s["cc_strike_markup"] * 2.0 + 0.5) / 2.0, 0.5)
     cc_tau = _years(s["cc_expiry_steps"], spot.dtype)
     new = _quote(spot, strike, cc_tau, iv, p, True, shape.smile)

@@ -40,7 +40,8 @@ from simkit.strategy.state import Book, Slots
 
 
 def _entry_signal(today, pct, p):
-    """seed: "Entry Conditions" — at least 6 of the 8 conditions."""
+    """Whether the entry signal holds, (paths,) bool."""
+    # seed: "Entry Conditions" — generate_entry_signal: at least 6 of the 8 conditions.
     s = p.scalars
     dte = s["put_expiry_steps"].astype(pct.dtype) * _CALENDAR_PER_STEP
     conditions = (
@@ -59,6 +60,7 @@ def _entry_signal(today, pct, p):
 def _ladder_strikes(spot, p, shape: EngineShape):
     """Fixed dollar strikes, or the ladder re-centred at the spot (rounded half up to the grid).
     Returns (rungs, paths)."""
+    # seed: "Strike Selection & Allocation Matrix" — strikes $2.00, 2.50, 3.00, 4.00, 5.00.
     s = p.scalars
     grid = s["strike_grid"]
     strikes = p.strikes[:, None]
@@ -219,7 +221,6 @@ def _enter(book: Book, sums: _OptionSums, hedge_held, today, pct, t, p, shape) -
     n, cut_by, cut = _materialized(t, functools.partial(_size, plan, go, p))
     amounts.update(contracts_cut=_sum(cut_by), n_orders_cut=_count(cut))
     new, prem, net_premium, put_commission = _sell_tranche(plan.strikes, n, today, p, shape)
-    # seed: "Premium Allocation Framework" — 20 % of the premium to long calls (the base ratio).
     hedges = _buy_hedges(book, m.delta_seed, net_premium, today, pct, p, shape)
     amounts.update(
         transaction_costs=-put_commission - hedges.commission,

@@ -16,10 +16,12 @@ def _accrue(book: Book, today, t, p):
     s = p.scalars
     # expm1, not exp(r / 252) - 1: float32 rounds the exp near 1 by up to 6e-8, 2.6e-4 of the
     # 2e-4 increment at r = 5 %.
+    # seed: "Performance Attribution System" — financing: the sleeve's cash earns r (choice).
     growth = jnp.expm1(s["rate"] / _DAYS_PER_YEAR)
     moved = t >= 1
     interest = jnp.where(moved, book.cash * growth, 0.0)
     share_move = jnp.where(moved, book.shares * (today["spot"] - book.spot_lags[0]), 0.0)
+    # seed: "Premium Allocation Framework" — compound_position_size: a monthly addition.
     addition = jnp.where(moved & (t % 21 == 0), s["monthly_addition"], 0.0)
     addition = jnp.broadcast_to(addition, book.cash.shape)
     book = book._replace(
@@ -40,6 +42,7 @@ def _settle_expiries(book: Book, slots: Slots, spot, t, p):
     """Step 2: puts (assignment or worthless), hedge calls at intrinsic, covered calls. The sums
     read only the slot that expires today; the records are masked over the ring (a masked
     write vectorizes, an indexed update fused into the day's other rules did not)."""
+    # seed: "Assignment Management Protocol" — handle_assignment: an ITM put is assigned.
     slot, any_put = _expiring_slot(slots.put_expiry, t)
     n, k = book.put_n[slot], book.put_strike[slot]
     assigned_n = jnp.where(any_put & _is_open(book.put_closed[slot], n) & (k > spot), n, 0.0)
@@ -60,7 +63,7 @@ def _settle_expiries(book: Book, slots: Slots, spot, t, p):
         put_close_price=jnp.where(expiring, spot, book.put_close_price),
     )
 
-    # Hedge calls: held to expiry and settled at intrinsic (seed: "Dynamic Hedging").
+    # seed: "Dynamic Hedging Specifications" — hedge calls held to expiry, settled at intrinsic.
     h_slot, any_hedge = _expiring_slot(slots.hedge_expiry, t)
     payoff = _sum(
         jnp.where(
@@ -74,7 +77,8 @@ def _settle_expiries(book: Book, slots: Slots, spot, t, p):
         hedge_n=jnp.where((slots.hedge_expiry == t)[:, None, None], 0.0, book.hedge_n),
     )
 
-    # Covered calls: shares called away at the strike when in the money.
+    # seed: "Assignment Management Protocol" — covered calls: shares called away at the strike
+    # when in the money.
     cc_expiring = (book.cc_expiry == t) & (book.cc_n > 0)
     called = cc_expiring & (spot > book.cc_strike)
     called_shares = jnp.where(called, 100.0 * book.cc_n, 0.0)

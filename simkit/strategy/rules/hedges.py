@@ -23,7 +23,7 @@ from simkit.strategy.state import Book
 
 
 def _squeeze_probability(today, pct, momentum):
-    """seed: "calculate_squeeze_probability" — five factors capped at 1 above, not floored."""
+    """The short-squeeze probability, (paths,): five factors capped at 1 above, not floored."""
     # seed: "Dynamic Hedging Specifications" — calculate_squeeze_probability: weights 0.3,
     # 0.25, 0.2, 0.15, 0.1, capped at 95 %.
     factors = (
@@ -74,6 +74,7 @@ def _buy_hedges(book: Book, delta_seed, net_premium, today, pct, p, shape) -> _H
     s = p.scalars
     spot, iv, spread = today["spot"], today["iv"], today["bid_ask_spread"]
     ratio = _hedge_ratio(book, delta_seed, today, pct, p)
+    # seed: "Dynamic Hedging Specifications" — hedge_budget = optimal_ratio x available premium.
     hedge_budget = jnp.where(s["hedges"] & (net_premium > 0), ratio * net_premium, 0.0)
     # seed: "Dynamic Hedging Specifications" — select_hedge_instruments: far calls (1.5x, 2x,
     # 3x the spot) above the 90th IV percentile, else 1.2x and 1.5x.
@@ -84,6 +85,7 @@ def _buy_hedges(book: Book, delta_seed, net_premium, today, pct, p, shape) -> _H
     hedge_tau = _years(s["hedge_expiry_steps"], spot.dtype)
     hedge_new = _quote(spot, hedge_strikes, hedge_tau, iv, p, True, shape.smile)
     fill = _buy_fill(hedge_new.price, spread, p)
+    # seed: "Dynamic Hedging Specifications" — quantity = int(position_budget / (price x 100)).
     hedge_n = _contracts(hedge_budget * weights / (fill * 100.0 + s["commission"]), p)
     hedge_n = jnp.where(weights > 0, hedge_n, 0.0)
     hedge_commission = _sum(s["commission"] * hedge_n)

@@ -41,6 +41,7 @@ def _put_notional(book: Book):
 
 
 def _measures(book: Book, sums: _OptionSums, hedge_held, notional, today, t, p) -> _Measures:
+    """The book's measures at the day's spot and IV; `notional` from `_put_notional`."""
     s = p.scalars
     spot, iv = today["spot"], today["iv"]
     short, long = sums
@@ -48,10 +49,12 @@ def _measures(book: Book, sums: _OptionSums, hedge_held, notional, today, t, p) 
     outside = (s["portfolio_value"] - s["sleeve_initial"]) * jnp.exp(
         s["rate"] * t.astype(spot.dtype) / _DAYS_PER_YEAR
     )
-    # seed: "calculate_portfolio_greeks" — delta x quantity, short or long alike.
+    # seed: "Position Limits & Controls" — calculate_portfolio_greeks: delta x quantity, short
+    # or long alike.
     delta_seed = short.delta + long.delta + book.shares / 100.0
     delta_sh = 100.0 * (long.delta - short.delta) + book.shares
     gamma_sh = 100.0 * (long.gamma - short.gamma)
+    # seed: "Position Limits & Controls" — daily_var_limit (choice: delta-gamma normal VaR).
     sd = iv / jnp.sqrt(_DAYS_PER_YEAR)
     quad = gamma_sh * spot * spot * sd * sd
     z = ndtri(s["var_level"])
@@ -125,10 +128,16 @@ def _breaches(m: _Measures, notional_strike, p) -> dict:
     pv, eq, has_puts = m.portfolio, m.equity, m.notional > 0
     greek = m.any_option
     out = {
+        # seed: "Position Limits & Controls" — max_total_strategy_pct 20 % of the portfolio.
         "allocation": m.notional / pv > s["max_total_strategy_pct"],
+        # seed: "Position Limits & Controls" — max_leverage 1.5x through margin.
         "leverage": has_puts & (m.notional > s["max_leverage"] * eq),
+        # seed: "Position Limits & Controls" — daily_var_limit 2 % of the portfolio value.
         "var": m.var > s["daily_var_limit"] * pv,
+        # seed: "Position Limits & Controls" — max_concentration_single_expiration 15 %.
         "expiry": has_puts & (m.notional_expiry > s["max_concentration_single_expiration"] * eq),
+        # seed: "Position Limits & Controls" — greek_limits: delta_range (-70, -30), gamma_alert,
+        # theta_minimum, vega_limit, rho_monitoring (choice: units in % of the portfolio value).
         "delta": greek & ((m.delta_seed < s["delta_min"]) | (m.delta_seed > s["delta_max"])),
         "gamma": greek & (m.gamma_pct / pv > s["gamma_alert"]),
         "theta": greek & (100.0 * m.theta_usd / pv < s["theta_minimum"]),
@@ -136,6 +145,7 @@ def _breaches(m: _Measures, notional_strike, p) -> dict:
         "rho": greek & (100.0 * jnp.abs(m.rho_usd) / pv > s["rho_limit"]),
     }
     if notional_strike is not None:
+        # seed: "Position Limits & Controls" — max_single_strike_pct 30 % (MEDIUM).
         out["strike"] = has_puts & (
             notional_strike > s["max_single_strike_pct"] * m.notional * (1.0 + 1e-9)
         )

@@ -95,6 +95,7 @@ def _marks(spot, strike, tau, iv, p, call: bool, smile: bool) -> Marks:
     """
     s = p.scalars
     rate = s["rate"]
+    # seed: "Black-Scholes Foundation" — d1, d2 and the put price, q = 0.
     w = 1.0 if call else -1.0
     log_spot_strike = jnp.log(spot / strike)
     vol = iv * jnp.exp(s["skew"] * log_spot_strike) if smile else iv  # iv * (K / S) ** (-skew)
@@ -142,6 +143,7 @@ def _mid(m: Marks, spot):
 
 def _quote_of(m: Marks, spot, p) -> Quote:
     """The mid and the five Greeks of each option (seed units)."""
+    # seed: "Greeks Calculations" — theta per calendar day (/ 365), vega and rho per 1 % (/ 100).
     rate = p.scalars["rate"]
     theta = -spot * m.pdf * m.vol * (0.5 / m.sqrt_tau) - rate * m.rate_term
     return Quote(
@@ -260,7 +262,8 @@ def _years(steps_left, dtype) -> Array:
 
 
 def _sell_fill(mid, spread, p):
-    """What a sale gets per share (seed: "Order Execution Framework", switch `fill`)."""
+    """What a sale gets per share (switch `fill`)."""
+    # seed: "Order Execution Framework" — a limit at mid + price_improvement_target ($0.05).
     s = p.scalars
     bid = jnp.maximum(mid - 0.5 * spread, s["min_quote"])
     ask = jnp.maximum(mid + 0.5 * spread, s["min_quote"])
@@ -269,7 +272,8 @@ def _sell_fill(mid, spread, p):
 
 
 def _buy_fill(mid, spread, p):
-    """What a purchase costs per share."""
+    """What a purchase costs per share (switch `fill`)."""
+    # seed: "Order Execution Framework" — price_improvement_target, on the buyer's side.
     s = p.scalars
     bid = jnp.maximum(mid - 0.5 * spread, s["min_quote"])
     ask = jnp.maximum(mid + 0.5 * spread, s["min_quote"])
@@ -286,6 +290,7 @@ def _contracts(x, p):
 
 def _iv_percentile(iv, p):
     """Percentile of ln IV in the stationary law of its OU process (STRATEGY.md choice)."""
+    # seed: "Entry Conditions" — get_iv_percentile(), read by entries, exits and hedges.
     s = p.scalars
     sd = s["eta"] / jnp.sqrt(2.0 * s["kappa"])
     return 100.0 * ndtr((jnp.log(iv) - jnp.log(s["iv_long_run"])) / sd)

@@ -27,6 +27,8 @@ from simkit.strategy.state import (
 
 
 def _put_collateral(put_strike, put_n, p) -> Array:
+    """Collateral of short puts, USD, like `put_n`."""
+    # seed: "Position Limits & Controls" — 'max_leverage': 1.5, # 1.5x through margin.
     return put_strike * 100.0 * put_n / p.scalars["max_leverage"]
 
 
@@ -39,6 +41,8 @@ def _tally_trades(n, strike, premium, closed, close_price, p, total=_sum) -> tup
     "Trades and Kelly inputs", and the buckets and counters each kind of close adds).
 
     Returns (tally name -> (paths,) increment, assigned mask (like `n`))."""
+    # seed: "Performance Attribution System" — premium income, assignment P&L, transaction
+    # costs; a win is a trade that made money, its return over the collateral it tied up.
     s = p.scalars
     commission = s["commission"] * n
     done = (n > 0) & (closed != OPEN)
@@ -100,6 +104,7 @@ def _tally_trades(n, strike, premium, closed, close_price, p, total=_sum) -> tup
 def _basis_after_assignment(book: Book, shares_new, cost_basis_sum):
     """Shares and the seed's effective basis after buying `shares_new` at `cost_basis_sum`
     (sum of 100 n (K - premium)): the share-weighted mean of the old and new basis."""
+    # seed: "Assignment Management Protocol" — effective_cost_basis = strike - premium.
     shares = book.shares + shares_new
     basis = jnp.where(
         shares > 0,
