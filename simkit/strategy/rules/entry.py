@@ -89,12 +89,12 @@ def _entry_slots(t, p, shape):
     return tranche % shape.put_slots, tranche % shape.hedge_slots
 
 
-def _entry_gate(book: Book, m: _Measures, today, pct, p):
-    """Whether each path sells a tranche today: a live path whose signal holds, no HIGH limit
-    breached and no close-all exit condition holding; and the counters of the reasons it does
-    not (the first failing one, in that order). Returns ((paths,) bool, tally increments)."""
+def _entry_gate(book: Book, live, m: _Measures, today, pct, p):
+    """Whether each path sells a tranche today: a live path (`live`, (paths,) bool) whose signal
+    holds, no HIGH limit breached and no close-all exit condition holding; and the counters of
+    the reasons it does not (the first failing one, in that order). Returns ((paths,) bool,
+    tally increments)."""
     s = p.scalars
-    live = ~book.ruined
     # seed: "Position Limits & Controls" — severity HIGH blocks new positions (choice: which).
     high = s["enforce_limits"] & _high_breach(m, p)
     thesis, liquidity, iv_low = _close_all_conditions(book, today, pct, p)
@@ -211,9 +211,12 @@ def _sell_tranche(strikes, n, today, p, shape):
 def _enter(book: Book, sums: _OptionSums, hedge_held, today, pct, t, p, shape) -> _Entry:
     """Step 7 on an entry day: limits, signal, sizing, the tranche, its hedge calls; and the
     trades of the slot the tranche reuses enter the tallies."""
+    # `live` first: XLA orders the branch's inputs by first use, and this order compiles to
+    # the program of the engine before its split into rules (the same optimized HLO).
+    live = ~book.ruined
     notional = _put_notional(book)
     m = _measures(book, sums, hedge_held, notional, today, t, p)
-    go, amounts = _entry_gate(book, m, today, pct, p)
+    go, amounts = _entry_gate(book, live, m, today, pct, p)
     retired, retired_assigned = _retired_trades(book, t, p, shape)
     plan = _plan(book, m, notional, today, p, shape)
     # Materialized (`_materialized`): XLA otherwise recomputes the sizing in each of the ~15
