@@ -12,6 +12,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
+from simkit.schema.outcomes import CLOSE_CODES
 from simkit.strategy.rules.assignment import _EarlyExercise
 from simkit.strategy.rules.quotes import (
     _CALENDAR_PER_STEP,
@@ -22,7 +23,7 @@ from simkit.strategy.rules.quotes import (
 )
 from simkit.strategy.rules.sums import _materialized, _over, _sum, _sums
 from simkit.strategy.rules.trades import _basis_after_assignment
-from simkit.strategy.state import CLOSE_CODES, CLOSE_REASONS, OPEN, Book, Slots
+from simkit.strategy.state import EXIT_URGENCY, OPEN, Book, Slots
 
 
 def _close_all_conditions(book: Book, today, pct, p):
@@ -64,7 +65,7 @@ def _exit_reason(book: Book, slots: Slots, mid, today, t, pct, p):
     # in urgency order is the reason.
     code = jnp.zeros(n.shape, jnp.int8)
     taken = jnp.zeros(n.shape, bool)
-    for name in reversed(CLOSE_REASONS):
+    for name in reversed(EXIT_URGENCY):
         code = jnp.where(conditions[name], jnp.int8(CLOSE_CODES[f"n_close_{name}"]), code)
         taken = taken | conditions[name]
     return code, taken

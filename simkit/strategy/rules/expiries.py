@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from simkit.schema.outcomes import CLOSE_CODES
 from simkit.strategy.rules.quotes import _DAYS_PER_YEAR
 from simkit.strategy.rules.sums import _sum
 from simkit.strategy.rules.trades import _basis_after_assignment, _is_open
-from simkit.strategy.state import CLOSE_CODES, EXPIRED_WORTHLESS, Book, Slots
+from simkit.strategy.state import EXPIRED_WORTHLESS, Book, Slots
 
 
 def _accrue(book: Book, today, t, p):

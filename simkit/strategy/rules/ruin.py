@@ -8,10 +8,11 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from simkit.schema.outcomes import CLOSE_CODES
 from simkit.strategy.rules.exits import _PutDay
 from simkit.strategy.rules.quotes import Quotes, _buy_fill, _mid, _sell_fill, _Sums
 from simkit.strategy.rules.sums import _sums
-from simkit.strategy.state import CLOSE_CODES, Book
+from simkit.strategy.state import Book
 
 # What a margin call or a ruin changes in the book.
 _LIQUIDATED = (

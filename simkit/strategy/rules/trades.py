@@ -12,18 +12,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import Array
 
+from simkit.schema.outcomes import ASSIGNED, BOUGHT_BACK, CLOSE_CODES
 from simkit.strategy.rules.sums import _sum, _sums
-from simkit.strategy.state import (
-    ASSIGNED,
-    BOUGHT_BACK,
-    CLOSE_CODES,
-    FLOAT_ROW,
-    FLOAT_TALLIES,
-    INT_ROW,
-    INT_TALLIES,
-    OPEN,
-    Book,
-)
+from simkit.strategy.state import FLOAT_ROW, FLOAT_TALLIES, INT_ROW, INT_TALLIES, OPEN, Book
 
 
 def _put_collateral(put_strike, put_n, p) -> Array:
