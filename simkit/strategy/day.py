@@ -113,7 +113,7 @@ def _day(book: Book, slots: Slots, today: dict, t, p: EngineParams, shape: Engin
     held = jnp.where(book.ruined, 0.0, held)
     book, cc_quote, covered = _covered_calls(book, q, today, t, p, shape)  # step 6
     sums = _OptionSums(short=put_sums + _weighted(cc_quote, book.cc_n), long=hedges)
-    is_entry = t % p.scalars["entry_every_days"] == 0  # step 7
+    is_entry = t % p.strategy.entry_every_days == 0  # step 7
     entry = jax.lax.cond(
         is_entry,
         functools.partial(_enter, shape=shape),
@@ -233,14 +233,14 @@ def _summary(book: Book, slots: Slots, equity, horizon, p, shape: EngineShape) -
     book = _close_the_books(book, slots, horizon, p, shape)
     dtype = book.cash.dtype
     n_paths = book.cash.shape[-1]
-    outside = (p.scalars["portfolio_value"] - p.scalars["sleeve_initial"]) * jnp.exp(
-        p.scalars["rate"] * horizon.astype(dtype) / _DAYS_PER_YEAR
+    outside = (p.capital.portfolio_value - p.derived.sleeve_initial) * jnp.exp(
+        p.market.rate * horizon.astype(dtype) / _DAYS_PER_YEAR
     )
     final_equity = equity[horizon]
     summary = {name: book.float_tally[i] for i, name in enumerate(FLOAT_TALLIES)}
     summary.update({name: book.int_tally[i] for i, name in enumerate(INT_TALLIES)})
     summary.update(
-        initial_equity=jnp.broadcast_to(p.scalars["sleeve_initial"], (n_paths,)),
+        initial_equity=jnp.broadcast_to(p.derived.sleeve_initial, (n_paths,)),
         final_equity=final_equity,
         final_portfolio_value=outside + final_equity,
         ruined=book.ruined.astype(jnp.int32),
@@ -254,7 +254,7 @@ def _summary(book: Book, slots: Slots, equity, horizon, p, shape: EngineShape) -
 
 def _initial_book(spot0, iv0, p, shape, dtype) -> tuple[Book, Slots]:
     book = empty_book(
-        p.scalars["sleeve_initial"],
+        p.derived.sleeve_initial,
         spot0,
         iv0,
         shape.put_slots,

@@ -8,11 +8,12 @@ static: the number of rungs, of tranche slots and of hedge legs.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 from jax import Array
 
+from simkit.schema.tables import STRATEGY_TABLES, TABLES
 from simkit.strategy.config import FILL_MODES, STRIKE_MODES, StrategyConfig
 
 
@@ -27,16 +28,6 @@ class EngineShape(NamedTuple):
     moneyness: bool  # strike_mode "moneyness": the ladder moves with the spot
 
 
-class EngineParams(NamedTuple):
-    """Traced strategy parameters (floats as the engine dtype, switches as bools)."""
-
-    scalars: dict  # name -> () array, every scalar field of StrategyConfig plus market constants
-    strikes: Array  # (rungs,) USD
-    weights: Array  # (rungs,)
-    hedge_moneyness: Array  # (2, hedge_legs) row 0 high-IV regime, row 1 normal; padded with 1.0
-    hedge_weights: Array  # (2, hedge_legs) padded with 0.0
-
-
 _VECTOR_FIELDS = {
     "strikes",
     "weights",
@@ -45,6 +36,61 @@ _VECTOR_FIELDS = {
     "hedge_normal_moneyness",
     "hedge_normal_weights",
 }
+_SKIPPED = {"allocation"}  # None or USD: folded into `sleeve_initial`
+_INT_FIELDS = {"entry_every_days", "signal_min_conditions", "assignment_score_close"}
+_CODED = {"fill": FILL_MODES, "strike_mode": STRIKE_MODES}  # strings as int32 indices
+
+
+def _table_record(table: str) -> type:
+    """A NamedTuple of `()` arrays with the scalar keys of one strategy table, in the table's
+    order (`simkit.schema.tables`): the traced parameters are read as `p.exits.stop_loss`."""
+    fields = [
+        (name, Array)
+        for name in TABLES[table].model_fields
+        if name not in _VECTOR_FIELDS and name not in _SKIPPED
+    ]
+    return NamedTuple(table.capitalize(), fields)
+
+
+# One record per strategy table: capital, strategy, execution, exits, assignment, hedges, limits.
+TABLE_RECORDS: dict[str, type] = {table: _table_record(table) for table in STRATEGY_TABLES}
+
+
+class Derived(NamedTuple):
+    """Parameters derived from the strategy record (`StrategyConfig` properties)."""
+
+    sleeve_initial: Array  # () USD, the sleeve before any trade
+    put_expiry_steps: Array  # () int32 steps from sale to expiry of a put
+    hedge_expiry_steps: Array  # () int32 steps of a hedge call
+    cc_expiry_steps: Array  # () int32 steps of a covered call
+
+
+class MarketConstants(NamedTuple):
+    """The market parameters the rules read."""
+
+    rate: Array  # () annual, continuous: option pricing and cash interest
+    iv_long_run: Array  # () annual fraction: the IV percentile's stationary law
+    kappa: Array  # () 1/year
+    eta: Array  # () 1/sqrt(year)
+
+
+class EngineParams(NamedTuple):
+    """Traced strategy parameters (floats as the engine dtype, switches as bools, counts and
+    coded strings as int32), grouped as the scenario's tables group them."""
+
+    capital: Any  # TABLE_RECORDS["capital"]
+    strategy: Any  # TABLE_RECORDS["strategy"]: the ladder, schedule and entry signal
+    execution: Any  # TABLE_RECORDS["execution"]: fills, costs, capacity
+    exits: Any  # TABLE_RECORDS["exits"]
+    assignment: Any  # TABLE_RECORDS["assignment"]: early exercise, covered calls
+    hedges: Any  # TABLE_RECORDS["hedges"]
+    limits: Any  # TABLE_RECORDS["limits"]
+    derived: Derived
+    market: MarketConstants
+    strikes: Array  # (rungs,) USD
+    weights: Array  # (rungs,)
+    hedge_moneyness: Array  # (2, hedge_legs) row 0 high-IV regime, row 1 normal; padded with 1.0
+    hedge_weights: Array  # (2, hedge_legs) padded with 0.0
 
 
 def engine_shape(cfg: StrategyConfig) -> EngineShape:
@@ -66,38 +112,38 @@ def engine_params(cfg: StrategyConfig, mkt, dtype) -> EngineParams:
     ``eta`` (the IV percentile is the stationary law of the log-OU process).
     """
     shape = engine_shape(cfg)
-    scalars: dict[str, Array] = {}
-    for name, value in vars(cfg).items():
-        if name in _VECTOR_FIELDS:
-            continue
-        if name == "fill":
-            value = FILL_MODES.index(value)
-        elif name == "strike_mode":
-            value = STRIKE_MODES.index(value)
-        elif name == "allocation":
-            continue
+
+    def traced(name: str, value: Any) -> Array:
+        if name in _CODED:
+            return jnp.asarray(_CODED[name].index(value), jnp.int32)
         if isinstance(value, bool):
-            scalars[name] = jnp.asarray(value)
-        elif name in ("fill", "strike_mode"):
-            scalars[name] = jnp.asarray(value, jnp.int32)
-        else:
-            scalars[name] = jnp.asarray(value, dtype)
-    scalars["sleeve_initial"] = jnp.asarray(cfg.sleeve_initial, dtype)
-    scalars["put_expiry_steps"] = jnp.asarray(cfg.put_expiry_steps, jnp.int32)
-    scalars["hedge_expiry_steps"] = jnp.asarray(cfg.hedge_expiry_steps, jnp.int32)
-    scalars["cc_expiry_steps"] = jnp.asarray(cfg.cc_expiry_steps, jnp.int32)
-    scalars["entry_every_days"] = jnp.asarray(cfg.entry_every_days, jnp.int32)
-    scalars["signal_min_conditions"] = jnp.asarray(cfg.signal_min_conditions, jnp.int32)
-    scalars["assignment_score_close"] = jnp.asarray(cfg.assignment_score_close, jnp.int32)
-    for name in ("rate", "iv_long_run", "kappa", "eta"):
-        scalars[name] = jnp.asarray(getattr(mkt, name), dtype)
+            return jnp.asarray(value)
+        if name in _INT_FIELDS:
+            return jnp.asarray(value, jnp.int32)
+        return jnp.asarray(value, dtype)
+
+    tables = {
+        table: record(*(traced(name, getattr(cfg, name)) for name in record._fields))
+        for table, record in TABLE_RECORDS.items()
+    }
+    derived = Derived(
+        sleeve_initial=jnp.asarray(cfg.sleeve_initial, dtype),
+        put_expiry_steps=jnp.asarray(cfg.put_expiry_steps, jnp.int32),
+        hedge_expiry_steps=jnp.asarray(cfg.hedge_expiry_steps, jnp.int32),
+        cc_expiry_steps=jnp.asarray(cfg.cc_expiry_steps, jnp.int32),
+    )
+    market = MarketConstants(
+        *(jnp.asarray(getattr(mkt, name), dtype) for name in MarketConstants._fields)
+    )
 
     def padded(values, fill):
         out = list(values) + [fill] * (shape.hedge_legs - len(values))
         return out
 
     return EngineParams(
-        scalars=scalars,
+        **tables,
+        derived=derived,
+        market=market,
         strikes=jnp.asarray(cfg.strikes, dtype),
         weights=jnp.asarray(cfg.weights, dtype),
         hedge_moneyness=jnp.asarray(

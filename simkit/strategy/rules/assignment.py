@@ -25,7 +25,6 @@ class _EarlyExercise(NamedTuple):
 def _early_exercise(book: Book, mid, today, p) -> _EarlyExercise:
     """Step 3 decided at the day's mids `mid` (USD per share, like the puts): the seed's
     early-assignment score (an optional close), then rational exercise."""
-    s = p.scalars
     spot = today["spot"]
     n, k = book.put_n, book.put_strike
     is_open = _is_open(book.put_closed, n)
@@ -36,16 +35,20 @@ def _early_exercise(book: Book, mid, today, p) -> _EarlyExercise:
     score = (
         jnp.where(spot < 0.95 * k, 3, jnp.where(spot < 0.98 * k, 1, 0))
         + jnp.where(time_value < 0.10, 2, jnp.where(time_value < 0.25, 1, 0))
-        + jnp.where(s["rate"] > 0.05, 1, 0)
+        + jnp.where(p.market.rate > 0.05, 1, 0)
     )
-    at_risk = is_open & s["close_on_assignment_risk"] & (score >= s["assignment_score_close"])
+    at_risk = (
+        is_open
+        & p.assignment.close_on_assignment_risk
+        & (score >= p.assignment.assignment_score_close)
+    )
     # choice: a rational holder exercises an American put worth less alive than dead.
     exercise = (
         is_open
         & ~at_risk
-        & s["early_assignment"]
+        & p.assignment.early_assignment
         & (mid < k - spot)
-        & (today["early_u"] < s["early_assignment_prob"])
+        & (today["early_u"] < p.assignment.early_assignment_prob)
     )
     return _EarlyExercise(is_open=is_open, at_risk=at_risk, exercise=exercise)
 
@@ -54,24 +57,23 @@ def _covered_calls(book: Book, q: Quotes, today, t, p, shape: EngineShape):
     """Step 6: covered calls sold on the assigned shares."""
     # seed: "Assignment Management Protocol" — the cost-basis decision tree: calls below $2.00
     # (execute_covered_call_strategy) and from $2.50 (immediate_covered_calls), hold between.
-    s = p.scalars
     spot, iv = today["spot"], today["iv"]
     basis = book.basis
     sell = (
-        s["covered_calls"]
+        p.assignment.covered_calls
         & ~book.ruined
         & (book.cc_n == 0)
         & (book.shares >= 100.0)
-        & ((basis < s["cc_basis_good"]) | (basis >= s["cc_basis_hold"]))
+        & ((basis < p.assignment.cc_basis_good) | (basis >= p.assignment.cc_basis_hold))
     )
     n = jnp.where(sell, jnp.floor(book.shares / 100.0), 0.0)
     # seed: "Assignment Management Protocol" — strike round(basis * 1.15 * 2) / 2 (half up
     # here, >= $0.50), quantity shares // 100.
-    strike = jnp.maximum(jnp.floor(basis * s["cc_strike_markup"] * 2.0 + 0.5) / 2.0, 0.5)
-    cc_tau = _years(s["cc_expiry_steps"], spot.dtype)
+    strike = jnp.maximum(jnp.floor(basis * p.assignment.cc_strike_markup * 2.0 + 0.5) / 2.0, 0.5)
+    cc_tau = _years(p.derived.cc_expiry_steps, spot.dtype)
     new = _quote(spot, strike, cc_tau, iv, p, True, shape.smile)
     fill = _sell_fill(new.price, today["bid_ask_spread"], p)
-    commission = s["commission"] * n
+    commission = p.execution.commission * n
     amounts = dict(
         covered_call_pnl=fill * 100.0 * n,
         transaction_costs=-commission,
@@ -82,7 +84,7 @@ def _covered_calls(book: Book, q: Quotes, today, t, p, shape: EngineShape):
         cc_n=jnp.where(sell, n, book.cc_n),
         cc_strike=jnp.where(sell, strike, book.cc_strike),
         cc_premium=jnp.where(sell, fill, book.cc_premium),
-        cc_expiry=jnp.where(sell, t + s["cc_expiry_steps"], book.cc_expiry),
+        cc_expiry=jnp.where(sell, t + p.derived.cc_expiry_steps, book.cc_expiry),
     )
     cc_quote = Quote(*(jnp.where(sell, a, b) for a, b in zip(new, q.cc, strict=True)))
     return book, cc_quote, amounts

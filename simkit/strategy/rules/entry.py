@@ -42,31 +42,33 @@ from simkit.strategy.state import Book, Slots
 def _entry_signal(today, pct, p):
     """Whether the entry signal holds, (paths,) bool."""
     # seed: "Entry Conditions" — generate_entry_signal: at least 6 of the 8 conditions.
-    s = p.scalars
-    dte = s["put_expiry_steps"].astype(pct.dtype) * _CALENDAR_PER_STEP
+    dte = p.derived.put_expiry_steps.astype(pct.dtype) * _CALENDAR_PER_STEP
     conditions = (
-        pct > s["signal_iv_percentile_min"],
-        today["short_interest"] > s["signal_short_interest_min"],
-        jnp.broadcast_to((dte >= s["signal_dte_min"]) & (dte <= s["signal_dte_max"]), pct.shape),
-        today["bid_ask_spread"] < s["signal_spread_max"],
-        today["open_interest"] > s["signal_open_interest_min"],
-        today["liquidity_score"] > s["signal_liquidity_min"],
-        today["vix"] > s["signal_vix_min"],
-        jnp.abs(today["btc_correlation"]) < s["signal_btc_corr_max"],
+        pct > p.strategy.signal_iv_percentile_min,
+        today["short_interest"] > p.strategy.signal_short_interest_min,
+        jnp.broadcast_to(
+            (dte >= p.strategy.signal_dte_min) & (dte <= p.strategy.signal_dte_max), pct.shape
+        ),
+        today["bid_ask_spread"] < p.strategy.signal_spread_max,
+        today["open_interest"] > p.strategy.signal_open_interest_min,
+        today["liquidity_score"] > p.strategy.signal_liquidity_min,
+        today["vix"] > p.strategy.signal_vix_min,
+        jnp.abs(today["btc_correlation"]) < p.strategy.signal_btc_corr_max,
     )
-    return sum(c.astype(jnp.int32) for c in conditions) >= s["signal_min_conditions"]
+    return sum(c.astype(jnp.int32) for c in conditions) >= p.strategy.signal_min_conditions
 
 
 def _ladder_strikes(spot, p, shape: EngineShape):
     """Fixed dollar strikes, or the ladder re-centred at the spot (rounded half up to the grid).
     Returns (rungs, paths)."""
     # seed: "Strike Selection & Allocation Matrix" — strikes $2.00, 2.50, 3.00, 4.00, 5.00.
-    s = p.scalars
-    grid = s["strike_grid"]
+    grid = p.strategy.strike_grid
     strikes = p.strikes[:, None]
     if not shape.moneyness:
         return jnp.broadcast_to(strikes, (strikes.shape[0], *spot.shape))
-    return jnp.maximum(jnp.floor(strikes * spot / s["reference_spot"] / grid + 0.5) * grid, grid)
+    return jnp.maximum(
+        jnp.floor(strikes * spot / p.strategy.reference_spot / grid + 0.5) * grid, grid
+    )
 
 
 class _Entry(NamedTuple):
@@ -85,7 +87,7 @@ class _Entry(NamedTuple):
 
 
 def _entry_slots(t, p, shape):
-    tranche = t // p.scalars["entry_every_days"]
+    tranche = t // p.strategy.entry_every_days
     return tranche % shape.put_slots, tranche % shape.hedge_slots
 
 
@@ -94,9 +96,8 @@ def _entry_gate(book: Book, live, m: _Measures, today, pct, p):
     holds, no HIGH limit breached and no close-all exit condition holding; and the counters of
     the reasons it does not (the first failing one, in that order). Returns ((paths,) bool,
     tally increments)."""
-    s = p.scalars
     # seed: "Position Limits & Controls" — severity HIGH blocks new positions (choice: which).
-    high = s["enforce_limits"] & _high_breach(m, p)
+    high = p.limits.enforce_limits & _high_breach(m, p)
     thesis, liquidity, iv_low = _close_all_conditions(book, today, pct, p)
     exit_block = thesis | liquidity | iv_low
     signal = _entry_signal(today, pct, p)
@@ -135,14 +136,13 @@ class _Plan(NamedTuple):
 
 def _plan(book: Book, m: _Measures, notional, today, p, shape) -> _Plan:
     """The budget split over the ladder, and the caps (ENGINE_SPEC step 7 "Sizing")."""
-    s = p.scalars
     spot = today["spot"]
     # Sizing: free collateral, capped by the expiry and strike concentration limits.
-    lev = s["max_leverage"]
+    lev = p.capital.max_leverage
     free = book.cash - m.collateral
     # seed: "Position Limits & Controls" — max_concentration_single_expiration 15 % a tranche.
     budget = jnp.maximum(
-        jnp.minimum(free, s["max_concentration_single_expiration"] * m.equity / lev),
+        jnp.minimum(free, p.strategy.max_concentration_single_expiration * m.equity / lev),
         0.0,
     )
     strikes = _ladder_strikes(spot, p, shape)  # (rungs, paths)
@@ -153,13 +153,15 @@ def _plan(book: Book, m: _Measures, notional, today, p, shape) -> _Plan:
     open_at_strike = _open_at_strikes(book, notional, strikes, p, shape)
     # The strike cap's room at each rung's strike before this tranche (may be negative).
     # seed: "Position Limits & Controls" — max_single_strike_pct 30 % of the notional.
-    strike_room = s["max_single_strike_pct"] * (m.notional + planned_notional) - open_at_strike
+    strike_room = (
+        p.strategy.max_single_strike_pct * (m.notional + planned_notional) - open_at_strike
+    )
     # seed: "Order Execution Framework" — market_impact_limits: 20 % of the day's volume, 10 %
     # of the open interest.
     capacity = _contracts(
         jnp.minimum(
-            s["max_volume_participation"] * today["option_volume"],
-            s["max_open_interest_pct"] * today["open_interest"],
+            p.execution.max_volume_participation * today["option_volume"],
+            p.execution.max_open_interest_pct * today["open_interest"],
         ),
         p,
     )
@@ -171,7 +173,6 @@ def _size(plan: _Plan, go, p):
     each rung. Rungs that share a strike value (a moneyness ladder at a low spot) share its
     strike cap and capacity: in ladder order, each rung gets what the rungs before it at the
     same strike left (ENGINE_SPEC step 7 "Sizing")."""
-    s = p.scalars
     strikes, planned, strike_room, capacity = plan
     sold, wanted = [], []
     for r in range(strikes.shape[0]):
@@ -187,7 +188,7 @@ def _size(plan: _Plan, go, p):
         left = jnp.maximum(capacity - sold_here, 0.0)
         # seed: "Order Execution Framework" — market_impact_limits: opening trades only, cut to
         # volume and open interest.
-        sold.append(jnp.where(s["capacity_limits"] & (want > left), left, want))
+        sold.append(jnp.where(p.execution.capacity_limits & (want > left), left, want))
         wanted.append(want)
     n, want = jnp.stack(sold), jnp.stack(wanted)
     cut = (n < want) & go
@@ -197,12 +198,11 @@ def _size(plan: _Plan, go, p):
 def _sell_tranche(strikes, n, today, p, shape):
     """The tranche's puts sold at the sell fill: (today's quote, premium per share, net premium
     (paths,) USD after commissions, commissions (paths,) USD)."""
-    s = p.scalars
     spot, iv, spread = today["spot"], today["iv"], today["bid_ask_spread"]
-    put_tau = _years(s["put_expiry_steps"], spot.dtype)
+    put_tau = _years(p.derived.put_expiry_steps, spot.dtype)
     new = _quote(spot, strikes, put_tau, iv, p, False, shape.smile)
     prem = _sell_fill(new.price, spread, p)
-    commission = s["commission"] * n
+    commission = p.execution.commission * n
     net_premium = _sum(prem * 100.0 * n - commission)
     put_commission = _sum(commission)
     return new, prem, net_premium, put_commission
@@ -256,7 +256,6 @@ def _no_entry(book: Book, sums, hedge_held, today, pct, t, p, shape) -> _Entry:
 def _apply_entry(book: Book, slots: Slots, e: _Entry, is_entry, t, p, shape):
     """Write an entry step's tranche and hedge group into their ring slots (all paths enter on
     the same steps, so the slot is one number; its last tranche has expired)."""
-    s = p.scalars
     put_slot, hedge_slot = _entry_slots(t, p, shape)
 
     def put_in(ring, new, slot):
@@ -275,7 +274,7 @@ def _apply_entry(book: Book, slots: Slots, e: _Entry, is_entry, t, p, shape):
         hedge_strike=put_in(book.hedge_strike, e.hedge_strike, hedge_slot),
     )
     slots = Slots(
-        put_expiry=put_in(slots.put_expiry, t + s["put_expiry_steps"], put_slot),
-        hedge_expiry=put_in(slots.hedge_expiry, t + s["hedge_expiry_steps"], hedge_slot),
+        put_expiry=put_in(slots.put_expiry, t + p.derived.put_expiry_steps, put_slot),
+        hedge_expiry=put_in(slots.hedge_expiry, t + p.derived.hedge_expiry_steps, hedge_slot),
     )
     return book, slots

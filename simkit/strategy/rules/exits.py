@@ -28,38 +28,36 @@ from simkit.strategy.state import EXIT_URGENCY, OPEN, Book, Slots
 
 def _close_all_conditions(book: Book, today, pct, p):
     """The exits that close every short put at once: thesis, liquidity, IV (each a switch)."""
-    s = p.scalars
     # seed: "Exit Conditions" — fundamental_thesis_changed: merger cancelled or adverse
     # regulation (a thesis event latches), short interest < 20, bitcoin correlation > 0.95.
-    thesis = s["thesis_exit"] & (
+    thesis = p.exits.thesis_exit & (
         book.thesis_latch
-        | (today["short_interest"] < s["thesis_short_interest_min"])
-        | (jnp.abs(today["btc_correlation"]) > s["thesis_btc_corr_max"])
+        | (today["short_interest"] < p.exits.thesis_short_interest_min)
+        | (jnp.abs(today["btc_correlation"]) > p.exits.thesis_btc_corr_max)
     )
     # seed: "Exit Conditions" — liquidity deterioration: bid-ask spread > 0.25.
-    liquidity = s["liquidity_exit"] & (today["bid_ask_spread"] > s["liquidity_exit_spread"])
+    liquidity = p.exits.liquidity_exit & (today["bid_ask_spread"] > p.exits.liquidity_exit_spread)
     # seed: "Exit Conditions" — IV mean reversion: IV percentile below 30.
-    iv_low = s["iv_exit"] & (pct < s["iv_exit_percentile"])
+    iv_low = p.exits.iv_exit & (pct < p.exits.iv_exit_percentile)
     return thesis, liquidity, iv_low
 
 
 def _exit_reason(book: Book, slots: Slots, mid, today, t, pct, p):
     """Each put's exit reason today by the seed's urgency: (int8 close code, bool: some exit
     condition holds), (put_slots, rungs, paths) each."""
-    s = p.scalars
     n, prem = book.put_n, book.put_premium
     thesis, liquidity, iv_low = _close_all_conditions(book, today, pct, p)
     dte = (slots.put_expiry - t).astype(mid.dtype) * _CALENDAR_PER_STEP
     conditions = {
         "thesis": thesis,
         # seed: "Exit Conditions" — stop-loss at -200 % of the premium (urgency 4).
-        "stop": s["stop_loss"] & (mid > (1.0 + s["stop_loss_multiple"]) * prem),
+        "stop": p.exits.stop_loss & (mid > (1.0 + p.exits.stop_loss_multiple) * prem),
         # seed: "Exit Conditions" — time decay: fewer than 7 days to expiration (urgency 3).
-        "time": s["time_exit"] & (dte < s["time_exit_dte"])[:, None, None],
+        "time": p.exits.time_exit & (dte < p.exits.time_exit_dte)[:, None, None],
         "liquidity": liquidity,
         "iv": iv_low,
         # seed: "Exit Conditions" — profit taking at 50 % of the premium (urgency 1).
-        "profit": s["profit_take"] & (mid < (1.0 - s["profit_take_pct"]) * prem),
+        "profit": p.exits.profit_take & (mid < (1.0 - p.exits.profit_take_pct) * prem),
     }
     # seed: "Exit Conditions" — sorted by urgency, highest first: the first holding condition
     # in urgency order is the reason.
@@ -122,7 +120,6 @@ def _early_exercise_and_exits(
 ):
     """Steps 3 and 4 (`_put_decisions`) carried out at the day's put mids `mid`: each closing
     put keeps its record (code, price); the cash, shares and basis move now."""
-    s = p.scalars
     spot, spread = today["spot"], today["bid_ask_spread"]
     n, k, prem = book.put_n, book.put_strike, book.put_premium
     d = _put_decisions(book, slots, mid, early, today, t, pct, p)
@@ -131,7 +128,8 @@ def _early_exercise_and_exits(
     exercised_n = jnp.where(d.exercise, n, 0.0)
     remaining_n = jnp.where(d.remaining, n, 0.0)
     cash_out = (
-        jnp.where(d.bought, fill * 100.0 * n + s["commission"] * n, 0.0) + k * 100.0 * exercised_n
+        jnp.where(d.bought, fill * 100.0 * n + p.execution.commission * n, 0.0)
+        + k * 100.0 * exercised_n
     )
     sums = _mark_sums(q.put, remaining_n, spot, today["iv"], p, shape.smile)
     paid, exercised, exercised_cost = _sums([cash_out, exercised_n, exercised_n * (k - prem)])

@@ -14,16 +14,15 @@ from simkit.strategy.state import EXPIRED_WORTHLESS, Book, Slots
 
 def _accrue(book: Book, today, t, p):
     """Step 1: interest on sleeve cash, share marks, monthly additions, thesis events."""
-    s = p.scalars
     # expm1, not exp(r / 252) - 1: float32 rounds the exp near 1 by up to 6e-8, 2.6e-4 of the
     # 2e-4 increment at r = 5 %.
     # seed: "Performance Attribution System" — financing: the sleeve's cash earns r (choice).
-    growth = jnp.expm1(s["rate"] / _DAYS_PER_YEAR)
+    growth = jnp.expm1(p.market.rate / _DAYS_PER_YEAR)
     moved = t >= 1
     interest = jnp.where(moved, book.cash * growth, 0.0)
     share_move = jnp.where(moved, book.shares * (today["spot"] - book.spot_lags[0]), 0.0)
     # seed: "Premium Allocation Framework" — compound_position_size: a monthly addition.
-    addition = jnp.where(moved & (t % 21 == 0), s["monthly_addition"], 0.0)
+    addition = jnp.where(moved & (t % 21 == 0), p.capital.monthly_addition, 0.0)
     addition = jnp.broadcast_to(addition, book.cash.shape)
     book = book._replace(
         cash=book.cash + interest + addition,

@@ -42,12 +42,11 @@ def _put_notional(book: Book):
 
 def _measures(book: Book, sums: _OptionSums, hedge_held, notional, today, t, p) -> _Measures:
     """The book's measures at the day's spot and IV; `notional` from `_put_notional`."""
-    s = p.scalars
     spot, iv = today["spot"], today["iv"]
     short, long = sums
     equity = book.cash - 100.0 * short.price + 100.0 * long.price + book.shares * spot
-    outside = (s["portfolio_value"] - s["sleeve_initial"]) * jnp.exp(
-        s["rate"] * t.astype(spot.dtype) / _DAYS_PER_YEAR
+    outside = (p.capital.portfolio_value - p.derived.sleeve_initial) * jnp.exp(
+        p.market.rate * t.astype(spot.dtype) / _DAYS_PER_YEAR
     )
     # seed: "Position Limits & Controls" — calculate_portfolio_greeks: delta x quantity, short
     # or long alike.
@@ -57,7 +56,7 @@ def _measures(book: Book, sums: _OptionSums, hedge_held, notional, today, t, p) 
     # seed: "Position Limits & Controls" — daily_var_limit (choice: delta-gamma normal VaR).
     sd = iv / jnp.sqrt(_DAYS_PER_YEAR)
     quad = gamma_sh * spot * spot * sd * sd
-    z = ndtri(s["var_level"])
+    z = ndtri(p.limits.var_level)
     var = z * jnp.sqrt((delta_sh * spot * sd) ** 2 + 0.5 * quad * quad) - 0.5 * quad
     by_expiry = _over(notional, 1)  # (put_slots, paths)
     total = _over(by_expiry, 0)
@@ -72,7 +71,7 @@ def _measures(book: Book, sums: _OptionSums, hedge_held, notional, today, t, p) 
         gamma_pct=jnp.abs(gamma_sh) * spot * spot,
         notional=total,
         notional_expiry=_over(by_expiry, 0, jnp.maximum),
-        collateral=total / s["max_leverage"],
+        collateral=total / p.capital.max_leverage,
         any_option=(total > 0) | (hedge_held > 0) | (book.cc_n > 0),
     )
 
@@ -124,29 +123,30 @@ def _high_breach(m: _Measures, p) -> Array:
 
 def _breaches(m: _Measures, notional_strike, p) -> dict:
     """Each limit of STRATEGY.md "Risk limits": True when it does not hold."""
-    s = p.scalars
     pv, eq, has_puts = m.portfolio, m.equity, m.notional > 0
     greek = m.any_option
     out = {
         # seed: "Position Limits & Controls" — max_total_strategy_pct 20 % of the portfolio.
-        "allocation": m.notional / pv > s["max_total_strategy_pct"],
+        "allocation": m.notional / pv > p.capital.max_total_strategy_pct,
         # seed: "Position Limits & Controls" — max_leverage 1.5x through margin.
-        "leverage": has_puts & (m.notional > s["max_leverage"] * eq),
+        "leverage": has_puts & (m.notional > p.capital.max_leverage * eq),
         # seed: "Position Limits & Controls" — daily_var_limit 2 % of the portfolio value.
-        "var": m.var > s["daily_var_limit"] * pv,
+        "var": m.var > p.limits.daily_var_limit * pv,
         # seed: "Position Limits & Controls" — max_concentration_single_expiration 15 %.
-        "expiry": has_puts & (m.notional_expiry > s["max_concentration_single_expiration"] * eq),
+        "expiry": has_puts
+        & (m.notional_expiry > p.strategy.max_concentration_single_expiration * eq),
         # seed: "Position Limits & Controls" — greek_limits: delta_range (-70, -30), gamma_alert,
         # theta_minimum, vega_limit, rho_monitoring (choice: units in % of the portfolio value).
-        "delta": greek & ((m.delta_seed < s["delta_min"]) | (m.delta_seed > s["delta_max"])),
-        "gamma": greek & (m.gamma_pct / pv > s["gamma_alert"]),
-        "theta": greek & (100.0 * m.theta_usd / pv < s["theta_minimum"]),
-        "vega": greek & (100.0 * jnp.abs(m.vega_usd) / pv > s["vega_limit"]),
-        "rho": greek & (100.0 * jnp.abs(m.rho_usd) / pv > s["rho_limit"]),
+        "delta": greek
+        & ((m.delta_seed < p.limits.delta_min) | (m.delta_seed > p.limits.delta_max)),
+        "gamma": greek & (m.gamma_pct / pv > p.limits.gamma_alert),
+        "theta": greek & (100.0 * m.theta_usd / pv < p.limits.theta_minimum),
+        "vega": greek & (100.0 * jnp.abs(m.vega_usd) / pv > p.limits.vega_limit),
+        "rho": greek & (100.0 * jnp.abs(m.rho_usd) / pv > p.limits.rho_limit),
     }
     if notional_strike is not None:
         # seed: "Position Limits & Controls" — max_single_strike_pct 30 % (MEDIUM).
         out["strike"] = has_puts & (
-            notional_strike > s["max_single_strike_pct"] * m.notional * (1.0 + 1e-9)
+            notional_strike > p.strategy.max_single_strike_pct * m.notional * (1.0 + 1e-9)
         )
     return out

@@ -93,12 +93,13 @@ def _marks(spot, strike, tau, iv, p, call: bool, smile: bool) -> Marks:
     `math.erfc`), in float32 A&S 26.2.17 from the densities (`_normal_cdf_from_pdf`: x1.5 on the
     quote). A zero volatility gives the forward-intrinsic limits of `simkit.pricing`.
     """
-    s = p.scalars
-    rate = s["rate"]
+    rate = p.market.rate
     # seed: "Black-Scholes Foundation" — d1, d2 and the put price, q = 0.
     w = 1.0 if call else -1.0
     log_spot_strike = jnp.log(spot / strike)
-    vol = iv * jnp.exp(s["skew"] * log_spot_strike) if smile else iv  # iv * (K / S) ** (-skew)
+    vol = (
+        iv * jnp.exp(p.execution.skew * log_spot_strike) if smile else iv
+    )  # iv * (K / S) ** (-skew)
     sqrt_tau = jnp.sqrt(tau)
     total_vol = vol * sqrt_tau
     degenerate = ~(total_vol > 0.0)
@@ -144,7 +145,7 @@ def _mid(m: Marks, spot):
 def _quote_of(m: Marks, spot, p) -> Quote:
     """The mid and the five Greeks of each option (seed units)."""
     # seed: "Greeks Calculations" — theta per calendar day (/ 365), vega and rho per 1 % (/ 100).
-    rate = p.scalars["rate"]
+    rate = p.market.rate
     theta = -spot * m.pdf * m.vol * (0.5 / m.sqrt_tau) - rate * m.rate_term
     return Quote(
         price=_mid(m, spot),
@@ -216,7 +217,7 @@ def _mark_sums(m: Marks, n, spot, iv, p, smile: bool) -> _Sums:
     `sqrt(tau)`) or of the path (spot, IV), so the slot's factors weigh the positions in the
     sums (products with vectors of weights) and the path's scale the sums: per position
     this is half the work of forming the five Greeks (bench/README.md)."""
-    rate = p.scalars["rate"]
+    rate = p.market.rate
     shape = n.shape
     slot_tau = jnp.broadcast_to(m.tau, shape[:-1] + (1,)).reshape(-1)
     slot_sqrt = jnp.broadcast_to(m.sqrt_tau, shape[:-1] + (1,)).reshape(-1)
@@ -264,33 +265,34 @@ def _years(steps_left, dtype) -> Array:
 def _sell_fill(mid, spread, p):
     """What a sale gets per share (switch `fill`)."""
     # seed: "Order Execution Framework" — a limit at mid + price_improvement_target ($0.05).
-    s = p.scalars
-    bid = jnp.maximum(mid - 0.5 * spread, s["min_quote"])
-    ask = jnp.maximum(mid + 0.5 * spread, s["min_quote"])
-    seed = jnp.minimum(jnp.maximum(mid + s["price_improvement_target"], bid), ask)
-    return jnp.where(s["fill"] == _FILL_BID_ASK, bid, jnp.where(s["fill"] == _FILL_MID, mid, seed))
+    bid = jnp.maximum(mid - 0.5 * spread, p.execution.min_quote)
+    ask = jnp.maximum(mid + 0.5 * spread, p.execution.min_quote)
+    seed = jnp.minimum(jnp.maximum(mid + p.execution.price_improvement_target, bid), ask)
+    return jnp.where(
+        p.execution.fill == _FILL_BID_ASK, bid, jnp.where(p.execution.fill == _FILL_MID, mid, seed)
+    )
 
 
 def _buy_fill(mid, spread, p):
     """What a purchase costs per share (switch `fill`)."""
     # seed: "Order Execution Framework" — price_improvement_target, on the buyer's side.
-    s = p.scalars
-    bid = jnp.maximum(mid - 0.5 * spread, s["min_quote"])
-    ask = jnp.maximum(mid + 0.5 * spread, s["min_quote"])
-    seed = jnp.minimum(jnp.maximum(mid - s["price_improvement_target"], bid), ask)
-    return jnp.where(s["fill"] == _FILL_BID_ASK, ask, jnp.where(s["fill"] == _FILL_MID, mid, seed))
+    bid = jnp.maximum(mid - 0.5 * spread, p.execution.min_quote)
+    ask = jnp.maximum(mid + 0.5 * spread, p.execution.min_quote)
+    seed = jnp.minimum(jnp.maximum(mid - p.execution.price_improvement_target, bid), ask)
+    return jnp.where(
+        p.execution.fill == _FILL_BID_ASK, ask, jnp.where(p.execution.fill == _FILL_MID, mid, seed)
+    )
 
 
 def _contracts(x, p):
     """Whole contracts (floor) by default; fractional when `whole_contracts` is off."""
     x = jnp.maximum(x, 0.0)
     # floor(x + 1e-9): a count whole in exact arithmetic (20000*0.2/(400/1.5) = 15) stays whole.
-    return jnp.where(p.scalars["whole_contracts"], jnp.floor(x + 1e-9), x)
+    return jnp.where(p.strategy.whole_contracts, jnp.floor(x + 1e-9), x)
 
 
 def _iv_percentile(iv, p):
     """Percentile of ln IV in the stationary law of its OU process (STRATEGY.md choice)."""
     # seed: "Entry Conditions" — get_iv_percentile(), read by entries, exits and hedges.
-    s = p.scalars
-    sd = s["eta"] / jnp.sqrt(2.0 * s["kappa"])
-    return 100.0 * ndtr((jnp.log(iv) - jnp.log(s["iv_long_run"])) / sd)
+    sd = p.market.eta / jnp.sqrt(2.0 * p.market.kappa)
+    return 100.0 * ndtr((jnp.log(iv) - jnp.log(p.market.iv_long_run)) / sd)

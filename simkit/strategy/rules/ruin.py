@@ -34,13 +34,12 @@ def _liquidate(
     """A margin call (`call`, (paths,) bool) buys back every open short put at the buy fill;
     then equity <= 0 is ruin: the hedge calls sold, the covered call bought back, the shares sold
     at the spot. Returns the book, the sums of what stays open and the tally increments."""
-    s = p.scalars
     spot = today["spot"]
     spread = today["bid_ask_spread"]
     n = book.put_n
-    buy_back = _sums([jnp.where(puts.remaining, puts.fill * 100.0 * n + s["commission"] * n, 0.0)])[
-        0
-    ]
+    buy_back = _sums(
+        [jnp.where(puts.remaining, puts.fill * 100.0 * n + p.execution.commission * n, 0.0)]
+    )[0]
     after_call = equity + jnp.where(call, 100.0 * put_sums.price - buy_back, 0.0)
     # choice (STRATEGY.md "Ruin"): sleeve equity <= 0 liquidates everything at fill prices.
     ruin = after_call <= 0.0
@@ -53,7 +52,7 @@ def _liquidate(
     hedge_sale = jnp.where(ruin, _sums([hedge_fill * 100.0 * book.hedge_n])[0], 0.0)
     cc_n = jnp.where(ruin, book.cc_n, 0.0)
     cc_cost = _buy_fill(q.cc.price, spread, p) * 100.0 * cc_n
-    commission = s["commission"] * (jnp.where(ruin, held, 0.0) + cc_n)
+    commission = p.execution.commission * (jnp.where(ruin, held, 0.0) + cc_n)
     book = book._replace(
         cash=book.cash
         - jnp.where(close_all, buy_back, 0.0)
@@ -89,7 +88,6 @@ def _margin_and_ruin(book: Book, puts: _PutDay, hedges: _Sums, held, q: Quotes, 
     """Step 5: a margin call buys back every short put; equity <= 0 liquidates everything.
 
     The liquidation's own sums run only on a day when some path of the block needs them."""
-    s = p.scalars
     spot = today["spot"]
     cc_mark = 100.0 * q.cc.price * book.cc_n
     equity = (
@@ -97,8 +95,8 @@ def _margin_and_ruin(book: Book, puts: _PutDay, hedges: _Sums, held, q: Quotes, 
     )
     # seed: "Position Limits & Controls" — 'max_leverage': 1.5x through margin: the collateral
     # the open puts require is their strike notional over the leverage.
-    required = puts.notional / s["max_leverage"]
-    call = s["margin_calls"] & (puts.notional > 0) & (equity < required)
+    required = puts.notional / p.capital.max_leverage
+    call = p.limits.margin_calls & (puts.notional > 0) & (equity < required)
     liquidate = functools.partial(
         _liquidate, equity=equity, call=call, puts=puts, held=held, q=q, today=today, t=t, p=p
     )

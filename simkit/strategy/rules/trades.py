@@ -20,7 +20,7 @@ from simkit.strategy.state import FLOAT_ROW, FLOAT_TALLIES, INT_ROW, INT_TALLIES
 def _put_collateral(put_strike, put_n, p) -> Array:
     """Collateral of short puts, USD, like `put_n`."""
     # seed: "Position Limits & Controls" — 'max_leverage': 1.5, # 1.5x through margin.
-    return put_strike * 100.0 * put_n / p.scalars["max_leverage"]
+    return put_strike * 100.0 * put_n / p.capital.max_leverage
 
 
 def _is_open(closed, n):
@@ -34,8 +34,7 @@ def _tally_trades(n, strike, premium, closed, close_price, p, total=_sum) -> tup
     Returns (tally name -> (paths,) increment, assigned mask (like `n`))."""
     # seed: "Performance Attribution System" — premium income, assignment P&L, transaction
     # costs; a win is a trade that made money, its return over the collateral it tied up.
-    s = p.scalars
-    commission = s["commission"] * n
+    commission = p.execution.commission * n
     done = (n > 0) & (closed != OPEN)
     bought = done & (closed >= BOUGHT_BACK[0]) & (closed <= BOUGHT_BACK[-1])
     assigned = done & (closed >= ASSIGNED[0])
