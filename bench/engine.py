@@ -199,9 +199,9 @@ def _quote_rate(n_paths: int) -> float:
     import numpy as np
 
     from simkit.paths.market import MarketParams
-    from simkit.strategy import engine
     from simkit.strategy.config import StrategyConfig
     from simkit.strategy.params import engine_params
+    from simkit.strategy.rules.quotes import _mark_sums, _marks
 
     dtype = jnp.float32
     p = engine_params(StrategyConfig(), MarketParams(), dtype)
@@ -217,8 +217,8 @@ def _quote_rate(n_paths: int) -> float:
     def quotes(spot, strike, n, iv):
         def day(total, i):
             s = spot * (1.0 + 1e-3 * i)
-            m = engine._marks(s, strike, tau, iv, p, True, False)
-            return total + jnp.stack(engine._mark_sums(m, n, s, iv, p, False)), None
+            m = _marks(s, strike, tau, iv, p, True, False)
+            return total + jnp.stack(_mark_sums(m, n, s, iv, p, False)), None
 
         return jax.lax.scan(day, jnp.zeros((6, n_paths), dtype), jnp.arange(days))[0]
 

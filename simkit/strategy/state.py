@@ -30,37 +30,18 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
-# Per-path tallies: (name, kind) with kind "f" (float, USD or a ratio) or "i" (a count).
-# The names are the per-path summary of docs/ENGINE_SPEC.md, shared with the reference engine.
-LIMITS = (
-    "allocation",
-    "leverage",
-    "var",
-    "expiry",
-    "strike",
-    "delta",
-    "gamma",
-    "theta",
-    "vega",
-    "rho",
+from simkit.schema.outcomes import (
+    BUCKETS,
+    CLOSE_COUNTERS,
+    EXPIRED,
+    LIMIT_NAMES,
 )
-CLOSE_REASONS = (
-    "thesis",
-    "stop",
-    "time",
-    "liquidity",
-    "iv",
-    "profit",
-)  # urgency order of the seed's "Exit Conditions" (time before liquidity)
-BUCKETS = (
-    "premium_income",
-    "assignment_pnl",
-    "call_hedge_pnl",
-    "mark_to_market",
-    "transaction_costs",
-    "financing",
-    "covered_call_pnl",
-)
+
+# Per-path tallies. The names are the per-path summary of docs/ENGINE_SPEC.md; the outcome names
+# (limits, buckets, how a trade ends, the close codes) are declared once in simkit.schema.outcomes.
+LIMITS = LIMIT_NAMES
+# The urgency order of the seed's "Exit Conditions" (time before liquidity): this engine's own.
+EXIT_URGENCY = ("thesis", "stop", "time", "liquidity", "iv", "profit")
 FLOAT_TALLIES = (
     *BUCKETS,
     "contributions",
@@ -76,14 +57,8 @@ FLOAT_TALLIES = (
 INT_TALLIES = (
     "n_trades",
     "n_wins",
-    *(f"n_close_{r}" for r in CLOSE_REASONS),
-    "n_close_assignment_risk",
-    "n_close_margin",
-    "n_close_ruin",
+    *CLOSE_COUNTERS,
     "n_close_profit_loss",  # profit-take closes whose trade P&L is <= 0 (spread, commissions)
-    "n_expired_otm",
-    "n_assigned_expiry",
-    "n_assigned_early",
     "n_cc_sold",
     "n_tranches",
     "n_entry_days",
@@ -98,20 +73,10 @@ FLOAT_ROW = {name: i for i, name in enumerate(FLOAT_TALLIES)}
 INT_ROW = {name: i for i, name in enumerate(INT_TALLIES)}
 
 # How a short put ended (`Book.put_closed`); 0 while it is open (or the slot is empty). A
-# buy-back closed it at the purchase fill; the others at the day's spot.
+# buy-back closed it at the purchase fill; the others at the day's spot. The codes come from
+# simkit.schema.outcomes.TRADE_ENDS (buy-backs, then expiries, then assignments).
 OPEN = 0
-CLOSE_CODES = {
-    **{f"n_close_{r}": i + 1 for i, r in enumerate(CLOSE_REASONS)},
-    "n_close_assignment_risk": 7,
-    "n_close_margin": 8,
-    "n_close_ruin": 9,
-    "n_expired_otm": 10,
-    "n_assigned_expiry": 11,
-    "n_assigned_early": 12,
-}
-BOUGHT_BACK = tuple(range(1, 10))
-EXPIRED_WORTHLESS = 10
-ASSIGNED = (11, 12)
+EXPIRED_WORTHLESS = EXPIRED[0]
 
 
 class Slots(NamedTuple):

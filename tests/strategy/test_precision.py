@@ -67,7 +67,7 @@ def test_float32_normal_cdf_within_its_published_bound():
     from scipy.special import ndtr
 
     from simkit.precision import x64
-    from simkit.strategy.engine import _INV_SQRT_2PI, _normal_cdf_from_pdf
+    from simkit.strategy.rules.quotes import _INV_SQRT_2PI, _normal_cdf_from_pdf
 
     x = np.linspace(-6.0, 6.0, 24_001)
     with x64():
@@ -89,8 +89,8 @@ def test_float32_quotes_match_a_float64_closed_form():
     import jax.numpy as jnp
     from scipy.stats import norm
 
-    from simkit.strategy.engine import _quote
     from simkit.strategy.params import engine_params
+    from simkit.strategy.rules.quotes import _quote
 
     rng = np.random.default_rng(5)
     n = 4096
