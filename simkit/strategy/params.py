@@ -13,6 +13,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
+from simkit.paths.linked_iv import linked_iv_table
 from simkit.strategy.config import FILL_MODES, STRIKE_MODES, StrategyConfig
 
 
@@ -27,6 +28,15 @@ class EngineShape(NamedTuple):
     moneyness: bool  # strike_mode "moneyness": the ladder moves with the spot
 
 
+class IVTable(NamedTuple):
+    """Linked IV's percentile table (`simkit.paths.linked_iv`): `percentiles[i]` at ln IV
+    `start + i * step`, linear in between."""
+
+    start: Array  # () ln IV of the first knot
+    step: Array  # () spacing of the knots in ln IV
+    percentiles: Array  # (knots,) 0..100, nondecreasing
+
+
 class EngineParams(NamedTuple):
     """Traced strategy parameters (floats as the engine dtype, switches as bools)."""
 
@@ -35,6 +45,9 @@ class EngineParams(NamedTuple):
     weights: Array  # (rungs,)
     hedge_moneyness: Array  # (2, hedge_legs) row 0 high-IV regime, row 1 normal; padded with 1.0
     hedge_weights: Array  # (2, hedge_legs) padded with 0.0
+    # Linked IV: the IV percentile is read in this table; None (no leaf: another compiled
+    # engine): the stationary law of the log-OU IV process, from `iv_long_run`, `kappa`, `eta`.
+    iv_table: IVTable | None = None
 
 
 _VECTOR_FIELDS = {
@@ -63,7 +76,9 @@ def engine_params(cfg: StrategyConfig, mkt, dtype) -> EngineParams:
     """Traced parameters from the strategy record and the market constants the rules read.
 
     ``mkt`` supplies ``rate`` (the option pricing rate), and ``iv_long_run``, ``kappa`` and
-    ``eta`` (the IV percentile is the stationary law of the log-OU process).
+    ``eta`` (the IV percentile is the stationary law of the log-OU process); with linked IV
+    (``mkt.linked_iv``, a `MarketParams` of model heston or bates) the IV percentile is read in
+    the stationary table of ``linked_iv_table(mkt)`` instead.
     """
     shape = engine_shape(cfg)
     scalars: dict[str, Array] = {}
@@ -96,7 +111,17 @@ def engine_params(cfg: StrategyConfig, mkt, dtype) -> EngineParams:
         out = list(values) + [fill] * (shape.hedge_legs - len(values))
         return out
 
+    iv_table = None
+    if getattr(mkt, "linked_iv", False):
+        table = linked_iv_table(mkt)
+        iv_table = IVTable(
+            start=jnp.asarray(table.start, dtype),
+            step=jnp.asarray(table.step, dtype),
+            percentiles=jnp.asarray(table.percentiles, dtype),
+        )
+
     return EngineParams(
+        iv_table=iv_table,
         scalars=scalars,
         strikes=jnp.asarray(cfg.strikes, dtype),
         weights=jnp.asarray(cfg.weights, dtype),
