@@ -639,7 +639,10 @@ class _Builder:
         try:
             params = cls(**{k: v for k, v in fields.items() if k in known})
         except (TypeError, ValueError) as exc:
-            self.add("market", where + str(exc))
+            # "MarketParams.<key> must ...": the key the message names (the cross-key checks)
+            named = re.match(r"MarketParams\.(\w+) ", str(exc))
+            key = f"market.{named.group(1)}" if named and named.group(1) in known else "market"
+            self.add(key, where + str(exc))
             return None
         problems = getattr(params, "problems", None)
         if callable(problems):

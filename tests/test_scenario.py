@@ -104,6 +104,12 @@ def test_shipped_scenarios_say_what_they_claim():
     assert grid.dims == ("market.sigma", "market.mu", "market.jump_intensity")
     assert grid.simulation.paths <= 5000
     assert load("seed_fills.toml").strategy.fill == "seed"
+    heston = load("heston_linked.toml")
+    m = heston.market
+    assert m.model == "heston" and m.linked_iv and m.rho == -0.7
+    assert m.v0 == m.theta_v == pytest.approx(1.9**2)
+    assert m.iv0 == pytest.approx(math.sqrt(m.v0) * m.vrp_long_run)
+    assert heston.strategy == StrategyConfig()
 
 
 # --- defaults and the table layout --------------------------------------------------------------
@@ -193,7 +199,19 @@ BAD = [
         "[-1, 1]",
     ),
     ("zero kappa", "[simulation]\n[market]\nkappa = 0.0\n", "market.kappa", "> 0"),
-    ("bad model", '[simulation]\n[market]\nmodel = "heston"\n', "market.model", '"merton"'),
+    ("bad model", '[simulation]\n[market]\nmodel = "garch"\n', "market.model", '"bates"'),
+    (
+        "linked IV without a variance",
+        '[simulation]\n[market]\niv_model = "linked"\n',
+        "market.iv_model",
+        "needs a stochastic-variance model",
+    ),
+    (
+        "linked IV without mean reversion",
+        '[simulation]\n[market]\nmodel = "bates"\nkappa_v = 0.0\n',
+        "market.kappa_v",
+        "must be > 0 with linked IV",
+    ),
     (
         "probability > 1",
         "[simulation]\n[assignment]\nearly_assignment_prob = 1.2\n",
@@ -364,7 +382,7 @@ seed = true
 [market]
 sigma = -1.0
 s0 = nan
-model = "heston"
+model = "garch"
 
 [strategy]
 weights = [0.15, 0.25, 0.30, 0.20, 0.05]

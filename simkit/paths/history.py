@@ -33,8 +33,8 @@ import numpy as np
 
 from simkit.paths.iv import iv_log_step
 from simkit.paths.keys import (
-    DRAWS,
     MIN_BATCH,
+    N_DRAWS_CONSTANT_VOL,
     SLOT,
     as_key,
     cell_key,
@@ -45,7 +45,6 @@ from simkit.paths.keys import (
 from simkit.paths.market import (
     Market,
     MarketParams,
-    MarketState,
     _cast,
     _check_dt,
     _check_index,
@@ -210,7 +209,14 @@ def replay(
     """
     dtype = check_dtype(dtype)
     simulated = simulate_market(
-        dataclasses.replace(params, model="gbm"), seed, 0, 0, 1, history.n_days - 1, dt, dtype
+        dataclasses.replace(params, model="gbm", iv_model=None),
+        seed,
+        0,
+        0,
+        1,
+        history.n_days - 1,
+        dt,
+        dtype,
     )
     iv = history.iv if history.iv is not None else np.full(history.n_days, float(params.iv0))
     return simulated._replace(
@@ -247,7 +253,7 @@ def _bootstrap(
 
     def one_day(carry, day):
         state, index = carry
-        u = day_uniforms(keys, day, len(DRAWS), dtype)
+        u = day_uniforms(keys, day, N_DRAWS_CONSTANT_VOL, dtype)
         restart_u, start_u = day_uniforms(keys, day, 2, dtype, stream=_BOOTSTRAP_STREAM)
         start = jnp.minimum((start_u * n_returns).astype(jnp.int32), n_returns - 1)
         # Politis-Romano: a new block (at a uniform start) with probability 1/block_len,
@@ -271,7 +277,9 @@ def _bootstrap(
                 dt,
             )
         short_interest, thesis_event, early_u = exogenous_step(p, state.short_interest, u, dt)
-        state = MarketState(state.log_spot + log_return, log_iv, short_interest)
+        state = state._replace(
+            log_spot=state.log_spot + log_return, log_iv=log_iv, short_interest=short_interest
+        )
         market = _market_of_day(p, state, thesis_event, jnp.zeros_like(thesis_event), early_u)
         varying = ("spot", "iv", "short_interest", "thesis_event", "jump", "early_u")
         return (state, index), {name: getattr(market, name) for name in varying}

@@ -12,6 +12,15 @@ stepped exactly:
 
 where Z_S is the spot's diffusion shock of the same step and J its total log jump (0 in GBM).
 The stationary law of x is Normal(ln L, eta^2 / (2 kappa)).
+
+Linked IV (`iv_model = "linked"`, heston and bates): IV = sqrt(v) e^z, v the spot's variance
+(`simkit.paths.heston`) and z = ln(IV / sqrt(v)) the volatility risk premium in logs, an OU
+process of its own, `dz = vrp_kappa (ln vrp_long_run - z) dt + vrp_eta dW_z` with W_z
+independent of the spot and the variance (stepped exactly by `ou_step`): a vol spike moves the
+stock and the option prices together. The spot's jumps do not move z (`iv_jump_beta` is the
+independent process's). Its percentile is read in the stationary law of ln IV (v Gamma, z
+Normal, independent), tabulated once per market by `simkit.paths.linked_iv`. The variance is
+floored at `VARIANCE_FLOOR` inside the log (QE's variance can be exactly 0).
 """
 
 from __future__ import annotations
@@ -20,10 +29,21 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import ndtr
 
-__all__ = ["ou_step", "iv_log_step", "iv_percentile"]
+__all__ = [
+    "VARIANCE_FLOOR",
+    "ou_step",
+    "iv_log_step",
+    "iv_percentile",
+    "linked_log_iv",
+    "initial_log_vrp",
+]
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
+
+# The variance below which linked IV reads it as this (a vol of 0.01 %): QE draws v = 0 exactly
+# with positive probability when v is small, and an IV of 0 would price no option.
+VARIANCE_FLOOR = 1e-8
 
 
 def ou_step(x: Array, z: Array, kappa: Array, mean: Array, eta: Array, dt: Array) -> Array:
@@ -82,6 +102,21 @@ def iv_log_step(
     z_iv = iv_spot_corr * z_spot + jnp.sqrt(1.0 - iv_spot_corr * iv_spot_corr) * z_perp
     x = ou_step(log_iv, z_iv, kappa, jnp.log(iv_long_run), eta, dt)
     return x + iv_jump_beta * log_jump
+
+
+def linked_log_iv(variance: Array, log_vrp: Array) -> Array:
+    """ln IV of linked IV: `ln sqrt(max(v, VARIANCE_FLOOR)) + z`.
+
+    Args:
+        variance: the spot's variance v, annual, any shape.
+        log_vrp: z = ln(IV / sqrt(v)), same shape.
+    """
+    return 0.5 * jnp.log(jnp.maximum(variance, VARIANCE_FLOOR)) + log_vrp
+
+
+def initial_log_vrp(iv0: Array, v0: Array) -> Array:
+    """z_0 = ln(iv0 / sqrt(v0)): linked IV starts at `iv0` (v0 floored as in `linked_log_iv`)."""
+    return jnp.log(iv0) - 0.5 * jnp.log(jnp.maximum(v0, VARIANCE_FLOOR))
 
 
 def iv_percentile(iv: ArrayLike, iv_long_run: ArrayLike, kappa: ArrayLike, eta: ArrayLike) -> Array:

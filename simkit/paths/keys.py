@@ -19,6 +19,8 @@ float32, `(k + 1/2) 2^-52` in float64. Normals are their inverse normal CDF, fin
 The slots of a day (`DRAWS`) are fixed, and a model that reads only the first `n` slots draws
 only those: the same seed gives the same diffusion shocks under GBM and Merton (common random
 numbers across a model grid), and `gbm` / `merton` reproduce `simulate_market`'s spot exactly.
+The last slot, `u_variance`, is drawn by the stochastic-variance models only (`N_DRAWS_CONSTANT_VOL`
+slots for gbm and merton: their markets are those of the seven-slot days they always had).
 """
 
 from __future__ import annotations
@@ -29,7 +31,15 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import erfinv
 
-__all__ = ["DRAWS", "MIN_BATCH", "cell_key", "path_keys", "day_uniforms", "as_key"]
+__all__ = [
+    "DRAWS",
+    "N_DRAWS_CONSTANT_VOL",
+    "MIN_BATCH",
+    "cell_key",
+    "path_keys",
+    "day_uniforms",
+    "as_key",
+]
 
 Array = jax.Array
 
@@ -42,8 +52,10 @@ DRAWS = (
     "z_short_interest",  # normal: the short-interest shock
     "u_thesis",  # uniform: thesis-break event
     "early_u",  # uniform: the strategy's early-assignment draw
+    "u_variance",  # uniform: the variance's step (heston, bates; read by those models only)
 )
 SLOT = {name: i for i, name in enumerate(DRAWS)}
+N_DRAWS_CONSTANT_VOL = SLOT["u_variance"]  # the slots gbm and merton draw (all but the last)
 
 
 def as_key(key_or_seed) -> Array:

@@ -12,9 +12,13 @@ number from `fold_in(fold_in(PRNGKey(seed), cell), i)` and the day (`simkit.path
 block of paths is the same rows of any larger block, for any chunking and any worker.
 
 Each day, in order (one trading day, `dt = 1/252` years):
-    spot       GBM or Merton log-exact step (`simkit.paths.gbm`, `simkit.paths.merton`)
-    iv         exact log-OU step with the spot's diffusion shock and log jump
-               (`simkit.paths.iv`)
+    spot       GBM or Merton log-exact step (`simkit.paths.gbm`, `simkit.paths.merton`), or
+               Heston / Bates: the variance's QE step and the martingale-corrected log spot
+               (`simkit.paths.heston`), plus Merton's jumps in Bates
+    iv         independent (gbm and merton by default): exact log-OU step with the spot's
+               diffusion shock and log jump (`simkit.paths.iv`); linked (heston and bates by
+               default): IV = sqrt(v) e^z, z = ln(IV / sqrt(v)) an exact OU step of its own
+               (`simkit.paths.iv.linked_log_iv`)
     short_interest  exact OU step in level (percent), clipped to [0, 100]; constant when
                `short_interest_kappa = short_interest_eta = 0` (the default)
     thesis_event    at least one event of a Poisson process of `thesis_break_intensity` a year
@@ -33,10 +37,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from simkit.paths.gbm import gbm_log_return
-from simkit.paths.iv import iv_log_step, ou_step
+from simkit.paths.heston import compensated_jumps, heston_step
+from simkit.paths.iv import initial_log_vrp, iv_log_step, linked_log_iv, ou_step
 from simkit.paths.keys import (
     DRAWS,
     MIN_BATCH,
+    N_DRAWS_CONSTANT_VOL,
     SLOT,
     cell_key,
     day_uniforms,
@@ -44,7 +50,14 @@ from simkit.paths.keys import (
     to_normal,
 )
 from simkit.paths.merton import merton_log_return
-from simkit.schema.market import _STATIC_FIELDS, MODELS, NUMERIC_FIELDS, MarketParams, _concrete
+from simkit.schema.market import (
+    _STATIC_FIELDS,
+    MODELS,
+    NUMERIC_FIELDS,
+    STOCHASTIC_VOL_MODELS,
+    MarketParams,
+    _concrete,
+)
 
 __all__ = [
     "MODELS",
@@ -62,7 +75,7 @@ Array = jax.Array
 
 def _flatten(params: MarketParams):
     children = tuple(getattr(params, name) for name in NUMERIC_FIELDS)
-    return children, (params.model, params.risk_neutral)
+    return children, tuple(getattr(params, name) for name in _STATIC_FIELDS)
 
 
 def _unflatten(static, children) -> MarketParams:
@@ -104,6 +117,8 @@ class MarketState(NamedTuple):
     log_spot: Array  # (paths,) ln(dollars)
     log_iv: Array  # (paths,) ln(annual fraction)
     short_interest: Array  # (paths,) percent
+    variance: Array  # (paths,) the spot's variance v, annual (heston, bates; sigma^2 otherwise)
+    log_vrp: Array  # (paths,) z = ln(IV / sqrt(v)) of linked IV (0 for independent IV)
 
 
 def _cast(params: MarketParams, dtype) -> MarketParams:
@@ -146,12 +161,17 @@ def market_init(params: MarketParams, keys: Array, dtype=jnp.float32) -> tuple[M
     """
     p = _cast(params, dtype)
     n_paths = keys.shape[0]
+    stochastic_vol = params.model in STOCHASTIC_VOL_MODELS
+    variance = p.v0 if stochastic_vol else p.sigma * p.sigma
+    log_vrp = initial_log_vrp(p.iv0, variance) if params.linked_iv else jnp.zeros((), dtype)
     state = MarketState(
         log_spot=jnp.full((n_paths,), jnp.log(p.s0), dtype),
         log_iv=jnp.full((n_paths,), jnp.log(p.iv0), dtype),
         short_interest=jnp.full((n_paths,), p.short_interest, dtype),
+        variance=jnp.full((n_paths,), variance, dtype),
+        log_vrp=jnp.full((n_paths,), log_vrp, dtype),
     )
-    early_u = day_uniforms(keys, 0, len(DRAWS), dtype)[SLOT["early_u"]]
+    early_u = day_uniforms(keys, 0, N_DRAWS_CONSTANT_VOL, dtype)[SLOT["early_u"]]
     no_event = jnp.zeros((n_paths,), bool)
     return state, _market_of_day(p, state, no_event, no_event, early_u)
 
@@ -195,10 +215,40 @@ def market_step(
     dtype = state.log_spot.dtype
     p = _cast(params, dtype)
     dt = jnp.asarray(dt, dtype)
-    u = day_uniforms(keys, day, len(DRAWS), dtype)
+    stochastic_vol = params.model in STOCHASTIC_VOL_MODELS
+    u = day_uniforms(keys, day, len(DRAWS) if stochastic_vol else N_DRAWS_CONSTANT_VOL, dtype)
     z_spot = to_normal(u[SLOT["z_spot"]])
     mu = p.rate if params.risk_neutral else p.mu
-    if params.model == "merton":
+    variance, log_vrp = state.variance, state.log_vrp
+    z_spot_iv = z_spot  # the spot's diffusion shock as one normal (the IV's correlation reads it)
+    if stochastic_vol:
+        step = heston_step(
+            state.variance,
+            u[SLOT["u_variance"]],
+            z_spot,
+            mu,
+            p.kappa_v,
+            p.theta_v,
+            p.xi,
+            p.rho,
+            dt,
+        )
+        variance, log_return = step.variance, step.log_return
+        z_spot_iv = p.rho * step.z_variance + jnp.sqrt(1.0 - p.rho * p.rho) * z_spot
+        if params.model == "bates":
+            jump_return, jumps = compensated_jumps(
+                u[SLOT["u_jump_count"]],
+                to_normal(u[SLOT["z_jump_size"]]),
+                p.jump_intensity,
+                p.jump_mean,
+                p.jump_std,
+                dt,
+            )
+            log_return = log_return + jump_return
+            jump, log_jump = jumps.count > 0.0, jumps.log_jump
+        else:
+            jump, log_jump = jnp.zeros(z_spot.shape, bool), jnp.zeros_like(z_spot)
+    elif params.model == "merton":
         log_return, jumps = merton_log_return(
             z_spot,
             u[SLOT["u_jump_count"]],
@@ -214,20 +264,31 @@ def market_step(
     else:
         log_return = gbm_log_return(z_spot, mu, p.sigma, dt)
         jump, log_jump = jnp.zeros(z_spot.shape, bool), jnp.zeros_like(z_spot)
-    log_iv = iv_log_step(
-        state.log_iv,
-        z_spot,
-        to_normal(u[SLOT["z_iv"]]),
-        log_jump,
-        p.kappa,
-        p.iv_long_run,
-        p.eta,
-        p.iv_spot_corr,
-        p.iv_jump_beta,
-        dt,
-    )
+    if params.linked_iv:
+        log_vrp = ou_step(
+            state.log_vrp,
+            to_normal(u[SLOT["z_iv"]]),
+            p.vrp_kappa,
+            jnp.log(p.vrp_long_run),
+            p.vrp_eta,
+            dt,
+        )
+        log_iv = linked_log_iv(variance, log_vrp)
+    else:
+        log_iv = iv_log_step(
+            state.log_iv,
+            z_spot_iv,
+            to_normal(u[SLOT["z_iv"]]),
+            log_jump,
+            p.kappa,
+            p.iv_long_run,
+            p.eta,
+            p.iv_spot_corr,
+            p.iv_jump_beta,
+            dt,
+        )
     short_interest, thesis_event, early_u = exogenous_step(p, state.short_interest, u, dt)
-    state = MarketState(state.log_spot + log_return, log_iv, short_interest)
+    state = MarketState(state.log_spot + log_return, log_iv, short_interest, variance, log_vrp)
     return state, _market_of_day(p, state, thesis_event, jump, early_u)
 
 

@@ -13,9 +13,11 @@ import sys
 
 import numpy as np
 
-__all__ = ["MODELS", "NUMERIC_FIELDS", "MarketParams"]
+__all__ = ["IV_MODELS", "MODELS", "NUMERIC_FIELDS", "STOCHASTIC_VOL_MODELS", "MarketParams"]
 
-MODELS = ("gbm", "merton")
+MODELS = ("gbm", "merton", "heston", "bates")
+STOCHASTIC_VOL_MODELS = ("heston", "bates")  # the spot has a variance process v_t
+IV_MODELS = ("linked", "independent")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,15 +29,31 @@ class MarketParams:
     Python floats or arrays), `model` and `risk_neutral` are static. This module loads no JAX.
     """
 
-    model: str = "gbm"  # "gbm" | "merton"
+    model: str = "gbm"  # "gbm" | "merton" | "heston" | "bates"
     s0: float = 3.0  # initial spot, dollars
     mu: float = 0.05  # real-world drift, annual, continuous: E[S_t] = s0 e^{mu t}
     sigma: float = 1.90  # diffusion volatility, annual fraction (realized vol)
     risk_neutral: bool = False  # True: the drift is `rate` (used to check prices)
     rate: float = 0.05  # risk-free rate, annual, continuous
-    jump_intensity: float = 4.0  # jumps a year (merton only)
-    jump_mean: float = -0.25  # mean log-jump size (merton only)
-    jump_std: float = 0.35  # standard deviation of the log-jump size (merton only)
+    jump_intensity: float = 4.0  # jumps a year (merton and bates only)
+    jump_mean: float = -0.25  # mean log-jump size (merton and bates only)
+    jump_std: float = 0.35  # standard deviation of the log-jump size (merton and bates only)
+    # The spot's variance (heston and bates only): CIR, dv = kappa_v (theta_v - v) dt
+    # + xi sqrt(v) dW_v, corr(dW_v, dW_S) = rho. Calibrated to the baseline's levels: theta_v =
+    # sigma^2 = 1.9^2; kappa_v as the IV's kappa (half-life 29 trading days); xi = 3 gives the
+    # stock's vol a vol of xi / (2 sqrt(theta_v)) = 79 % a year at theta_v, and ln IV (linked) a
+    # stationary std. dev. of 0.28, as the baseline IV process's 0.29 (Feller 2 kappa_v theta_v
+    # / xi^2 = 4.8 > 1: v stays away from 0); rho = -0.7: leverage, the stock falls as vol rises.
+    v0: float = 3.61  # initial variance, annual (vol^2: 3.61 = 190 % vol)
+    kappa_v: float = 6.0  # mean-reversion rate of the variance, per year
+    theta_v: float = 3.61  # long-run variance, annual (vol^2)
+    xi: float = 3.0  # volatility of the variance, per sqrt(year) (dv = ... + xi sqrt(v) dW)
+    rho: float = -0.7  # correlation of the variance and spot shocks
+    # IV linked to the variance (iv_model "linked"): IV = sqrt(v) e^z, z a log-OU process.
+    iv_model: str | None = None  # "linked" | "independent"; None: linked for heston and bates
+    vrp_long_run: float = 1.15  # long-run (median) ratio of IV to the stock's vol, e^{E z}
+    vrp_kappa: float = 6.0  # mean-reversion rate of z = ln(IV / sqrt(v)), per year
+    vrp_eta: float = 0.5  # volatility of z, per sqrt(year)
     iv0: float = 4.2517  # initial implied volatility, annual fraction (425.17 %)
     kappa: float = 6.0  # mean-reversion rate of ln IV, per year (half-life ln 2 / 6 ≈ 29 days)
     iv_long_run: float = 2.17  # long-run IV, annual fraction
@@ -60,12 +78,20 @@ class MarketParams:
         _validate(self)
 
     @property
+    def linked_iv(self) -> bool:
+        """IV is `sqrt(v) e^z` (iv_model "linked", the default for heston and bates), not the
+        independent log-OU process of `iv_long_run`, `kappa`, `eta`."""
+        if self.iv_model is None:
+            return self.model in STOCHASTIC_VOL_MODELS
+        return self.iv_model == "linked"
+
+    @property
     def drift(self):
         """The spot's drift used in simulation: `rate` when `risk_neutral`, else `mu`."""
         return self.rate if self.risk_neutral else self.mu
 
 
-_STATIC_FIELDS = ("model", "risk_neutral")
+_STATIC_FIELDS = ("model", "risk_neutral", "iv_model")
 NUMERIC_FIELDS = tuple(
     f.name for f in dataclasses.fields(MarketParams) if f.name not in _STATIC_FIELDS
 )
@@ -81,6 +107,14 @@ _BOUNDS = {
     "iv_long_run": (0.0, math.inf, False),
     "eta": (0.0, math.inf, True),
     "iv_spot_corr": (-1.0, 1.0, True),
+    "v0": (0.0, math.inf, True),
+    "kappa_v": (0.0, math.inf, True),
+    "theta_v": (0.0, math.inf, False),
+    "xi": (0.0, math.inf, True),
+    "rho": (-1.0, 1.0, True),
+    "vrp_long_run": (0.0, math.inf, False),
+    "vrp_kappa": (0.0, math.inf, True),
+    "vrp_eta": (0.0, math.inf, True),
     "short_interest": (0.0, 100.0, True),
     "short_interest_long_run": (0.0, 100.0, True),
     "short_interest_kappa": (0.0, math.inf, True),
@@ -113,6 +147,17 @@ def _validate(params: MarketParams) -> None:
         raise ValueError(
             f"MarketParams.risk_neutral must be True or False; got {params.risk_neutral!r}."
         )
+    if params.iv_model is not None and params.iv_model not in IV_MODELS:
+        raise ValueError(
+            f"MarketParams.iv_model must be one of {', '.join(map(repr, IV_MODELS))} or None "
+            f"(linked for heston and bates, independent for gbm and merton); "
+            f"got {params.iv_model!r}."
+        )
+    if params.iv_model == "linked" and params.model not in STOCHASTIC_VOL_MODELS:
+        raise ValueError(
+            f"MarketParams.iv_model 'linked' needs a stochastic-variance model "
+            f"({', '.join(map(repr, STOCHASTIC_VOL_MODELS))}); got model {params.model!r}."
+        )
     for name in NUMERIC_FIELDS:
         value = _concrete(getattr(params, name))
         if value is None:
@@ -131,3 +176,12 @@ def _validate(params: MarketParams) -> None:
             else:
                 valid = f"a number in [{lower:g}, {upper:g}]"
             raise ValueError(f"MarketParams.{name} must be {valid}; got {getattr(params, name)!r}.")
+    if params.linked_iv:
+        # The IV percentile is read in the stationary law of IV: both processes must have one.
+        for name in ("kappa_v", "vrp_kappa"):
+            value = _concrete(getattr(params, name))
+            if value is not None and not np.all(value > 0):
+                raise ValueError(
+                    f"MarketParams.{name} must be > 0 with linked IV (the IV percentile is read "
+                    f"in the stationary law); got {getattr(params, name)!r}."
+                )

@@ -141,36 +141,96 @@ class SimulationTable(_Table):
 class MarketTable(_Table):
     """The simulated market: spot model, implied-volatility process, exogenous signal inputs."""
 
-    model: Literal["gbm", "merton"] = _m(
-        "model", "—", "Spot model: geometric Brownian motion or Merton jump-diffusion."
+    model: Literal["gbm", "merton", "heston", "bates"] = _m(
+        "model",
+        "—",
+        "Spot model: geometric Brownian motion, Merton jump-diffusion, Heston stochastic "
+        "variance (Andersen's QE scheme), or Bates (Heston plus the Merton jumps).",
     )
     s0: Float = _m("s0", "USD", "Spot price at the start.", gt=0)
-    mu: Float = _m("mu", "1/year", "Real-world drift; E[S_t] = s0 exp(mu t) in both models.")
+    mu: Float = _m("mu", "1/year", "Real-world drift; E[S_t] = s0 exp(mu t) in every model.")
     sigma: Float = _m(
-        "sigma", "annual vol", "Diffusion volatility of the spot (1.9 = 190 %).", gt=0
+        "sigma",
+        "annual vol",
+        "Diffusion volatility of the spot, gbm and merton (1.9 = 190 %).",
+        gt=0,
     )
     risk_neutral: Bool = _m("risk_neutral", "—", "Set the drift to the rate (mu = rate).")
     rate: Float = _m("rate", "1/year", "Risk-free rate: option pricing and interest on cash.")
     jump_intensity: Float = _m(
-        "jump_intensity", "jumps/year", 'Poisson jump rate (model = "merton" only).', ge=0
+        "jump_intensity", "jumps/year", 'Poisson jump rate (model = "merton" or "bates").', ge=0
     )
-    jump_mean: Float = _m("jump_mean", "log return", "Mean of the log jump size (merton).")
-    jump_std: Float = _m("jump_std", "log return", "Std. dev. of the log jump size (merton).", ge=0)
+    jump_mean: Float = _m("jump_mean", "log return", "Mean of the log jump size (merton, bates).")
+    jump_std: Float = _m(
+        "jump_std", "log return", "Std. dev. of the log jump size (merton, bates).", ge=0
+    )
+    v0: Float = _m(
+        "v0",
+        "annual variance",
+        "Spot variance at the start, heston and bates (3.61 = 190 %²).",
+        ge=0,
+    )
+    kappa_v: Float = _m(
+        "kappa_v",
+        "1/year",
+        "Mean-reversion speed of the variance (heston, bates); > 0 with linked IV.",
+        ge=0,
+    )
+    theta_v: Float = _m(
+        "theta_v", "annual variance", "Long-run variance (heston, bates; 3.61 = 190 %²).", gt=0
+    )
+    xi: Float = _m(
+        "xi",
+        "1/sqrt(year)",
+        "Volatility of the variance: dv = … + xi sqrt(v) dW (heston, bates).",
+        ge=0,
+    )
+    rho: Float = _m(
+        "rho",
+        "—",
+        "Correlation of the variance and spot shocks (< 0: leverage; heston, bates).",
+        ge=-1,
+        le=1,
+    )
+    iv_model: Literal["linked", "independent"] | None = _m(
+        "iv_model",
+        "—",
+        "IV = sqrt(v) e^z with z an OU premium (linked), or the log-OU process of iv_long_run, "
+        "kappa, eta (independent). Omitted: linked for heston and bates, independent otherwise; "
+        "linked needs heston or bates.",
+    )
+    vrp_long_run: Float = _m(
+        "vrp_long_run",
+        "ratio",
+        "Linked IV: long-run (median) ratio of IV to the stock's vol sqrt(v), e^{E z}.",
+        gt=0,
+    )
+    vrp_kappa: Float = _m(
+        "vrp_kappa", "1/year", "Linked IV: mean-reversion speed of z = ln(IV / sqrt(v)).", gt=0
+    )
+    vrp_eta: Float = _m("vrp_eta", "1/sqrt(year)", "Linked IV: volatility of z.", ge=0)
     iv0: Float = _m(
-        "iv0", "annual vol", "Implied volatility at the start (4.2517 = 425.17 %).", gt=0
+        "iv0",
+        "annual vol",
+        "Implied volatility at the start (4.2517 = 425.17 %); linked IV: z_0 = ln(iv0 / sqrt(v0)).",
+        gt=0,
     )
-    kappa: Float = _m("kappa", "1/year", "Mean-reversion speed of log IV.", gt=0)
-    iv_long_run: Float = _m("iv_long_run", "annual vol", "Long-run level of IV.", gt=0)
-    eta: Float = _m("eta", "1/sqrt(year)", "Volatility of log IV.", gt=0)
+    kappa: Float = _m("kappa", "1/year", "Mean-reversion speed of log IV (independent IV).", gt=0)
+    iv_long_run: Float = _m(
+        "iv_long_run", "annual vol", "Long-run level of IV (independent IV).", gt=0
+    )
+    eta: Float = _m("eta", "1/sqrt(year)", "Volatility of log IV (independent IV).", gt=0)
     iv_spot_corr: Float = _m(
         "iv_spot_corr",
         "—",
-        "Correlation of the IV and spot shocks (< 0: IV rises as S falls).",
+        "Correlation of the IV and spot shocks (< 0: IV rises as S falls; independent IV).",
         ge=-1,
         le=1,
     )
     iv_jump_beta: Float = _m(
-        "iv_jump_beta", "—", "Change of log IV per unit log jump of the spot (merton)."
+        "iv_jump_beta",
+        "—",
+        "Change of log IV per unit log jump of the spot (merton, bates; independent IV).",
     )
     short_interest: Float = _m(
         "short_interest", "percent of float", "Short interest at the start.", ge=0, le=100

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
+from simkit.paths.linked_iv import linked_iv_table
 from simkit.schema.tables import STRATEGY_TABLES, TABLES
 from simkit.strategy.config import FILL_MODES, STRIKE_MODES, StrategyConfig
 
@@ -26,6 +27,15 @@ class EngineShape(NamedTuple):
     hedge_legs: int  # calls per hedge group (the larger of the two regimes)
     smile: bool  # skew != 0: each strike is priced at its own volatility
     moneyness: bool  # strike_mode "moneyness": the ladder moves with the spot
+
+
+class IVTable(NamedTuple):
+    """Linked IV's percentile table (`simkit.paths.linked_iv`): `percentiles[i]` at ln IV
+    `start + i * step`, linear in between."""
+
+    start: Array  # () ln IV of the first knot
+    step: Array  # () spacing of the knots in ln IV
+    percentiles: Array  # (knots,) 0..100, nondecreasing
 
 
 _VECTOR_FIELDS = {
@@ -91,6 +101,9 @@ class EngineParams(NamedTuple):
     weights: Array  # (rungs,)
     hedge_moneyness: Array  # (2, hedge_legs) row 0 high-IV regime, row 1 normal; padded with 1.0
     hedge_weights: Array  # (2, hedge_legs) padded with 0.0
+    # Linked IV: the IV percentile is read in this table; None (no leaf: another compiled
+    # engine): the stationary law of the log-OU IV process, from `iv_long_run`, `kappa`, `eta`.
+    iv_table: IVTable | None = None
 
 
 def engine_shape(cfg: StrategyConfig) -> EngineShape:
@@ -109,7 +122,9 @@ def engine_params(cfg: StrategyConfig, mkt, dtype) -> EngineParams:
     """Traced parameters from the strategy record and the market constants the rules read.
 
     ``mkt`` supplies ``rate`` (the option pricing rate), and ``iv_long_run``, ``kappa`` and
-    ``eta`` (the IV percentile is the stationary law of the log-OU process).
+    ``eta`` (the IV percentile is the stationary law of the log-OU process); with linked IV
+    (``mkt.linked_iv``, a `MarketParams` of model heston or bates) the IV percentile is read in
+    the stationary table of ``linked_iv_table(mkt)`` instead.
     """
     shape = engine_shape(cfg)
 
@@ -140,10 +155,20 @@ def engine_params(cfg: StrategyConfig, mkt, dtype) -> EngineParams:
         out = list(values) + [fill] * (shape.hedge_legs - len(values))
         return out
 
+    iv_table = None
+    if getattr(mkt, "linked_iv", False):
+        table = linked_iv_table(mkt)
+        iv_table = IVTable(
+            start=jnp.asarray(table.start, dtype),
+            step=jnp.asarray(table.step, dtype),
+            percentiles=jnp.asarray(table.percentiles, dtype),
+        )
+
     return EngineParams(
         **tables,
         derived=derived,
         market=market,
+        iv_table=iv_table,
         strikes=jnp.asarray(cfg.strikes, dtype),
         weights=jnp.asarray(cfg.weights, dtype),
         hedge_moneyness=jnp.asarray(

@@ -38,7 +38,7 @@ def assert_markets_equal(a: Market, b: Market):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
-@pytest.mark.parametrize("model", ["gbm", "merton"])
+@pytest.mark.parametrize("model", ["gbm", "merton", "heston", "bates"])
 def test_a_path_depends_only_on_seed_cell_and_index(model):
     params = MarketParams(
         model=model, thesis_break_intensity=5.0, short_interest_kappa=3.0, short_interest_eta=20.0
@@ -154,9 +154,13 @@ def test_short_interest_mean_reverts_in_its_bounds():
     assert float(wild.short_interest.min()) == 0.0 and float(wild.short_interest.max()) == 100.0
 
 
-def test_day_step_in_a_scan_reproduces_simulate_market():
+@pytest.mark.parametrize(
+    ("model", "iv_model"),
+    [("merton", None), ("heston", "linked"), ("bates", "linked"), ("bates", "independent")],
+)
+def test_day_step_in_a_scan_reproduces_simulate_market(model, iv_model):
     """The engine's way: generate day by day inside its own scan, bit for bit the same."""
-    params = MarketParams(model="merton", thesis_break_intensity=8.0)
+    params = MarketParams(model=model, iv_model=iv_model, thesis_break_intensity=8.0)
     n_paths, n_steps = PATHS, STEPS
     keys = path_keys(cell_key(11, 2), 5, n_paths)
 
@@ -190,7 +194,7 @@ def test_market_to_numpy():
 def test_params_are_a_pytree_with_static_model():
     p = MarketParams(model="merton")
     leaves, tree = jax.tree_util.tree_flatten(p)
-    assert len(leaves) == 26 and all(isinstance(x, float) for x in leaves)
+    assert len(leaves) == 34 and all(isinstance(x, float) for x in leaves)
     doubled = jax.tree_util.tree_map(lambda x: 2 * x, p)
     assert doubled.model == "merton" and doubled.sigma == 2 * p.sigma
     # vmap over a grid of sigmas: one compiled function for the whole grid axis.
@@ -202,7 +206,11 @@ def test_params_are_a_pytree_with_static_model():
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("model", "heston", "must be one of 'gbm', 'merton'; got 'heston'"),
+        ("model", "garch", "must be one of 'gbm', 'merton', 'heston', 'bates'; got 'garch'"),
+        ("iv_model", "both", "iv_model must be one of 'linked', 'independent' or None"),
+        ("rho", -1.5, "MarketParams.rho must be a number in [-1, 1]; got -1.5"),
+        ("theta_v", 0.0, "MarketParams.theta_v must be a finite number > 0; got 0.0"),
+        ("xi", -1.0, "MarketParams.xi must be a finite number >= 0; got -1.0"),
         ("sigma", -0.1, "MarketParams.sigma must be a finite number >= 0; got -0.1"),
         ("s0", 0.0, "MarketParams.s0 must be a finite number > 0; got 0.0"),
         ("iv_spot_corr", 1.5, "MarketParams.iv_spot_corr must be a number in [-1, 1]; got 1.5"),

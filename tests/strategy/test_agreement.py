@@ -61,6 +61,9 @@ CORPUS = [
         {"iv0": 0.8, "iv_long_run": 0.8, "sigma": 1.2, "eta": 0.3, "model": "merton"},
         {"iv_exit": False, "signal_iv_percentile_min": 0.0, "profit_take": False},
     ),
+    # Stochastic variance with linked IV: the IV percentile read in the stationary table.
+    ("heston_linked", {"model": "heston"}, {}),
+    ("bates_linked_calm_start", {"model": "bates", "iv0": 2.185}, {}),
 ]
 
 INT_FIELDS_EXACT = ("n_trades", "n_wins")

@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from simkit.paths.linked_iv import linked_iv_table
 from simkit.strategy.config import StrategyConfig
 from simkit.strategy.reference.pricing import norm_cdf
 from simkit.strategy.reference.state import Book, Tally
@@ -61,9 +62,27 @@ def iv_percentile(iv: float, mkt) -> float:
     """Percentile of ln IV in the stationary law of the log-OU process (STRATEGY.md *(choice)*).
 
     p = 100 * Phi((ln iv - ln iv_long_run) / (eta / sqrt(2 kappa))).
+    With linked IV (``mkt.linked_iv``: heston or bates), the percentile of IV in the stationary
+    law of sqrt(v) e^z, read in the market's table (`linked_iv_percentile`).
     """
+    if getattr(mkt, "linked_iv", False):
+        return linked_iv_percentile(iv, linked_iv_table(mkt))
     stationary_sd = mkt.eta / math.sqrt(2.0 * mkt.kappa)
     return 100.0 * norm_cdf((math.log(iv) - math.log(mkt.iv_long_run)) / stationary_sd)
+
+
+def linked_iv_percentile(iv: float, table) -> float:
+    """The table's percentile at ln iv: knot i holds `table.percentiles[i]` at ln IV
+    `table.start + i * table.step`; linear between knots, the end values beyond them."""
+    position = (math.log(iv) - table.start) / table.step
+    values = table.percentiles
+    if position <= 0.0:
+        return values[0]
+    if position >= len(values) - 1:
+        return values[-1]
+    knot = int(position)
+    weight = position - knot
+    return values[knot] + (values[knot + 1] - values[knot]) * weight
 
 
 def market_day(path: Mapping[str, Sequence[float]], t: int, mkt) -> MarketDay:

@@ -292,7 +292,21 @@ def _contracts(x, p):
 
 
 def _iv_percentile(iv, p):
-    """Percentile of ln IV in the stationary law of its OU process (STRATEGY.md choice)."""
+    """Percentile of ln IV in the stationary law of its OU process (STRATEGY.md choice); with
+    linked IV, of IV in the stationary law of sqrt(v) e^z (`p.iv_table`)."""
     # seed: "Entry Conditions" — get_iv_percentile(), read by entries, exits and hedges.
+    if p.iv_table is not None:
+        return _table_percentile(iv, p.iv_table)
     sd = p.market.eta / jnp.sqrt(2.0 * p.market.kappa)
     return 100.0 * ndtr((jnp.log(iv) - jnp.log(p.market.iv_long_run)) / sd)
+
+
+def _table_percentile(iv, table):
+    """Linear interpolation of the percentile table in ln IV (flat beyond its ends)."""
+    x = (jnp.log(iv) - table.start) / table.step
+    last = table.percentiles.shape[0] - 1
+    knot = jnp.clip(jnp.floor(x), 0.0, last - 1.0)
+    frac = jnp.clip(x - knot, 0.0, 1.0)
+    knot = knot.astype(jnp.int32)
+    low = table.percentiles[knot]
+    return low + (table.percentiles[knot + 1] - low) * frac
