@@ -548,7 +548,9 @@ def sensitivity(
         for i in range(d.n):  # every set is valid before anything runs
             model.variant(d.row(i))
         model_name = "scenario"
+        simulated = True
     else:
+        simulated = False
         model_name = (
             f"{type(model).__module__}.{getattr(model, '__qualname__', type(model).__qualname__)}"
         )
@@ -581,9 +583,10 @@ def sensitivity(
         else:
             y[i], se[i] = saved["value"], saved["se"]
             devices.add(str(saved["device"]))
-    executor = run.choose_executor(
-        scheduler, settings.paths * (settings.n_steps + 1) * len(todo), settings.engine
-    )
+    # The size that chooses the default executor: the runs' path-steps (an injected model's
+    # sets run in this process).
+    path_steps = settings.paths * (settings.n_steps + 1) * len(todo) if simulated else 0
+    executor = run.choose_executor(scheduler, path_steps, settings.engine)
     bar = _Progress(progress, d.n, d.n - len(todo), d.method)
     try:
         if todo:
