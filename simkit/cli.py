@@ -1417,6 +1417,166 @@ def print_explain_table(ds: Any, console: Any) -> None:
 COMMANDS += [_cmd_explain]
 
 
+# --------------------------------------------------------------------------- sensitivity
+# (global sensitivity over a [sensitivity] table: `_cmd_sensitivity(sub)` + its command)
+
+
+def _cmd_sensitivity(sub: Any) -> None:
+    p = sub.add_parser(
+        "sensitivity",
+        help="global sensitivity (Morris or Sobol') of result metrics to the input ranges of "
+        "the scenario's [sensitivity] table, every parameter set on the same paths",
+    )
+    p.add_argument(
+        "scenario", metavar="SCENARIO.toml", help="scenario without [grid], with [sensitivity]"
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        help="Morris trajectories or the Sobol' base sample (overrides sensitivity.samples)",
+    )
+    p.add_argument(
+        "--paths", type=int, help="paths per parameter set (overrides sensitivity.paths)"
+    )
+    p.add_argument("--seed", type=int, help="random seed of the paths (overrides simulation.seed)")
+    p.add_argument(
+        "--out", metavar="FILE.nc", help="result file (default results/<scenario>.sensitivity.nc)"
+    )
+    p.add_argument("--scheduler", metavar="ADDRESS", help="as for simkit run")
+    p.add_argument("--engine", help="jax | reference (overrides simulation.engine)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key (repeatable), e.g. --set sensitivity.method=sobol",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=sensitivity_command)
+
+
+def sensitivity_command(args: argparse.Namespace) -> int:
+    from simkit import run, sensitivity
+
+    overrides = _overrides(args.overrides)
+    for flag, key in (
+        ("samples", "sensitivity.samples"),
+        ("paths", "sensitivity.paths"),
+        ("seed", "simulation.seed"),
+        ("engine", "simulation.engine"),
+    ):
+        if getattr(args, flag) is not None:
+            overrides[key] = getattr(args, flag)
+    scenario = _load(args.scenario, overrides)
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("results") / f"{Path(args.scenario).stem}.sensitivity.nc"
+    )
+    check_output_path(out)
+    _check_scheduler(args.scheduler)
+
+    _enable_compile_cache()
+    try:
+        ds = sensitivity.sensitivity(
+            scenario, scheduler=args.scheduler, out=out, progress=not args.no_progress
+        )
+    except run.SchedulerUnreachable as exc:
+        raise BadInput(f"--scheduler {args.scheduler}: {exc}") from None
+    console = _console()
+    print_sensitivity_tables(ds, console)
+    console.print(
+        f"wrote {out} ({ds.attrs['evaluations']} parameter sets, "
+        f"{ds.attrs['wall_time_s']:.1f} s, {ds.attrs['executor']})"
+    )
+    console.print(f"next: simkit report {out}   (index bars and each metric against each key)")
+    return 0
+
+
+def _g(x: Any, digits: int = 3) -> str:
+    x = float(x)
+    return "-" if math.isnan(x) else f"{x:.{digits}g}"
+
+
+def _key_range_text(ds: Any, i: int) -> str:
+    law = str(ds["key_law"].values[i])
+    text = f"{_g(ds['key_low'].values[i], 4)} - {_g(ds['key_high'].values[i], 4)}"
+    return text + (" (log)" if law == "log-uniform" else "")
+
+
+def sensitivity_ranking(ds: Any, metric: str) -> list[int]:
+    """Key positions by the metric's index (Morris mu*, Sobol' ST), largest first; NaN last."""
+    name = "mu_star" if ds.attrs.get("method") == "morris" else "ST"
+    values = [float(v) for v in ds[name].sel(metric=metric).values]
+    return sorted(range(len(values)), key=lambda i: (math.isnan(values[i]), -values[i]))
+
+
+def print_sensitivity_tables(ds: Any, console: Any) -> None:
+    """One table per metric: the keys by their index, largest first, with SALib's 95 %
+    half-widths, the noise share and floor, and the keys whose index noise could explain."""
+    import numpy as np
+    from rich.table import Table
+
+    morris = ds.attrs.get("method") == "morris"
+    n_keys = ds.sizes["key"]
+    how = (
+        f"Morris, {ds.attrs['samples']} trajectories x {n_keys + 1}"
+        if morris
+        else f"Sobol', N = {ds.attrs['samples']} x {n_keys + 2}"
+    )
+    console.print(
+        f"{ds.attrs.get('title', 'simkit sensitivity')}: {how} = {ds.attrs['evaluations']} "
+        f"parameter sets, {int(ds.attrs['paths']):,} paths each, seed {ds.attrs.get('seed')} "
+        "(every set on the same paths)"
+    )
+    deciding = []
+    for metric in [str(m) for m in ds["metric"].values]:
+        sel = ds.sel(metric=metric)
+        share = float(sel["noise_share"].values)
+        floor = float(sel["noise_floor"].values)
+        units = str(sel["metric_units"].values)
+        y = np.asarray(sel["metric_value"].values, dtype=float)
+        table = Table(
+            title=f"{metric} ({units}): {_g(np.nanmin(y))} to {_g(np.nanmax(y))} over the sets; "
+            f"noise share mean(se²)/Var = {_g(100 * share, 2)} %",
+            caption=(
+                "mu* = mean |elementary effect|: the metric's change over the key's whole range; "
+                "mu = mean effect (sign = direction); sigma = spread (non-linearity, "
+                f"interactions); ± = SALib's 95 % half-width; noise floor of mu* {_g(floor)}"
+                if morris
+                else "S1 = first-order share of the metric's variance, ST = total (with "
+                f"interactions); ± = SALib's 95 % half-width; noise floor of ST {_g(floor)}"
+            ),
+        )
+        table.add_column("key", no_wrap=True)
+        table.add_column("range", no_wrap=True)
+        names = ("mu_star", "mu", "sigma") if morris else ("S1", "ST")
+        for name in names:
+            table.add_column({"mu_star": "mu*"}.get(name, name), justify="right", no_wrap=True)
+        table.add_column("", no_wrap=True)
+        order = sensitivity_ranking(ds, metric)
+        for i in order:
+            cells = []
+            for name in names:
+                value = _g(sel[name].values[i])
+                if f"{name}_conf" in ds:
+                    value += f" ± {_g(sel[f'{name}_conf'].values[i], 2)}"
+                cells.append(value)
+            flag = "within noise" if int(sel["within_noise"].values[i]) else ""
+            table.add_row(str(ds["key"].values[i]), _key_range_text(ds, i), *cells, flag)
+        console.print(table)
+        top = order[0] if order else None
+        if top is not None and not int(sel["within_noise"].values[top]):
+            deciding.append(f"{metric}: {ds['key'].values[top]}")
+        else:
+            deciding.append(f"{metric}: no key above the noise floor")
+    console.print("largest effect per metric: " + "; ".join(deciding))
+
+
+COMMANDS += [_cmd_sensitivity]
+
+
 # --------------------------------------------------------------------------- main
 
 

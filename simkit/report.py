@@ -39,6 +39,13 @@ Explain results (`simkit explain`, a dataset with a `change` dimension):
                         changed alone, with its paired 95 % interval, largest first
   explain_metrics       the same for the probability of a loss, the median drawdown and the
                         sleeve Kelly fraction
+
+Sensitivity results (`simkit sensitivity`, a dataset with `sample`, `key` and `metric`):
+  sensitivity_indices   per metric, each key's index (Morris mu* with its 95 % half-width and
+                        sigma; Sobol' S1 and ST with theirs), largest first, the noise floor
+                        marked
+  sensitivity_scatter   each metric against each sampled key over the parameter sets (the
+                        run's standard error as whiskers)
 """
 
 from __future__ import annotations
@@ -1231,6 +1238,193 @@ def _explain_figures(ds: Any, folder: Path) -> list[Path]:
     return written
 
 
+# --------------------------------------------------------------------------- sensitivity results
+
+
+def _sensitivity_order(ds: Any, metric: str) -> list[int]:
+    name = "mu_star" if ds.attrs.get("method") == "morris" else "ST"
+    values = np.asarray(ds[name].sel(metric=metric).values, dtype=float)
+    return sorted(range(len(values)), key=lambda i: (math.isnan(values[i]), -values[i]))
+
+
+def _sensitivity_indices(ds: Any, folder: Path, written: list[Path]) -> None:
+    """Per metric, a panel of horizontal bars: each key's index, largest on top."""
+    morris = ds.attrs.get("method") == "morris"
+    metrics = [str(m) for m in ds["metric"].values]
+    n_keys = ds.sizes["key"]
+    fig = _figure(5.2 * len(metrics), 0.42 * n_keys + 2.4)
+    axes = np.atleast_1d(fig.subplots(1, len(metrics), squeeze=False)[0])
+    for ax, metric in zip(axes, metrics, strict=True):
+        sel = ds.sel(metric=metric)
+        order = _sensitivity_order(ds, metric)
+        labels = [str(ds["key"].values[i]) for i in order]
+        y = np.arange(len(order))
+        floor = float(sel["noise_floor"].values)
+        within = np.asarray(sel["within_noise"].values)[order].astype(bool)
+        if morris:
+            mu_star = np.asarray(sel["mu_star"].values, dtype=float)[order]
+            conf = np.asarray(sel["mu_star_conf"].values, dtype=float)[order]
+            mu = np.asarray(sel["mu"].values, dtype=float)[order]
+            sigma = np.asarray(sel["sigma"].values, dtype=float)[order]
+            colors = [
+                "0.7" if w else (GAIN_COLOR if m >= 0 else LOSS_COLOR)
+                for w, m in zip(within, mu, strict=True)
+            ]
+            ax.barh(y, np.nan_to_num(mu_star), height=0.6, color=colors, alpha=0.85)
+            ax.errorbar(
+                np.nan_to_num(mu_star),
+                y,
+                xerr=np.nan_to_num(conf),
+                fmt="none",
+                ecolor="0.15",
+                capsize=3,
+            )
+            ax.plot(sigma, y, "D", color="0.2", ms=4, label="sigma")
+            ax.set_xlabel("mu*: the metric's change over the key's whole range")
+        else:
+            s1 = np.asarray(sel["S1"].values, dtype=float)[order]
+            s1c = np.asarray(sel["S1_conf"].values, dtype=float)[order]
+            st = np.asarray(sel["ST"].values, dtype=float)[order]
+            stc = np.asarray(sel["ST_conf"].values, dtype=float)[order]
+            ax.barh(y - 0.18, np.nan_to_num(s1), height=0.34, color=BAND_COLOR, label="S1")
+            ax.barh(
+                y + 0.18,
+                np.nan_to_num(st),
+                height=0.34,
+                color=["0.7" if w else "#d9822b" for w in within],
+                label="ST",
+            )
+            ax.errorbar(
+                np.nan_to_num(s1),
+                y - 0.18,
+                xerr=np.nan_to_num(s1c),
+                fmt="none",
+                ecolor="0.15",
+                capsize=2,
+            )
+            ax.errorbar(
+                np.nan_to_num(st),
+                y + 0.18,
+                xerr=np.nan_to_num(stc),
+                fmt="none",
+                ecolor="0.15",
+                capsize=2,
+            )
+            ax.set_xlabel("share of the metric's variance over the sets")
+        if math.isfinite(floor) and floor > 0:
+            ax.axvline(floor, color="0.3", linestyle="--", linewidth=1, label="noise floor")
+        ax.axvline(0, color="0.3", linewidth=0.8)
+        ax.set_yticks(y, labels, fontfamily="monospace", fontsize=8)
+        ax.set_ylim(len(order) - 0.5, -0.5)
+        ax.grid(axis="x", alpha=0.3)
+        share = float(sel["noise_share"].values)
+        units = str(sel["metric_units"].values)
+        ax.set_title(
+            f"{metric} ({units})\nnoise share mean(se²)/Var = "
+            f"{'–' if math.isnan(share) else f'{100 * share:.2g} %'}",
+            fontsize=9,
+        )
+        ax.legend(fontsize=7, loc="lower right")
+    how = (
+        f"Morris, {ds.attrs.get('samples')} trajectories; bars: mu* ± 95 % (green: the metric "
+        "rises with the key, red: it falls, grey: within Monte Carlo noise); diamonds: sigma"
+        if morris
+        else f"Sobol', N = {ds.attrs.get('samples')}; S1 and ST ± 95 % (grey ST: within "
+        "Monte Carlo noise)"
+    )
+    fig.suptitle(
+        f"{ds.attrs.get('title', 'sensitivity')}: {ds.attrs.get('evaluations')} parameter sets, "
+        f"{int(ds.attrs.get('paths', 0)):,} paths each, the same paths for every set\n{how}",
+        fontsize=10,
+    )
+    _save(fig, folder, "sensitivity_indices", written)
+
+
+def _sensitivity_scatter(ds: Any, folder: Path, written: list[Path]) -> None:
+    """Each metric (rows) against each sampled key (columns, by the first metric's ranking)."""
+    metrics = [str(m) for m in ds["metric"].values]
+    order = _sensitivity_order(ds, metrics[0])
+    n_rows, n_cols = len(metrics), len(order)
+    fig = _figure(2.3 * n_cols + 0.8, 2.1 * n_rows + 0.9)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False, sharey="row")
+    for r, metric in enumerate(metrics):
+        y = np.asarray(ds["metric_value"].sel(metric=metric).values, dtype=float)
+        se = np.asarray(ds["metric_se"].sel(metric=metric).values, dtype=float)
+        for c, k in enumerate(order):
+            ax = axes[r][c]
+            x = np.asarray(ds["input_value"].isel(key=k).values, dtype=float)
+            if np.isfinite(se).any():
+                ax.errorbar(x, y, yerr=np.nan_to_num(se), fmt="none", ecolor="0.75", lw=0.6)
+            ax.plot(x, y, "o", ms=2.5, color=BAND_COLOR, alpha=0.7)
+            if str(ds["key_law"].values[k]) == "log-uniform":
+                from matplotlib.ticker import NullFormatter
+
+                ax.set_xscale("log")
+                lo, hi = float(ds["key_low"].values[k]), float(ds["key_high"].values[k])
+                ticks = np.geomspace(lo, hi, 4)
+                ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
+                ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+            if r == n_rows - 1:
+                ax.set_xlabel(f"{ds['key'].values[k]}\n({ds['key_units'].values[k]})", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(
+                    f"{metric}\n({ds['metric_units'].sel(metric=metric).values})", fontsize=8
+                )
+    fig.suptitle(
+        "Each metric against each sampled key over the parameter sets (whiskers: the run's "
+        f"standard error)\nkeys by their effect on {metrics[0]}, largest on the left",
+        fontsize=10,
+    )
+    _save(fig, folder, "sensitivity_scatter", written)
+
+
+def _sensitivity_figures(ds: Any, folder: Path) -> list[Path]:
+    written: list[Path] = []
+    _sensitivity_indices(ds, folder, written)
+    _sensitivity_scatter(ds, folder, written)
+    return written
+
+
+def _sensitivity_table(ds: Any) -> str:
+    morris = ds.attrs.get("method") == "morris"
+    names = ("mu_star", "sigma") if morris else ("S1", "ST")
+    metrics = [str(m) for m in ds["metric"].values]
+    head = "<th>key</th><th>range</th>" + "".join(
+        f"<th>{html.escape(m)}: {'mu*' if n == 'mu_star' else n}</th>"
+        for m in metrics
+        for n in names
+    )
+    rows = []
+    for i in _sensitivity_order(ds, metrics[0]):
+        law = " (log)" if str(ds["key_law"].values[i]) == "log-uniform" else ""
+        cells = (
+            f"<td><code>{html.escape(str(ds['key'].values[i]))}</code></td>"
+            f"<td>{_fmt(ds['key_low'].values[i], 'num')} – {_fmt(ds['key_high'].values[i], 'num')}{law}</td>"
+        )
+        for m in metrics:
+            sel = ds.isel(key=i).sel(metric=m)
+            for n in names:
+                text = _fmt(sel[n].values, "num")
+                if f"{n}_conf" in ds and text != "–":
+                    text += f' <span class="ci">± {_fmt(sel[f"{n}_conf"].values, "num")}</span>'
+                if n in ("mu_star", "ST") and int(sel["within_noise"].values):
+                    text += ' <span class="ci">(noise)</span>'
+                cells += f"<td>{text}</td>"
+        rows.append(f"<tr>{cells}</tr>")
+    noise = "".join(
+        f"<tr><td>{html.escape(m)}</td><td>{_fmt(ds['noise_share'].sel(metric=m).values, 'pct')}</td>"
+        f"<td>{_fmt(ds['noise_floor'].sel(metric=m).values, 'num')}</td></tr>"
+        for m in metrics
+    )
+    return (
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        "<table><thead><tr><th>metric</th><th>noise share mean(se²)/Var</th>"
+        f"<th>noise floor of {'mu*' if morris else 'ST'}</th></tr></thead><tbody>{noise}</tbody></table>"
+    )
+
+
 # --------------------------------------------------------------------------- HTML
 
 
@@ -1407,6 +1601,10 @@ CAPTIONS = {
     "changed alone, on the scenario's own paths, with paired 95 % intervals.",
     "explain_metrics": "Change of the probability of a loss, the median drawdown and the "
     "sleeve Kelly fraction for each change, with paired 95 % intervals.",
+    "sensitivity_indices": "Each key's sensitivity index per metric (Morris mu* and sigma, or "
+    "Sobol' S1 and ST, with SALib's 95 % half-widths), largest first, the Monte Carlo noise "
+    "floor dashed.",
+    "sensitivity_scatter": "Each metric against each sampled key over the parameter sets.",
 }
 
 
@@ -1446,6 +1644,15 @@ def _html(ds: Any, kind: str, figures: list[Path], source: Path) -> str:
             "the standard error of the per-path differences, the median drawdown and the Kelly "
             "fraction by a paired path bootstrap]. Sorted by |Δ annual return mean|.</p>"
         )
+    elif kind == "sensitivity":
+        parts.append(_sensitivity_table(ds))
+        parts.append(
+            '<p class="meta">Keys by their index on the first metric. Morris: mu* = mean '
+            "absolute elementary effect (the metric's change over the key's whole range), "
+            "sigma = their spread; Sobol': S1 first-order, ST total share of the variance; "
+            "± SALib's 95 % half-width; (noise): at or below what the runs' Monte Carlo noise "
+            "alone would give. Every parameter set ran on the same paths.</p>"
+        )
     else:
         parts.append(_run_table(ds))
         parts.append('<p class="meta">Estimates [95 % confidence interval].</p>')
@@ -1484,6 +1691,8 @@ def _open(result: Path) -> tuple[Any, str]:
         return ds, "stress"
     if "change" in ds.dims and "annual_return_mean_delta" in ds:
         return ds, "explain"
+    if ds.attrs.get("simkit_result") == "sensitivity" and "metric_value" in ds:
+        return ds, "sensitivity"
     if "equity_sample" in ds and "final_equity_mean" in ds and "paths" in ds:
         return ds, "run"
     raise NotAResult(
@@ -1495,7 +1704,8 @@ def make_report(result: str | Path, out: str | Path | None = None) -> Report:
     """Write the figures and `index.html` of a result file into `out`.
 
     Args:
-      result: a `simkit run`, `simkit stress` or `simkit explain` result file.
+      result: a `simkit run`, `simkit stress`, `simkit explain` or `simkit sensitivity`
+        result file.
       out: the folder (created if needed). Default value: `default_folder(result)`.
 
     Returns:
@@ -1506,7 +1716,11 @@ def make_report(result: str | Path, out: str | Path | None = None) -> Report:
     folder = Path(out) if out is not None else default_folder(result)
     ds, kind = _open(result)
     folder.mkdir(parents=True, exist_ok=True)
-    draw = {"stress": _stress_figures, "explain": _explain_figures}.get(kind, _run_figures)
+    draw = {
+        "stress": _stress_figures,
+        "explain": _explain_figures,
+        "sensitivity": _sensitivity_figures,
+    }.get(kind, _run_figures)
     figures = draw(ds, folder)
     index = folder / "index.html"
     tmp = index.with_name(".index.html.tmp")

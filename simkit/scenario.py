@@ -50,6 +50,7 @@ from simkit.schema.tables import (
     ClaimsTable,
     Float,
     Int,
+    SensitivityTable,
     SimulationTable,
     Str,
     _key,
@@ -159,6 +160,7 @@ class Scenario:
     grid: tuple[GridAxis, ...] = ()
     overrides: dict[str, object] = field(default_factory=dict)
     claims: Any = field(default_factory=lambda: ClaimsTable())  # the [claims] table
+    sensitivity: Any = field(default_factory=lambda: SensitivityTable())  # [sensitivity]
     _cells: tuple[Cell, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -388,7 +390,10 @@ def _type_text(tp: Any, optional: bool) -> str:
     if typing.get_origin(tp) is Literal:
         text = "string"
     elif typing.get_origin(tp) is list:
-        text = "list of numbers"
+        item = typing.get_args(tp)[0] if typing.get_args(tp) else float
+        text = "list of strings" if item is str else "list of numbers"
+    elif typing.get_origin(tp) is dict:
+        text = "table"
     else:
         text = {bool: "boolean", int: "integer", float: "number", str: "string"}[tp]
     return f"{text} (optional)" if optional else text
@@ -530,6 +535,7 @@ class _Builder:
             grid=tuple(axes),
             overrides=dict(self.overrides),
             claims=validated["claims"],
+            sensitivity=validated["sensitivity"],
             _cells=tuple(cells),
         )
 
@@ -1137,6 +1143,8 @@ def _scenario_to_toml(scenario: Scenario) -> str:
             name: getattr(scenario.strategy, name) for name in TABLES[table].model_fields
         }
     sections["claims"] = scenario.claims.model_dump()
+    if scenario.sensitivity != SensitivityTable():  # written only when the file has one
+        sections["sensitivity"] = scenario.sensitivity.model_dump()
     out = []
     for table, values in sections.items():
         out.append(f"[{table}]")
@@ -1170,7 +1178,8 @@ _REFERENCE_HEAD = """\
 A scenario is a TOML file: a required `[simulation]` table, a `[market]` table, seven tables
 that hold the strategy's parameters (`[capital]`, `[strategy]`, `[execution]`, `[exits]`,
 `[assignment]`, `[hedges]`, `[limits]`), an optional `[claims]` table (the family of markets
-`simkit claims` judges the seed's claims across) and an optional `[grid]`. Every key is optional and
+`simkit claims` judges the seed's claims across), an optional `[sensitivity]` table (the input
+ranges `simkit sensitivity` samples) and an optional `[grid]`. Every key is optional and
 takes the default below when omitted; an empty file, or one without `[simulation]`, is an error
 (write an empty `[simulation]` table to take every default). `scenarios/baseline.toml` writes
 out every key with its default.

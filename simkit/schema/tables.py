@@ -8,11 +8,22 @@ them); docs/SCENARIO.md is generated from them. `TABLES` maps each table name to
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
+import types
+import typing
 from typing import Annotated, Any, Literal
 
 import annotated_types
-from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Field, Strict
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+)
 
 from simkit.schema.market import MarketParams
 from simkit.schema.strategy import StrategyConfig, steps_for_calendar_days
@@ -702,6 +713,180 @@ class ClaimsTable(_Table):
         return out
 
 
+SENSITIVITY_LAWS = ("uniform", "log-uniform")
+SENSITIVITY_METHODS = ("morris", "sobol")
+_RANGE_FIELDS = ("low", "high", "law")
+
+
+def _flat_ranges(keys: Any, prefix: str = "") -> dict[str, Any]:
+    """`[sensitivity.keys]` as dotted key -> its range table: quoted keys (`"market.sigma" =
+    { ... }`) and unquoted dotted ones (`market.sigma = { ... }`, nested tables) alike."""
+    out: dict[str, Any] = {}
+    for name, value in keys.items():
+        full = f"{prefix}{name}"
+        nested = isinstance(value, dict) and value and not set(value) & set(_RANGE_FIELDS)
+        if nested and all(isinstance(v, dict) for v in value.values()):
+            out.update(_flat_ranges(value, full + "."))
+        else:
+            out[full] = value
+    return out
+
+
+def _number_key(table: str, name: str) -> bool:
+    """Whether `table.name` holds one number (not an integer, switch, word or list)."""
+    tp = TABLES[table].model_fields[name].annotation
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType):
+            tp = next(a for a in typing.get_args(tp) if a is not type(None))
+        else:
+            return tp is float
+
+
+_BOUND_WORDS = {
+    "greater_than": ">",
+    "greater_than_equal": ">=",
+    "less_than": "<",
+    "less_than_equal": "<=",
+}
+
+
+def _value_problem(table: str, name: str, value: float) -> str | None:
+    """The key's own bounds applied to one value: what is wrong, or None when it passes."""
+    try:
+        TABLES[table].model_validate({name: value})
+    except ValidationError as exc:
+        for error in exc.errors():
+            if error["loc"][:1] == (name,):
+                if error["type"] in _BOUND_WORDS:
+                    bound = next(iter(error.get("ctx", {}).values()), "?")
+                    if isinstance(bound, float) and bound.is_integer():
+                        bound = int(bound)
+                    return f"must be {_BOUND_WORDS[error['type']]} {bound} (the key's own bound)"
+                return str(error["msg"])
+    return None
+
+
+class SensitivityTable(_Table):
+    """Global sensitivity analysis (`simkit sensitivity`): which input ranges of `[sensitivity.keys]`
+    move which result metrics. Each key gets a range and a law, `"market.sigma" = { low = 0.5,
+    high = 3.0 }` or `{ low = 1.0, high = 3.5, law = "log-uniform" }`; the keys are market or
+    strategy numbers (the keys a `[grid]` sweeps, integers, switches and lists excepted). Every
+    sampled parameter set is a one-cell run on the scenario's seed and path keys (common random
+    numbers). Cost: Morris `samples * (keys + 1)` runs, Sobol' `samples * (keys + 2)`."""
+
+    method: Literal["morris", "sobol"] = _key(
+        "morris",
+        "—",
+        "Morris elementary effects (a screening: mu_star, sigma) or Sobol' indices (S1, ST).",
+    )
+    samples: Int = _key(
+        10,
+        "trajectories or samples",
+        "Morris trajectories, or the Sobol' base sample N (a power of 2).",
+        ge=2,
+    )
+    levels: Int = _key(4, "levels", "Morris grid levels per key (even).", ge=2)
+    seed: Int = _key(
+        0,
+        "—",
+        "Seed of the input sample (Morris trajectories, Sobol' scrambling) and of the "
+        "intervals' bootstrap; the paths use simulation.seed.",
+        ge=0,
+        le=2**32 - 1,
+    )
+    paths: Int = _key(
+        2048,
+        "paths",
+        "Paths per sampled parameter set (a multiple of simulation.chunk_size avoids "
+        "compiling a second block shape).",
+        ge=2,
+    )
+    metrics: list[Str] = _key(
+        ["annual_return_mean", "prob_loss", "kelly_sleeve_fraction"],
+        "—",
+        "Scalar result metrics analysed (names of a result file's variables).",
+        min_length=1,
+    )
+    keys: dict[str, Any] = _key(
+        {},
+        "—",
+        'Sampled keys: `"table.key" = { low = L, high = H, law = "uniform" | "log-uniform" }` '
+        "(law: uniform when omitted; log-uniform needs low > 0).",
+    )
+
+    def ranges(self) -> dict[str, tuple[float, float, str]]:
+        """Dotted key -> (low, high, law) of every sampled key, in file order."""
+        return {
+            key: (float(r["low"]), float(r["high"]), str(r.get("law", "uniform")))
+            for key, r in _flat_ranges(self.keys).items()
+        }
+
+    def checks(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        if self.method == "sobol" and self.samples & (self.samples - 1):
+            out.append(
+                (
+                    "samples",
+                    f'must be a power of 2 for method = "sobol" (Sobol\' points balance at 2^m), '
+                    f"got {self.samples}",
+                )
+            )
+        if self.method == "morris" and self.levels % 2:
+            out.append(
+                ("levels", f"must be even (Morris steps of p / (2 (p - 1))), got {self.levels}")
+            )
+        seen: set[str] = set()
+        for i, name in enumerate(self.metrics):
+            if name in seen:
+                out.append((f"metrics[{i}]", f"{name!r} is listed twice"))
+            seen.add(name)
+        for key, spec in _flat_ranges(self.keys).items():
+            out += [(f"keys.{key}", m) for m in _range_problems(key, spec)]
+        return out
+
+
+def _range_problems(key: str, spec: Any) -> list[str]:
+    """What is wrong with one `[sensitivity.keys]` entry (empty: nothing)."""
+    table, _, name = key.partition(".")
+    if table not in GRID_TABLES or name not in TABLES[table].model_fields:
+        options = [f"{t}.{k}" for t in GRID_TABLES for k in TABLES[t].model_fields]
+        home = difflib.get_close_matches(key, options, n=1, cutoff=0.6) or [
+            f"{t}.{name or table}" for t in GRID_TABLES if (name or table) in TABLES[t].model_fields
+        ]
+        guess = f"; did you mean {home[0]!r}?" if home else ""
+        return [f"names no market or strategy parameter (write TABLE.KEY){guess}"]
+    if not _number_key(table, name):
+        return ["is not a number key (integers, switches, words and lists cannot be sampled)"]
+    if not isinstance(spec, dict):
+        return ["must be a table { low = L, high = H }, e.g. { low = 0.5, high = 3.0 }"]
+    unknown = sorted(set(spec) - set(_RANGE_FIELDS))
+    if unknown:
+        return [f"unknown field {unknown[0]!r}; a range has low, high and law"]
+    out = []
+    for end in ("low", "high"):
+        v = spec.get(end)
+        if end not in spec:
+            out.append(f"{end} is missing")
+        elif isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            out.append(f"{end} must be a finite number, got {v!r}")
+        elif (problem := _value_problem(table, name, float(v))) is not None:
+            out.append(f"{end} = {v!r}: {problem}")
+    law = spec.get("law", "uniform")
+    if law not in SENSITIVITY_LAWS:
+        out.append(f"law must be one of {', '.join(map(repr, SENSITIVITY_LAWS))}, got {law!r}")
+    if out:
+        return out
+    low, high = float(spec["low"]), float(spec["high"])
+    if not low < high:
+        out.append(f"low must be below high, got low = {spec['low']!r}, high = {spec['high']!r}")
+    elif law == "log-uniform" and low <= 0:
+        out.append(f"a log-uniform range needs low > 0, got {spec['low']!r}")
+    return out
+
+
 TABLES: dict[str, type[_Table]] = {
     "simulation": SimulationTable,
     "market": MarketTable,
@@ -713,6 +898,7 @@ TABLES: dict[str, type[_Table]] = {
     "hedges": HedgesTable,
     "limits": LimitsTable,
     "claims": ClaimsTable,
+    "sensitivity": SensitivityTable,
 }
 STRATEGY_TABLES = ("capital", "strategy", "execution", "exits", "assignment", "hedges", "limits")
 GRID_TABLES = ("market", *STRATEGY_TABLES)
