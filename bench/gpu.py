@@ -483,11 +483,13 @@ def _tests_figures() -> dict:
     log = WORK / "tests.log"
     text = log.read_text(errors="replace") if log.exists() else ""
     passed = len(re.findall(r" PASSED", text))
-    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", text, re.M) or re.findall(
-        r"(\S+::\S+) (?:FAILED|ERROR)", text
+    failed = sorted(
+        set(re.findall(r"(?:FAILED|ERROR) (\S*::\S+)", text))
+        | set(re.findall(r"(\S*::\S+) (?:FAILED|ERROR)", text))
     )
     last = re.findall(r"^=+ (.*(?:passed|failed|error).*) =+$", text, re.M)
     return {
+        "workers": os.environ.get("TESTS_WORKERS") if "[gw0]" in text else "1",
         "passed": passed,
         "failed": failed[:20],
         "pytest_summary": last[-1] if last else None,

@@ -37,17 +37,19 @@ if [ "$SMALL" = 1 ]; then
   P1=4096 P2=8192 CHUNKS="2048 4096" GRID_PATHS=64 STRESS_PATHS=64
   # The full TESTS take ~3 min on two CPU cores (cold compiles); the proof runs two files.
   TESTS=${SMALL_TESTS:-"tests/test_pricing.py tests/paths/test_keys.py"}
+  TESTS_WORKERS=${TESTS_WORKERS:-2}
   BUDGETS=(120 60 300 300 120 300 600)
 else
   P1=$DEVICE_P1 P2=$DEVICE_P2 CHUNKS=$DEVICE_CHUNKS GRID_PATHS=$DEVICE_GRID_PATHS
   STRESS_PATHS=$DEVICE_STRESS_PATHS
+  TESTS_WORKERS=${TESTS_WORKERS:-4}
   BUDGETS=(15 15 80 75 55 45 60)       # 345 s: under 6 min; a device call of 480 s has room
 fi
 read -r -a BUDGETS <<< "${GPU_BUDGETS:-${BUDGETS[*]}}"   # GPU_BUDGETS="15 15 ...": override
 TOTAL_BUDGET=0; for b in "${BUDGETS[@]}"; do TOTAL_BUDGET=$(( TOTAL_BUDGET + b )); done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/simkit-gpu.XXXXXX")
-export PYTHON OUT SMALL TESTS P1 P2 CHUNKS GRID_PATHS STRESS_PATHS GPU_WORK=$WORK
+export PYTHON OUT SMALL TESTS TESTS_WORKERS P1 P2 CHUNKS GRID_PATHS STRESS_PATHS GPU_WORK=$WORK
 export DEVICE_P1 DEVICE_P2 DEVICE_CHUNKS DEVICE_GRID_PATHS DEVICE_STRESS_PATHS
 export JAX_COMPILATION_CACHE_DIR=$WORK/jax-cache   # empty at the start: first calls compile
 export PYTHONPATH=$REPO${PYTHONPATH:+:$PYTHONPATH}
@@ -82,10 +84,17 @@ step() {
   fi
 }
 
+# The tests in TESTS_WORKERS processes (pytest-xdist, one file a process: the device image has
+# it) when xdist imports, else in one; each process takes GPU memory as it needs it.
 run_tests() {
-  local files=()
+  local files=() par=()
   for f in $TESTS; do [ -e "$f" ] && files+=("$f") || echo "tests: $f not found, skipped"; done
-  "$PYTHON" -m pytest -v -x -p no:cacheprovider "${files[@]}" > "$GPU_WORK/tests.log" 2>&1
+  if (( TESTS_WORKERS > 1 )) && "$PYTHON" -c "import xdist" 2>/dev/null; then
+    par=(-n "$TESTS_WORKERS" --dist loadfile)
+  fi
+  echo "tests: ${files[*]} ${par[*]}"
+  XLA_PYTHON_CLIENT_PREALLOCATE=false "$PYTHON" -m pytest -v -x -p no:cacheprovider "${par[@]}" \
+    "${files[@]}" > "$GPU_WORK/tests.log" 2>&1
   local rc=$?
   tail -n 15 "$GPU_WORK/tests.log"
   return $rc
