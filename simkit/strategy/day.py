@@ -16,6 +16,7 @@ are the jitted engines behind `simkit.strategy.engine`'s public entry points.
 from __future__ import annotations
 
 import functools
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -52,26 +53,23 @@ from simkit.strategy.state import (
     LIMITS,
     Book,
     Slots,
+    Today,
     empty_book,
     empty_slots,
 )
 
-# The day's market inputs (docs/ENGINE_SPEC.md "Inputs"), each (paths,) on a day.
-MARKET_FIELDS = (
-    "spot",
-    "iv",
-    "short_interest",
-    "vix",
-    "btc_correlation",
-    "bid_ask_spread",
-    "open_interest",
-    "option_volume",
-    "liquidity_score",
-    "borrow_cost",
-    "volume_ratio",
-    "thesis_event",
-    "early_u",
-)
+# The day's market inputs (docs/ENGINE_SPEC.md "Inputs"), each (paths,) on a day: `Today`.
+MARKET_FIELDS = tuple(name for name in Today._fields if name != "iv_percentile")
+
+
+class _DayCarry(NamedTuple):
+    """What the loop over the days carries from one day to the next."""
+
+    book: Book
+    slots: Slots
+    market_state: Any  # the market generator's state (`MarketState`), or () for given arrays
+    today: Today  # the market of the day about to run
+    equity: Array  # (n_days, paths) USD, E_t filled in as the days run
 
 
 # The book's fields a ruined path keeps as they are. The rings need no freezing: a ruined path
@@ -93,12 +91,12 @@ _FROZEN_AFTER_RUIN = (
 )
 
 
-def _day(book: Book, slots: Slots, today: dict, t, p: EngineParams, shape: EngineShape):
+def _day(book: Book, slots: Slots, today: Today, t, p: EngineParams, shape: EngineShape):
     """Steps 1-8 of docs/ENGINE_SPEC.md for every path of the block on step `t`. Returns the new
     book and slots and E_t (paths,). The days after a ruin leave a path's book as it is."""
     start = book
-    spot, iv = today["spot"], today["iv"]
-    pct = today["iv_percentile"]
+    spot, iv = today.spot, today.iv
+    pct = today.iv_percentile
     book, accrued = _accrue(book, today, t, p)  # step 1
     book, settled = _settle_expiries(book, slots, spot, t, p)  # step 2
     # Materialized once (`_materialized`): XLA fused the CDFs' polynomials into each rule over
@@ -140,7 +138,7 @@ def _end_of_day(
     """Step 8: equity and the breach counters of the book as it stands; the day's tally
     increments (`steps`: those of steps 1, 2, 5 and 6) added. `start` is the morning's book: a
     path ruined on an earlier day keeps it. Returns the book and E_t (paths,)."""
-    spot, iv = today["spot"], today["iv"]
+    spot, iv = today.spot, today.iv
     notional = _put_notional(book)
     m = _measures(book, sums, held, notional, today, t, p)
     breach = _breaches(m, _largest_strike_notional(book, notional, p, shape), p)
@@ -210,22 +208,23 @@ def _scan_days(book, slots, horizon, n_days, next_day, carry0, today0, p, shape)
     as a plain vector (indexing into the inputs, or generating the market, fused into the rules
     kept XLA's CPU loops from vectorizing and recomputed the market in each of them)."""
 
-    def with_percentile(today):
+    def with_percentile(today: Today) -> Today:
         # The IV percentile travels with the market for the same reason: fused into the rules
         # over the ring, its `erfc` was recomputed for every position (a quarter of the day).
-        return {**today, "iv_percentile": _iv_percentile(today["iv"], p)}
+        return today._replace(iv_percentile=_iv_percentile(today.iv, p))
 
-    def one_day(t, state):
-        book, slots, carry, today, equity = state
-        book, slots, equity_t = _day(book, slots, today, t, p, shape)
-        carry, tomorrow = next_day(carry, t + 1)
-        return book, slots, carry, with_percentile(tomorrow), equity.at[t].set(equity_t)
+    def one_day(t, c: _DayCarry) -> _DayCarry:
+        book, slots, equity_t = _day(c.book, c.slots, c.today, t, p, shape)
+        market_state, tomorrow = next_day(c.market_state, t + 1)
+        return _DayCarry(
+            book, slots, market_state, with_percentile(tomorrow), c.equity.at[t].set(equity_t)
+        )
 
     equity0 = jnp.zeros((n_days, *book.cash.shape), book.cash.dtype)
-    book, slots, _, _, equity = jax.lax.fori_loop(
-        0, horizon + 1, one_day, (book, slots, carry0, with_percentile(today0), equity0)
+    last = jax.lax.fori_loop(
+        0, horizon + 1, one_day, _DayCarry(book, slots, carry0, with_percentile(today0), equity0)
     )
-    return book, slots, equity
+    return last.book, last.slots, last.equity
 
 
 def _summary(book: Book, slots: Slots, equity, horizon, p, shape: EngineShape) -> dict:
@@ -275,9 +274,9 @@ def _run(market: dict, horizon: Array, p: EngineParams, shape: EngineShape) -> d
     book, slots = _initial_book(market["spot"][0], market["iv"][0], p, shape, dtype)
 
     def next_day(carry, t):
-        return carry, {k: v[t] for k, v in market.items()}  # t past the end: the last row
+        return carry, Today(**{k: v[t] for k, v in market.items()})  # t past the end: last row
 
-    today0 = {k: v[0] for k, v in market.items()}
+    today0 = Today(**{k: v[0] for k, v in market.items()})
     book, slots, equity = _scan_days(book, slots, horizon, n_days, next_day, (), today0, p, shape)
     return _summary(book, slots, equity, horizon, p, shape)
 
@@ -294,9 +293,9 @@ def _run_generated(
 
     def next_day(state, t):
         state, market = market_step(mkt, keys, state, t)
-        return state, {name: getattr(market, name) for name in MARKET_FIELDS}
+        return state, Today(**{name: getattr(market, name) for name in MARKET_FIELDS})
 
-    today0 = {name: getattr(day0, name) for name in MARKET_FIELDS}
+    today0 = Today(**{name: getattr(day0, name) for name in MARKET_FIELDS})
     book, slots, equity = _scan_days(
         book, slots, horizon, n_days, next_day, state0, today0, p, shape
     )

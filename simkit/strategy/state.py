@@ -79,6 +79,25 @@ OPEN = 0
 EXPIRED_WORTHLESS = EXPIRED[0]
 
 
+class Today(NamedTuple):
+    """The day's market as the rules read it (docs/ENGINE_SPEC.md "Inputs"), each `(paths,)`."""
+
+    spot: Array  # USD per share
+    iv: Array  # implied volatility, annual fraction (4.25 = 425 %)
+    short_interest: Array  # percent of float
+    vix: Array  # VIX points
+    btc_correlation: Array  # in [-1, 1]
+    bid_ask_spread: Array  # USD per share
+    open_interest: Array  # contracts per strike
+    option_volume: Array  # contracts a day per strike
+    liquidity_score: Array  # the seed's 0-10 score
+    borrow_cost: Array  # percent a year
+    volume_ratio: Array  # stock volume over its average
+    thesis_event: Array  # bool: a thesis-break event today
+    early_u: Array  # uniform in (0, 1): the early-assignment draw
+    iv_percentile: Array | None = None  # 0..100, computed once a day from `iv`
+
+
 class Slots(NamedTuple):
     """Expiry steps of the tranche slots, the same for every path of the block."""
 

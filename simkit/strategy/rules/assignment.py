@@ -25,7 +25,7 @@ class _EarlyExercise(NamedTuple):
 def _early_exercise(book: Book, mid, today, p) -> _EarlyExercise:
     """Step 3 decided at the day's mids `mid` (USD per share, like the puts): the seed's
     early-assignment score (an optional close), then rational exercise."""
-    spot = today["spot"]
+    spot = today.spot
     n, k = book.put_n, book.put_strike
     is_open = _is_open(book.put_closed, n)
 
@@ -48,7 +48,7 @@ def _early_exercise(book: Book, mid, today, p) -> _EarlyExercise:
         & ~at_risk
         & p.assignment.early_assignment
         & (mid < k - spot)
-        & (today["early_u"] < p.assignment.early_assignment_prob)
+        & (today.early_u < p.assignment.early_assignment_prob)
     )
     return _EarlyExercise(is_open=is_open, at_risk=at_risk, exercise=exercise)
 
@@ -57,7 +57,7 @@ def _covered_calls(book: Book, q: Quotes, today, t, p, shape: EngineShape):
     """Step 6: covered calls sold on the assigned shares."""
     # seed: "Assignment Management Protocol" — the cost-basis decision tree: calls below $2.00
     # (execute_covered_call_strategy) and from $2.50 (immediate_covered_calls), hold between.
-    spot, iv = today["spot"], today["iv"]
+    spot, iv = today.spot, today.iv
     basis = book.basis
     sell = (
         p.assignment.covered_calls
@@ -72,7 +72,7 @@ def _covered_calls(book: Book, q: Quotes, today, t, p, shape: EngineShape):
     strike = jnp.maximum(jnp.floor(basis * p.assignment.cc_strike_markup * 2.0 + 0.5) / 2.0, 0.5)
     cc_tau = _years(p.derived.cc_expiry_steps, spot.dtype)
     new = _quote(spot, strike, cc_tau, iv, p, True, shape.smile)
-    fill = _sell_fill(new.price, today["bid_ask_spread"], p)
+    fill = _sell_fill(new.price, today.bid_ask_spread, p)
     commission = p.execution.commission * n
     amounts = dict(
         covered_call_pnl=fill * 100.0 * n,

@@ -45,15 +45,15 @@ def _entry_signal(today, pct, p):
     dte = p.derived.put_expiry_steps.astype(pct.dtype) * _CALENDAR_PER_STEP
     conditions = (
         pct > p.strategy.signal_iv_percentile_min,
-        today["short_interest"] > p.strategy.signal_short_interest_min,
+        today.short_interest > p.strategy.signal_short_interest_min,
         jnp.broadcast_to(
             (dte >= p.strategy.signal_dte_min) & (dte <= p.strategy.signal_dte_max), pct.shape
         ),
-        today["bid_ask_spread"] < p.strategy.signal_spread_max,
-        today["open_interest"] > p.strategy.signal_open_interest_min,
-        today["liquidity_score"] > p.strategy.signal_liquidity_min,
-        today["vix"] > p.strategy.signal_vix_min,
-        jnp.abs(today["btc_correlation"]) < p.strategy.signal_btc_corr_max,
+        today.bid_ask_spread < p.strategy.signal_spread_max,
+        today.open_interest > p.strategy.signal_open_interest_min,
+        today.liquidity_score > p.strategy.signal_liquidity_min,
+        today.vix > p.strategy.signal_vix_min,
+        jnp.abs(today.btc_correlation) < p.strategy.signal_btc_corr_max,
     )
     return sum(c.astype(jnp.int32) for c in conditions) >= p.strategy.signal_min_conditions
 
@@ -136,7 +136,7 @@ class _Plan(NamedTuple):
 
 def _plan(book: Book, m: _Measures, notional, today, p, shape) -> _Plan:
     """The budget split over the ladder, and the caps (ENGINE_SPEC step 7 "Sizing")."""
-    spot = today["spot"]
+    spot = today.spot
     # Sizing: free collateral, capped by the expiry and strike concentration limits.
     lev = p.capital.max_leverage
     free = book.cash - m.collateral
@@ -160,8 +160,8 @@ def _plan(book: Book, m: _Measures, notional, today, p, shape) -> _Plan:
     # of the open interest.
     capacity = _contracts(
         jnp.minimum(
-            p.execution.max_volume_participation * today["option_volume"],
-            p.execution.max_open_interest_pct * today["open_interest"],
+            p.execution.max_volume_participation * today.option_volume,
+            p.execution.max_open_interest_pct * today.open_interest,
         ),
         p,
     )
@@ -198,7 +198,7 @@ def _size(plan: _Plan, go, p):
 def _sell_tranche(strikes, n, today, p, shape):
     """The tranche's puts sold at the sell fill: (today's quote, premium per share, net premium
     (paths,) USD after commissions, commissions (paths,) USD)."""
-    spot, iv, spread = today["spot"], today["iv"], today["bid_ask_spread"]
+    spot, iv, spread = today.spot, today.iv, today.bid_ask_spread
     put_tau = _years(p.derived.put_expiry_steps, spot.dtype)
     new = _quote(spot, strikes, put_tau, iv, p, False, shape.smile)
     prem = _sell_fill(new.price, spread, p)

@@ -32,11 +32,11 @@ def _close_all_conditions(book: Book, today, pct, p):
     # regulation (a thesis event latches), short interest < 20, bitcoin correlation > 0.95.
     thesis = p.exits.thesis_exit & (
         book.thesis_latch
-        | (today["short_interest"] < p.exits.thesis_short_interest_min)
-        | (jnp.abs(today["btc_correlation"]) > p.exits.thesis_btc_corr_max)
+        | (today.short_interest < p.exits.thesis_short_interest_min)
+        | (jnp.abs(today.btc_correlation) > p.exits.thesis_btc_corr_max)
     )
     # seed: "Exit Conditions" — liquidity deterioration: bid-ask spread > 0.25.
-    liquidity = p.exits.liquidity_exit & (today["bid_ask_spread"] > p.exits.liquidity_exit_spread)
+    liquidity = p.exits.liquidity_exit & (today.bid_ask_spread > p.exits.liquidity_exit_spread)
     # seed: "Exit Conditions" — IV mean reversion: IV percentile below 30.
     iv_low = p.exits.iv_exit & (pct < p.exits.iv_exit_percentile)
     return thesis, liquidity, iv_low
@@ -120,7 +120,7 @@ def _early_exercise_and_exits(
 ):
     """Steps 3 and 4 (`_put_decisions`) carried out at the day's put mids `mid`: each closing
     put keeps its record (code, price); the cash, shares and basis move now."""
-    spot, spread = today["spot"], today["bid_ask_spread"]
+    spot, spread = today.spot, today.bid_ask_spread
     n, k, prem = book.put_n, book.put_strike, book.put_premium
     d = _put_decisions(book, slots, mid, early, today, t, pct, p)
     fill = _buy_fill(mid, spread, p)
@@ -131,7 +131,7 @@ def _early_exercise_and_exits(
         jnp.where(d.bought, fill * 100.0 * n + p.execution.commission * n, 0.0)
         + k * 100.0 * exercised_n
     )
-    sums = _mark_sums(q.put, remaining_n, spot, today["iv"], p, shape.smile)
+    sums = _mark_sums(q.put, remaining_n, spot, today.iv, p, shape.smile)
     paid, exercised, exercised_cost = _sums([cash_out, exercised_n, exercised_n * (k - prem)])
     shares, basis = _basis_after_assignment(book, 100.0 * exercised, 100.0 * exercised_cost)
     book = book._replace(

@@ -20,13 +20,13 @@ def _accrue(book: Book, today, t, p):
     growth = jnp.expm1(p.market.rate / _DAYS_PER_YEAR)
     moved = t >= 1
     interest = jnp.where(moved, book.cash * growth, 0.0)
-    share_move = jnp.where(moved, book.shares * (today["spot"] - book.spot_lags[0]), 0.0)
+    share_move = jnp.where(moved, book.shares * (today.spot - book.spot_lags[0]), 0.0)
     # seed: "Premium Allocation Framework" — compound_position_size: a monthly addition.
     addition = jnp.where(moved & (t % 21 == 0), p.capital.monthly_addition, 0.0)
     addition = jnp.broadcast_to(addition, book.cash.shape)
     book = book._replace(
         cash=book.cash + interest + addition,
-        thesis_latch=book.thesis_latch | today["thesis_event"],
+        thesis_latch=book.thesis_latch | today.thesis_event,
     )
     return book, dict(financing=interest, assignment_pnl=share_move, contributions=addition)
 

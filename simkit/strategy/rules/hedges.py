@@ -27,10 +27,10 @@ def _squeeze_probability(today, pct, momentum):
     # seed: "Dynamic Hedging Specifications" — calculate_squeeze_probability: weights 0.3,
     # 0.25, 0.2, 0.15, 0.1, capped at 95 %.
     factors = (
-        jnp.minimum(today["short_interest"] / 50.0, 1.0) * 0.3
-        + jnp.minimum(today["borrow_cost"] / 100.0, 1.0) * 0.25
+        jnp.minimum(today.short_interest / 50.0, 1.0) * 0.3
+        + jnp.minimum(today.borrow_cost / 100.0, 1.0) * 0.25
         + jnp.minimum((pct - 50.0) / 50.0, 1.0) * 0.2
-        + jnp.minimum(today["volume_ratio"] / 3.0, 1.0) * 0.15
+        + jnp.minimum(today.volume_ratio / 3.0, 1.0) * 0.15
         + jnp.minimum(momentum / 0.2, 1.0) * 0.1
     )
     return jnp.minimum(factors, 0.95)
@@ -39,7 +39,7 @@ def _squeeze_probability(today, pct, momentum):
 def _hedge_ratio(book: Book, delta_seed, today, pct, p):
     """The hedge budget's share of the tranche's net premium, (paths,). `delta_seed`: the book's
     delta in the seed's convention (contracts)."""
-    spot, iv = today["spot"], today["iv"]
+    spot, iv = today.spot, today.iv
     # seed: "Dynamic Hedging Specifications" — calculate_optimal_hedge_ratio: base 20 % times
     # 1.5 (IV > 95th percentile), 2.0 (squeeze > 0.4), 1.3 (delta < -50), 1.4 (vol spike),
     # capped at 40 %.
@@ -70,7 +70,7 @@ class _Hedges(NamedTuple):
 
 def _buy_hedges(book: Book, delta_seed, net_premium, today, pct, p, shape) -> _Hedges:
     """The call ladder bought with a tranche out of its net premium `net_premium` (paths,)."""
-    spot, iv, spread = today["spot"], today["iv"], today["bid_ask_spread"]
+    spot, iv, spread = today.spot, today.iv, today.bid_ask_spread
     ratio = _hedge_ratio(book, delta_seed, today, pct, p)
     # seed: "Dynamic Hedging Specifications" — hedge_budget = optimal_ratio x available premium.
     hedge_budget = jnp.where(p.hedges.hedges & (net_premium > 0), ratio * net_premium, 0.0)
@@ -99,5 +99,5 @@ def _buy_hedges(book: Book, delta_seed, net_premium, today, pct, p, shape) -> _H
 
 def _hedge_sums(book: Book, q: Quotes, today, p, shape) -> tuple[_Sums, Array]:
     """Sums over the hedge calls and the contracts held."""
-    sums = _mark_sums(q.hedge, book.hedge_n, today["spot"], today["iv"], p, shape.smile)
+    sums = _mark_sums(q.hedge, book.hedge_n, today.spot, today.iv, p, shape.smile)
     return sums, _sum(book.hedge_n)

@@ -42,7 +42,7 @@ def _put_notional(book: Book):
 
 def _measures(book: Book, sums: _OptionSums, hedge_held, notional, today, t, p) -> _Measures:
     """The book's measures at the day's spot and IV; `notional` from `_put_notional`."""
-    spot, iv = today["spot"], today["iv"]
+    spot, iv = today.spot, today.iv
     short, long = sums
     equity = book.cash - 100.0 * short.price + 100.0 * long.price + book.shares * spot
     outside = (p.capital.portfolio_value - p.derived.sleeve_initial) * jnp.exp(

@@ -34,8 +34,8 @@ def _liquidate(
     """A margin call (`call`, (paths,) bool) buys back every open short put at the buy fill;
     then equity <= 0 is ruin: the hedge calls sold, the covered call bought back, the shares sold
     at the spot. Returns the book, the sums of what stays open and the tally increments."""
-    spot = today["spot"]
-    spread = today["bid_ask_spread"]
+    spot = today.spot
+    spread = today.bid_ask_spread
     n = book.put_n
     buy_back = _sums(
         [jnp.where(puts.remaining, puts.fill * 100.0 * n + p.execution.commission * n, 0.0)]
@@ -88,7 +88,7 @@ def _margin_and_ruin(book: Book, puts: _PutDay, hedges: _Sums, held, q: Quotes, 
     """Step 5: a margin call buys back every short put; equity <= 0 liquidates everything.
 
     The liquidation's own sums run only on a day when some path of the block needs them."""
-    spot = today["spot"]
+    spot = today.spot
     cc_mark = 100.0 * q.cc.price * book.cc_n
     equity = (
         book.cash - 100.0 * puts.sums.price - cc_mark + 100.0 * hedges.price + book.shares * spot
