@@ -532,15 +532,30 @@ def _attribution(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> Non
 
 def _kelly(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None:
     items = (  # (variable, title, x label, percent axis, seed's value)
-        ("kelly_p", "win probability p", "share of closed trades", True, 0.892),
-        ("kelly_avg_win", "average win", "return on collateral", True, 0.123),
-        ("kelly_avg_loss", "average loss", "loss on collateral", True, 0.087),
-        ("kelly_fraction", "Kelly fraction (seed's formula)", "fraction of capital", False, 0.816),
-        ("kelly_growth_optimal", "growth-optimal fraction", "multiple of capital", False, None),
+        (
+            "kelly_sleeve_fraction",
+            "Kelly of the sleeve (horizon)",
+            "share of the portfolio",
+            False,
+            0.20,
+        ),
+        (
+            "kelly_sleeve_fraction_21d",
+            "Kelly of the sleeve (21 days)",
+            "share of the portfolio",
+            False,
+            0.20,
+        ),  # fmt: skip
+        ("kelly_p", "per trade: win probability p", "share of closed trades", True, 0.892),
+        ("kelly_avg_win", "per trade: average win", "return on collateral", True, 0.123),
+        ("kelly_avg_loss", "per trade: average loss", "loss on collateral", True, 0.087),
+        ("kelly_fraction", "per trade: seed's formula", "fraction of capital", False, 0.816),
+        ("kelly_growth_optimal", "per trade: growth-optimal", "multiple of capital", False, None),
     )
+    items = tuple(item for item in items if item[0] in ds)  # older result files: per trade only
     rows = _cell_rows(ds, grid)
     single = not grid.dims
-    fig = _figure(14, 3.0 if single else max(3.6, 0.34 * len(rows) + 2.2))
+    fig = _figure(2.4 * len(items), 3.0 if single else max(3.6, 0.34 * len(rows) + 2.2))
     axes = fig.subplots(1, len(items), sharey=True)
     y = np.arange(len(rows))
     for ax, (name, title, xlabel, pct, seed) in zip(axes, items, strict=True):
@@ -579,7 +594,11 @@ def _kelly(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None:
     axes[0].set_ylim(len(rows) - 0.5, -0.9 if single else -0.6)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8)
-    fig.suptitle("Kelly inputs measured on closed trades, with 95 % confidence intervals")
+    fig.suptitle(
+        "What Kelly says: the sleeve's growth-optimal share of the portfolio (0 = do not "
+        "allocate; the seed's sleeve is 20 %), and the per-trade reading (short puts only), "
+        "with 95 % confidence intervals"
+    )
     _save(fig, folder, "kelly", written)
 
 
@@ -1439,7 +1458,8 @@ RUN_TABLE = (
     ("cvar_99", "CVaR 99 % (horizon)", "pct"),
     ("prob_ruin", "P(ruin)", "pct"),
     ("prob_margin_call", "P(margin call)", "pct"),
-    ("kelly_fraction", "Kelly fraction (seed formula)", "num"),
+    ("kelly_sleeve_fraction", "Kelly of the sleeve (share of portfolio)", "num"),
+    ("kelly_fraction", "Kelly per trade (seed formula)", "num"),
 )
 STRESS_TABLE = (
     ("prob_ruin", "P(ruin)", "pct"),
@@ -1587,7 +1607,8 @@ CAPTIONS = {
     "drawdown_distribution": "Distribution of each path's maximum drawdown.",
     "close_reasons": "How closed trades ended.",
     "attribution": "Mean P&L per path by attribution bucket.",
-    "kelly": "Kelly inputs with 95 % confidence intervals, against the seed's own inputs.",
+    "kelly": "The Kelly of the whole sleeve (what to size with) beside the per-trade Kelly "
+    "inputs, with 95 % confidence intervals, against the seed's own numbers.",
     "breaches": "How often each risk limit was breached.",
     "grid_heatmaps": "Win rate, median annual return and probability of ruin over the grid.",
     "grid_lines": "Win rate, median annual return and probability of ruin along the grid axis.",
