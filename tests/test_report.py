@@ -92,7 +92,7 @@ def test_single_run_report(runs, tmp_path):
     report = make_report(runs["single"], tmp_path / "single")
     page = check_report(tmp_path / "single", RUN_FIGURES)
     assert report.index == tmp_path / "single" / "index.html"
-    assert "win rate (trades)" in page and "Kelly fraction" in page
+    assert "win rate (trades)" in page and "Kelly of the sleeve" in page
     assert report.seconds < 60
 
 
