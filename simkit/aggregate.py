@@ -424,9 +424,13 @@ def derive_block(
         out["max_drawdown"] = np.minimum(peak.min(axis=1), 1.0) - 1.0
         del peak
         out["_period_return"] = kelly_sleeve.period_returns(wealth, last)
+        time_weighted = wealth[:, -1] - 1.0  # the sleeve's return, contributions removed
         del wealth
         out["annual_return"] = annual
         out["total_return"] = (final - contributions - initial) / initial
+        # The sleeve's return for its Kelly: with monthly additions, P&L over the first stake
+        # credits the added money's gains to it; the time-weighted index does not.
+        out["_sleeve_return"] = out["total_return"] if monthly_addition == 0 else time_weighted
 
         sharpe = np.asarray(metrics.sharpe_ratio(returns), dtype=np.float64)
         sums = returns.sum(axis=1)
@@ -460,6 +464,7 @@ def derive_block(
 # Per-path columns a cell keeps (in `streaming.Columns`) for its order statistics and second
 # passes; every other per-path field is summed segment by segment and dropped.
 _KEPT = (
+    "_sleeve_return",
     "final_equity",
     "annual_return",
     "total_return",
@@ -698,7 +703,7 @@ def _kelly_sleeve(
     share = out["initial_equity"] / float(strategy.portfolio_value)
     years = n_steps / TRADING_DAYS
     horizon = kelly_sleeve.kelly_sleeve_source(
-        columns.source("total_return"), math.expm1(rate * years), conf=CONF, at=share
+        columns.source("_sleeve_return"), math.expm1(rate * years), conf=CONF, at=share
     )
     monthly = kelly_sleeve.kelly_sleeve_source(
         columns.source("_period_return"),

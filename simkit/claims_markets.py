@@ -175,48 +175,63 @@ def _break_even(
         return None
     if all(holds):
         return {"value": None, "se": None, "holds": "everywhere"}
-    pairs = [i for i in range(len(values) - 1) if holds[i] != holds[i + 1]]
+    finite = [math.isfinite(m) for m in metric]
+    pairs = [
+        i
+        for i in range(len(values) - 1)
+        if finite[i] and finite[i + 1] and holds[i] != holds[i + 1]
+    ]
+    if not pairs:  # the claim's holding points are next to undefined metrics only
+        return {"value": None, "se": None, "holds": "undetermined", "crossings": 0}
     i = min(pairs, key=lambda j: abs((values[j] + values[j + 1]) / 2 - own))
     a, b = values[i], values[i + 1]
-    last: dict[str, float] = {}
 
     def gap(x: float) -> float:
         if x == a:
             return metric[i] - claim.claimed
         if x == b:
             return metric[i + 1] - claim.claimed
-        value, se = markets({key: x})[claim.name]
-        last.update(x=x, se=se)
-        return value - claim.claimed
+        return markets({key: x})[claim.name][0] - claim.claimed
 
     width = values[-1] - values[0]
-    root = float(optimize.brentq(gap, a, b, xtol=1e-3 * width, maxiter=60))
+    try:
+        root = float(optimize.brentq(gap, a, b, xtol=1e-3 * width, maxiter=60))
+    except ValueError:  # the metric is undefined (NaN) inside the bracket
+        return {"value": None, "se": None, "holds": "undetermined", "crossings": len(pairs)}
     slope = (metric[i + 1] - metric[i]) / (b - a)
-    se_metric = last.get("se", math.nan)
+    se_metric = markets({key: root})[claim.name][1]  # the metric's own error at the root
     se = abs(se_metric / slope) if slope and math.isfinite(se_metric) else math.nan
     return {
         "value": root,
         "se": se if math.isfinite(se) else None,
         "holds": "below" if holds[i] else "above",
+        "crossings": len(pairs),  # more than one: the claim holds on several stretches
         "bracket": [a, b],
     }
 
 
 def _sentence(claim: Claim, findings: dict, holds_anywhere: bool, cells: int, total: int) -> str:
     if not holds_anywhere:
-        return "refuted in every market of the family"
+        return (
+            f"refuted: holds in none of the {total} grid cells and none of the one-key moves "
+            "tried (point estimates)"
+        )
     parts = []
     for key, f in findings.items():
-        if f is None:
+        if f is None or f["holds"] == "undetermined":
             continue
         if f["holds"] == "everywhere":
             parts.append(f"at every {key} of the range")
             continue
         se = f" ± {f['se']:.2g}" if f["se"] is not None else ""
         sign = "<" if f["holds"] == "below" else ">"
-        parts.append(f"{key} {sign} {f['value']:.3g}{se}")
-    where = " or ".join(parts) if parts else "no single key moved from the scenario"
-    return f"holds only where {where} (other keys at the scenario's values); in {cells} of {total} grid cells"
+        more = f" (nearest of {f['crossings']} crossings)" if f.get("crossings", 1) > 1 else ""
+        parts.append(f"{key} {sign} {f['value']:.3g}{se}{more}")
+    if parts:
+        where = "holds where " + " or ".join(parts) + " (other keys at the scenario's values)"
+    else:
+        where = "holds in no one-key move from the scenario"
+    return f"{where}; in {cells} of {total} grid cells"
 
 
 def _grid_text(text: str, axes: Mapping[str, Sequence[float]]) -> str:
@@ -271,9 +286,16 @@ def judge_across_markets(
     table = scenario.claims
     family = table.ranges()
     left_out = []
-    if scenario.market.model != "merton" and "market.jump_intensity" in family:
+    model = scenario.market.model
+    if model not in ("merton", "bates") and "market.jump_intensity" in family:
         family.pop("market.jump_intensity")
-        left_out.append(f"market.jump_intensity (the market model is {scenario.market.model})")
+        left_out.append(f"market.jump_intensity (the market model is {model})")
+    if model in ("heston", "bates") and "market.sigma" in family:
+        family.pop("market.sigma")  # the stock's vol is the variance process's
+        left_out.append(f"market.sigma (not read by {model}: its vol is the variance process)")
+    if getattr(scenario.market, "linked_iv", False) and "market.iv_long_run" in family:
+        family.pop("market.iv_long_run")
+        left_out.append("market.iv_long_run (not read: IV is linked to the stock's variance)")
     paths = int(paths if paths is not None else table.paths)
     run_kwargs = dict(paths=paths, seed=seed, engine=engine)
     markets = _Markets(scenario, simulate, run_kwargs)
@@ -330,6 +352,13 @@ def judge_across_markets(
                 for c in claims
             },
         }
+        for c in claims:  # the map's markets count too: a hatched cell is a market that holds
+            held = sum(_holds(cell[c.name][0], c.claimed) for cell in map_cells)
+            if held:
+                holds_anywhere[c.name] = True
+                if verdict[c.name].startswith("refuted"):
+                    verdict[c.name] = "holds in no one-key move or grid cell"
+                verdict[c.name] += f"; in {held} of {len(map_cells)} cells of the map"
     return MarketVerdicts(
         claims=claims,
         family=family,

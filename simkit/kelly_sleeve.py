@@ -181,8 +181,8 @@ def kelly_sleeve_source(
         if math.isfinite(se):
             lo = min(max(f_hat - z * se, 0.0), f_max)
             hi = min(max(f_hat + z * se, 0.0), f_max)
-        else:
-            lo, hi = fraction, fraction
+        else:  # one path: no clustered error, so no interval (not a zero-width one)
+            lo, hi = math.nan, math.nan
     out.update(
         fraction=fraction,
         fraction_lo=lo,

@@ -165,6 +165,9 @@ def run_fingerprint(scenario: Any, cells: list, settings: Any) -> dict[str, Any]
         "engine": settings.engine,
         "dtype": settings.dtype,
         "simkit_version": __version__,
+        # what a saved block holds (derive_block's fields): 2 adds the 21-day returns, the
+        # pooled Sharpe's products and the sleeve's time-weighted return
+        "block_format": 2,
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from simkit.aggregate import _CLOSE_COUNTERS, BUCKETS, LIMITS, aggregate_cell, derive_block
 
@@ -86,3 +87,22 @@ def test_profit_takes_lose_money_only_through_spread_and_commission():
     assert float(ds["profit_take_loss_share"]) == 0.0
     ds = simkit.simulate(parse_scenario(text, overrides={"simulation.years": 0.3}), **kwargs)
     assert float(ds["profit_take_loss_share"]) > 0.0
+
+
+def test_the_sleeve_kelly_reads_the_time_weighted_return_when_money_is_added():
+    # 1 % a day compounding, 1,000 USD added every 21 days: P&L over the first stake credits
+    # the added money's gains to it; the sleeve's own return is the time-weighted 1.01^N - 1.
+    n_steps, add = 42, 1_000.0
+    equity = [1e4 * 1.01]
+    for t in range(1, n_steps + 1):
+        equity.append(equity[-1] * 1.01 + (add if t % 21 == 0 else 0.0))
+    equity = np.array([equity])
+    summary = {
+        "initial_equity": np.array([1e4]),
+        "final_equity": equity[:, -1],
+        "contributions": np.array([2 * add]),
+        "equity": equity,
+    }
+    out = derive_block(summary, n_steps=n_steps, monthly_addition=add, path_start=0, n_sample=0)
+    assert out["_sleeve_return"][0] == pytest.approx(1.01 ** (n_steps + 1) - 1, rel=1e-12)
+    assert out["total_return"][0] > out["_sleeve_return"][0]

@@ -101,8 +101,8 @@ def test_grid_counts_and_sentences(found):
     assert found.holds_anywhere == {
         "annual_return": True, "sharpe": False, "win_rate": True, "max_drawdown": True
     }  # fmt: skip
-    assert found.verdict["sharpe"] == "refuted in every market of the family"
-    assert found.verdict["annual_return"].startswith("holds only where market.sigma < 0.65")
+    assert found.verdict["sharpe"].startswith("refuted: holds in none of the 9 grid cells")
+    assert found.verdict["annual_return"].startswith("holds where market.sigma < 0.65")
     assert "in 3 of 9 grid cells" in found.verdict["annual_return"]
 
 
@@ -118,6 +118,24 @@ def test_claim_map_and_json(found, tmp_path):
     data = found.to_json()
     assert data["claims"]["sharpe"]["break_even"]["market.sigma"] is None
     assert data["claims"]["annual_return"]["holds_anywhere"] is True
+
+
+def test_several_crossings_and_undefined_metrics_are_said():
+    from simkit.claims_markets import Claim, _break_even
+
+    claim = Claim("annual_return", "a", 1.0, "pct")
+    values = [0.0, 1.0, 2.0, 3.0]
+    curve = [(x - 1.5) ** 2 for x in values]  # 2.25, 0.25, 0.25, 2.25: holds at both ends
+
+    def markets(changes):
+        x = changes["k"]
+        return {"annual_return": ((x - 1.5) ** 2, 0.01)}
+
+    found = _break_even(markets, "k", values, curve, claim, own=0.4)
+    assert found["crossings"] == 2 and found["holds"] == "below"
+    assert found["value"] == pytest.approx(0.5, abs=0.01)
+    undefined = _break_even(markets, "k", values, [2.0, math.nan, math.nan, 0.0], claim, 0.0)
+    assert undefined["holds"] == "undetermined"
 
 
 def test_claim_values_from_per_path_figures():
