@@ -47,7 +47,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -55,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from simkit import aggregate, kelly_sleeve, metrics, run, store
+from simkit.progress import RunsBar
 from simkit.scenario import Problem, ScenarioError, parse_scenario
 
 __all__ = [
@@ -292,47 +292,6 @@ def _collect(ds: Any) -> _Run:
     return _Run(values, columns)
 
 
-class _Progress:
-    """One rich bar over the runs, on a terminal only."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("explain {task.fields[what]:<36}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("explain", total=total, what="")
-
-    def show(self, what: str) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, what=what)
-
-    def advance(self) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 def explain(
     scenario: Any,
     *,
@@ -397,7 +356,7 @@ def explain(
         "max_drawdown_median": _nan_median,
         "kelly_sleeve_fraction": lambda r: sleeve_kelly_fraction(r, cash),
     }
-    bar = _Progress(progress, 1 + len(planned))
+    bar = RunsBar(progress, 1 + len(planned), "explain", width=36)
     devices: set[str] = set()
     rows: list[dict[str, Any]] = []
     kept: list[np.ndarray] = []

@@ -65,7 +65,6 @@ import logging
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 import warnings
@@ -78,6 +77,7 @@ import numpy as np
 from simkit import run, store
 from simkit.aggregate import VARIABLES
 from simkit.calibrate import metric_names, metric_value
+from simkit.progress import RunsBar
 from simkit.scenario import Problem, ScenarioError, _line_index, parse_scenario
 from simkit.schema.tables import TABLES
 from simkit.version import __version__
@@ -325,43 +325,6 @@ class _Resume:
 # --------------------------------------------------------------------------- progress
 
 
-class _Progress:
-    """One rich bar over the sampled sets, on a terminal only."""
-
-    def __init__(self, enabled: bool, total: int, done: int, method: str):
-        self.bar = None
-        if enabled and sys.stderr.isatty() and total > done:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn(f"sensitivity ({method}) parameter sets"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("sensitivity", total=total, completed=done)
-
-    def advance(self) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 # --------------------------------------------------------------------------- the indices
 
 
@@ -587,7 +550,7 @@ def sensitivity(
     # sets run in this process).
     path_steps = settings.paths * (settings.n_steps + 1) * len(todo) if simulated else 0
     executor = run.choose_executor(scheduler, path_steps, settings.engine)
-    bar = _Progress(progress, d.n, d.n - len(todo), d.method)
+    bar = RunsBar(progress, d.n, f"sensitivity ({d.method})", done=d.n - len(todo))
     try:
         if todo:
             with executor:

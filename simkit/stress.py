@@ -77,7 +77,6 @@ What a stress does to the strategy, beyond its horizon returns:
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -97,6 +96,7 @@ from simkit.paths.shocks import (
     ThesisShock,
     apply_shock,
 )
+from simkit.progress import RunsBar
 from simkit.scenario import Problem, ScenarioError, parse_scenario
 from simkit.schema.outcomes import CLOSE_COUNTERS
 
@@ -669,47 +669,6 @@ def _per_path(ds: Any) -> dict[str, np.ndarray]:
     return out
 
 
-class _Progress:
-    """One rich bar over every (stress, limits, stops) run, on a terminal only."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("stress {task.fields[what]:<40}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("stress", total=total, what="")
-
-    def show(self, what: str) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, what=what)
-
-    def advance(self) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 def _variant(scenario: Any, enforce: bool, stop_loss: bool, n_steps: int | None = None) -> Any:
     """The base scenario with `limits.enforce_limits` and `exits.stop_loss` set (and its
     horizon cut to `n_steps` trading days)."""
@@ -819,7 +778,7 @@ def run_stress(
     }
     runs_per = len(ENFORCE) * (2 if compare_stops else 1)
     n_before = len(ENFORCE) * len({h for h in horizons.values() if h is not None})
-    bar = _Progress(progress, runs_per * len(all_specs) + n_before)
+    bar = RunsBar(progress, runs_per * len(all_specs) + n_before, "stress", width=40)
     kwargs = dict(
         paths=settings.paths,
         seed=settings.seed,

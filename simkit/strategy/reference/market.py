@@ -12,26 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from simkit.paths.linked_iv import linked_iv_table
+from simkit.schema.outcomes import MARKET_INPUTS
 from simkit.strategy.config import StrategyConfig
 from simkit.strategy.reference.pricing import norm_cdf
 from simkit.strategy.reference.state import Book, Tally
 
-# The inputs of one path (ENGINE_SPEC "Inputs"), each of length N + 1.
-INPUT_NAMES = (
-    "spot",
-    "iv",
-    "short_interest",
-    "vix",
-    "btc_correlation",
-    "bid_ask_spread",
-    "open_interest",
-    "option_volume",
-    "liquidity_score",
-    "borrow_cost",
-    "volume_ratio",
-    "thesis_event",
-    "early_u",
-)
+# The inputs of one path (ENGINE_SPEC "Inputs"), each of length N + 1: the schema's market
+# inputs but the jump flag (it describes the generated spot; no rule reads it).
+INPUT_NAMES = tuple(name for name in MARKET_INPUTS if name != "jump")
 
 
 @dataclass(frozen=True)
