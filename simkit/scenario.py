@@ -38,7 +38,7 @@ from pydantic import (
 
 from simkit.paths import shocks
 from simkit.schema.market import MarketParams
-from simkit.schema.strategy import StrategyConfig
+from simkit.schema.strategy import ConfigProblems, StrategyConfig
 from simkit.schema.tables import (
     _STRATEGY_DEFAULTS,
     _TOP_LEVEL,
@@ -613,7 +613,8 @@ class _Builder:
     def strategy_config(
         self, base: dict[str, dict[str, Any]], where: str, since: int
     ) -> StrategyConfig:
-        """Build the strategy record; report StrategyConfig.problems() that the tables missed."""
+        """Build the strategy record; report each problem its own check finds (the tables'
+        checks ran first: a field they reported is not reported twice)."""
         values: dict[str, Any] = {}
         for table in STRATEGY_TABLES:
             values.update(base[table])
@@ -622,22 +623,22 @@ class _Builder:
             for name, v in values.items()
             if name in _STRATEGY_DEFAULTS
         }
-        probe = object.__new__(StrategyConfig)
-        for name, default in _STRATEGY_DEFAULTS.items():
-            object.__setattr__(probe, name, values.get(name, default))
         reported = {re.sub(r"\[\d+\]$", "", p.key) for p in self.problems[since:]}
-        for text in probe.problems():
-            name, _, message = text.partition(": ")
-            key = f"{STRATEGY_FIELD_TABLE.get(name, 'strategy')}.{name}"
-            if key not in reported:
-                self.add(key, where + (message or text))
-        if self.problems:
-            return probe  # never reaches a caller: the builder raises first
         try:
-            return StrategyConfig(**values)
+            config = StrategyConfig(**values)
+        except ConfigProblems as exc:
+            for text in exc.problems:
+                name, _, message = text.partition(": ")
+                key = f"{STRATEGY_FIELD_TABLE.get(name, 'strategy')}.{name}"
+                if key not in reported:
+                    self.add(key, where + (message or text))
         except (TypeError, ValueError) as exc:
-            self.add("strategy", where + str(exc))
-            return probe
+            if not reported:  # a value a table check already named may break the record's
+                self.add("strategy", where + str(exc))
+        else:
+            if not self.problems[since:]:
+                return config
+        return StrategyConfig()  # never reaches a caller: the builder raises first
 
     def market_params(self, fields: dict[str, Any], where: str) -> Any:
         cls = _market_params_class()

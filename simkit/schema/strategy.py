@@ -18,6 +18,14 @@ FILL_MODES = ("bid_ask", "mid", "seed")
 STRIKE_MODES = ("fixed", "moneyness")
 
 
+class ConfigProblems(ValueError):
+    """A record that cannot be built: every problem at once, as 'field: what is wrong'."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
 @dataclass(frozen=True)
 class StrategyConfig:
     """Parameters of the seed strategy (defaults = the seed's numbers)."""
@@ -127,9 +135,11 @@ class StrategyConfig:
     margin_calls: bool = True
 
     def __post_init__(self) -> None:
+        # The one place the record is checked: a scenario file's reader reports every problem
+        # this raises (`ConfigProblems.problems`), keyed by field.
         problems = self.problems()
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ConfigProblems(problems)
 
     def problems(self) -> list[str]:
         """Every inconsistency of the record, as 'field: what is wrong' strings."""
