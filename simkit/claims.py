@@ -343,7 +343,7 @@ def annual_yield(premiums: Sequence[float], strikes: Sequence[float], periods: f
 
 def _log_spot_mixture(spot: float, t: float, market: Any):
     """(weights, means, variances) of ln S_t: one normal for GBM, the Poisson mixture for
-    Merton; drift compensated so that E[S_t] = S_0 e^{mu t} (STRATEGY.md "Market model")."""
+    Merton (`_CLOSED_FORM`); drift compensated so that E[S_t] = S_0 e^{mu t} (STRATEGY.md "Market model")."""
     mu = float(market.rate if market.risk_neutral else market.mu)
     sigma = float(market.sigma)
     base = math.log(spot) + (mu - 0.5 * sigma**2) * t
@@ -357,15 +357,53 @@ def _log_spot_mixture(spot: float, t: float, market: Any):
     return weights, base - lam * k * t + n * m, sigma**2 * t + n * s**2
 
 
+# Models whose ln S_t has a closed-form law (one normal, or Merton's Poisson mixture of normals).
+_CLOSED_FORM = ("gbm", "merton")
+# Paths of the Monte Carlo law of S_t for the other models: the standard error of a probability
+# is at most 0.5 / sqrt(n) = 0.0011.
+TERMINAL_PATHS = 200_000
+_TERMINAL_BLOCK = 50_000
+_terminal_cache: dict[tuple, np.ndarray] = {}
+
+
+def terminal_spots(spot: float, t: float, market: Any, n_paths: int = TERMINAL_PATHS):
+    """S_t on `n_paths` paths of the scenario's own market generator (seed 0, cell 0), started at
+    `spot`, over round(252 t) trading days: the real-world law of the spot for models with no
+    closed form (Heston, Bates and any later model). Cached per (spot, t, market)."""
+    from simkit.paths.market import simulate_market  # JAX: only for these models
+
+    cache_key = (float(spot), float(t), repr(market), int(n_paths))
+    if cache_key not in _terminal_cache:
+        params = dataclasses.replace(market, s0=float(spot))
+        steps = max(int(round(t * 252.0)), 1)
+        blocks = []
+        for start in range(0, n_paths, _TERMINAL_BLOCK):
+            size = min(_TERMINAL_BLOCK, n_paths - start)
+            path = simulate_market(params, seed=0, cell=0, path_start=start, n_paths=size,
+                                   n_steps=steps)  # fmt: skip
+            blocks.append(np.asarray(path.spot[:, -1], dtype=np.float64))
+        _terminal_cache[cache_key] = np.concatenate(blocks)
+    return _terminal_cache[cache_key]
+
+
 def prob_below(spot: float, strike: Any, t: float, market: Any) -> np.ndarray:
-    """Real-world P(S_t < K) under the scenario's market model."""
+    """Real-world P(S_t < K) under the scenario's market model: closed form for GBM and Merton,
+    the share of `terminal_spots` below K otherwise."""
+    if market.model not in _CLOSED_FORM:
+        s_t = terminal_spots(spot, t, market)
+        return (s_t < np.asarray(strike, np.float64)[..., None]).mean(axis=-1)
     w, m, v = _log_spot_mixture(spot, t, market)
     z = (np.log(np.asarray(strike, np.float64))[..., None] - m) / np.sqrt(v)
     return (w * stats.norm.cdf(z)).sum(axis=-1)
 
 
 def expected_put_payoff(spot: float, strike: Any, t: float, market: Any) -> np.ndarray:
-    """Real-world E[(K − S_t)^+] under the scenario's market model (undiscounted)."""
+    """Real-world E[(K − S_t)^+] under the scenario's market model (undiscounted): closed form
+    for GBM and Merton, the mean over `terminal_spots` otherwise."""
+    if market.model not in _CLOSED_FORM:
+        s_t = terminal_spots(spot, t, market)
+        k = np.asarray(strike, np.float64)[..., None]
+        return np.maximum(k - s_t, 0.0).mean(axis=-1)
     w, m, v = _log_spot_mixture(spot, t, market)
     log_k = np.log(np.asarray(strike, np.float64))[..., None]
     sd = np.sqrt(v)
@@ -374,6 +412,13 @@ def expected_put_payoff(spot: float, strike: Any, t: float, market: Any) -> np.n
         (log_k - m - v) / sd
     )
     return (w * value).sum(axis=-1)
+
+
+def _real_world_law(market: Any) -> str:
+    """How `prob_below` reads the market, for the table's text."""
+    if market.model in _CLOSED_FORM:
+        return f"{market.model}, sigma {pct(market.sigma, 0)}"
+    return f"{market.model}, {TERMINAL_PATHS:,} simulated paths"
 
 
 def assignment_probabilities(
@@ -845,7 +890,7 @@ def _strike_rows(ds: Any, scenario: Any) -> list[Row]:
                 "assignment probability",
                 f"${k:.2f} put assigned",
                 pct(SEED.assignment_prob[i], 0),
-                f"P(S_T < K): real world ({market.model}, sigma {pct(market.sigma, 0)}) "
+                f"P(S_T < K): real world ({_real_world_law(market)}) "
                 f"{pct(rw)}, risk-neutral N(-d2) at IV {pct(SEED.iv, 0)} {pct(rn)}; simulated "
                 f"over the year (puts sold at the day's spot, the scenario's exits) "
                 f"~{pct(sim_rate[i])} of trades at this strike",

@@ -3,6 +3,7 @@ of the numbers, and `simkit claims` end to end on a small run (reference engine)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -130,6 +131,25 @@ def test_gbm_expected_payoff_is_black_scholes_at_the_drift():
     got = claims.expected_put_payoff(S, STRIKES, t, market)
     want = math.exp(0.3 * t) * scipy_put(S, STRIKES, t, 0.3, market.sigma)
     np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_heston_law_is_simulated_not_read_from_sigma():
+    # With almost no vol of variance and v0 = theta, Heston is GBM at sqrt(theta): the simulated
+    # law must match the closed form at that vol (within its Monte Carlo error), whatever sigma.
+    t = 26 / 252
+    calm = MarketParams(model="heston", v0=2.25, theta_v=2.25, xi=1e-4, rho=0.0, sigma=0.5)
+    gbm = MarketParams(sigma=1.5)
+    for strike in (2.0, 3.0, 4.0):
+        assert claims.prob_below(S, strike, t, calm) == pytest.approx(
+            claims.prob_below(S, strike, t, gbm), abs=4e-3
+        )
+        assert claims.expected_put_payoff(S, strike, t, calm) == pytest.approx(
+            claims.expected_put_payoff(S, strike, t, gbm), rel=1e-2
+        )
+    # Leverage (rho < 0) and a vol of variance fatten the left tail: a deep put is more likely
+    # to end in the money than under GBM at the same average variance.
+    skewed = dataclasses.replace(calm, xi=3.0, rho=-0.9)
+    assert claims.prob_below(S, 1.0, t, skewed) > claims.prob_below(S, 1.0, t, gbm) + 0.01
 
 
 # --------------------------------------------------------------------------- compounding
