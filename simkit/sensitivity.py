@@ -57,15 +57,11 @@ draws the figures). Bad input raises `simkit.scenario.ScenarioError`.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
-import logging
 import math
 import os
-import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -93,11 +89,9 @@ __all__ = [
     "sensitivity",
 ]
 
-log = logging.getLogger("simkit")
 
 CONF = 0.95  # confidence of SALib's intervals (`_conf` half-widths)
 NUM_RESAMPLES = 1000  # SALib's bootstrap resamples for the intervals
-MANIFEST = "manifest.json"
 MORRIS_INDICES = ("mu_star", "mu_star_conf", "mu", "sigma")
 SOBOL_INDICES = ("S1", "S1_conf", "ST", "ST_conf")
 
@@ -251,75 +245,9 @@ def _evaluate(
 # --------------------------------------------------------------------------- resume
 
 
-class _Resume:
-    """Finished sets of an interrupted run in `<out>.partial/`: `sample<i>.npz` files and a
-    manifest of the run's inputs (another run's folder is discarded with a warning)."""
-
-    def __init__(self, out: str | os.PathLike, fingerprint: dict[str, Any]):
-        self.directory = store.partial_dir(Path(out))
-        digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
-        fingerprint = {"hash": digest, **fingerprint}
-        self.loaded = 0
-        self.saved = 0
-        if self.directory.exists():
-            try:
-                found = json.loads((self.directory / MANIFEST).read_text())
-            except (OSError, ValueError):
-                found = {}
-            if found.get("hash") != digest:
-                changed = sorted(
-                    k for k in fingerprint if k != "hash" and found.get(k) != fingerprint[k]
-                )
-                log.warning(
-                    "simkit: %s holds the state of a different run (%s differ); starting afresh",
-                    self.directory,
-                    ", ".join(changed) or "manifest unreadable",
-                )
-                shutil.rmtree(self.directory)
-        if not self.directory.exists():
-            self.directory.mkdir(parents=True)
-            self._write(MANIFEST, lambda fh: fh.write(json.dumps(fingerprint, indent=1).encode()))
-        else:
-            n = len(list(self.directory.glob("sample*.npz")))
-            if n:
-                log.info("simkit: resuming from %s (%d finished samples)", self.directory, n)
-
-    def _write(self, name: str, write: Callable[[Any], Any]) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                write(fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.directory / name)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-
-    def _name(self, number: int) -> str:
-        return f"sample{number:07d}.npz"
-
-    def load(self, number: int) -> dict[str, np.ndarray] | None:
-        path = self.directory / self._name(number)
-        if not path.exists():
-            return None
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError, KeyError) as exc:
-            log.warning("simkit: ignoring unreadable resume file %s (%s)", path, exc)
-            path.unlink(missing_ok=True)
-            return None
-        self.loaded += 1
-        return arrays
-
-    def save(self, number: int, arrays: dict[str, np.ndarray]) -> None:
-        self._write(self._name(number), lambda fh: np.savez(fh, **arrays))
-        self.saved += 1
-
-    def finish(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
+def _sample_name(number: int) -> str:
+    """The checkpoint of design row `number` in `<out>.partial/`."""
+    return f"sample{number:07d}"
 
 
 # --------------------------------------------------------------------------- progress
@@ -533,14 +461,14 @@ def sensitivity(
             "dtype": settings.dtype,
             "simkit_version": __version__,
         }
-        resume = _Resume(out, fingerprint)
+        resume = store.Checkpoints.open(out, fingerprint, "samples")
 
     y = np.full((d.n, len(metrics)), np.nan)
     se = np.full((d.n, len(metrics)), np.nan)
     devices: set[str] = set()
     todo: list[_SampleTask] = []
     for i in range(d.n):
-        saved = resume.load(i) if resume is not None else None
+        saved = resume.load(_sample_name(i)) if resume is not None else None
         if saved is None:
             todo.append(_SampleTask(i, tuple(d.row(i).items())))
         else:
@@ -556,7 +484,7 @@ def sensitivity(
             with executor:
                 for task, arrays in executor.map_unordered(_evaluate, todo, model, metrics):
                     if resume is not None:
-                        resume.save(task.number, arrays)
+                        resume.save(_sample_name(task.number), arrays)
                     y[task.number], se[task.number] = arrays["value"], arrays["se"]
                     devices.add(str(arrays["device"]))
                     bar.advance()

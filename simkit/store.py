@@ -171,21 +171,22 @@ def run_fingerprint(scenario: Any, cells: list, settings: Any) -> dict[str, Any]
     }
 
 
-class ResumeState:
-    """Finished blocks of an interrupted run, kept in `<out>.partial/`."""
+class Checkpoints:
+    """Finished pieces of an interrupted computation, kept in `<out>.partial/` as named `.npz`
+    files beside a manifest of what was computed (`fingerprint`). A folder left by a different
+    computation (another manifest) is discarded with a warning. Runs keep their blocks here
+    (`ResumeState`), and `simkit stress` and `simkit sensitivity` their finished runs."""
 
     def __init__(self, directory: Path, fingerprint: dict[str, Any]):
         self.directory = directory
         self.fingerprint = fingerprint
-        self.loaded = 0  # blocks read back from an earlier run
-        self.saved = 0  # blocks saved by this run
+        self.loaded = 0  # pieces read back from an earlier run
+        self.saved = 0  # pieces saved by this run
 
     @classmethod
-    def open(cls, out: str | os.PathLike, scenario: Any, cells: list, settings: Any):
-        """Open (or start) the resume state of a run writing `out`. State left by another
-        run (a different manifest) is discarded with a warning."""
+    def open(cls, out: str | os.PathLike, fingerprint: dict[str, Any], what: str = "pieces"):
+        """Open (or start) the checkpoints of a computation writing `out`."""
         directory = partial_dir(out)
-        fingerprint = run_fingerprint(scenario, cells, settings)
         digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
         fingerprint = {"hash": digest, **fingerprint}
         if directory.exists():
@@ -210,21 +211,19 @@ class ResumeState:
         else:
             n = len(list(directory.glob("*.npz")))
             if n:
-                log.info("simkit: resuming from %s (%d finished blocks)", directory, n)
+                log.info("simkit: resuming from %s (%d finished %s)", directory, n, what)
         return cls(directory, fingerprint)
 
-    def _file(self, block: Any) -> Path:
-        return self.directory / (
-            f"cell{block.cell_number:06d}_path{block.path_start:010d}_n{block.n_paths}.npz"
-        )
+    def _file(self, name: str) -> Path:
+        return self.directory / f"{name}.npz"
 
-    def has(self, block: Any) -> bool:
-        """Whether `block` has a saved file (not read: `load` reads and checks it)."""
-        return self._file(block).exists()
+    def has(self, name: str) -> bool:
+        """Whether `name` has a saved file (not read: `load` reads and checks it)."""
+        return self._file(name).exists()
 
-    def load(self, block: Any) -> dict[str, np.ndarray] | None:
-        """The saved arrays of `block`, or None if it has not finished."""
-        path = self._file(block)
+    def load(self, name: str) -> dict[str, np.ndarray] | None:
+        """The saved arrays of `name`, or None if it has not finished (or cannot be read)."""
+        path = self._file(name)
         if not path.exists():
             return None
         try:
@@ -237,15 +236,38 @@ class ResumeState:
         self.loaded += 1
         return arrays
 
-    def save(self, block: Any, arrays: dict[str, np.ndarray]) -> None:
-        """Save one finished block (atomically: a block file is whole or absent)."""
-        with _atomic_path(self._file(block)) as tmp, open(tmp, "wb") as fh:
+    def save(self, name: str, arrays: dict[str, Any]) -> None:
+        """Save one finished piece (atomically: a file is whole or absent)."""
+        with _atomic_path(self._file(name)) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
         self.saved += 1
 
     def finish(self) -> None:
-        """Remove the resume state (call once the result file is complete)."""
+        """Remove the checkpoints (call once the result file is complete)."""
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class ResumeState(Checkpoints):
+    """Finished blocks of an interrupted run, kept in `<out>.partial/`."""
+
+    @classmethod
+    def open(cls, out: str | os.PathLike, scenario: Any, cells: list, settings: Any):
+        """Open (or start) the resume state of a run writing `out`. State left by another
+        run (a different manifest) is discarded with a warning."""
+        return super().open(out, run_fingerprint(scenario, cells, settings), "blocks")
+
+    @staticmethod
+    def _name(block: Any) -> str:
+        return f"cell{block.cell_number:06d}_path{block.path_start:010d}_n{block.n_paths}"
+
+    def has(self, block: Any) -> bool:
+        return super().has(self._name(block))
+
+    def load(self, block: Any) -> dict[str, np.ndarray] | None:
+        return super().load(self._name(block))
+
+    def save(self, block: Any, arrays: dict[str, np.ndarray]) -> None:
+        super().save(self._name(block), arrays)
 
 
 # --------------------------------------------------------------------------- the dataset
