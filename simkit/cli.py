@@ -884,7 +884,6 @@ def _load_stresses(paths: Sequence[Path], n_steps: int) -> list[Any]:
 
 def stress_command(args: argparse.Namespace) -> int:
     from simkit import run, stress
-    from simkit.store import write_dataset
 
     overrides = _simulation_overrides(args)
     base = args.scenario or _default_base()
@@ -919,10 +918,10 @@ def stress_command(args: argparse.Namespace) -> int:
             paths=paths,
             scheduler=args.scheduler,
             progress=not args.no_progress,
+            out=out,
         )
     except run.SchedulerUnreachable as exc:
         raise BadInput(f"--scheduler {args.scheduler}: {exc}") from None
-    write_dataset(ds, out)
     console = _console()
     print_stress_tables(ds, console)
     console.print(f"wrote {out} ({ds.attrs['wall_time_s']:.1f} s)")

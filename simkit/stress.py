@@ -76,7 +76,9 @@ What a stress does to the strategy, beyond its horizon returns:
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -711,6 +713,7 @@ def run_stress(
     engine: str | None = None,
     float64: bool | None = None,
     progress: bool = True,
+    out: str | os.PathLike | None = None,
 ) -> Any:
     """Run the base scenario unstressed and under each stress; an `xarray.Dataset`.
 
@@ -726,6 +729,9 @@ def run_stress(
       stresses: the stresses (`simkit.scenario.load_stress`), names unique.
       paths, seed, chunk_size, engine, float64, scheduler: as for `simkit.run.simulate`.
       progress: a progress bar over the runs on a terminal. Default value: True.
+      out: write the dataset there (atomically) and keep each finished (stress, limits) pair
+        of runs in `<out>.partial/` until then: an interrupted stress run started again with
+        the same inputs redoes only the pairs that had not finished. Default value: None.
 
     Returns:
       the dataset of `STRESS_VARIABLES` over (`stress`, `enforce_limits`, ...).
@@ -778,7 +784,17 @@ def run_stress(
     }
     runs_per = len(ENFORCE) * (2 if compare_stops else 1)
     n_before = len(ENFORCE) * len({h for h in horizons.values() if h is not None})
-    bar = RunsBar(progress, runs_per * len(all_specs) + n_before, "stress", width=40)
+    checkpoints = None
+    if out is not None:
+        fingerprint = {
+            **store.run_fingerprint(scenario, [], settings),
+            "stresses_sha256": hashlib.sha256(repr(all_specs).encode()).hexdigest(),
+        }
+        checkpoints = store.Checkpoints.open(out, fingerprint, "stress runs")
+    pairs = [(i, enforce) for i in range(len(all_specs)) for enforce in ENFORCE]
+    saved = {pair: checkpoints.load(_pair_name(*pair)) for pair in pairs} if checkpoints else {}
+    done = runs_per * sum(v is not None for v in saved.values())
+    bar = RunsBar(progress, runs_per * len(all_specs) + n_before, "stress", done=done, width=40)
     kwargs = dict(
         paths=settings.paths,
         seed=settings.seed,
@@ -815,9 +831,22 @@ def run_stress(
         return before_runs[(horizon, enforce)]
 
     try:
-        for spec in all_specs:
+        for (i, enforce), arrays in saved.items():  # pairs finished by an interrupted run
+            if arrays is not None:
+                devices.add(str(arrays.pop(_DEVICE)))
+                keep = {k[len(_BASE) :]: v for k, v in arrays.items() if k.startswith(_BASE)}
+                if keep:
+                    baseline_final[enforce] = keep
+                results[(all_specs[i].name, enforce)] = {
+                    k: float(v) if v.ndim == 0 else v
+                    for k, v in arrays.items()
+                    if not k.startswith(_BASE)
+                }
+        for i, spec in enumerate(all_specs):
             day = spec.shock.first_day
             for enforce in ENFORCE:
+                if (spec.name, enforce) in results:
+                    continue
                 label = f"{spec.name}, limits {'on' if enforce else 'off'}"
                 bar.show(label)
                 ds = run.simulate(
@@ -826,7 +855,8 @@ def run_stress(
                     equity_days=(day - 1, day) if day >= 1 else (),
                     **kwargs,
                 )
-                devices.add(str(ds.attrs.get("device", "")))
+                device = str(ds.attrs.get("device", ""))
+                devices.add(device)
                 bar.advance()
                 main = _per_path(ds)
                 sample = ds["equity_sample"].values
@@ -851,13 +881,26 @@ def run_stress(
                         addition if day >= 1 and day % aggregate.ADDITION_EVERY == 0 else 0.0
                     ),
                 )
+                base = {}
                 if spec.name == BASELINE:
-                    baseline_final[enforce] = {
-                        k: main[k] for k in ("final_equity", "total_return", "n_tranches")
-                    }
+                    base = {k: main[k] for k in ("final_equity", "total_return", "n_tranches")}
+                    baseline_final[enforce] = base
+                if checkpoints is not None:
+                    checkpoints.save(
+                        _pair_name(i, enforce),
+                        {
+                            **results[(spec.name, enforce)],
+                            **{_BASE + k: v for k, v in base.items()},
+                            _DEVICE: np.array(device),
+                        },
+                    )
+    except BaseException:
+        if checkpoints is not None and checkpoints.loaded == 0 and checkpoints.saved == 0:
+            checkpoints.finish()  # nothing to resume: leave nothing behind
+        raise
     finally:
         bar.close()
-    return build_stress_dataset(
+    ds = build_stress_dataset(
         scenario,
         all_specs,
         settings,
@@ -865,6 +908,20 @@ def run_stress(
         wall_time_s=time.perf_counter() - started,
         device="; ".join(sorted(d for d in devices if d)),
     )
+    if out is not None:
+        store.write_dataset(ds, out)
+        checkpoints.finish()
+    return ds
+
+
+# The checkpoint of a finished (stress, limits) pair holds its `stress_metrics`, the baseline's
+# per-path columns the later stresses compare with (prefixed), and the device it ran on.
+_BASE = "baseline__"
+_DEVICE = "device__"
+
+
+def _pair_name(index: int, enforce: bool) -> str:
+    return f"stress{index:03d}_limits_{'on' if enforce else 'off'}"
 
 
 def build_stress_dataset(

@@ -826,3 +826,41 @@ def test_a_stress_that_stops_trading_gets_a_note(tmp_path):
     assert "from day 5 on the paths sell 0.2 tranches each against 3 unstressed" in notes[0]
     assert "and 90.0% sell none (close all exit 90.0%) against 0.0% unstressed" in notes[0]
     assert "against cash it is -11.0%" in notes[0]
+
+
+def test_an_interrupted_stress_run_redoes_only_what_had_not_finished(
+    make_scenario, tmp_path, monkeypatch
+):
+    """A stress run writing `out` keeps each finished (stress, limits) pair in `<out>.partial/`;
+    interrupted and started again it runs only the pairs left, and gives the same dataset."""
+    from simkit import run as run_module
+    from simkit.store import partial_dir
+
+    scenario = load_scenario(make_scenario(paths=6, chunk_size=6))
+    spec = StressSpec("crash", "a gap", Shock(spot=SpotShock(day=5, change=-0.6)))
+    whole = run_stress(scenario, [spec], progress=False)
+    out = tmp_path / "stress.nc"
+    real, calls, fail_at = run_module.simulate, [], [5]
+
+    def interrupted(*args, **kwargs):
+        calls.append(kwargs.get("shock"))
+        if len(calls) == fail_at[0]:  # the baseline's two pairs (with and without stops) done
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "simulate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_stress(scenario, [spec], progress=False, out=out)
+    assert not out.exists()
+    assert len(list(partial_dir(out).glob("*.npz"))) == 2
+    calls.clear()
+    fail_at[0] = 0
+    resumed = run_stress(scenario, [spec], progress=False, out=out)
+    assert all(shock == spec.shock or shock == Shock() for shock in calls)  # no baseline rerun
+    assert len(calls) == 6  # per limits setting: the counters before the shock, stops on, off
+    assert out.exists() and not partial_dir(out).exists()
+    for name in whole.data_vars:
+        np.testing.assert_array_equal(resumed[name].values, whole[name].values, err_msg=name)
+    np.testing.assert_array_equal(
+        xr.open_dataset(out)["total_return_mean"], whole["total_return_mean"]
+    )
