@@ -980,6 +980,43 @@ def sizing_breaches(ds: Any) -> tuple[list[str], list[str]]:
     return always, start
 
 
+class _StressRows:
+    """The (stress, limits on/off) rows of a stress dataset and the cells they print."""
+
+    def __init__(self, ds: Any):
+        self.ds = ds
+        self.title = f"{ds.attrs.get('title', 'simkit stress')}: {ds.attrs.get('paths')} paths"
+        self.n_enforce = ds.sizes["enforce_limits"]
+        self.names = [str(x) for x in ds["stress"].values]
+        self.base = self.names.index("none") if "none" in self.names else None
+
+    def rows(self, shocked_only: bool = False):
+        """(i, j, index, last): stress i, limits setting j, its `isel` index, and whether it
+        ends the stress's section of the table."""
+        for i in range(self.ds.sizes["stress"]):
+            if shocked_only and int(self.ds["shock_day"].values[i]) < 1:
+                continue
+            for j in range(self.n_enforce):
+                yield i, j, {"stress": i, "enforce_limits": j}, j == self.n_enforce - 1
+
+    def table(self, what: str, caption: str, columns: Sequence[str]) -> Any:
+        from rich.table import Table
+
+        table = Table(title=f"{self.title}: {what}", caption=caption)
+        table.add_column("stress", no_wrap=True)
+        table.add_column("limits", justify="center")
+        for heading in columns:
+            table.add_column(heading, justify="right")
+        return table
+
+    def label(self, i: int, j: int) -> list[str]:
+        name = self.names[i] if j == 0 else ""
+        return [name, "on" if bool(self.ds["enforce_limits"].values[j]) else "off"]
+
+    def value(self, name: str, index: dict) -> float:
+        return float(self.ds[name].isel(index))
+
+
 def print_stress_tables(ds: Any, console: Any) -> None:
     """The stress tables, one row per (stress, limits on/off): outcomes against the unstressed
     baseline and against cash; the shock day's mark-to-market loss; the paths that stopped
@@ -987,52 +1024,38 @@ def print_stress_tables(ds: Any, console: Any) -> None:
     (one line each); the share of paths breaching each other limit with the median day of the
     first breach; the mean horizon loss of the paths that breached each limit. A conditional
     statistic over fewer than `simkit.stress.MIN_CONDITIONAL` paths prints `n/a (k paths)`."""
-    from rich.table import Table
+    r = _StressRows(ds)
+    for printer in (
+        _stress_outcomes,
+        _stress_shock_day,
+        _stress_after_shock,
+        _stress_stop_losses,
+        _stress_limits,
+    ):
+        printer(r, console)
 
+
+def _stress_outcomes(r: _StressRows, console: Any) -> None:
+    ds, value = r.ds, r.value
     from simkit.stress import STOP_CAUSES
 
-    title = f"{ds.attrs.get('title', 'simkit stress')}: {ds.attrs.get('paths')} paths"
-    n_enforce = ds.sizes["enforce_limits"]
-    rows = [(i, j) for i in range(ds.sizes["stress"]) for j in range(n_enforce)]
-    names = [str(x) for x in ds["stress"].values]
-    base = names.index("none") if "none" in names else None
-
-    def head(table: Any) -> None:
-        table.add_column("stress", no_wrap=True)
-        table.add_column("limits", justify="center")
-
-    def label(i: int, j: int) -> list[str]:
-        name = names[i] if j == 0 else ""
-        return [name, "on" if bool(ds["enforce_limits"].values[j]) else "off"]
-
-    def value(name: str, index: dict) -> float:
-        return float(ds[name].isel(index))
-
-    def shocked(i: int) -> bool:
-        return int(ds["shock_day"].values[i]) >= 1
-
-    # --- outcomes
     cash = float(ds["cash_return"].max())
-    outcomes = Table(
-        title=f"{title}: outcomes",
-        caption="returns over the horizon as fractions of the initial sleeve, mean ±standard "
+    outcomes = r.table(
+        "outcomes",
+        "returns over the horizon as fractions of the initial sleeve, mean ±standard "
         f"error; 'vs cash': minus the {_fmt(cash, 'pct')} of holding the sleeve in cash at r; "
         "'vs unstressed': minus the same path's return unstressed; 'stopped trading': share "
         "of paths that sold no tranche from the shock's first day on (* see the notes)",
+        ["mean return", "vs cash", "vs unstressed", "stopped trading"]
+        + [heading for _, heading, _ in STRESS_SUMMARY],
     )
-    head(outcomes)
-    for heading in ("mean return", "vs cash", "vs unstressed", "stopped trading"):
-        outcomes.add_column(heading, justify="right")
-    for _, heading, _ in STRESS_SUMMARY:
-        outcomes.add_column(heading, justify="right")
     notes = []
-    for i, j in rows:
-        index = {"stress": i, "enforce_limits": j}
+    for i, j, index, last in r.rows():
         mean = value("total_return_mean", index)
         stopped = value("prob_stopped_trading", index)
         cell = _fmt(stopped, "pct")
-        if base is not None and i != base and not math.isnan(stopped):
-            plain = value("total_return_mean", {"stress": base, "enforce_limits": j})
+        if r.base is not None and i != r.base and not math.isnan(stopped):
+            plain = value("total_return_mean", {"stress": r.base, "enforce_limits": j})
             sold = value("tranches_after_shock_per_path", index)
             sold_plain = value("tranches_after_shock_per_path_unstressed", index)
             halted = stopped > HALTED or (sold_plain > 0 and sold < HALTED * sold_plain)
@@ -1045,7 +1068,7 @@ def print_stress_tables(ds: Any, console: Any) -> None:
                     if x > 0
                 )
                 notes.append(
-                    f"* {names[i]}, limits {label(i, j)[1]}: mean return {_fmt(mean, 'pct')} "
+                    f"* {r.names[i]}, limits {r.label(i, j)[1]}: mean return {_fmt(mean, 'pct')} "
                     f"beats the unstressed {_fmt(plain, 'pct')} because the stress halts "
                     f"trading: from day {int(ds['shock_day'].values[i])} on the paths sell "
                     f"{sold:.3g} tranches each against {sold_plain:.3g} unstressed, and "
@@ -1056,93 +1079,85 @@ def print_stress_tables(ds: Any, console: Any) -> None:
                     f"cash it is {_pm(ds, 'excess_over_cash', index)}"
                 )
         outcomes.add_row(
-            *label(i, j),
+            *r.label(i, j),
             _fmt(mean, "pct"),
             _pm(ds, "excess_over_cash", index),
-            _pm(ds, "total_return_vs_baseline", index) if i != base else "-",
+            _pm(ds, "total_return_vs_baseline", index) if i != r.base else "-",
             cell,
             *[_fmt(value(n, index), k) for n, _, k in STRESS_SUMMARY],
-            end_section=j == n_enforce - 1,
+            end_section=last,
         )
     console.print(outcomes)
     for note in notes:
         console.print(note)
 
-    # --- the shock day
+
+def _stress_shock_day(r: _StressRows, console: Any) -> None:
+    ds, value = r.ds, r.value
     quantiles = [float(q) for q in ds["quantile"].values]
     shown = [q for q in (0.5, 0.05, 0.01) if q in quantiles]
-    day = Table(
-        title=f"{title}: the shock day",
-        caption="the sleeve's mark-to-market return on the shock's first day d, "
+    day = r.table(
+        "the shock day",
+        "the sleeve's mark-to-market return on the shock's first day d, "
         "(E_d - E_{d-1}) / E_{d-1} with E_t the sleeve equity at the end of day t "
         "(negative: a loss), over paths, and the mean P&L in USD",
+        ["day", "mean", *[f"{q:.0%}" if q != 0.5 else "median" for q in shown], "mean (USD)"],
     )
-    head(day)
-    for heading in ("day", "mean", *[f"{q:.0%}" if q != 0.5 else "median" for q in shown]):
-        day.add_column(heading, justify="right")
-    day.add_column("mean (USD)", justify="right")
-    for i, j in rows:
-        if not shocked(i):
-            continue
-        index = {"stress": i, "enforce_limits": j}
+    for i, j, index, last in r.rows(shocked_only=True):
         count = value("shock_day_return_count", index)
         qs = ds["shock_day_return_quantile"].isel(index).values
         day.add_row(
-            *label(i, j),
+            *r.label(i, j),
             str(int(ds["shock_day"].values[i])),
             _given(value("shock_day_return_mean", index), count),
             *[_fmt(qs[quantiles.index(q)], "pct") for q in shown],
             _fmt(value("shock_day_pnl_mean", index), "usd"),
-            end_section=j == n_enforce - 1,
+            end_section=last,
         )
     console.print(day)
 
-    # --- trading after the shock
-    after = Table(
-        title=f"{title}: trading after the shock",
-        caption="share of paths that sold no new tranche from the shock's first day to the "
+
+def _stress_after_shock(r: _StressRows, console: Any) -> None:
+    from simkit.stress import STOP_CAUSES
+
+    ds, value = r.ds, r.value
+    after = r.table(
+        "trading after the shock",
+        "share of paths that sold no new tranche from the shock's first day to the "
         "horizon [95% interval], the same paths unstressed, and why: every entry day blocked "
         "by the close-all exits (thesis, liquidity, IV), by the HIGH limits, or by the entry "
         "signal (the first failing reason in that order: signal, limits, exit), or by a mix of "
         "them; 'other': an entry allowed but no contract sold, or no entry day left; "
         "'tranches/path': sold from the shock's first day on, stressed and unstressed",
+        ["stopped trading", "unstressed"]
+        + [cause.replace("_", " ") for cause in STOP_CAUSES]
+        + ["tranches/path", "unstressed"],
     )
-    head(after)
-    after.add_column("stopped trading", justify="right")
-    after.add_column("unstressed", justify="right")
-    for cause in STOP_CAUSES:
-        after.add_column(cause.replace("_", " "), justify="right")
-    after.add_column("tranches/path", justify="right")
-    after.add_column("unstressed", justify="right")
-    for i, j in rows:
-        if not shocked(i):
-            continue
-        index = {"stress": i, "enforce_limits": j}
+    for i, j, index, last in r.rows(shocked_only=True):
         causes = ds["stopped_trading_share"].isel(index).values
         after.add_row(
-            *label(i, j),
+            *r.label(i, j),
             _with_ci(ds, "prob_stopped_trading", index, "pct"),
             _fmt(value("prob_stopped_trading_unstressed", index), "pct"),
             *[_fmt(x, "pct") for x in causes],
             _fmt(value("tranches_after_shock_per_path", index), "num"),
             _fmt(value("tranches_after_shock_per_path_unstressed", index), "num"),
-            end_section=j == n_enforce - 1,
+            end_section=last,
         )
     console.print(after)
 
-    # --- stop-losses
-    stops = Table(
-        title=f"{title}: stop-losses",
-        caption="'saved': final equity with stop-losses minus without, same paths (> 0: the "
+
+def _stress_stop_losses(r: _StressRows, console: Any) -> None:
+    value = r.value
+    stops = r.table(
+        "stop-losses",
+        "'saved': final equity with stop-losses minus without, same paths (> 0: the "
         "stops saved money); 'given fired': over the paths on which one fired (paths)",
+        ["stops/path", "P(stop)", "saved (USD)", "saved given fired (USD)"],
     )
-    head(stops)
-    for heading in ("stops/path", "P(stop)", "saved (USD)", "saved given fired (USD)"):
-        stops.add_column(heading, justify="right")
-    for i, j in rows:
-        index = {"stress": i, "enforce_limits": j}
+    for i, j, index, last in r.rows():
         stops.add_row(
-            *label(i, j),
+            *r.label(i, j),
             _fmt(value("stop_losses_per_path", index), "num"),
             _fmt(value("prob_stop_loss", index), "pct"),
             _fmt(value("stop_loss_saved_mean", index), "usd"),
@@ -1151,11 +1166,15 @@ def print_stress_tables(ds: Any, console: Any) -> None:
                 value("stop_loss_saved_given_fired_count", index),
                 "usd",
             ),
-            end_section=j == n_enforce - 1,
+            end_section=last,
         )
     console.print(stops)
 
-    # --- limits the sizing breaches, then the others
+
+def _stress_limits(r: _StressRows, console: Any) -> None:
+    """The limits the sizing breaches (one line each), then the share of paths breaching each
+    other limit and the loss given a breach."""
+    ds, value = r.ds, r.value
     limits = [str(x) for x in ds["limit"].values]
     always, start = sizing_breaches(ds)
     rules = ds["limit_rule"].values if "limit_rule" in ds else [""] * len(limits)
@@ -1172,27 +1191,23 @@ def print_stress_tables(ds: Any, console: Any) -> None:
             f"path, then on {_fmt(days.min(), 'pct')}-{_fmt(days.max(), 'pct')} of path-days): "
             f"{rules[k]}"
         )
-    shown_limits = [x for x in limits if x not in always and x not in start]
-    breaches = Table(
-        title=f"{title}: limit breaches",
-        caption="share of paths that breached each limit at least once [median day of the "
+    shown = [x for x in limits if x not in always and x not in start]
+    breaches = r.table(
+        "limit breaches",
+        "share of paths that breached each limit at least once [median day of the "
         "first breach]"
         + ("; limits breached at this sizing are listed above" if start or always else ""),
+        shown,
     )
-    head(breaches)
-    given = Table(
-        title=f"{title}: loss given breach",
-        caption="mean horizon loss (fraction of the initial sleeve, > 0 a loss) of the paths "
+    given = r.table(
+        "loss given breach",
+        "mean horizon loss (fraction of the initial sleeve, > 0 a loss) of the paths "
         "that breached each limit (paths); '-': none did",
+        shown,
     )
-    head(given)
-    for limit in shown_limits:
-        breaches.add_column(limit, justify="right")
-        given.add_column(limit, justify="right")
-    for i, j in rows:
-        index = {"stress": i, "enforce_limits": j}
+    for i, j, index, last in r.rows():
         cells, losses = [], []
-        for limit in shown_limits:
+        for limit in shown:
             at = {**index, "limit": limits.index(limit)}
             share = value("breach_path_share", at)
             count = value("loss_given_breach_count", at) if "loss_given_breach_count" in ds else 0
@@ -1204,9 +1219,8 @@ def print_stress_tables(ds: Any, console: Any) -> None:
             else:
                 cells.append(f"{_fmt(share, 'pct')} [day {first:.0f}]")
             losses.append(_given(value("loss_given_breach", at), count))
-        end = j == n_enforce - 1
-        breaches.add_row(*label(i, j), *cells, end_section=end)
-        given.add_row(*label(i, j), *losses, end_section=end)
+        breaches.add_row(*r.label(i, j), *cells, end_section=last)
+        given.add_row(*r.label(i, j), *losses, end_section=last)
     console.print(breaches)
     console.print(given)
 
