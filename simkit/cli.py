@@ -285,6 +285,14 @@ def _cmd_run(sub: Any) -> None:
         "default: chosen by the size of the run",
     )
     p.add_argument("--per-path", action="store_true", help="also store every path's summary")
+    p.add_argument(
+        "--trades",
+        type=int,
+        default=0,
+        metavar="N",
+        help="store every trade of the first N paths of each grid cell (a `trade` dimension; "
+        "recorded by the reference engine, checked against the run's per-path results)",
+    )
     p.add_argument("--engine", help="jax | reference (overrides simulation.engine)")
     p.add_argument("--float64", action="store_true", help="compute in float64")
     p.add_argument(
@@ -328,6 +336,8 @@ def _check_scheduler(scheduler: str | None) -> None:
 def run_command(args: argparse.Namespace) -> int:
     from simkit import run
 
+    if args.trades < 0:
+        raise BadInput(f"--trades: must be a whole number of paths >= 0; got {args.trades}")
     overrides = _simulation_overrides(args)
     scenario = _load(args.scenario, overrides)
     out = Path(args.out) if args.out else Path("results") / f"{Path(args.scenario).stem}.nc"
@@ -342,11 +352,20 @@ def run_command(args: argparse.Namespace) -> int:
             per_path=args.per_path,
             out=out,
             progress=not args.no_progress,
+            trades=args.trades,
         )
     except run.SchedulerUnreachable as exc:
         raise BadInput(f"--scheduler {args.scheduler}: {exc}") from None
     console = _console()
     print_summary(ds, console)
+    if "trade" in ds.dims:
+        console.print(
+            f"trade log: {ds.sizes['trade']:,} trades of the first {ds.attrs['trade_log_paths']} "
+            f"path(s) of each cell, by the reference engine in "
+            f"{ds.attrs['trade_log_wall_time_s']:.1f} s (variables trade_*; "
+            f"simkit.trade_log.frame(ds) reads them); the log "
+            f"{ds.attrs['trade_log_check'].split(':')[0]}"
+        )
     console.print(f"wrote {out} ({ds.attrs['wall_time_s']:.1f} s, {ds.attrs['executor']})")
     console.print(f"next: simkit report {out}   (figures and an HTML page beside it)")
     return 0

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simkit import aggregate, compile_cache, store
+from simkit import aggregate, compile_cache, store, trade_log
 from simkit.paths.market import Market, market_to_numpy, simulate_market
 from simkit.paths.shocks import apply_shock
 from simkit.precision import x64
@@ -42,6 +42,8 @@ from simkit.strategy import engine as engine_jax
 from simkit.strategy import reference
 
 __all__ = ["RunSettings", "SchedulerUnreachable", "choose_executor", "simulate", "simulate_paths"]
+
+log = logging.getLogger("simkit")
 
 ENGINES = ("jax", "reference")
 SCHEDULERS = ("synchronous", "threads", "processes")
@@ -566,6 +568,7 @@ def simulate(
     progress: bool = True,
     shock: Any = None,
     equity_days: Sequence[int] = (),
+    trades: int = 0,
 ) -> Any:
     """Simulate every grid cell of `scenario` and reduce it to an `xarray.Dataset`.
 
@@ -585,6 +588,11 @@ def simulate(
       equity_days: trading days `t` whose end-of-day sleeve equity `E_t` (USD) is kept for
         every path as the per-path field `equity_day_<t>` (with `per_path`; the daily equity
         is otherwise dropped once a block is reduced). Not with `out`. Default value: ().
+      trades: keep every trade of the first `trades` paths of each cell (clipped to the
+        paths, with a note) on a `trade` dimension (`simkit.trade_log`: the reference engine
+        on those paths' market, checked against this run's per-path results; a disagreement
+        is logged as a warning and kept in the attribute `trade_log_check`). Default value: 0
+        (no log).
 
     Returns:
       the result dataset (`simkit.store.build_dataset` describes its variables).
@@ -604,6 +612,7 @@ def simulate(
     )
     if settings.equity_days and out is not None:
         raise ValueError("equity_days is for runs kept in memory; it cannot be resumed from out")
+    n_logged = _trade_log_paths(trades, settings.paths)
     cells = list(scenario.cells())
     shape = tuple(scenario.shape)
     numbers = [cell_number(c, shape) for c in cells]
@@ -629,9 +638,20 @@ def simulate(
     # when their cell's reduction reaches them, so that they do not wait in memory.
     deferred: dict[int, dict[int, Block]] = {n: {} for n in numbers}
 
+    # The engine's own per-path results of the paths the trade log keeps, by cell and block.
+    logged: dict[int, dict[int, dict[str, np.ndarray]]] = {n: {} for n in numbers}
+
+    def keep_logged(block: Block, arrays: dict[str, np.ndarray]) -> None:
+        if block.path_start < n_logged:
+            rows = slice(0, n_logged - block.path_start)
+            logged[block.cell_number][block.path_start] = {
+                k: np.asarray(arrays[k])[rows] for k in trade_log.CHECK_FIELDS
+            }
+
     def take(block: Block, arrays: dict[str, np.ndarray], computed: bool = True) -> None:
         devices.add(str(arrays.get("_device", "")))
         number = block.cell_number
+        keep_logged(block, arrays)
         if number not in accumulators:
             accumulators[number] = aggregate.CellAccumulator(
                 settings.paths, keep_per_path=per_path, spill_dir=spill_dir
@@ -647,6 +667,7 @@ def simulate(
                     f"the saved block {later} of {store.partial_dir(out)} could not be read "
                     "back (it was removed); run the same command again to compute it"
                 )
+            keep_logged(later, saved)
             acc.add(later.path_start, saved)
             bar.advance(later.n_paths, computed=False)
         if acc.complete:
@@ -712,9 +733,133 @@ def simulate(
         per_path_arrays if per_path else None,
         attrs,
     )
+    if n_logged:
+        ds = _add_trade_log(ds, cells, numbers, settings, n_logged, logged)
     if out is not None:
         store.write_dataset(ds, out)
         resume.finish()
+    return ds
+
+
+# --------------------------------------------------------------------------- the trade log
+
+
+def _trade_log_paths(trades: Any, paths: int) -> int:
+    """The paths per cell the trade log keeps: `trades`, clipped to the run's paths."""
+    if isinstance(trades, bool) or not isinstance(trades, int | np.integer) or trades < 0:
+        raise ValueError(f"trades must be a whole number >= 0; got {trades!r}")
+    if trades > paths:
+        log.warning(
+            f"note: --trades {trades} is more than the {paths} paths per cell; the trade log "
+            f"keeps all {paths}"
+        )
+    return min(int(trades), paths)
+
+
+def _market_dates(cell: Any, n_steps: int) -> Any:
+    """The calendar date of each step of the cell's market, or None.
+
+    Hook for history markets: a market that replays a history (`simkit.paths.history`) gives
+    its dates here (`dates`: `(n_steps + 1,)`, or `(paths, n_steps + 1)` for windows that
+    start on different days), and the trade log gains `trade_open_date`/`trade_close_date`.
+    Simulated markets have no dates.
+    """
+    dates = getattr(cell.market, "dates", None)
+    if dates is None:
+        return None
+    dates = np.asarray(dates)
+    return dates[..., : n_steps + 1]
+
+
+def _logged_market(cell: Any, number: int, settings: RunSettings, n_paths: int) -> dict:
+    """Market rows of paths `0 .. n_paths - 1` of a cell, as the engine generated them (the
+    cell's key, the run's precision, the run's shock), as NumPy arrays."""
+    with x64(settings.float64):
+        market = market_to_numpy(
+            simulate_market(
+                cell.market,
+                settings.seed,
+                number,
+                0,
+                max(n_paths, MIN_BLOCK_PATHS),  # the blocks' own rule (`_compute_task`)
+                settings.n_steps,
+                dtype=jnp.float64 if settings.float64 else jnp.float32,
+            )
+        )
+    if settings.shock is not None:
+        market = apply_shock(market, settings.shock, cell.market)
+    return {name: value[:n_paths] for name, value in market.items()}
+
+
+def _trade_log_verdict(problems: list[str], settings: RunSettings) -> str:
+    """The check's verdict (the attribute `trade_log_check`); a disagreement is also logged."""
+    engine = settings.engine
+    if not problems:
+        return (
+            f"agrees with the {engine} engine on every logged path: trade counts and ends "
+            f"exactly, the Kelly sums and the P&L within a relative "
+            f"{trade_log.tolerance(settings.float64):g}"
+        )
+    why = (
+        ""
+        if settings.float64 or engine == "reference"
+        else "\n(float32: the JAX engine decides exits on float32 prices, so on a rare path a "
+        "cheap put's exit can fall a day apart or a contract count round the other way; "
+        "--float64 gives a log that matches the engine)"
+    )
+    log.warning(
+        f"WARNING: the trade log disagrees with the {engine} engine's per-path results "
+        f"({len(problems)} difference(s)):\n  " + "\n  ".join(problems[:20]) + why
+    )
+    return f"disagrees with the {engine} engine: " + "; ".join(problems[:50])
+
+
+def _add_trade_log(
+    ds: Any,
+    cells: list,
+    numbers: list[int],
+    settings: RunSettings,
+    n_logged: int,
+    logged: dict[int, dict[int, dict[str, np.ndarray]]],
+) -> Any:
+    """`ds` with the trade log of paths `0 .. n_logged - 1` of every cell, and its check.
+
+    The reference engine records the trades of each cell's logged paths on their market rows
+    (`_logged_market`, `simkit.trade_log.record_cell`), and the log is checked against the
+    run engine's per-path results of the same paths (`logged`: cell number -> block start ->
+    `trade_log.CHECK_FIELDS`, kept by `simulate` as its blocks arrived).
+    """
+    started = time.perf_counter()
+    log.info(
+        f"trade log: the trades of {n_logged} path(s) per cell, {len(cells)} cell(s), "
+        "by the reference engine"
+    )
+    cell_columns, problems = {}, []
+    for number, cell in zip(numbers, cells, strict=True):
+        market = _logged_market(cell, number, settings, n_logged)
+        records, summary = trade_log.record_cell(market, cell.strategy, cell.market)
+        parts = [logged[number][start] for start in sorted(logged[number])]
+        engine_rows = {k: np.concatenate([p[k] for p in parts]) for k in trade_log.CHECK_FIELDS}
+        where = f"cell {number}" + (f" {dict(cell.coords)}" if cell.coords else "")
+        problems += [
+            f"{where} {line}"
+            for line in trade_log.check(records, summary, engine_rows, settings.float64)
+        ]
+        cell_columns[number] = trade_log.columns(records, _market_dates(cell, settings.n_steps))
+    cell_coords = {n: dict(c.coords or {}) for n, c in zip(numbers, cells, strict=True)}
+    key_units = {
+        key: str(ds[key].attrs.get("units", "1"))
+        for key in cell_coords[numbers[0]]
+        if key in ds.coords
+    }
+    data, coords = trade_log.variables(cell_columns, cell_coords, key_units)
+    ds = ds.assign_coords(coords).assign(data)
+    ds.attrs.update(
+        trade_log_paths=n_logged,
+        trade_log_engine="reference",
+        trade_log_check=_trade_log_verdict(problems, settings),
+        trade_log_wall_time_s=time.perf_counter() - started,
+    )
     return ds
 
 

@@ -26,6 +26,8 @@ __all__ = [
     "MARKET_INPUTS",
     "SHARES_PER_CONTRACT",
     "TRADE_ENDS",
+    "TRADE_KINDS",
+    "TRADE_LOG_ENDS",
     "TRADING_DAYS_PER_YEAR",
     "Limit",
     "TradeEnd",
@@ -88,6 +90,18 @@ BOUGHT_BACK = tuple(
 )
 EXPIRED = tuple(CLOSE_CODES[trade_end_counter(e.name)] for e in TRADE_ENDS if e.how == "expired")
 ASSIGNED = tuple(CLOSE_CODES[trade_end_counter(e.name)] for e in TRADE_ENDS if e.how == "assigned")
+
+
+# The trade log (`simkit run --trades N`, `simkit.trade_log`) records every position of a
+# path, not only the short puts: the kinds of position, and the ends a position other than a
+# short put can have beyond `TRADE_ENDS` (a short put's end is always one of `TRADE_ENDS`, or
+# "open"). Names only: the log never feeds back into either engine.
+TRADE_KINDS = ("short_put", "hedge_call", "covered_call", "shares")
+TRADE_LOG_ENDS = (
+    TradeEnd("expired_itm", "expired", "STRATEGY.md Hedges: a long call pays its intrinsic value"),
+    TradeEnd("called_away", "assigned", "STRATEGY.md Expiry: shares delivered on a covered call"),
+    TradeEnd("open", "open", "still held at the horizon, marked at the day's mid (shares: spot)"),
+)
 
 
 # --------------------------------------------------------------------------- risk limits

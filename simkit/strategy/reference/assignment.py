@@ -82,3 +82,5 @@ def covered_calls(
     tally.transaction_costs -= cfg.commission * n
     tally.n_cc_sold += 1
     book.covered_call = CoveredCall(strike=strike, contracts=n, premium=fill, expiry_step=expiry)
+    if tally.log is not None:
+        tally.log.opened(book.covered_call, "covered_call", strike, n, fill, cfg.commission * n)

@@ -23,7 +23,14 @@ from simkit.strategy.reference.limits import BookRisk, book_risk, limits
 from simkit.strategy.reference.market import INPUT_NAMES, MarketDay, accrue, market_day
 from simkit.strategy.reference.quotes import DayQuotes, sleeve_equity
 from simkit.strategy.reference.ruin import margin_and_ruin
-from simkit.strategy.reference.state import CLOSE_REASONS, FLOAT_FIELDS, INT_FIELDS, Book, Tally
+from simkit.strategy.reference.state import (
+    CLOSE_REASONS,
+    FLOAT_FIELDS,
+    INT_FIELDS,
+    Book,
+    Tally,
+    TradeLog,
+)
 
 
 def _end_of_day(
@@ -51,16 +58,25 @@ def _mark_open_positions(book: Book, tally: Tally, quotes: DayQuotes) -> None:
     but E_0 (equity at the end of day 0) already contains day 0's spread and commissions, which
     the buckets count; the identity holds with sleeve0, the sleeve before any trade.
     """
+    log = tally.log
     for put in book.puts:
         mid = quotes.mid("put", put.strike, put.expiry_step)
         tally.mark_to_market += (put.premium - mid) * SHARES_PER_CONTRACT * put.contracts
+        if log is not None:
+            log.mark_open(put, mid)
     for call in book.hedges:
         mid = quotes.mid("call", call.strike, call.expiry_step)
         tally.call_hedge_pnl += mid * SHARES_PER_CONTRACT * call.contracts
+        if log is not None:
+            log.mark_open(call, mid)
     cc = book.covered_call
     if cc is not None:
         mid = quotes.mid("call", cc.strike, cc.expiry_step)
         tally.covered_call_pnl -= mid * SHARES_PER_CONTRACT * cc.contracts
+        if log is not None:
+            log.mark_open(cc, mid)
+    if log is not None:
+        log.mark_shares(quotes.day.spot)
 
 
 def _check_path(path: Mapping[str, Sequence[float]]) -> int:
@@ -77,16 +93,22 @@ def _check_path(path: Mapping[str, Sequence[float]]) -> int:
     return n_plus_1 - 1
 
 
-def simulate_path(path: Mapping[str, Sequence[float]], cfg: StrategyConfig, mkt) -> dict:
+def simulate_path(
+    path: Mapping[str, Sequence[float]], cfg: StrategyConfig, mkt, record_trades: bool = False
+) -> dict:
     """Run the strategy on one path and return its summary (ENGINE_SPEC "Per-path summary").
 
     Args:
         path: each name of INPUT_NAMES -> a sequence of length N + 1 (step t = 0 ... N).
         cfg: the strategy's parameters.
         mkt: object with float attributes rate, iv_long_run, kappa, eta.
+        record_trades: also return every position's record (``TradeLog``); recording changes
+            no number of the summary. Default value: False.
     Returns:
         dict of Python floats and ints, plus ``assigned_by_rung`` (int64, (n_strikes,)) and
-        ``equity`` (float64, (N + 1,), sleeve equity at the end of each day).
+        ``equity`` (float64, (N + 1,), sleeve equity at the end of each day); with
+        ``record_trades``, ``trades``: the path's ``TradeRecord``s in the order they opened,
+        the positions still held at the horizon marked there with reason "open".
     """
     n_steps = _check_path(path)
     rate = float(mkt.rate)
@@ -96,9 +118,11 @@ def simulate_path(path: Mapping[str, Sequence[float]], cfg: StrategyConfig, mkt)
     outside0 = cfg.portfolio_value - sleeve0  # the rest of the portfolio, cash at r
 
     book = Book(cash=sleeve0)
-    tally = Tally(n_strikes=len(cfg.strikes))
+    tally = Tally(n_strikes=len(cfg.strikes), log=TradeLog() if record_trades else None)
     quotes = None
     for t in range(n_steps + 1):
+        if tally.log is not None:
+            tally.log.step = t
         day = market_day(path, t, mkt)
         quotes = DayQuotes(day, cfg, rate)
         if book.ruined:
@@ -125,7 +149,10 @@ def simulate_path(path: Mapping[str, Sequence[float]], cfg: StrategyConfig, mkt)
 
     assert quotes is not None
     _mark_open_positions(book, tally, quotes)
-    return _summary(book, tally, cfg, sleeve0, outside0 * growth**n_steps)
+    summary = _summary(book, tally, cfg, sleeve0, outside0 * growth**n_steps)
+    if tally.log is not None:
+        summary["trades"] = tally.log.records
+    return summary
 
 
 def _summary(

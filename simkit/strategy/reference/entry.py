@@ -180,14 +180,17 @@ def _sell_tranche(
         book.cash += proceeds
         tally.transaction_costs -= cfg.commission * n
         net_premium += proceeds
-        book.puts.append(
-            ShortPut(
-                tranche_step=day.step,
-                rung=rung,
-                strike=k,
-                contracts=n,
-                premium=premium,
-                expiry_step=expiry,
-            )
+        put = ShortPut(
+            tranche_step=day.step,
+            rung=rung,
+            strike=k,
+            contracts=n,
+            premium=premium,
+            expiry_step=expiry,
         )
+        book.puts.append(put)
+        if tally.log is not None:
+            tally.log.opened(
+                put, "short_put", k, n, premium, cfg.commission * n, put.collateral(cfg)
+            )
     return net_premium

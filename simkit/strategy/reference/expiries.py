@@ -25,6 +25,8 @@ def settle_expiries(book: Book, tally: Tally, day: MarketDay, cfg: StrategyConfi
             tally.premium_income += put.premium * SHARES_PER_CONTRACT * n
             pnl = put.premium * SHARES_PER_CONTRACT * n - cfg.commission * n
             record_trade(tally, put, pnl, cfg)
+            if tally.log is not None:
+                tally.log.closed(put, 0.0, "expired_otm", pnl=pnl)
             tally.n_expired_otm += 1
             book.puts.remove(put)
 
@@ -33,6 +35,9 @@ def settle_expiries(book: Book, tally: Tally, day: MarketDay, cfg: StrategyConfi
         payoff = max(spot - call.strike, 0.0) * SHARES_PER_CONTRACT * call.contracts
         book.cash += payoff
         tally.call_hedge_pnl += payoff
+        if tally.log is not None:
+            intrinsic = max(spot - call.strike, 0.0)
+            tally.log.closed(call, intrinsic, "expired_itm" if payoff > 0.0 else "expired_otm")
         book.hedges.remove(call)
 
     cc = book.covered_call
@@ -46,4 +51,9 @@ def settle_expiries(book: Book, tally: Tally, day: MarketDay, cfg: StrategyConfi
             tally.shares_called_away += called
             if book.shares == 0.0:
                 book.basis = 0.0
+            if tally.log is not None:
+                tally.log.closed(cc, spot - cc.strike, "assigned_expiry")
+                tally.log.shares_out(called, spot, "called_away")
+        elif tally.log is not None:
+            tally.log.closed(cc, 0.0, "expired_otm")
         book.covered_call = None

@@ -72,12 +72,13 @@ def buy_hedges(
         tally.call_hedge_pnl -= fill * SHARES_PER_CONTRACT * n
         tally.transaction_costs -= c * n
         tally.hedge_contracts += n
-        book.hedges.append(
-            HedgeCall(
-                tranche_step=day.step,
-                strike=strike,
-                contracts=n,
-                price_paid=fill,
-                expiry_step=expiry,
-            )
+        call = HedgeCall(
+            tranche_step=day.step,
+            strike=strike,
+            contracts=n,
+            price_paid=fill,
+            expiry_step=expiry,
         )
+        book.hedges.append(call)
+        if tally.log is not None:
+            tally.log.opened(call, "hedge_call", strike, n, fill, c * n)

@@ -45,6 +45,8 @@ def _liquidate(book: Book, tally: Tally, quotes: DayQuotes, cfg: StrategyConfig)
         book.cash += fill * SHARES_PER_CONTRACT * call.contracts - c * call.contracts
         tally.call_hedge_pnl += fill * SHARES_PER_CONTRACT * call.contracts
         tally.transaction_costs -= c * call.contracts
+        if tally.log is not None:
+            tally.log.closed(call, fill, "ruin", commission=c * call.contracts)
         book.hedges.remove(call)
     cc = book.covered_call
     if cc is not None:
@@ -52,8 +54,12 @@ def _liquidate(book: Book, tally: Tally, quotes: DayQuotes, cfg: StrategyConfig)
         book.cash -= fill * SHARES_PER_CONTRACT * cc.contracts + c * cc.contracts
         tally.covered_call_pnl -= fill * SHARES_PER_CONTRACT * cc.contracts
         tally.transaction_costs -= c * cc.contracts
+        if tally.log is not None:
+            tally.log.closed(cc, fill, "ruin", commission=c * cc.contracts)
         book.covered_call = None
     # Shares trade at the spot, no cost (ENGINE_SPEC "Conventions").
+    if tally.log is not None:
+        tally.log.all_shares_out(quotes.day.spot, "ruin")
     book.cash += book.shares * quotes.day.spot
     book.shares = 0.0
     book.basis = 0.0

@@ -42,6 +42,8 @@ def close_put(
     # Trade P&L includes both commissions (sale and buy-back).
     pnl = (put.premium - fill) * SHARES_PER_CONTRACT * n - 2.0 * c * n
     record_trade(tally, put, pnl, cfg)
+    if tally.log is not None:
+        tally.log.closed(put, fill, reason, commission=c * n, pnl=pnl)
     tally.closes[reason] += 1
     if reason == "profit" and pnl <= 0.0:
         # seed: "Exit Conditions" profit-take at 50 % of premium: at the mid, not after the
@@ -70,6 +72,11 @@ def assign_put(
     # Trade result premium - (K - S) per share, less the sale commission (none on assignment).
     pnl = (put.premium - (put.strike - spot)) * new_shares - cfg.commission * n
     record_trade(tally, put, pnl, cfg)
+    if tally.log is not None:
+        # The put ends at its intrinsic value K - S; the shares enter the log at the spot.
+        reason = "assigned_early" if early else "assigned_expiry"
+        tally.log.closed(put, put.strike - spot, reason, pnl=pnl)
+        tally.log.shares_in(put, new_shares, spot)
     if early:
         tally.n_assigned_early += 1
     else:
