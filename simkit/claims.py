@@ -39,6 +39,7 @@ from scipy import optimize, stats
 
 from simkit import metrics
 from simkit.claims_markets import Claim, judge_across_markets
+from simkit.formats import percent
 from simkit.precision import x64
 from simkit.pricing import bs_greeks, bs_price, implied_vol
 from simkit.run import simulate as run_simulate
@@ -148,10 +149,11 @@ class ClaimsReport:
 
 
 def pct(x: float, digits: int = 1) -> str:
+    """`simkit.formats.percent`: "12.3 %", a nonzero share below the last digit "<0.1 %"."""
     x = float(x)
     if not math.isfinite(x):
         return "nan" if math.isnan(x) else ("+inf" if x > 0 else "-inf")
-    return f"{100 * x:.{digits}f} %"
+    return percent(x, digits)
 
 
 def num(x: float, digits: int = 3) -> str:
