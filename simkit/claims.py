@@ -17,7 +17,7 @@ The claims, where they stand in the seed (`/seed/000_...txt`):
   seed gives no spot) and 30-45 DTE (the scenario's `dte_calendar`, 37 by default).
 - "Premium Allocation Framework": `compound_position_size`, transcribed here as written
   (`SeedPremiumAllocation`), whose loop replaces the capital by the reinvested premium.
-- STRATEGY.md's notes: the stop-loss that cannot fire at 425 % IV, the "hedge" calls that add
+- docs/STRATEGY.md's notes: the stop-loss that cannot fire at 425 % IV, the "hedge" calls that add
   to the book's delta, the allocation and leverage limits that collide, the fill assumption.
 
 Pure computations (`premium_table`, `implied_spot`, `annual_yield`, `assignment_probabilities`,
@@ -94,7 +94,9 @@ class SeedClaims:
     kelly_cap: float = 0.20
     iv: float = 4.2517  # "current: 425.17% - 99th percentile"
     rate: float = 0.05
-    spot: float = 3.00  # not in the seed: the baseline's s0 (STRATEGY.md "Baseline market")
+    spot: float = (
+        3.00  # not in the seed: the baseline's s0 (docs/MODELLING.md "The baseline market")
+    )
     dte_min: float = 30.0
     dte_max: float = 45.0
     strikes: tuple[float, ...] = (2.0, 2.5, 3.0, 4.0, 5.0)
@@ -345,7 +347,7 @@ def annual_yield(premiums: Sequence[float], strikes: Sequence[float], periods: f
 
 def _log_spot_mixture(spot: float, t: float, market: Any):
     """(weights, means, variances) of ln S_t: one normal for GBM, the Poisson mixture for
-    Merton; drift compensated so that E[S_t] = S_0 e^{mu t} (STRATEGY.md "Market model")."""
+    Merton; drift compensated so that E[S_t] = S_0 e^{mu t} (docs/MODELLING.md "Market model")."""
     mu = float(market.rate if market.risk_neutral else market.mu)
     sigma = float(market.sigma)
     base = math.log(spot) + (mu - 0.5 * sigma**2) * t

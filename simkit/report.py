@@ -756,7 +756,7 @@ SEVERITY = {
     "var": "HIGH",
     "expiry": "HIGH",
     "strike": "MEDIUM",
-}  # the others are Greek alerts (STRATEGY.md "Risk limits")
+}  # the others are Greek alerts (docs/STRATEGY.md "Risk limits")
 
 
 def _limit_label(limit: str) -> str:

@@ -364,7 +364,7 @@ class _Dask:
 
         if self.address is None:
             # The nanny's MALLOC_TRIM_THRESHOLD_=65536 halves JAX's speed in the workers
-            # (PERFORMANCE.md); None unsets it.
+            # (bench/README.md "Before the engine"); None unsets it.
             with dask.config.set(
                 {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
             ):

@@ -325,8 +325,9 @@ def test_jax_engine_end_to_end(make_scenario):
 
 
 def test_jax_engine_chunk_size_changes_nothing(make_scenario):
-    """DESIGN.md "Reproducibility": the JAX engine's per-path results, bit for bit, for any
-    chunk size (blocks of 7, 16 and 50 paths compile to three different widths)."""
+    """docs/MODELLING.md "Reproducibility and precision": the JAX engine's per-path results,
+    bit for bit, for any chunk size (blocks of 7, 16 and 50 paths compile to three different
+    widths)."""
     scenario = load_scenario(make_scenario(paths=50, engine="jax"))
     runs = [simulate(scenario, chunk_size=c, per_path=True) for c in (7, 16, 50)]
     for other in runs[1:]:
