@@ -2,14 +2,16 @@
 
 `make_report(RESULT.nc, DIR)` reads a `simkit run` result (one cell or a grid) or a
 `simkit stress` result and writes PNG figures (matplotlib, Agg, no display needed) and
-`index.html` (the summary table and every figure, embedded as base64 so that the page is one
+`index.html` (the scenario's key parameters, the claims table of a `simkit claims` JSON beside
+the result, the summary table and every figure, embedded as base64 so that the page is one
 file, each linking to its PNG beside it). Reading a result never needs JAX; a report takes
-seconds.
+seconds. Each figure's title asks the question it answers. Percentages go through
+`simkit.formats` (a nonzero share below the printed digit reads "<0.1 %", never "0 %").
 
 Run results:
   equity_fan            quantile bands of the daily sleeve equity of the stored sample paths
-  return_distribution   histogram of the horizon return (per-path values when the file has
-                        them, `--per-path`; else the stored histogram) with VaR/CVaR marked
+  return_distribution   histogram of the horizon return (the stored one, on the same bins in
+                        every cell; per-path values for files without it) with VaR/CVaR marked
   drawdown_distribution histogram of each path's maximum drawdown, median and 5 % marked
   close_reasons         how trades ended (share of closed trades)
   attribution           mean P&L per path by bucket
@@ -20,6 +22,9 @@ Run results:
   grid_lines            (one-axis grids) the same three over the axis
 Grids are drawn as small multiples, one panel per cell (at most 4 values of each of the first
 two axes; further axes are fixed at their middle value, as the figure's title says).
+`select={key: value}` (`simkit report --select key=value`) cuts the grid to a slice first
+(`select_cells`: any grid key or a key zipped with one; a number matches the nearest grid value
+within a relative `SELECT_RTOL`); the slice is named in every title and on the page.
 
 Stress results:
   stress_outcomes       probability of ruin, of a margin call and of a loss per stress
