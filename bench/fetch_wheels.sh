@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fill bench/wheels/ (git-ignored: `wheels/` in .gitignore) with the wheels that bench/gpu.sh
 # installs on a device machine, which reaches no package registry. The device image
-# (/work/.library/device/KINDS.md, PERFORMANCE.md) has Python 3.12, JAX 0.11.2 (CUDA 13),
+# (bench/README.md "Before the engine") has Python 3.12, JAX 0.11.2 (CUDA 13),
 # numpy, scipy, xarray, h5py, pandas, pytest, hypothesis, ... but not dask, distributed,
 # h5netcdf or pydantic. Those are fetched here with the part of their dependency closure that
 # the image lacks, each pinned (the versions of the development venv, Python 3.11, on which

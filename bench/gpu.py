@@ -33,7 +33,8 @@ SMALL = os.environ.get("SMALL", "0") == "1"
 STARTED = time.monotonic()
 BUDGET = float(os.environ.get("STEP_BUDGET") or 60)
 WHEELS = REPO / "bench" / "wheels"
-# (distribution, module) that simkit needs and the device image lacks (PERFORMANCE.md).
+# (distribution, module) that simkit needs and the device image lacks
+# (bench/README.md "Before the engine").
 NEEDED = [
     ("dask", "dask"),
     ("distributed", "distributed"),

@@ -1,7 +1,8 @@
 """Write a synthetic daily history CSV (`date,close,iv`) for tests, demos and calibration checks.
 
-The history is one path of `simulate_market` in float64 with the baseline market of STRATEGY.md
-under the Merton model (so `simkit calibrate market` can be checked against known values):
+The history is one path of `simulate_market` in float64 with the baseline market
+(docs/MODELLING.md "The baseline market") under the Merton model (so `simkit calibrate market`
+can be checked against known values):
 
     model = "merton", s0 = 3.0, mu = 0.05, sigma = 1.90,
     jump_intensity = 4.0, jump_mean = -0.25, jump_std = 0.35,

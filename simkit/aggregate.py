@@ -16,6 +16,10 @@ Two steps, both pure NumPy (no dask, no files):
    chunk size, scheduler or resume, and a cell's memory does not grow with its paths beyond
    80 bytes a path (none once spilled). `aggregate_cell` is the same reduction of arrays
    already in memory.
+3. `RunHistograms` puts the histograms of every cell of a run on common edges (the lowest
+   cell's 0.5 % quantile to the highest cell's 99.5 % quantile, `N_BINS` equal bins), counting
+   each cell's kept values again once every cell is done, so that the same bin means the same
+   values in every cell.
 
 Daily returns (time-weighted, contributions removed): with `E_t` the end-of-day sleeve equity
 and `E_{-1}` = `initial_equity` (the sleeve before any trade),
@@ -58,6 +62,7 @@ __all__ = [
     "TRADING_DAYS",
     "VARIABLES",
     "CellAccumulator",
+    "RunHistograms",
     "aggregate_cell",
     "derive_block",
     "per_path_meta",
@@ -66,12 +71,19 @@ __all__ = [
 TRADING_DAYS = TRADING_DAYS_PER_YEAR
 N_SAMPLE = 200  # equity curves kept per cell for fan charts: the first min(200, paths) paths
 QUANTILES = (0.01, 0.05, 0.25, 0.50, 0.75, 0.95, 0.99)
-N_BINS = 60  # histogram bins per cell (report figures)
-HIST_RANGE = (0.005, 0.995)  # histogram range: these quantiles; values outside go to the end bins
+N_BINS = 60  # histogram bins (report figures)
+# Histogram range: from the lowest cell's HIST_RANGE[0] quantile to the highest cell's
+# HIST_RANGE[1] quantile (`histogram_edges`); values outside go to the end bins.
+HIST_RANGE = (0.005, 0.995)
+# Per-path variables with a stored histogram -> what they are, in words.
+HISTOGRAMS = {"total_return": "horizon return", "max_drawdown": "maximum drawdown"}
 CONF = 0.95  # confidence of every interval (`_lo`, `_hi`)
 # a histogram range narrower than this (relative to the values' magnitude) is widened: its
 # N_BINS bins would be a few ulps wide or less, which np.histogram cannot make
 HIST_MIN_WIDTH = 1e-10
+# histogram columns of a run's finished cells held in memory (all cells together) until every
+# cell is done and the common edges are known (`RunHistograms`); files after that
+HIST_KEEP_BYTES = 64 << 20
 _TINY = float(np.finfo(np.float64).tiny)  # the range is at least N_BINS normal numbers wide
 ADDITION_EVERY = ADDITION_EVERY_DAYS  # ENGINE_SPEC step 1: monthly addition every 21 trading days
 
@@ -118,21 +130,14 @@ _var(
 )
 _var("total_return_mean", "1", "mean horizon return (P&L over initial equity)")
 _var("total_return_quantile", "1", "quantiles of the horizon return", ("quantile",))
-for _name, _what in (("total_return", "horizon return"), ("max_drawdown", "maximum drawdown")):
+for _name, _what in HISTOGRAMS.items():
     _var(
-        f"{_name}_hist_count",
+        f"{_name}_hist",
         "count",
-        f"histogram of the {_what}: paths per bin (values beyond the end edges are counted in "
-        "the end bins)",
-        ("bin",),
-    )
-    _var(
-        f"{_name}_hist_edge",
-        "1",
-        f"bin edges of the {_what} histogram (the {HIST_RANGE[0]:.1%} and {HIST_RANGE[1]:.1%} "
-        "quantiles at the ends; widened to a narrow range around them when they are (nearly) "
-        "equal)",
-        ("bin_edge",),
+        f"paths per bin of the {_what} (bin centres `{_name}_bin`, edges `{_name}_bin_edge`: "
+        "the same in every cell of a run; values beyond the end edges are counted in the end "
+        "bins)",
+        (f"{_name}_bin",),
     )
 _var(
     "sharpe",
@@ -723,26 +728,95 @@ def _kelly_sleeve(
 
 def histogram(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(counts `(N_BINS,)`, edges `(N_BINS + 1,)`) of the finite values, equal bins between the
-    `HIST_RANGE` quantiles; values outside are counted in the end bins."""
+    `HIST_RANGE` quantiles; values outside are counted in the end bins (one cell's histogram:
+    the edges `histogram_edges` gives a run of one cell)."""
     x = np.asarray(values, dtype=np.float64)
-    return _histogram(lambda: [x])
+    edges = histogram_edges([histogram_range(lambda: [x])])
+    return histogram_counts(lambda: [x], edges), edges
 
 
-def _histogram(source) -> tuple[np.ndarray, np.ndarray]:
-    lo, hi = (float(v) for v in streaming.quantiles(source, HIST_RANGE, skip="nonfinite"))
-    if math.isnan(lo):
-        return np.zeros(N_BINS), np.full(N_BINS + 1, math.nan)
+def histogram_range(source) -> tuple[float, float]:
+    """The `HIST_RANGE` quantiles of one cell's finite values (NaN, NaN when there are none)."""
+    lo, hi = streaming.quantiles(source, HIST_RANGE, skip="nonfinite")
+    return float(lo), float(hi)
+
+
+def histogram_edges(ranges) -> np.ndarray:
+    """The run's common histogram edges: `N_BINS` equal bins from the lowest `lo` to the
+    highest `hi` of the cells' `histogram_range`s (cells without a finite value left out; all
+    NaN when no cell has one).
+
+    A range narrower than `HIST_MIN_WIDTH` relative to the values (every value equal, or a
+    few ulps apart, as on a deterministic market) cannot hold `N_BINS` representable bins:
+    it is widened to a narrow range around the values, which are all still inside it."""
+    kept = [(float(lo), float(hi)) for lo, hi in ranges if not math.isnan(lo)]
+    if not kept:
+        return np.full(N_BINS + 1, math.nan)
+    lo, hi = min(r[0] for r in kept), max(r[1] for r in kept)
     if not hi - lo > max(HIST_MIN_WIDTH * max(abs(lo), abs(hi)), N_BINS * _TINY):
-        # (almost) every value equal, e.g. the paths of a deterministic market a few ulps
-        # apart: N_BINS bins would not be representable, so widen to a narrow range around
-        # the values (every value is still inside it and counted)
         lo, hi = lo - 0.5e-6 * max(abs(lo), 1.0), hi + 0.5e-6 * max(abs(hi), 1.0)
+    return np.histogram_bin_edges(np.zeros(0), bins=N_BINS, range=(lo, hi))
+
+
+def histogram_counts(source, edges: np.ndarray) -> np.ndarray:
+    """Finite values per bin of `edges` (`histogram_edges`), float64 `(N_BINS,)`; values
+    beyond the end edges are counted in the end bins. Exact: `np.histogram` of each chunk,
+    summed."""
     counts = np.zeros(N_BINS, dtype=np.int64)
+    if math.isnan(edges[0]):
+        return counts.astype(np.float64)
+    lo, hi = float(edges[0]), float(edges[-1])
     for chunk in source():
         x = chunk[np.isfinite(chunk)]
         counts += np.histogram(np.clip(x, lo, hi), bins=N_BINS, range=(lo, hi))[0]
-    edges = np.histogram_bin_edges(np.zeros(0), bins=N_BINS, range=(lo, hi))
-    return counts.astype(np.float64), edges
+    return counts.astype(np.float64)
+
+
+class RunHistograms:
+    """Puts the histograms of every cell of a run on the same edges.
+
+    A cell's histogram range (`histogram_range`) is known once the cell is complete; the
+    common edges (`histogram_edges`) once every cell is. So each complete cell's histogram
+    columns (`HISTOGRAMS`, 16 bytes a path) are copied out of its accumulator before it is
+    closed and kept, in memory up to `budget_bytes` for the whole run and in files after that
+    (`streaming.Columns` under `spill_dir`), and `finish` counts every cell on the common edges
+    and replaces the cell's own histogram. Exact: every count is `np.histogram` of the cell's
+    values on the final edges. A run of one cell keeps nothing (its own edges are the run's).
+    """
+
+    def __init__(self, n_cells: int, *, spill_dir: Any = None, budget_bytes: int | None = None):
+        self.n_cells = int(n_cells)
+        budget = HIST_KEEP_BYTES if budget_bytes is None else int(budget_bytes)
+        self._spill_bytes = max(budget // max(self.n_cells, 1), 0)
+        self._spill_dir = spill_dir
+        self._kept: dict[int, streaming.Columns] = {}
+
+    def keep(self, number: int, acc: CellAccumulator) -> None:
+        """Copy the histogram columns of cell `number` (complete) out of its accumulator."""
+        if self.n_cells <= 1:
+            return
+        columns = streaming.Columns(
+            tuple(HISTOGRAMS), spill_bytes=self._spill_bytes, spill_dir=self._spill_dir
+        )
+        self._kept[number] = columns
+        sources = [acc.columns.chunks(name) for name in HISTOGRAMS]
+        for chunks in zip(*sources, strict=True):
+            columns.append(dict(zip(HISTOGRAMS, chunks, strict=True)))
+
+    def finish(self, results: dict[int, dict[str, Any]]) -> None:
+        """Every cell's `<name>_hist` and `<name>_bin_edge` on the run's common edges."""
+        if self.n_cells <= 1:
+            return
+        for name in HISTOGRAMS:
+            edges = histogram_edges([r[f"_{name}_hist_range"] for r in results.values()])
+            for number, result in results.items():
+                counts = histogram_counts(self._kept[number].source(name), edges)
+                result[f"{name}_hist"], result[f"{name}_bin_edge"] = counts, edges
+
+    def close(self) -> None:
+        for columns in self._kept.values():
+            columns.close()
+        self._kept.clear()
 
 
 def _mean_se(source, total: float, n: int) -> metrics.Estimate:
@@ -859,8 +933,10 @@ def _aggregate(
     out["sharpe_pooled_se"] = se
     out["sharpe_pooled_lo"], out["sharpe_pooled_hi"] = pooled - z * se, pooled + z * se
 
-    for name in ("total_return", "max_drawdown"):
-        out[f"{name}_hist_count"], out[f"{name}_hist_edge"] = _histogram(col(name))
+    for name in HISTOGRAMS:  # on the cell's own edges; a run puts them on common ones
+        out[f"_{name}_hist_range"] = histogram_range(col(name))
+        out[f"{name}_bin_edge"] = histogram_edges([out[f"_{name}_hist_range"]])
+        out[f"{name}_hist"] = histogram_counts(col(name), out[f"{name}_bin_edge"])
     out["max_drawdown_median"] = streaming.median(col("max_drawdown"), skip="nan")
     out["max_drawdown_quantile"] = streaming.quantiles(
         col("max_drawdown"), QUANTILES, n_nan=counts["nan_max_drawdown"]

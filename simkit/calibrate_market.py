@@ -1,7 +1,7 @@
 """Maximum-likelihood calibration of the market model to a daily price (and IV) history.
 
 The likelihood is that of the daily log returns `r_t = ln(S_t / S_{t-1})` with one trading
-day `dt = 1/252` per row, under the models that `simkit.paths` simulates (DESIGN.md,
+day `dt = 1/252` per row, under the models that `simkit.paths` simulates (docs/MODELLING.md
 "Market model"; drifts compensated so that `E[S_t] = S_0 e^{mu t}`):
 
 - GBM: `r ~ N((mu − σ²/2) dt, σ² dt)`; closed-form MLE.

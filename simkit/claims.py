@@ -17,7 +17,7 @@ The claims, where they stand in the seed (`/seed/000_...txt`):
   seed gives no spot) and 30-45 DTE (the scenario's `dte_calendar`, 37 by default).
 - "Premium Allocation Framework": `compound_position_size`, transcribed here as written
   (`SeedPremiumAllocation`), whose loop replaces the capital by the reinvested premium.
-- STRATEGY.md's notes: the stop-loss that cannot fire at 425 % IV, the "hedge" calls that add
+- docs/STRATEGY.md's notes: the stop-loss that cannot fire at 425 % IV, the "hedge" calls that add
   to the book's delta, the allocation and leverage limits that collide, the fill assumption.
 
 Pure computations (`premium_table`, `implied_spot`, `annual_yield`, `assignment_probabilities`,
@@ -39,6 +39,7 @@ from scipy import optimize, stats
 
 from simkit import metrics
 from simkit.claims_markets import Claim, judge_across_markets
+from simkit.formats import percent
 from simkit.precision import x64
 from simkit.pricing import bs_greeks, bs_price, implied_vol
 from simkit.run import simulate as run_simulate
@@ -93,7 +94,9 @@ class SeedClaims:
     kelly_cap: float = 0.20
     iv: float = 4.2517  # "current: 425.17% - 99th percentile"
     rate: float = 0.05
-    spot: float = 3.00  # not in the seed: the baseline's s0 (STRATEGY.md "Baseline market")
+    spot: float = (
+        3.00  # not in the seed: the baseline's s0 (docs/MODELLING.md "The baseline market")
+    )
     dte_min: float = 30.0
     dte_max: float = 45.0
     strikes: tuple[float, ...] = (2.0, 2.5, 3.0, 4.0, 5.0)
@@ -148,10 +151,11 @@ class ClaimsReport:
 
 
 def pct(x: float, digits: int = 1) -> str:
+    """`simkit.formats.percent`: "12.3 %", a nonzero share below the last digit "<0.1 %"."""
     x = float(x)
     if not math.isfinite(x):
         return "nan" if math.isnan(x) else ("+inf" if x > 0 else "-inf")
-    return f"{100 * x:.{digits}f} %"
+    return percent(x, digits)
 
 
 def num(x: float, digits: int = 3) -> str:
@@ -343,7 +347,8 @@ def annual_yield(premiums: Sequence[float], strikes: Sequence[float], periods: f
 
 def _log_spot_mixture(spot: float, t: float, market: Any):
     """(weights, means, variances) of ln S_t: one normal for GBM, the Poisson mixture for
-    Merton (`_CLOSED_FORM`); drift compensated so that E[S_t] = S_0 e^{mu t} (STRATEGY.md "Market model")."""
+    Merton (`_CLOSED_FORM`); drift compensated so that E[S_t] = S_0 e^{mu t} (docs/MODELLING.md
+    "Market model")."""
     mu = float(market.rate if market.risk_neutral else market.mu)
     sigma = float(market.sigma)
     base = math.log(spot) + (mu - 0.5 * sigma**2) * t

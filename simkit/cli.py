@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from simkit.formats import percent
+
 __all__ = ["main"]
 
 
@@ -112,7 +114,7 @@ def _fmt(x: Any, kind: str = "num") -> str:
     if math.isnan(x):
         return "-"
     if kind == "pct":
-        return f"{100 * x:.1f}%"
+        return percent(x, 1, unit="%")
     if kind == "usd":
         return f"{x:,.0f}"
     return f"{x:.3g}" if abs(x) < 1e4 else f"{x:,.0f}"
@@ -129,16 +131,15 @@ def _with_ci(ds: Any, name: str, index: dict, kind: str) -> str:
 
 def _summary_fmt(x: Any, kind: str) -> str:
     """The summary's one format per kind: `pct` -12.3 % as "-12.3" (the unit has its own
-    column), `ratio` two decimals."""
+    column; a nonzero share below the printed digit as "<0.1", `simkit.formats.percent`),
+    `ratio` two decimals."""
     x = float(x)
     if math.isnan(x):
         return "-"
     if math.isinf(x):
         return "-inf" if x < 0 else "inf"
     if kind == "pct":
-        if x != 0 and abs(100 * x) < 0.05:  # not zero, but below the printed digit
-            return "<0.1" if x > 0 else ">-0.1"
-        return f"{100 * x:.1f}"
+        return percent(x, 1, unit="")
     return f"{x:.2f}"
 
 
@@ -1254,7 +1255,31 @@ def _cmd_report(sub: Any) -> None:
         metavar="DIR",
         help="folder for the PNGs and index.html (default: <result>_report/ beside the file)",
     )
+    p.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="draw one slice of a run's grid: a grid key (market.sigma, or a key zipped with "
+        "one) at one of its values (a number matches the nearest grid value within a relative "
+        "1e-6); repeatable, one per axis. Without it, axes beyond the first two are drawn at "
+        "their middle value",
+    )
     p.set_defaults(func=report_command)
+
+
+def _select_pairs(items: Sequence[str]) -> dict[str, str]:
+    """`--select key=value ...` -> {key: value text} (BadInput: no `=`, a key twice)."""
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise BadInput(f"--select {item}: expected KEY=VALUE, e.g. market.sigma=1.9")
+        if key in pairs:
+            raise BadInput(f"--select {item}: {key} is selected twice")
+        pairs[key] = value
+    return pairs
 
 
 def report_command(args: argparse.Namespace) -> int:
@@ -1268,9 +1293,10 @@ def report_command(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else report.default_folder(result)
     if out.exists() and not out.is_dir():
         raise BadInput(f"--out {out}: exists and is not a directory")
+    select = _select_pairs(args.select)
     try:
-        written = report.make_report(result, out)
-    except report.NotAResult as exc:
+        written = report.make_report(result, out, select=select)
+    except (report.NotAResult, report.BadSelection) as exc:
         raise BadInput(f"{result}: {exc}") from None
     console = _console()
     console.print(

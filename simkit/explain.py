@@ -3,8 +3,9 @@
 `explain` runs a scenario (no grid) once as written and once per *change*: one rule switched
 off or one assumption replaced, everything else as written. Every run uses the scenario's own
 paths: the same seed, cell and path indices, so the same market on every path (common random
-numbers, DESIGN.md "Reproducibility"). The difference of a metric between a change and the
-scenario is then the effect of that change alone, path by path, with no path noise in it.
+numbers, docs/MODELLING.md "Reproducibility and precision"). The difference of a metric
+between a change and the scenario is then the effect of that change alone, path by path, with
+no path noise in it.
 
 Changes (`CHANGES`), each labelled with the exact TOML override that makes it (`KEY=VALUE`, as
 `--set` takes it): the call hedges off, each exit off (profit-take, stop-loss, time, IV,

@@ -8,8 +8,9 @@ share `f` of the portfolio in the sleeve, the rest in cash at the rate:
     f* = argmax_{0 <= f <= f_max} G(f),   G(f) = mean_obs ln(1 + (1 - f) c + f R),
 
 over the sleeve's whole return `R` per observation (one path's horizon return, or one of its
-non-overlapping 21-day returns) and the cash return `c` over the same time (STRATEGY.md,
-"Kelly of the sleeve"). With `x = R - c` the excess over cash, `1 + (1 - f) c + f R = 1 + c + f x`.
+non-overlapping 21-day returns) and the cash return `c` over the same time (docs/STRATEGY.md
+"Capital", Kelly of the sleeve). With `x = R - c` the excess over cash,
+`1 + (1 - f) c + f R = 1 + c + f x`.
 `G` is concave in `f`; it is finite while every wealth `1 + c + f x` is positive, i.e. below
 `f_bound = (1 + c) / max(-x)` (the first `f` at which the worst observation wipes the portfolio
 out). `f_max = min(cap, f_bound)` (cap 10).

@@ -10,8 +10,8 @@ out); integer input is promoted to the default float of its library.
 
 *Estimation helpers* (`proportion_ci`, `mean_se`, `quantile_ci`, `kelly_inputs`) turn the
 per-path summaries into estimates with standard errors and confidence intervals. They run
-in NumPy float64 whatever they are given: aggregates are reduced in float64 (DESIGN.md,
-"Reproducibility").
+in NumPy float64 whatever they are given: aggregates are reduced in float64 (docs/MODELLING.md,
+"Reproducibility and precision").
 
 Conventions (matched exactly, tested against independent re-implementations):
 
@@ -246,7 +246,7 @@ def kelly(
     (whole stake lost on a loss); it equals `b · growth_optimal`, the share of the bankroll
     an average losing trade costs at the growth-optimal size. For the seed's inputs
     (0.892, 0.123, 0.087) they give 0.816 and 9.37 (the seed prints 0.247: its arithmetic
-    is wrong, STRATEGY.md "Capital").
+    is wrong, docs/STRATEGY.md "Capital").
 
     Args:
       p: win probability in [0, 1]; broadcasts with the others.

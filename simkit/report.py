@@ -2,14 +2,16 @@
 
 `make_report(RESULT.nc, DIR)` reads a `simkit run` result (one cell or a grid) or a
 `simkit stress` result and writes PNG figures (matplotlib, Agg, no display needed) and
-`index.html` (the summary table and every figure, embedded as base64 so that the page is one
+`index.html` (the scenario's key parameters, the claims table of a `simkit claims` JSON beside
+the result, the summary table and every figure, embedded as base64 so that the page is one
 file, each linking to its PNG beside it). Reading a result never needs JAX; a report takes
-seconds.
+seconds. Each figure's title asks the question it answers. Percentages go through
+`simkit.formats` (a nonzero share below the printed digit reads "<0.1 %", never "0 %").
 
 Run results:
   equity_fan            quantile bands of the daily sleeve equity of the stored sample paths
-  return_distribution   histogram of the horizon return (per-path values when the file has
-                        them, `--per-path`; else the stored histogram) with VaR/CVaR marked
+  return_distribution   histogram of the horizon return (the stored one, on the same bins in
+                        every cell; per-path values for files without it) with VaR/CVaR marked
   drawdown_distribution histogram of each path's maximum drawdown, median and 5 % marked
   close_reasons         how trades ended (share of closed trades)
   attribution           mean P&L per path by bucket
@@ -20,6 +22,9 @@ Run results:
   grid_lines            (one-axis grids) the same three over the axis
 Grids are drawn as small multiples, one panel per cell (at most 4 values of each of the first
 two axes; further axes are fixed at their middle value, as the figure's title says).
+`select={key: value}` (`simkit report --select key=value`) cuts the grid to a slice first
+(`select_cells`: any grid key or a key zipped with one; a number matches the nearest grid value
+within a relative `SELECT_RTOL`); the slice is named in every title and on the page.
 
 Stress results:
   stress_outcomes       probability of ruin, of a margin call and of a loss per stress
@@ -62,7 +67,18 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NotAResult", "Report", "default_folder", "make_report"]
+from simkit import formats
+from simkit.formats import percent
+
+__all__ = [
+    "BadSelection",
+    "NotAResult",
+    "Report",
+    "claims_file",
+    "default_folder",
+    "make_report",
+    "select_cells",
+]
 
 DPI = 110
 SEED_KELLY = {"kelly_p": 0.892, "kelly_avg_win": 0.123, "kelly_avg_loss": 0.087}  # seed inputs
@@ -125,9 +141,19 @@ def _usd_axis(axis: Any) -> None:
 
 
 def _save(fig: Any, folder: Path, name: str, written: list[Path]) -> None:
+    title = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""
+    if title:  # a long title (a question, the slice) wraps within the figure's width
+        fig._suptitle.set_wrap(True)
+    for ax in fig.axes:
+        ax.title.set_wrap(True)
     path = folder / f"{name}.png"
     fig.savefig(path, dpi=DPI)
     written.append(path)
+
+
+def _suffix(text: str) -> str:
+    """` (text)` for a title, or nothing."""
+    return f" ({text})" if text else ""
 
 
 def _short(dim: str) -> str:
@@ -147,10 +173,14 @@ def _value_text(value: Any) -> str:
 
 
 class _Grid:
-    """The grid of a run result: its dimensions and the cells drawn as panels."""
+    """The grid of a run result: its dimensions and the cells drawn as panels.
 
-    def __init__(self, ds: Any):
+    `ds` is the result already cut to the `--select`ed slice (`select_cells`); `selected`
+    names the keys fixed that way and their values, for the titles."""
+
+    def __init__(self, ds: Any, selected: dict[str, Any] | None = None):
         self.ds = ds
+        self.selected = dict(selected or {})
         self.dims = list(ds["paths"].dims)
         self.sizes = [ds.sizes[d] for d in self.dims]
         # Small multiples: at most MAX_AXIS_PANELS values (evenly spread) of the first two
@@ -166,6 +196,19 @@ class _Grid:
         self.picks = picks
         self.fixed = {d: ds[d].values[picks[k][0]] for k, d in enumerate(self.dims) if k >= 2}
         self.drawn_all = all(len(p) == s for p, s in zip(picks, self.sizes, strict=True))
+
+    def selected_text(self) -> str:
+        """`market.mu = 0.05`: the keys fixed by `--select` (empty without)."""
+        return ", ".join(f"{d} = {_value_text(v)}" for d, v in self.selected.items())
+
+    def slice_text(self) -> str:
+        """The `--select`ed keys and the axes beyond the first two, fixed at their middle value
+        (what a heatmap over the first two axes holds fixed)."""
+        parts = [self.selected_text()] if self.selected else []
+        if self.fixed:
+            fixed = ", ".join(f"{d} = {_value_text(v)}" for d, v in self.fixed.items())
+            parts.append(f"{fixed}: the middle value, --select picks another")
+        return "; ".join(parts)
 
     @property
     def cells(self) -> list[dict[str, int]]:
@@ -193,10 +236,8 @@ class _Grid:
         return ", ".join(parts)
 
     def note(self) -> str:
-        """What the small multiples leave out (for titles)."""
-        notes = []
-        if self.fixed:
-            notes.append(", ".join(f"{d} = {_value_text(v)}" for d, v in self.fixed.items()))
+        """What the small multiples leave out (for titles): the slice and the cells shown."""
+        notes = [self.slice_text()] if self.slice_text() else []
         if any(len(self.picks[k]) < self.sizes[k] for k in range(min(2, len(self.sizes)))):
             notes.append(f"{' x '.join(str(len(p)) for p in self.picks[:2])} of the cells shown")
         return f" ({'; '.join(notes)})" if notes else ""
@@ -209,6 +250,92 @@ class _Grid:
         if len(self.dims) == 1 and rows > 2:  # one axis: wrap into two columns
             return math.ceil(rows / 2), 2
         return rows, cols
+
+
+class BadSelection(ValueError):
+    """A `--select` that names no grid key, or a value that is not on the grid."""
+
+
+# A number given to --select matches the nearest grid value within this relative tolerance
+# (1e-12 absolute near zero), so that 1.9 finds 1.9000000000000001.
+SELECT_RTOL = 1e-6
+
+
+def _grid_keys(ds: Any) -> dict[str, str]:
+    """Every key a `--select` may name -> its grid dimension: the dimensions and the keys
+    zipped with one (non-dimension coordinates along it)."""
+    dims = list(ds["paths"].dims)
+    keys = {d: d for d in dims}
+    for name, coord in ds.coords.items():
+        if name not in keys and len(coord.dims) == 1 and coord.dims[0] in dims:
+            keys[str(name)] = coord.dims[0]
+    return keys
+
+
+def _match(key: str, text: Any, values: np.ndarray) -> int:
+    """The index of `text` among a grid key's `values` (BadSelection when none)."""
+    shown = ", ".join(_value_text(v) for v in values)
+    if values.dtype == bool:
+        word = str(text).strip().lower()
+        truth = {"true": True, "on": True, "1": True, "false": False, "off": False, "0": False}
+        if word not in truth:
+            raise BadSelection(f"--select {key}={text}: not on or off; the grid has {shown}")
+        hits = np.flatnonzero(values == truth[word])
+    elif np.issubdtype(values.dtype, np.number):
+        try:
+            x = float(text)
+        except (TypeError, ValueError):
+            raise BadSelection(
+                f"--select {key}={text}: not a number; the grid has {shown}"
+            ) from None
+        gap = np.abs(values.astype(np.float64) - x)
+        nearest = int(np.argmin(gap))
+        scale = max(abs(x), abs(float(values[nearest])))
+        hits = [nearest] if gap[nearest] <= max(SELECT_RTOL * scale, 1e-12) else []
+    else:
+        hits = np.flatnonzero(values.astype(str) == str(text))
+    if len(hits) == 0:
+        raise BadSelection(
+            f"--select {key}={text}: not on the grid; {key} takes the values {shown} "
+            f"(a number matches the nearest within a relative {SELECT_RTOL:g})"
+        )
+    return int(hits[0])
+
+
+def select_cells(ds: Any, select: Any) -> tuple[dict[str, int], dict[str, Any]]:
+    """Where `--select key=value ...` cuts a run result's grid.
+
+    Args:
+      ds: a run result with a grid.
+      select: `{key: value}` (or `(key, value)` pairs): a grid key (a dimension such as
+        `market.sigma`, or a key zipped with one) and one of its values (text or a number;
+        a number matches the nearest grid value within `SELECT_RTOL`, relative).
+
+    Returns:
+      (dimension -> index, for `ds.isel`), (key -> its value on the grid, for titles).
+
+    Raises:
+      BadSelection: a key that is no grid key, a value not on the grid, or two selections of
+        one dimension.
+    """
+    pairs = list(select.items()) if hasattr(select, "items") else list(select)
+    keys = _grid_keys(ds)
+    where: dict[str, int] = {}
+    selected: dict[str, Any] = {}
+    for key, text in pairs:
+        if key not in keys:
+            raise BadSelection(
+                f"--select {key}={text}: {key!r} is not a key of this result's grid; "
+                f"its keys are {', '.join(keys) or 'none (the result has no grid)'}"
+            )
+        dim = keys[key]
+        values = np.asarray(ds[key].values)
+        index = _match(key, text, values)
+        if dim in where:
+            raise BadSelection(f"--select {key}={text}: the grid axis {dim} is selected twice")
+        where[dim] = index
+        selected[key] = values[index]
+    return where, selected
 
 
 def _panels(grid: _Grid, width_per: float, height_per: float, **kwargs: Any) -> tuple[Any, list]:
@@ -259,13 +386,21 @@ def _fan(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None:
             ax.set_ylabel("sleeve equity (USD)")
     panels[0][1].legend(loc="upper left", fontsize=8, ncol=2)
     fig.suptitle(
-        f"Strategy sleeve equity: quantile bands of {n_sample} sample paths per cell" + grid.note()
+        "How does the sleeve's equity move over the horizon? Quantile bands of "
+        f"{n_sample} sample paths per cell" + grid.note()
     )
     _save(fig, folder, "equity_fan", written)
 
 
 def _hist_data(ds: Any, index: dict, name: str) -> tuple[np.ndarray, np.ndarray, str] | None:
-    """(counts, edges, source) of a per-path variable's histogram for one cell."""
+    """(counts, edges, source) of a per-path variable's histogram for one cell: the stored
+    one (the same edges in every cell of a run), else from the per-path values (`--per-path`
+    files written before the stored histograms had common edges), else None."""
+    if f"{name}_hist" in ds and f"{name}_bin_edge" in ds:
+        counts = np.asarray(ds[f"{name}_hist"].isel(index).values, dtype=np.float64)
+        edges = np.asarray(ds[f"{name}_bin_edge"].values, dtype=np.float64)
+        if np.all(np.isfinite(edges)):
+            return counts, edges, "stored"
     if name in ds and "path" in ds[name].dims:
         x = np.asarray(ds[name].isel(index).values, dtype=np.float64)
         x = x[np.isfinite(x)]
@@ -275,7 +410,7 @@ def _hist_data(ds: Any, index: dict, name: str) -> tuple[np.ndarray, np.ndarray,
                 lo, hi = lo - 1e-6, hi + 1e-6
             counts, edges = np.histogram(np.clip(x, lo, hi), bins=60, range=(lo, hi))
             return counts.astype(float), edges, "from per-path values"
-    if f"{name}_hist_count" in ds:
+    if f"{name}_hist_count" in ds:  # files written before the common edges
         counts = np.asarray(ds[f"{name}_hist_count"].isel(index).values, dtype=np.float64)
         edges = np.asarray(ds[f"{name}_hist_edge"].isel(index).values, dtype=np.float64)
         if np.all(np.isfinite(edges)):
@@ -296,16 +431,12 @@ Marker = tuple[float, str, str, str, str]  # (x, name, value text, color, line s
 
 
 def _share_text(x: float) -> str:
-    """A share with as many decimals as a small one needs: 0 %, 0.3 %, 12 %."""
-    if not math.isfinite(x):
-        return "n/a"
-    if x == 0 or x >= 0.01:
-        return f"{x:.0%}"
-    return f"{x:.1%}" if x >= 0.001 else "<0.1%"
+    """A share with as many decimals as a small one needs: 0 %, 0.3 %, 12 %, <0.1 %."""
+    return formats.share(x)
 
 
 def _pct(x: float, decimals: int = 0) -> str:
-    return f"{100 * x:.{decimals}f} %" if math.isfinite(x) else "n/a"
+    return percent(x, decimals)
 
 
 def _distribution(
@@ -324,11 +455,12 @@ def _distribution(
     a grid: a legend for the whole figure and the key values in each panel's title."""
     from matplotlib.ticker import MaxNLocator
 
-    fig, panels = _panels(grid, 4.6, 3.0)
+    fig, panels = _panels(grid, 4.6, 3.0, sharex=True)
     if not grid.dims:
         fig.set_size_inches(9.5, 4.4)
     sources = set()
-    for index, ax in panels:
+    cols = grid.layout()[1]
+    for k, (index, ax) in enumerate(panels):
         data = _hist_data(ds, index, name)
         if data is None:
             _quantile_steps(ds, index, name, ax, BAND_COLOR)
@@ -350,7 +482,9 @@ def _distribution(
                     shown.append(f"{label} {value}")
         _pct_axis(ax.xaxis, decimals=0)
         ax.xaxis.set_major_locator(MaxNLocator(6))
-        ax.set_xlabel(xlabel)
+        if k + cols >= len(panels):  # lowest in its column: the panels share their x axis
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
         if grid.dims:
             ax.set_title(f"{grid.label(index)}\n{'; '.join(shown[-2:])}", fontsize=8)
@@ -359,8 +493,15 @@ def _distribution(
         fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8)
     else:
         panels[0][1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    note = "the 0.5 % most extreme paths on each side are counted in the end bins"
-    fig.suptitle(f"{title}{grid.note()}\n({', '.join(sorted(sources))}; {note})", fontsize=10)
+    if grid.dims and sources == {"stored"}:
+        note = (
+            "the same bins in every panel, from the lowest cell's 0.5 % quantile to the "
+            "highest cell's 99.5 %; paths beyond them are counted in the end bins"
+        )
+    else:
+        note = "the 0.5 % most extreme paths on each side are counted in the end bins"
+    notes = [*sorted(s for s in sources if s != "stored"), note]
+    fig.suptitle(f"{title}{grid.note()}\n({'; '.join(notes)})", fontsize=10)
     _save(fig, folder, file, written)
 
 
@@ -462,14 +603,17 @@ def _close_reasons(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> N
         fig = _figure(7.5, 4.2)
         ax = fig.subplots()
         bars = ax.barh(reasons, share, color=BAND_COLOR)
-        ax.bar_label(bars, labels=[f"{s:.1%}" if s > 0 else "" for s in share], fontsize=8)
+        ax.bar_label(bars, labels=[percent(s) if s > 0 else "" for s in share], fontsize=8)
         ax.invert_yaxis()
         _pct_axis(ax.xaxis)
         ax.set_xlabel("share of closed trades")
         ax.set_xlim(0, max(float(np.nanmax(share)) * 1.18, 0.05))
         ax.grid(axis="x", alpha=0.3)
         per_path = float(ds["trades_per_path"])
-        ax.set_title(f"How trades ended ({per_path:.1f} closed trades per path)")
+        fig.suptitle(
+            f"How do trades end? ({per_path:.1f} closed trades per path)"
+            + _suffix(grid.selected_text())
+        )
     else:
         rows = _cell_rows(ds, grid)
         values = np.array([ds["close_reason_share"].isel(i).values for _, i in rows], dtype=float)
@@ -487,7 +631,10 @@ def _close_reasons(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> N
             "share of closed trades",
             vmin=0.0,
         )
-        ax.set_title("How trades ended: share of closed trades per reason and cell")
+        ax.set_title(
+            "How do trades end? Share of closed trades per reason and cell"
+            + _suffix(grid.selected_text())
+        )
     _save(fig, folder, "close_reasons", written)
 
 
@@ -507,7 +654,10 @@ def _attribution(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> Non
         ax.set_xlim(-span * 1.35, span * 1.35)
         ax.set_xlabel("mean P&L per path (USD)")
         total = float(np.nansum(values))
-        ax.set_title(f"P&L attribution: mean per path by bucket (total {_usd(total)})")
+        fig.suptitle(
+            f"Where does the P&L come from? Mean per path by bucket (total {_usd(total)})"
+            + _suffix(grid.selected_text())
+        )
         ax.grid(axis="x", alpha=0.3)
     else:
         rows = _cell_rows(ds, grid)
@@ -526,7 +676,10 @@ def _attribution(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> Non
             kind="usd",
             center=True,
         )
-        ax.set_title("P&L attribution: mean per path (USD) by bucket and cell")
+        ax.set_title(
+            "Where does the P&L come from? Mean per path (USD) by bucket and cell"
+            + _suffix(grid.selected_text())
+        )
     _save(fig, folder, "attribution", written)
 
 
@@ -595,9 +748,9 @@ def _kelly(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None:
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8)
     fig.suptitle(
-        "What Kelly says: the sleeve's growth-optimal share of the portfolio (0 = do not "
-        "allocate; the seed's sleeve is 20 %), and the per-trade reading (short puts only), "
-        "with 95 % confidence intervals"
+        "How much of the portfolio should go to the sleeve? Its growth-optimal (Kelly) share "
+        "(0 = do not allocate; the seed's sleeve is 20 %),\nbeside the per-trade reading "
+        "(short puts only), with 95 % confidence intervals" + _suffix(grid.selected_text())
     )
     _save(fig, folder, "kelly", written)
 
@@ -608,7 +761,7 @@ SEVERITY = {
     "var": "HIGH",
     "expiry": "HIGH",
     "strike": "MEDIUM",
-}  # the others are Greek alerts (STRATEGY.md "Risk limits")
+}  # the others are Greek alerts (docs/STRATEGY.md "Risk limits")
 
 
 def _limit_label(limit: str) -> str:
@@ -629,7 +782,7 @@ def _breaches_run(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> No
             (0.2, days, "#d9822b", "path-days in breach"),
         ):
             bars = ax.barh(y + offset, values, height=0.4, color=color, label=label)
-            ax.bar_label(bars, labels=[f"{v:.0%}" for v in values], fontsize=7, padding=2)
+            ax.bar_label(bars, labels=[_share_text(v) for v in values], fontsize=7, padding=2)
         ax.set_yticks(y, [_limit_label(x) for x in limits])
         ax.invert_yaxis()
         _pct_axis(ax.xaxis)
@@ -637,7 +790,10 @@ def _breaches_run(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> No
         ax.set_xlabel("share")
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.grid(axis="x", alpha=0.3)
-        ax.set_title("Risk-limit breaches (HIGH limits block entries when enforced)")
+        fig.suptitle(
+            "How often is each risk limit breached? (HIGH limits block entries when enforced)"
+            + _suffix(grid.selected_text())
+        )
     else:
         values = np.array([ds["breach_path_share"].isel(i).values for _, i in rows], dtype=float)
         fig = _figure(max(8.5, 0.8 * len(limits) + 3), max(3.5, 0.38 * len(rows) + 1.8))
@@ -654,7 +810,10 @@ def _breaches_run(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> No
             vmin=0.0,
             vmax=1.0,
         )
-        ax.set_title("Share of paths breaching each risk limit at least once")
+        fig.suptitle(
+            "How often is each risk limit breached? Share of paths breaching at least once"
+            + _suffix(grid.selected_text())
+        )
     _save(fig, folder, "breaches", written)
 
 
@@ -678,7 +837,7 @@ def _grid_heatmaps(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> N
             values,
             [_value_text(v) for v in ds[d0].values],
             [_value_text(v) for v in ds[d1].values],
-            lambda v: f"{v:.1%}",
+            percent,
             cmap,
             title,
             center=name == "annual_return_median",
@@ -688,8 +847,10 @@ def _grid_heatmaps(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> N
         ax.set_xlabel(_axis_title(ds, d1))
         ax.set_ylabel(_axis_title(ds, d0))
         ax.set_title(title)
-    note = ", ".join(f"{d} = {_value_text(ds[d].values[i])}" for d, i in fixed.items())
-    fig.suptitle(f"Over the grid: {d0} x {d1}{f' ({note})' if note else ''}")
+    fig.suptitle(
+        f"How do the win rate, the median return and ruin change over {d0} x {d1}?"
+        + _suffix(grid.slice_text())
+    )
     _save(fig, folder, "grid_heatmaps", written)
 
 
@@ -718,13 +879,16 @@ def _grid_lines(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"Over the grid axis {dim}")
+    fig.suptitle(
+        f"How do the win rate, the median return and ruin change along {dim}?"
+        + _suffix(grid.selected_text())
+    )
     _save(fig, folder, "grid_lines", written)
 
 
-def _run_figures(ds: Any, folder: Path) -> list[Path]:
+def _run_figures(ds: Any, folder: Path, selected: dict[str, Any] | None = None) -> list[Path]:
     written: list[Path] = []
-    grid = _Grid(ds)
+    grid = _Grid(ds, selected)
     _fan(ds, grid, folder, written)
     _distribution(
         ds,
@@ -733,7 +897,8 @@ def _run_figures(ds: Any, folder: Path) -> list[Path]:
         written,
         name="total_return",
         file="return_distribution",
-        title="Horizon return (P&L over initial sleeve equity)",
+        title="How much does a path make or lose over the horizon? Horizon return (P&L over "
+        "initial sleeve equity)",
         xlabel="horizon return (%)",
         markers=_return_markers(ds),
     )
@@ -744,7 +909,7 @@ def _run_figures(ds: Any, folder: Path) -> list[Path]:
         written,
         name="max_drawdown",
         file="drawdown_distribution",
-        title="Maximum drawdown of each path",
+        title="How deep does a path fall below its peak? Maximum drawdown of each path",
         xlabel="maximum drawdown (%)",
         markers=_drawdown_markers(ds),
     )
@@ -815,7 +980,7 @@ def _stress_outcomes(ds: Any, folder: Path, written: list[Path]) -> None:
     fig = _figure(14, 0.45 * ds.sizes["stress"] + 2.2)
     axes = fig.subplots(1, len(items), sharey=True)
     for ax, (name, title) in zip(axes, items, strict=True):
-        _paired_bars(ax, ds, name, fmt=lambda v: f"{v:.1%}")
+        _paired_bars(ax, ds, name, fmt=percent)
         top = float(np.nanmax(ds[name].values)) if np.isfinite(ds[name].values).any() else 0
         ax.set_xlim(0, max(top * 1.3, 0.02))
         ax.xaxis.set_major_locator(MaxNLocator(5))
@@ -823,7 +988,10 @@ def _stress_outcomes(ds: Any, folder: Path, written: list[Path]) -> None:
         ax.set_xlabel("share of paths")
         ax.set_title(title)
     _figure_legend(fig, axes[0])
-    fig.suptitle(f"Stress outcomes ({ds.attrs.get('paths')} paths, {_horizon(ds)})")
+    fig.suptitle(
+        "How likely are ruin, a margin call and a loss under each stress? "
+        f"({ds.attrs.get('paths')} paths, {_horizon(ds)})"
+    )
     _save(fig, folder, "stress_outcomes", written)
 
 
@@ -896,7 +1064,10 @@ def _stress_returns(ds: Any, folder: Path, written: list[Path]) -> None:
     )
     ax.grid(axis="x", alpha=0.3)
     fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8)
-    ax.set_title(f"Horizon return per stress: quantiles, VaR and CVaR 99 % ({_horizon(ds)})")
+    ax.set_title(
+        "How much does a path make or lose under each stress? Horizon-return quantiles, VaR "
+        f"and CVaR 99 % ({_horizon(ds)})"
+    )
     _save(fig, folder, "stress_returns", written)
 
 
@@ -937,8 +1108,8 @@ def _stress_equity(ds: Any, folder: Path, written: list[Path]) -> None:
     np.atleast_1d(axes)[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     n_sample = min(200, int(ds.attrs.get("paths", 200)))
     fig.suptitle(
-        f"Median daily sleeve equity per stress (over the first {n_sample} paths; "
-        "dashed: initial equity)"
+        "How does the sleeve's equity move under each stress? The median daily equity (over "
+        f"the first {n_sample} paths; dashed: initial equity)"
     )
     _save(fig, folder, "stress_equity", written)
 
@@ -963,7 +1134,10 @@ def _stress_stops(ds: Any, folder: Path, written: list[Path]) -> None:
     axes[2].set_title("final equity vs. the same path unstressed")
     axes[2].margins(x=0.3)
     _figure_legend(fig, axes[0])
-    fig.suptitle("Stop-losses and the cost of each stress (means over paths)")
+    fig.suptitle(
+        "Do the stop-losses save money under each stress? Stops fired, what they saved, and "
+        "each stress's cost (means over paths)"
+    )
     _save(fig, folder, "stress_stops", written)
 
 
@@ -973,26 +1147,29 @@ def _stress_shock(ds: Any, folder: Path, written: list[Path]) -> None:
         return
     fig = _figure(14, 0.45 * ds.sizes["stress"] + 2.4)
     axes = fig.subplots(1, 3, sharey=True)
-    _paired_bars(axes[0], ds, "shock_day_return_mean", fmt=lambda v: f"{v:+.1%}")
+    _paired_bars(axes[0], ds, "shock_day_return_mean", fmt=lambda v: percent(v, sign=True))
     axes[0].axvline(0, color="0.3", linewidth=1)
     _pct_axis(axes[0].xaxis)
     axes[0].set_xlabel("mean over paths of (E_d - E_{d-1}) / E_{d-1}")
     axes[0].set_title("sleeve's mark-to-market return on the shock day")
     axes[0].margins(x=0.3)
-    _paired_bars(axes[1], ds, "prob_stopped_trading", fmt=lambda v: f"{v:.0%}")
+    _paired_bars(axes[1], ds, "prob_stopped_trading", fmt=_share_text)
     axes[1].set_xlim(0, 1.2)
     _pct_axis(axes[1].xaxis)
     axes[1].set_xlabel("share of paths with no new tranche from the shock day on")
     axes[1].set_title("stopped trading after the shock")
-    _paired_bars(axes[2], ds, "excess_over_cash_mean", fmt=lambda v: f"{v:+.1%}")
+    _paired_bars(axes[2], ds, "excess_over_cash_mean", fmt=lambda v: percent(v, sign=True))
     axes[2].axvline(0, color="0.3", linewidth=1)
     _pct_axis(axes[2].xaxis)
     cash = float(ds["cash_return"].max())
-    axes[2].set_xlabel(f"mean horizon return minus cash at r ({cash:.1%})")
+    axes[2].set_xlabel(f"mean horizon return minus cash at r ({percent(cash)})")
     axes[2].set_title("against holding the sleeve in cash")
     axes[2].margins(x=0.3)
     _figure_legend(fig, axes[0])
-    fig.suptitle("What each stress does: the shock day, trading after it, the horizon vs. cash")
+    fig.suptitle(
+        "What does each stress do to the sleeve? The shock day, trading after it, the horizon "
+        "vs. cash"
+    )
     _save(fig, folder, "stress_shock", written)
 
 
@@ -1007,7 +1184,7 @@ def _stress_attribution(ds: Any, folder: Path, written: list[Path]) -> None:
             fig, ax, values, names, buckets, _usd, "RdYlGn", "USD per path", kind="usd", center=True
         )
         ax.set_title(f"limits {'enforced' if enforce else 'not enforced'}")
-    fig.suptitle("P&L attribution per stress: mean per path (USD)")
+    fig.suptitle("Where does the P&L come from under each stress? Mean per path (USD)")
     _save(fig, folder, "stress_attribution", written)
 
 
@@ -1032,7 +1209,9 @@ def _breaches_overview(ds: Any, folder: Path, written: list[Path]) -> None:
         )
         ax.set_title(f"limits {'enforced' if enforce else 'not enforced'}")
         ax.set_xlabel("risk limit")
-    fig.suptitle("Share of path-days on which each risk limit was breached, per stress")
+    fig.suptitle(
+        "How often is each risk limit breached under each stress? Share of path-days in breach"
+    )
     _save(fig, folder, "breaches_overview", written)
 
 
@@ -1068,7 +1247,7 @@ def _breach_limit(ds: Any, limit: str, folder: Path, written: list[Path]) -> Non
     after = ds["days_to_first_breach_after_shock_median"].sel(limit=limit).values
     longest = float(np.nanmax(after)) if np.isfinite(after).any() else 0.0
     axes[1].set_xlim(0, max(1.2 * longest, 10.0))
-    _paired_bars(axes[2], ds, "loss_given_breach", fmt=lambda v: f"{v:.0%}", extra=extra)
+    _paired_bars(axes[2], ds, "loss_given_breach", fmt=_share_text, extra=extra)
     _pct_axis(axes[2].xaxis, decimals=0)
     axes[2].xaxis.set_major_locator(MaxNLocator(5))
     axes[2].axvline(0, color="0.3", linewidth=1)
@@ -1087,7 +1266,7 @@ def _breach_limit(ds: Any, limit: str, folder: Path, written: list[Path]) -> Non
         )
     _figure_legend(fig, axes[0])
     fig.suptitle(
-        f"Risk limit '{_limit_label(limit)}' under each stress "
+        f"How does each stress breach the limit '{_limit_label(limit)}'? "
         "('n/a': no path's first breach came on or after the shock)"
     )
     _save(fig, folder, f"breach_{limit}", written)
@@ -1208,7 +1387,7 @@ def _explain_tornado(ds: Any, folder: Path, written: list[Path]) -> None:
         "bars: estimate, whiskers: paired 95 % interval"
     )
     ax.set_title(
-        f"What each rule or assumption costs: mean annual return {base:+.1%} as written "
+        f"What does each rule or assumption cost? Mean annual return {percent(base, sign=True)} as written "
         f"({int(ds['paths'].values):,} paths, every change on the same paths)\n"
         "green: the change raises the return (the rule or assumption costs return); "
         "red: it lowers it (the rule pays for itself)",
@@ -1244,8 +1423,8 @@ def _explain_metrics(ds: Any, folder: Path, written: list[Path]) -> None:
         ax.set_xlabel(xlabel)
         ax.set_title(f"as written: {fmt(base).lstrip('+')}", fontsize=9)
     fig.suptitle(
-        "Changed − scenario on the same paths, with paired 95 % intervals "
-        "(green: better, red: worse)"
+        "What does each change do to the risk and the Kelly size? Changed − scenario on the "
+        "same paths, with paired 95 % intervals (green: better, red: worse)"
     )
     _save(fig, folder, "explain_metrics", written)
 
@@ -1352,6 +1531,7 @@ def _sensitivity_indices(ds: Any, folder: Path, written: list[Path]) -> None:
         "Monte Carlo noise)"
     )
     fig.suptitle(
+        "Which assumptions decide the result? "
         f"{ds.attrs.get('title', 'sensitivity')}: {ds.attrs.get('evaluations')} parameter sets, "
         f"{int(ds.attrs.get('paths', 0)):,} paths each, the same paths for every set\n{how}",
         fontsize=10,
@@ -1392,8 +1572,8 @@ def _sensitivity_scatter(ds: Any, folder: Path, written: list[Path]) -> None:
                     f"{metric}\n({ds['metric_units'].sel(metric=metric).values})", fontsize=8
                 )
     fig.suptitle(
-        "Each metric against each sampled key over the parameter sets (whiskers: the run's "
-        f"standard error)\nkeys by their effect on {metrics[0]}, largest on the left",
+        "How does each metric move with each sampled key? Every parameter set (whiskers: the "
+        f"run's standard error)\nkeys by their effect on {metrics[0]}, largest on the left",
         fontsize=10,
     )
     _save(fig, folder, "sensitivity_scatter", written)
@@ -1483,7 +1663,7 @@ def _fmt(x: Any, kind: str) -> str:
     if not math.isfinite(x):
         return "–"
     if kind == "pct":
-        return f"{100 * x:.1f} %"
+        return percent(x)
     if kind == "usd":
         return f"{x:,.0f}"
     return f"{x:.3g}"
@@ -1588,6 +1768,288 @@ def _stress_list(ds: Any) -> str:
     return f"<ul>{items}</ul>"
 
 
+# --------------------------------------------------------------------------- the page's head
+
+
+def _scenario_tables(ds: Any) -> dict[str, dict[str, Any]] | None:
+    """The run's scenario as TOML tables (every key, overrides applied), or None."""
+    import tomllib
+
+    text = str(ds.attrs.get("scenario_resolved") or ds.attrs.get("scenario_text") or "")
+    try:
+        tables = tomllib.loads(text) if text.strip() else None
+    except tomllib.TOMLDecodeError:
+        return None
+    return tables if tables and "market" in tables else None
+
+
+def _num(x: Any) -> str:
+    return f"{float(x):g}"
+
+
+def _usd_text(x: Any) -> str:
+    x = float(x)
+    return f"${x:,.0f}" if abs(x) >= 100 else f"${x:,.2f}"
+
+
+def _on(tables: dict, table: str, key: str) -> bool:
+    return bool(tables.get(table, {}).get(key, False))
+
+
+def _scenario_rows(tables: dict[str, dict[str, Any]]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(what, value in words, the dotted keys it reads) of the scenario's key parameters."""
+    m, c = tables.get("market", {}), tables.get("capital", {})
+    st, ex = tables.get("strategy", {}), tables.get("execution", {})
+    xs, hd = tables.get("exits", {}), tables.get("hedges", {})
+    lim = tables.get("limits", {})
+    model = str(m.get("model", "gbm"))
+    rows: list[tuple[str, str, tuple[str, ...]]] = []
+    spot = (
+        f"{model.upper() if model == 'gbm' else model.capitalize()}, s0 {_usd_text(m.get('s0'))}, "
+        f"drift {percent(m.get('mu'), 0)} a year, rate {percent(m.get('rate'), 1)}"
+    )
+    keys: tuple[str, ...] = ("market.model", "market.s0", "market.mu", "market.rate")
+    if model in ("gbm", "merton"):
+        spot += f", realized vol {percent(m.get('sigma'), 0)}"
+        keys += ("market.sigma",)
+    if model in ("heston", "bates"):
+        spot += (
+            f", variance v0 {_num(m.get('v0'))} (vol {percent(math.sqrt(m.get('v0')), 0)}) "
+            f"reverting to {_num(m.get('theta_v'))} at kappa_v {_num(m.get('kappa_v'))}, "
+            f"xi {_num(m.get('xi'))}, rho {_num(m.get('rho'))}"
+        )
+        keys += ("market.v0", "market.theta_v", "market.kappa_v", "market.xi", "market.rho")
+    if model in ("merton", "bates"):
+        spot += (
+            f"; jumps {_num(m.get('jump_intensity'))} a year, log size mean "
+            f"{_num(m.get('jump_mean'))}, std {_num(m.get('jump_std'))}"
+        )
+        keys += ("market.jump_intensity", "market.jump_mean", "market.jump_std")
+    rows.append(("market", spot, keys))
+    linked = m.get("iv_model", "linked" if model in ("heston", "bates") else "independent")
+    if linked == "linked":
+        iv = (
+            f"linked to the stock's vol: IV = sqrt(v) e^z, IV / vol {_num(m.get('vrp_long_run'))} "
+            f"in the long run (vrp_kappa {_num(m.get('vrp_kappa'))}, vrp_eta "
+            f"{_num(m.get('vrp_eta'))})"
+        )
+        iv_keys: tuple[str, ...] = ("market.vrp_long_run", "market.vrp_kappa", "market.vrp_eta")
+    else:
+        iv = (
+            f"{percent(m.get('iv0'), 0)} at the start, log-OU to {percent(m.get('iv_long_run'), 0)} "
+            f"(kappa {_num(m.get('kappa'))}, eta {_num(m.get('eta'))}, corr. with the spot "
+            f"{_num(m.get('iv_spot_corr'))})"
+        )
+        iv_keys = ("market.iv0", "market.iv_long_run", "market.kappa", "market.eta")
+    rows.append(("implied volatility", iv, iv_keys))
+    if c.get("allocation") is not None:
+        sleeve = f"fixed {_usd_text(c['allocation'])}"
+    else:
+        frac = min(
+            float(c.get("kelly_multiplier", 0)) * float(c.get("kelly_fraction", 0)),
+            float(c.get("max_total_strategy_pct", 0)),
+        )
+        sleeve = (
+            f"{percent(max(frac, 0.0), 0)} of the portfolio = "
+            f"{_usd_text(float(c.get('portfolio_value', 0)) * max(frac, 0.0))} "
+            f"({_num(c.get('kelly_multiplier'))} x Kelly {_num(c.get('kelly_fraction'))}, "
+            f"capped at {percent(c.get('max_total_strategy_pct'), 0)})"
+        )
+    capital = (
+        f"portfolio {_usd_text(c.get('portfolio_value'))}; sleeve {sleeve}; max leverage "
+        f"{_num(c.get('max_leverage'))}"
+    )
+    if float(c.get("monthly_addition", 0) or 0):
+        capital += f"; {_usd_text(c['monthly_addition'])} added every 21 trading days"
+    rows.append(("capital", capital, ("capital.kelly_fraction", "capital.portfolio_value")))
+    strikes = ", ".join(
+        f"{_usd_text(k)} ({percent(w, 0)})"
+        for k, w in zip(st.get("strikes", []), st.get("weights", []), strict=False)
+    )
+    ladder = (
+        f"puts at {strikes} ({st.get('strike_mode', 'fixed')} strikes), "
+        f"{_num(st.get('dte_calendar'))} calendar days to expiry, a tranche every "
+        f"{st.get('entry_every_days')} trading days when at least "
+        f"{st.get('signal_min_conditions')} of the 8 signal conditions hold"
+    )
+    rows.append(("ladder", ladder, ("strategy.strikes", "strategy.dte_calendar")))
+    fills = {
+        "bid_ask": "sell at the bid, buy at the ask",
+        "mid": "at mid",
+        "seed": f"the seed's mid ± {_usd_text(ex.get('price_improvement_target', 0))}",
+    }.get(str(ex.get("fill")), str(ex.get("fill")))
+    rows.append(
+        (
+            "fills",
+            f"{fills}; spread {_usd_text(m.get('bid_ask_spread'))} a share, commission "
+            f"{_usd_text(ex.get('commission'))} a contract",
+            ("execution.fill", "execution.commission", "market.bid_ask_spread"),
+        )
+    )
+    exits = [
+        (
+            "profit_take",
+            f"profit-take once {percent(xs.get('profit_take_pct'), 0)} of the premium is captured",
+        ),
+        (
+            "stop_loss",
+            f"stop-loss when the mid exceeds (1 + {_num(xs.get('stop_loss_multiple'))}) x the "
+            "premium",
+        ),
+        ("time_exit", f"time exit under {_num(xs.get('time_exit_dte'))} days to expiry"),
+        ("iv_exit", f"IV exit under the {_num(xs.get('iv_exit_percentile'))}th percentile"),
+        (
+            "liquidity_exit",
+            f"liquidity exit above a {_usd_text(xs.get('liquidity_exit_spread'))} spread",
+        ),
+        ("thesis_exit", "thesis exit"),
+    ]
+    on = [text for key, text in exits if _on(tables, "exits", key)]
+    off = [key.replace("_", " ") for key, _ in exits if not _on(tables, "exits", key)]
+    rows.append(
+        (
+            "exits",
+            "; ".join(on) + (f"; off: {', '.join(off)}" if off else ""),
+            tuple(f"exits.{k}" for k, _ in exits),
+        )
+    )
+    assigned = [
+        "early exercise" if _on(tables, "assignment", "early_assignment") else "no early exercise",
+        "covered calls on assigned shares"
+        if _on(tables, "assignment", "covered_calls")
+        else "no covered calls",
+    ]
+    rows.append(("assignment", ", ".join(assigned), ("assignment.early_assignment",)))
+    if _on(tables, "hedges", "hedges"):
+        hedges = (
+            f"calls bought with {percent(hd.get('hedge_base_ratio'), 0)} of each tranche's net "
+            f"premium (up to {percent(hd.get('hedge_max_ratio'), 0)}), "
+            f"{_num(hd.get('hedge_dte_calendar'))} calendar days, strikes "
+            f"{', '.join(_num(k) for k in hd.get('hedge_normal_moneyness', []))} x spot "
+            f"({', '.join(_num(k) for k in hd.get('hedge_high_iv_moneyness', []))} in high IV)"
+        )
+    else:
+        hedges = "off"
+    rows.append(("hedges", hedges, ("hedges.hedges", "hedges.hedge_base_ratio")))
+    limits = (
+        f"{'enforced (a HIGH breach blocks new tranches)' if lim.get('enforce_limits') else 'counted, not enforced'}; "
+        f"daily VaR {percent(lim.get('var_level'), 0)} under {percent(lim.get('daily_var_limit'), 0)} "
+        f"of the portfolio, one expiry under {percent(st.get('max_concentration_single_expiration'), 0)} "
+        f"of the sleeve, margin calls {'on' if lim.get('margin_calls') else 'off'}"
+    )
+    rows.append(("limits", limits, ("limits.enforce_limits", "limits.daily_var_limit")))
+    return rows
+
+
+def _scenario_section(ds: Any) -> str:
+    """The scenario's key parameters as a table (the gridded ones with their grid values)."""
+    tables = _scenario_tables(ds)
+    if tables is None:
+        return ""
+    grid: dict[str, list] = {}
+    for key, values in (tables.get("grid") or {}).items():
+        if key == "zip":
+            for group in values:
+                grid.update({k: list(v) for k, v in group.items()})
+        else:
+            grid[key] = list(values)
+    rows = []
+    for what, text, keys in _scenario_rows(tables):
+        gridded = [k for k in keys if k in grid]
+        note = "".join(
+            f'<br><span class="ci">over the grid: {html.escape(k)} = '
+            f"{html.escape(', '.join(_value_text(v) for v in grid[k]))}</span>"
+            for k in gridded
+        )
+        rows.append(f"<tr><td>{html.escape(what)}</td><td>{html.escape(text)}{note}</td></tr>")
+    others = [k for k in grid if not any(k in keys for _, _, keys in _scenario_rows(tables))]
+    for key in others:
+        values = ", ".join(_value_text(v) for v in grid[key])
+        rows.append(f"<tr><td>grid</td><td>{html.escape(key)} = {html.escape(values)}</td></tr>")
+    overrides = str(ds.attrs.get("scenario_overrides", "") or "")
+    if overrides not in ("", "{}"):
+        rows.append(f"<tr><td>overrides</td><td><code>{html.escape(overrides)}</code></td></tr>")
+    path = html.escape(str(ds.attrs.get("scenario_path", "") or "the scenario"))
+    return (
+        f'<h2>Scenario</h2><p class="meta">{path}: the key parameters (every key in the '
+        "result's <code>scenario_resolved</code> attribute)</p>"
+        f'<table class="params"><tbody>{"".join(rows)}</tbody></table>'
+    )
+
+
+def claims_file(result: Path, ds: Any) -> Path | None:
+    """The `simkit claims` JSON beside a result: `<result stem>.claims.json`, or
+    `<scenario stem>.claims.json` in the result's folder (what `simkit claims SCENARIO`
+    writes to results/ by default); None when there is none."""
+    names = [f"{result.stem}.claims.json"]
+    scenario = str(ds.attrs.get("scenario_path", "") or "")
+    if scenario:
+        names.append(f"{Path(scenario).stem}.claims.json")
+    for name in names:
+        candidate = result.with_name(name)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+CLAIMS_COLUMNS = (
+    ("topic", "topic"),
+    ("claim", "claim"),
+    ("seed", "seed"),
+    ("simkit", "simkit"),
+    ("verdict", "verdict"),
+    ("markets", "across markets"),
+)
+
+
+def _count_text(x: Any) -> str:
+    return f"{x:,}" if isinstance(x, int) else "?"
+
+
+def _claims_section(result: Path, ds: Any) -> str:
+    """The claims table of the `simkit claims` JSON beside the result (`claims_file`)."""
+    import json
+
+    path = claims_file(result, ds)
+    if path is None:
+        return ""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rows, meta = data["rows"], data.get("meta", {})
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return (
+            f'<h2>Claims</h2><p class="meta">{html.escape(path.name)} could not be read '
+            f"({html.escape(type(exc).__name__)}); run <code>simkit claims</code> again.</p>"
+        )
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h in CLAIMS_COLUMNS)
+    body = []
+    for row in rows:
+        cells = []
+        for key, _ in CLAIMS_COLUMNS:
+            text = html.escape(str(row.get(key, "") or ""))
+            if key == "verdict":
+                text = f"<b>{text}</b>"
+            title = f' title="{html.escape(str(row.get("rule", "")))}"' if key == "verdict" else ""
+            cells.append(f"<td{title}>{text}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    scenario = str(meta.get("scenario", "?"))
+    own = str(ds.attrs.get("scenario_path", "") or "")
+    other = (
+        f" (for {html.escape(scenario)}, not this result's {html.escape(own)})"
+        if own and Path(scenario).stem != Path(own).stem
+        else ""
+    )
+    return (
+        f'<h2>Claims</h2><p class="meta">The seed\'s claims against simkit, from '
+        f"{html.escape(path.name)}{other}: {html.escape(scenario)}, "
+        f"{_count_text(meta.get('paths'))} paths, seed {html.escape(str(meta.get('seed', '?')))}, "
+        f"engine {html.escape(str(meta.get('engine', '?')))} (<code>simkit claims</code>; "
+        "the rule behind each verdict shows over it).</p>"
+        f'<table class="claims"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
+        "</table>"
+    )
+
+
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1500px; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
@@ -1598,6 +2060,9 @@ th { background: #f3f5f8; } td:first-child { text-align: left; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9em; }
 .meta { color: #555; font-size: 0.9em; }
+table.params td, table.claims td { white-space: normal; text-align: left; vertical-align: top; }
+table.params td:first-child { font-weight: 600; white-space: nowrap; }
+table.claims td { max-width: 32em; }
 """
 
 
@@ -1629,7 +2094,9 @@ CAPTIONS = {
 }
 
 
-def _html(ds: Any, kind: str, figures: list[Path], source: Path) -> str:
+def _html(
+    ds: Any, kind: str, figures: list[Path], source: Path, selected: dict[str, Any] | None = None
+) -> str:
     title = html.escape(str(ds.attrs.get("title", "simkit result")))
     meta = (
         f"{html.escape(source.name)} · {ds.attrs.get('paths', '?')} paths · "
@@ -1647,6 +2114,12 @@ def _html(ds: Any, kind: str, figures: list[Path], source: Path) -> str:
     description = str(ds.attrs.get("description", "") or "")
     if description:
         parts.append(f"<p>{html.escape(description)}</p>")
+    if selected:
+        where = ", ".join(f"{k} = {_value_text(v)}" for k, v in selected.items())
+        parts.append(f"<p><b>Slice</b> (<code>--select</code>): {html.escape(where)}</p>")
+    parts.append(_scenario_section(ds))
+    if kind == "run":
+        parts.append(_claims_section(source, ds))
     parts.append("<h2>Summary</h2>")
     if kind == "stress":
         parts.append(_stress_list(ds))
@@ -1721,30 +2194,47 @@ def _open(result: Path) -> tuple[Any, str]:
     )
 
 
-def make_report(result: str | Path, out: str | Path | None = None) -> Report:
+def make_report(result: str | Path, out: str | Path | None = None, select: Any = None) -> Report:
     """Write the figures and `index.html` of a result file into `out`.
 
     Args:
       result: a `simkit run`, `simkit stress`, `simkit explain` or `simkit sensitivity`
         result file.
       out: the folder (created if needed). Default value: `default_folder(result)`.
+      select: `{grid key: value}` (or pairs) cutting a run result's grid to a slice before
+        anything is drawn (`select_cells`); the slice is named in every title and on the
+        page. Default value: None (a grid of more than two axes is drawn at the middle value
+        of each further axis).
 
     Returns:
-      what was written. Raises NotAResult for a file that is not a simkit result.
+      what was written. Raises NotAResult for a file that is not a simkit result, and
+      BadSelection for a `select` that does not fit the result (nothing is written then).
     """
     started = time.perf_counter()
     result = Path(result)
     folder = Path(out) if out is not None else default_folder(result)
     ds, kind = _open(result)
+    selected: dict[str, Any] = {}
+    if select:
+        if kind != "run":
+            raise BadSelection(
+                f"--select cuts the grid of a `simkit run` result; {result.name} is a "
+                f"`simkit {kind}` result"
+            )
+        where, selected = select_cells(ds, select)
+        ds = ds.isel(where)
     folder.mkdir(parents=True, exist_ok=True)
-    draw = {
-        "stress": _stress_figures,
-        "explain": _explain_figures,
-        "sensitivity": _sensitivity_figures,
-    }.get(kind, _run_figures)
-    figures = draw(ds, folder)
+    if kind == "run":
+        figures = _run_figures(ds, folder, selected)
+    else:
+        draw = {
+            "stress": _stress_figures,
+            "explain": _explain_figures,
+            "sensitivity": _sensitivity_figures,
+        }[kind]
+        figures = draw(ds, folder)
     index = folder / "index.html"
     tmp = index.with_name(".index.html.tmp")
-    tmp.write_text(_html(ds, kind, figures, result), encoding="utf-8")
+    tmp.write_text(_html(ds, kind, figures, result, selected), encoding="utf-8")
     tmp.replace(index)
     return Report(index, figures, time.perf_counter() - started)

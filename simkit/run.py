@@ -366,7 +366,7 @@ class _Dask:
 
         if self.address is None:
             # The nanny's MALLOC_TRIM_THRESHOLD_=65536 halves JAX's speed in the workers
-            # (PERFORMANCE.md); None unsets it.
+            # (bench/README.md "Before the engine"); None unsets it.
             with dask.config.set(
                 {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
             ):
@@ -628,6 +628,8 @@ def simulate(
     # it), else in the system's temporary directory (`TMPDIR`).
     spill_dir = store.partial_dir(Path(out).resolve()) if out is not None else None
     accumulators: dict[int, aggregate.CellAccumulator] = {}
+    # Every cell's histograms on the same edges, known once every cell is done.
+    histograms = aggregate.RunHistograms(len(cells), spill_dir=spill_dir)
     results: dict[int, dict[str, Any]] = {}
     per_path_arrays: dict[int, dict[str, np.ndarray]] = {}
     samples: dict[int, np.ndarray] = {}
@@ -679,6 +681,7 @@ def simulate(
             )
             if per_path:
                 per_path_arrays[number] = acc.per_path()
+            histograms.keep(number, acc)
             accumulators.pop(number).close()
             bar.advance(0, cells=1, computed=computed)
 
@@ -705,6 +708,7 @@ def simulate(
                     if resume is not None:
                         resume.save(task.block, arrays)
                     take(task.block, arrays)
+        histograms.finish(results)
     except BaseException:
         kept = any(deferred.values())  # saved blocks of an earlier run, not read yet
         if resume is not None and resume.loaded == 0 and resume.saved == 0 and not kept:
@@ -714,6 +718,7 @@ def simulate(
         bar.close()
         for acc in accumulators.values():
             acc.close()
+        histograms.close()
 
     attrs = store.run_attrs(
         scenario,

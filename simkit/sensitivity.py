@@ -13,16 +13,16 @@ estimates the indices; simkit supplies the model evaluations:
    total indices only: `samples * (keys + 2)` points, Saltelli's scheme without the
    second-order columns).
 2. *The evaluations.* Each sampled parameter set is the scenario with those keys set
-   (`--set` overrides, validated like the file: every set is checked before anything runs)
-   and is run as one cell on the scenario's seed, cell 0 and path indices, so every set sees
-   the same market paths (common random numbers, DESIGN.md): differences between sets carry
-   no path noise. One set is one task of the existing executors (`simkit.run.choose_executor`:
-   two threads in this process by default, a dask LocalCluster, or a dask scheduler by
-   address); each task runs the whole set (its path blocks one after the other) and sends back
-   the metrics' values and standard errors (`simkit.calibrate.metric_value`). The model is
-   injectable (`model=`): any picklable callable from `{key: value}` to `{metric: (value,
-   se)}`; the Ishigami test drives the whole path (design, executor, resume, estimators,
-   dataset) with SALib's `test_functions.Ishigami`.
+   (`--set` overrides, validated like the file: every set is checked before anything runs) and
+   is run as one cell on the scenario's seed, cell 0 and path indices, so every set sees the
+   same market paths (common random numbers, docs/MODELLING.md "Reproducibility and
+   precision"): differences between sets carry no path noise. One set is one task of the
+   existing executors (`simkit.run.choose_executor`: two threads in this process by default, a
+   dask LocalCluster, or a dask scheduler by address); each task runs the whole set (its path
+   blocks one after the other) and sends back the metrics' values and standard errors
+   (`simkit.calibrate.metric_value`). The model is injectable (`model=`): any picklable
+   callable from `{key: value}` to `{metric: (value, se)}`; the Ishigami test drives the whole
+   path (design, executor, resume, estimators, dataset) with SALib's `test_functions.Ishigami`.
 3. *Resume.* With `out`, each finished set is saved to `<out>.partial/` (one small `.npz`,
    written atomically, beside a manifest of the run's inputs: scenario, design, metrics,
    paths, seed, chunk size, engine, precision, simkit version); a rerun of the same command

@@ -13,7 +13,9 @@ Layout of a result dataset:
   - aggregate variables over the grid dimensions (`simkit.aggregate.VARIABLES`), some with
     one more dimension: `quantile`, `close_reason`, `limit`, `bucket`, `strike` (the ladder;
     `rung` when grid cells have different ladders, with the strikes in `ladder_strike`),
-    `bin` / `bin_edge` (histograms of the horizon return and the drawdown, for reports);
+    `total_return_bin` / `max_drawdown_bin` (the histograms `<name>_hist` of the horizon
+    return and the drawdown, bin centres as the coordinate; the same edges in every cell,
+    `<name>_bin_edge` on a dimension of their own);
   - `equity_sample` (grid..., `sample`, `day`): daily sleeve equity of the first
     min(200, paths) paths of each cell, for fan charts;
   - with `per_path`: every per-path summary over (grid..., `path`) (`assigned_by_rung` also
@@ -416,9 +418,23 @@ def build_dataset(
         "close_reason": (np.asarray(aggregate.CLOSE_REASONS), "1", "how a trade ended"),
         "limit": (np.asarray(aggregate.LIMITS), "1", "risk limit of the strategy"),
         "bucket": (np.asarray(aggregate.BUCKETS), "1", "P&L attribution bucket"),
-        "bin": (np.arange(aggregate.N_BINS), "1", "histogram bin index"),
-        "bin_edge": (np.arange(aggregate.N_BINS + 1), "1", "histogram bin edge index"),
     }
+    first_result = results[numbers[0]]
+    for name, what in aggregate.HISTOGRAMS.items():
+        # One set of edges for the whole run (`simkit.aggregate.RunHistograms`).
+        edges = np.asarray(first_result[f"{name}_bin_edge"], dtype=np.float64)
+        extra_coords[f"{name}_bin"] = (
+            (edges[:-1] + edges[1:]) / 2,
+            "1",
+            f"{what}: centre of the histogram bin",
+        )
+        extra_coords[f"{name}_bin_edge"] = (
+            edges,
+            "1",
+            f"{what}: histogram bin edges (bin i is [edge i, edge i + 1); equal bins from the "
+            f"lowest cell's {aggregate.HIST_RANGE[0]:.1%} quantile to the highest cell's "
+            f"{aggregate.HIST_RANGE[1]:.1%} quantile)",
+        )
     if rung_dim == "strike":
         extra_coords["strike"] = (np.asarray(ladders[0]), "USD", "strike of the put ladder rung")
     else:

@@ -145,7 +145,8 @@ def test_merton_loglik_without_jumps_is_gbm(gbm_close):
 
 
 def test_merton_mean_is_compensated():
-    """E[e^r] = e^{mu dt}: the drift compensation of DESIGN.md, by quadrature."""
+    """E[e^r] = e^{mu dt}: the drift compensation of docs/MODELLING.md "Market model", by
+    quadrature."""
 
     def weighted(r):
         return math.exp(r + cm.merton_loglik(np.array([r]), 0.3, 1.0, 4.0, -0.25, 0.35))

@@ -76,6 +76,9 @@ def runs(tmp_path_factory):
         "grid2": base
         + '[grid]\n"market.sigma" = [1.5, 3.0]\n"exits.stop_loss_multiple" = [1.0, 2.0]\n',
         "grid1": base + '[grid]\n"market.mu" = [-0.5, 0.05, 0.5]\n',
+        "grid3": base
+        + '[grid]\n"market.sigma" = [1.5, 3.0]\n"exits.stop_loss_multiple" = [1.0, 2.0]\n'
+        + '[[grid.zip]]\n"market.mu" = [-0.5, 0.05, 0.5]\n"market.iv0" = [3.0, 4.0, 5.0]\n',
     }
     out = {}
     for name, text in files.items():
@@ -104,7 +107,8 @@ def test_per_path_report_uses_the_paths(runs, tmp_path):
 def test_grid_reports_have_heatmaps_or_lines(runs, tmp_path):
     make_report(runs["grid2"], tmp_path / "g2")
     page = check_report(tmp_path / "g2", RUN_FIGURES | {"grid_heatmaps"})
-    assert page.count("<tr>") == 1 + 4  # header + one row per cell
+    summary = page[page.index("<h2>Summary</h2>") : page.index("<h2>Figures</h2>")]
+    assert summary.count("<tr>") == 1 + 4  # header + one row per cell
     make_report(runs["grid1"], tmp_path / "g1")
     check_report(tmp_path / "g1", RUN_FIGURES | {"grid_lines"})
 
@@ -112,7 +116,8 @@ def test_grid_reports_have_heatmaps_or_lines(runs, tmp_path):
 def test_an_older_file_without_histograms_still_reports(runs, tmp_path):
     with xr.open_dataset(runs["single"]) as ds:
         ds = ds.load()
-    old = ds.drop_vars([v for v in ds.data_vars if "_hist_" in v])
+    old = ds.drop_vars([v for v in ds.variables if "_hist" in v or "_bin" in v])
+    assert "total_return_bin" not in old.coords and "total_return_hist" not in old
     write_dataset(old, tmp_path / "old.nc")
     make_report(tmp_path / "old.nc", tmp_path / "old")
     check_report(tmp_path / "old", RUN_FIGURES)
@@ -152,3 +157,154 @@ def test_report_cli_default_folder_and_bad_input(runs, tmp_path, capsys):
     xr.Dataset({"x": ("a", [1.0, 2.0])}).to_netcdf(other, engine="h5netcdf")
     assert main(["report", str(other)]) == 2
     assert re.search(r"not a simkit result", capsys.readouterr().err)
+
+
+# --------------------------------------------------------------------------- --select
+
+
+def _titles(folder: Path) -> str:
+    """Every text matplotlib wrote into the PNGs is not readable back; the titles are checked
+    through `_Grid` instead, and the page through its text."""
+    return (folder / "index.html").read_text(encoding="utf-8")
+
+
+def test_select_cuts_a_3d_grid_and_names_the_slice(runs, tmp_path, capsys):
+    from simkit.report import _Grid, select_cells
+
+    with xr.open_dataset(runs["grid3"]) as ds:
+        ds = ds.load()
+    # a zipped key selects its axis; a number matches the nearest grid value within 1e-6
+    where, selected = select_cells(ds, {"market.iv0": "4.000000001", "market.sigma": "3"})
+    assert where == {"market.mu": 1, "market.sigma": 1}
+    assert selected == {"market.iv0": 4.0, "market.sigma": 3.0}
+    cut = ds.isel(where)
+    grid = _Grid(cut, selected)
+    assert grid.dims == ["exits.stop_loss_multiple"] and not grid.fixed
+    assert grid.note().startswith(" (market.iv0 = 4, market.sigma = 3")
+    # without a selection, the third axis is fixed at its middle value, and the titles say so
+    assert "market.mu = 0.05: the middle value, --select picks another" in _Grid(ds).note()
+
+    args = ["report", str(runs["grid3"]), "--out", str(tmp_path / "s")]
+    assert main([*args, "--select", "market.mu=0.5"]) == 0
+    page = check_report(tmp_path / "s", RUN_FIGURES | {"grid_heatmaps"})
+    assert "market.mu = 0.5" in page
+    summary = page[page.index("<h2>Summary</h2>") : page.index("<h2>Figures</h2>")]
+    assert summary.count("<tr>") == 1 + 4  # the 2 x 2 slice, not the 12 cells
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("select", "message"),
+    [
+        (["sigma=3"], "'sigma' is not a key of this result's grid; its keys are market.sigma"),
+        (["market.sigma=2"], "market.sigma takes the values 1.5, 3 (a number matches"),
+        (["market.sigma=high"], "not a number"),
+        (["market.sigma"], "expected KEY=VALUE"),
+        (["market.sigma=3", "market.sigma=1.5"], "selected twice"),
+        (["market.mu=0.5", "market.iv0=5"], "the grid axis market.mu is selected twice"),
+    ],
+)
+def test_select_errors_exit_2_and_write_nothing(runs, tmp_path, capsys, select, message):
+    out = tmp_path / "nothing"
+    args = ["report", str(runs["grid3"]), "--out", str(out)]
+    assert main([*args, *(f"--select={s}" for s in select)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_select_on_a_result_without_that_grid_is_exit_2(runs, tmp_path, capsys):
+    out = tmp_path / "nothing"
+    assert main(["report", str(runs["single"]), "--out", str(out), "--select", "a=1"]) == 2
+    assert "none (the result has no grid)" in capsys.readouterr().err
+    assert not out.exists()
+
+
+# --------------------------------------------------------------------------- small shares
+
+
+def test_small_shares_never_read_as_zero():
+    from simkit.cli import _summary_fmt
+    from simkit.formats import percent, share
+
+    assert percent(0.00014) == "<0.1 %" and percent(-0.00014) == ">-0.1 %"
+    assert percent(0.00014, 0) == "<0.1 %" and percent(0.003, 0) == "0.3 %"
+    assert percent(0.0) == "0.0 %" and percent(0.1234) == "12.3 %"
+    assert percent(0.00014, sign=True) == "<+0.1 %" and percent(0.05, sign=True) == "+5.0 %"
+    assert share(0.0) == "0 %" and share(0.00014) == "<0.1 %" and share(0.003) == "0.3 %"
+    assert share(0.9996) == ">99.9 %" and share(1.0) == "100 %" and share(0.42) == "42 %"
+    assert _summary_fmt(0.00014, "pct") == "<0.1" and _summary_fmt(-0.123, "pct") == "-12.3"
+
+
+def test_report_writes_small_shares_as_below_a_tenth(runs, tmp_path):
+    """A ruin probability of 0.014 % in the HTML summary and on the heatmap: '<0.1 %'."""
+    from simkit import report
+
+    with xr.open_dataset(runs["single"]) as ds:
+        ds = ds.load()
+    ds["prob_ruin"] = ds["prob_ruin"] * 0 + 0.00014
+    ds["prob_ruin_lo"] = ds["prob_ruin"] * 0
+    ds["prob_ruin_hi"] = ds["prob_ruin"] * 0 + 0.0004
+    table = report._run_table(ds)
+    row = html_unescape(table).split("<td>P(ruin)</td>")[1].split("</tr>")[0]
+    assert row == '<td><0.1 % <span class="ci">[0.0 %, <0.1 %]</span></td>'
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
+
+
+# --------------------------------------------------------------------------- the page's head
+
+
+def test_page_starts_with_the_scenario_and_the_claims_beside_it(runs, tmp_path):
+    import json
+    import shutil
+
+    from simkit import report
+
+    result = tmp_path / "single.nc"
+    shutil.copy(runs["single"], result)
+    with xr.open_dataset(result) as ds:
+        ds = ds.load()
+    assert report._claims_section(result, ds) == ""  # no claims file beside it: no section
+    scenario = html_unescape(report._scenario_section(ds))
+    for text in ("GBM, s0 $3.00", "realized vol 190 %", "425 % at the start", "portfolio $1,000,000",
+                 "sleeve 20 % of the portfolio = $200,000", "$2.00 (15 %), $2.50 (25 %)",
+                 "stop-loss when the mid exceeds (1 + 2) x the premium",
+                 "calls bought with 20 %", "enforced"):  # fmt: skip
+        assert text in scenario, text
+
+    claims = {
+        "meta": {"scenario": "scenarios/single.toml", "paths": 1000, "seed": 0, "engine": "jax"},
+        "rows": [
+            {
+                "topic": "Returns",
+                "claim": "135 % a year",
+                "seed": "135.0 %",
+                "simkit": "-18 %",
+                "verdict": "refuted",
+                "rule": "the interval excludes it",
+                "markets": "none",
+            },
+        ],  # fmt: skip
+    }
+    (tmp_path / "single.claims.json").write_text(json.dumps(claims))
+    make_report(result, tmp_path / "claims")
+    page = (tmp_path / "claims" / "index.html").read_text(encoding="utf-8")
+    head = page[: page.index("<h2>Summary</h2>")]
+    assert head.index("<h2>Scenario</h2>") < head.index("<h2>Claims</h2>")
+    assert "single.claims.json" in head and "<b>refuted</b>" in head
+    assert 'title="the interval excludes it"' in head and "1,000 paths" in head
+
+
+def test_grid_keys_are_named_beside_the_parameters_they_set(runs):
+    from simkit import report
+
+    with xr.open_dataset(runs["grid3"]) as ds:
+        head = report._scenario_section(ds.load())
+    assert "over the grid: market.sigma = 1.5, 3" in head
+    assert "over the grid: market.iv0 = 3, 4, 5" in head
+    assert "exits.stop_loss_multiple = 1, 2" in head

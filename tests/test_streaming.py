@@ -9,9 +9,11 @@ from simkit import metrics, streaming
 from simkit.aggregate import (
     _CLOSE_COUNTERS,
     BUCKETS,
+    HISTOGRAMS,
     LIMITS,
     N_BINS,
     CellAccumulator,
+    RunHistograms,
     aggregate_cell,
     derive_block,
     histogram,
@@ -301,10 +303,71 @@ def test_cell_reduction_matches_numpy_on_the_whole_arrays(monkeypatch):
     finite = total[np.isfinite(total)]
     lo, hi = np.quantile(finite, (0.005, 0.995))
     counts, edges = np.histogram(np.clip(finite, lo, hi), bins=60, range=(lo, hi))
-    assert np.array_equal(got["total_return_hist_count"], counts)
-    assert np.array_equal(got["total_return_hist_edge"], edges)
+    assert np.array_equal(got["total_return_hist"], counts)
+    assert np.array_equal(got["total_return_bin_edge"], edges)
     # aggregate_cell (one call on the whole arrays) is the same reduction
     _same(got, aggregate_cell(x, strategy=_Strategy, n_steps=40, rate=0.05))
+
+
+def test_run_histograms_put_every_cell_on_common_edges(monkeypatch, tmp_path):
+    """Three cells of different scales: each counted on equal bins from the lowest cell's
+    0.5 % quantile to the highest cell's 99.5 % quantile (independent truth: NumPy on the
+    cell's values), the same whether the kept columns stay in memory or go to files."""
+    monkeypatch.setattr(streaming, "SEGMENT", 64)
+    rng = np.random.default_rng(11)
+    cells = {}
+    for number, scale in enumerate((0.2, 1.0, 5.0)):
+        blocks = _blocks(300, 100, rng)
+        for _, block in blocks:
+            block["total_return"] = block["total_return"] * scale + scale
+        cells[number] = blocks
+    values = {
+        name: [np.concatenate([b[name] for _, b in blocks]) for blocks in cells.values()]
+        for name in HISTOGRAMS
+    }
+    for budget in (None, 0):
+        histograms = RunHistograms(len(cells), spill_dir=tmp_path, budget_bytes=budget)
+        results = {}
+        for number, blocks in cells.items():
+            acc = CellAccumulator(300)
+            for start, arrays in blocks:
+                acc.add(start, {k: v.copy() for k, v in arrays.items()})
+            results[number] = acc.result(strategy=_Strategy, n_steps=40, rate=0.05)
+            histograms.keep(number, acc)
+            acc.close()
+        assert len(list(tmp_path.iterdir())) == (3 if budget == 0 else 0)  # spilled or not
+        histograms.finish(results)
+        histograms.close()
+        assert list(tmp_path.iterdir()) == []
+        for name, cell_values in values.items():
+            finite = [v[np.isfinite(v)] for v in cell_values]
+            lo = min(np.quantile(v, 0.005) for v in finite)
+            hi = max(np.quantile(v, 0.995) for v in finite)
+            edges = np.histogram_bin_edges([], bins=N_BINS, range=(lo, hi))
+            for number, v in enumerate(finite):
+                got = results[number]
+                assert np.array_equal(got[f"{name}_bin_edge"], edges), name
+                want = np.histogram(np.clip(v, lo, hi), bins=N_BINS, range=(lo, hi))[0]
+                assert np.array_equal(got[f"{name}_hist"], want), name
+                assert got[f"{name}_hist"].sum() == v.size
+
+
+def test_a_run_of_one_cell_keeps_its_own_histogram():
+    """One cell: nothing kept, its own edges are the run's."""
+    blocks = _blocks(100, 100, np.random.default_rng(12))
+    histograms = RunHistograms(1)
+    acc = CellAccumulator(100)
+    acc.add(0, blocks[0][1])
+    result = acc.result(strategy=_Strategy, n_steps=40, rate=0.05)
+    own = {k: result[k].copy() for k in ("total_return_hist", "total_return_bin_edge")}
+    histograms.keep(0, acc)
+    acc.close()
+    histograms.finish({0: result})
+    for k, v in own.items():
+        assert np.array_equal(result[k], v)
+    counts, edges = histogram(blocks[0][1]["total_return"])
+    assert np.array_equal(own["total_return_hist"], counts)
+    assert np.array_equal(own["total_return_bin_edge"], edges)
 
 
 ULP = np.finfo(float).eps

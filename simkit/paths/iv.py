@@ -120,7 +120,8 @@ def initial_log_vrp(iv0: Array, v0: Array) -> Array:
 
 
 def iv_percentile(iv: ArrayLike, iv_long_run: ArrayLike, kappa: ArrayLike, eta: ArrayLike) -> Array:
-    """Percentile of IV in the stationary law of the log-OU process (STRATEGY.md's choice).
+    """Percentile of IV in the stationary law of the log-OU process (a choice:
+    docs/MODELLING.md "Market model").
 
     `100 * Phi((ln iv - ln iv_long_run) / (eta / sqrt(2 kappa)))`: no history buffer needed.
     At the baseline (IV 4.2517, long run 2.17, kappa 6, eta 1) it is 99.0.

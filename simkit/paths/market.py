@@ -1,11 +1,12 @@
 """One simulated market: spot, implied volatility, exogenous signals and event draws per path.
 
-`MarketParams` holds a market's inputs (STRATEGY.md's baseline as defaults); `simulate_market`
-turns them into a `Market`, a `NamedTuple` of `(n_paths, n_steps + 1)` arrays. One day can
-also be generated on its own (`market_init`, `market_step`) inside the strategy engine's scan,
-from the same random numbers, so the engine need not hold whole paths in memory (the values
-are bit-for-bit `simulate_market`'s in a plain scan, see the tests; inside a larger jitted
-program XLA may fuse the arithmetic differently, so allow for an ulp there).
+`MarketParams` holds a market's inputs (the baseline market of docs/MODELLING.md as defaults);
+`simulate_market` turns them into a `Market`, a `NamedTuple` of `(n_paths, n_steps + 1)`
+arrays. One day can also be generated on its own (`market_init`, `market_step`) inside the
+strategy engine's scan, from the same random numbers, so the engine need not hold whole paths
+in memory (the values are bit-for-bit `simulate_market`'s in a plain scan, see the tests;
+inside a larger jitted program XLA may fuse the arithmetic differently, so allow for an ulp
+there).
 
 Reproducibility: path i (`i = path_start + local index`) of grid cell `cell` draws every random
 number from `fold_in(fold_in(PRNGKey(seed), cell), i)` and the day (`simkit.paths.keys`), so a

@@ -22,7 +22,8 @@ IV_MODELS = ("linked", "independent")
 
 @dataclasses.dataclass(frozen=True)
 class MarketParams:
-    """Inputs of one simulated market (defaults: STRATEGY.md's baseline market).
+    """Inputs of one simulated market (defaults: the baseline market, docs/MODELLING.md "The
+    baseline market").
 
     A JAX pytree (registered by `simkit.paths.market`, which every JAX use imports): the numeric
     fields are leaves (traced under `jit`, so a new grid cell does not recompile; they may be

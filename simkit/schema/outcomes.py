@@ -36,7 +36,7 @@ __all__ = [
 
 # --------------------------------------------------------------------------- calendar
 
-TRADING_DAYS_PER_YEAR = 252  # one step is one trading day (STRATEGY.md "Time and units")
+TRADING_DAYS_PER_YEAR = 252  # one step is one trading day (docs/STRATEGY.md "Time and units")
 CALENDAR_DAYS_PER_YEAR = 365  # option clocks are in calendar days
 SHARES_PER_CONTRACT = 100  # contract multiplier
 ADDITION_EVERY_DAYS = 21  # monthly additions are paid every 21 trading days
@@ -50,7 +50,7 @@ class TradeEnd(NamedTuple):
 
     name: str  # "profit", "expired_otm", ...
     how: str  # "bought_back" (at the purchase fill), "expired" or "assigned" (at the spot)
-    seed: str  # the seed section (or STRATEGY.md's rule) behind it
+    seed: str  # the seed section (or docs/STRATEGY.md's rule) behind it
 
 
 TRADE_ENDS = (
@@ -65,11 +65,13 @@ TRADE_ENDS = (
         "bought_back",
         'seed "Assignment Management Protocol": early-assignment score >= 5',
     ),
-    TradeEnd("margin", "bought_back", "STRATEGY.md Ruin: a margin call buys every put back"),
-    TradeEnd("ruin", "bought_back", "STRATEGY.md Ruin: equity <= 0 liquidates the book"),
-    TradeEnd("expired_otm", "expired", "STRATEGY.md Expiry: out of the money, kept the premium"),
+    TradeEnd("margin", "bought_back", "docs/STRATEGY.md Ruin: a margin call buys every put back"),
+    TradeEnd("ruin", "bought_back", "docs/STRATEGY.md Ruin: equity <= 0 liquidates the book"),
+    TradeEnd(
+        "expired_otm", "expired", "docs/STRATEGY.md Expiry: out of the money, kept the premium"
+    ),
     TradeEnd("assigned_expiry", "assigned", 'seed "Assignment Management Protocol": at expiry'),
-    TradeEnd("assigned_early", "assigned", "STRATEGY.md Early exercise: BS value < intrinsic"),
+    TradeEnd("assigned_early", "assigned", "docs/STRATEGY.md Early exercise: BS value < intrinsic"),
 )
 
 
@@ -98,8 +100,12 @@ ASSIGNED = tuple(CLOSE_CODES[trade_end_counter(e.name)] for e in TRADE_ENDS if e
 # "open"). Names only: the log never feeds back into either engine.
 TRADE_KINDS = ("short_put", "hedge_call", "covered_call", "shares")
 TRADE_LOG_ENDS = (
-    TradeEnd("expired_itm", "expired", "STRATEGY.md Hedges: a long call pays its intrinsic value"),
-    TradeEnd("called_away", "assigned", "STRATEGY.md Expiry: shares delivered on a covered call"),
+    TradeEnd(
+        "expired_itm", "expired", "docs/STRATEGY.md Hedges: a long call pays its intrinsic value"
+    ),
+    TradeEnd(
+        "called_away", "assigned", "docs/STRATEGY.md Expiry: shares delivered on a covered call"
+    ),
     TradeEnd("open", "open", "still held at the horizon, marked at the day's mid (shares: spot)"),
 )
 
@@ -112,7 +118,7 @@ class Limit(NamedTuple):
 
     name: str
     severity: str  # "HIGH" blocks new tranches while breached; "MEDIUM" and "ALERT" count
-    rule: str  # what breaches it, in words (STRATEGY.md "Risk limits")
+    rule: str  # what breaches it, in words (docs/STRATEGY.md "Risk limits")
 
 
 LIMITS = (

@@ -4,7 +4,7 @@ Both engines read this record (the vectorized JAX engine turns it into traced ar
 reference engine reads the floats directly). It holds data only, no rule: the rules live in each
 engine, written separately, so that their agreement path by path means something.
 
-Every default is the seed's (see ``../shared/STRATEGY.md``); the comment on each field gives the
+Every default is the seed's (see ``docs/STRATEGY.md``); the comment on each field gives the
 seed section it comes from and its unit. ``docs/ENGINE_SPEC.md`` says exactly how each is used.
 """
 
@@ -192,7 +192,7 @@ class StrategyConfig:
 
     @property
     def sleeve_initial(self) -> float:
-        """USD given to the strategy at the start (STRATEGY.md "Capital")."""
+        """USD given to the strategy at the start (docs/STRATEGY.md "Capital")."""
         if self.allocation is not None:
             return float(self.allocation)
         frac = min(self.kelly_multiplier * self.kelly_fraction, self.max_total_strategy_pct)

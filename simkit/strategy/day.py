@@ -1,7 +1,7 @@
 """One day of the strategy for a block of paths, and the loop over the days.
 
 ``_day(book, slots, today, t, params, shape) -> (book, slots, equity)`` applies the steps of
-STRATEGY.md "A day, in order" (docs/ENGINE_SPEC.md) to every path of a block at once, each step
+docs/STRATEGY.md "A day, in order" (docs/ENGINE_SPEC.md) to every path of a block at once, each step
 a rule of `simkit.strategy.rules`, and a ``fori_loop`` runs it over the days. The paths are on
 the last axis of every array (`simkit.strategy.state`); nothing branches on a path's values in
 Python: every rule is a mask, every trade an array update, so the same code runs on CPU and GPU.

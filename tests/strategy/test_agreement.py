@@ -3,7 +3,7 @@
 Both engines get the same market paths (float64) and must return the same per-path summary:
 final equity to 1e-6 relative, trade counts and wins exactly, on at least 99 % of paths (whole
 contracts are floors, so a rounding hair can flip one contract on a rare path). The corpus below
-is built so that every rule of STRATEGY.md fires somewhere; the last test asserts it.
+is built so that every rule of docs/STRATEGY.md fires somewhere; the last test asserts it.
 """
 
 from __future__ import annotations

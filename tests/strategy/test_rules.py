@@ -1,7 +1,7 @@
 """One rule at a time, on hand-built short paths, with hand-computed numbers.
 
 Each test builds a tiny market (constant inputs, a spot or IV step) in which one rule of
-``../shared/STRATEGY.md`` fires, computes what must happen from first principles (a small
+``docs/STRATEGY.md`` fires, computes what must happen from first principles (a small
 Black-Scholes formula on scipy's normal, written here, not the engine's), and checks both
 engines against it through ``run``. The JAX engine is skipped until ``simkit.strategy.engine``
 exists; it runs in float64 here.
@@ -51,7 +51,7 @@ SPREAD = 0.10
 SLEEVE = 200_000.0  # min(0.25 * 0.816, 0.20) * 1e6
 OUTSIDE = 1_000_000.0 - SLEEVE
 
-# Baseline values of every input (STRATEGY.md "Baseline market").
+# Baseline values of every input (docs/MODELLING.md "The baseline market").
 BASELINE = dict(
     spot=3.0,
     iv=4.2517,

@@ -2,13 +2,13 @@
 
 This package is the slow, obviously-correct twin of the vectorized JAX engine. It shares nothing
 with it but the parameter record (``simkit.strategy.config.StrategyConfig``) and the written
-contract (``docs/ENGINE_SPEC.md``, which fixes the arithmetic of one day; ``../shared/STRATEGY.md``
+contract (``docs/ENGINE_SPEC.md``, which fixes the arithmetic of one day; ``docs/STRATEGY.md``
 fixes what each rule means). Positions are small dataclasses in lists, one function per step of
 the day, floats are Python float64. Every rule cites the seed section it comes from, so a reviewer
 can check it against the seed sentence by sentence; ``# choice:`` marks a reading made here where
 the spec is silent.
 
-Modules, one per section of a day (STRATEGY.md "A day, in order"), named as the JAX engine's
+Modules, one per section of a day (docs/STRATEGY.md "A day, in order"), named as the JAX engine's
 rules are:
     state       the book (ShortPut, HedgeCall, CoveredCall, Book), the Tally, summary names
     pricing     normal CDF and density, Black-Scholes price and Greeks (seed units)

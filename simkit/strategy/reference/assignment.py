@@ -1,7 +1,7 @@
 """Steps 3 and 6 of a day: early exercise of short puts, covered calls on assigned shares.
 
 seed: "Assignment Management Protocol" (the early-assignment score, the cost-basis rules of the
-covered calls); STRATEGY.md "Expiry, assignment, covered calls".
+covered calls); docs/STRATEGY.md "Expiry, assignment, covered calls".
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def early_exercise(
     if cfg.early_assignment:
         for put in list(book.puts):
             mid = quotes.mid("put", put.strike, put.expiry_step)
-            # STRATEGY.md *(choice)*: a rational holder of an American put exercises when the
+            # docs/STRATEGY.md *(choice)*: a rational holder of an American put exercises when the
             # European value is strictly below intrinsic; one uniform per path and day.
             below_intrinsic = mid < put.strike - day.spot
             if below_intrinsic and day.early_u < cfg.early_assignment_prob:

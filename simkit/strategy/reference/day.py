@@ -1,4 +1,4 @@
-"""One path, day by day, in STRATEGY.md's order ("A day, in order"), and the summary.
+"""One path, day by day, in docs/STRATEGY.md's order ("A day, in order"), and the summary.
 
 ``simulate_path`` is the loop: each step reads the day's market and calls the rule modules in
 the order of the spec; the end of day records equity and breaches; at the horizon open positions

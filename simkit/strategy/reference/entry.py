@@ -2,7 +2,7 @@
 
 seed: "Entry Conditions", "Strike Selection & Allocation Matrix", "Position Sizing Algorithm",
 "Premium Allocation Framework" and the market-impact limits of the "Order Execution Framework";
-STRATEGY.md "The put ladder". The tranche's hedge calls are bought with it (hedges.py).
+docs/STRATEGY.md "The put ladder". The tranche's hedge calls are bought with it (hedges.py).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _ladder_strikes(day: MarketDay, cfg: StrategyConfig) -> list[float]:
     """seed: "Strike Selection & Allocation Matrix" — K = [2.0, 2.5, 3.0, 4.0, 5.0]."""
     if cfg.strike_mode == "fixed":
         return [float(k) for k in cfg.strikes]
-    # STRATEGY.md *(choice)*: moneyness mode re-centres the ladder, half-up to the grid.
+    # docs/STRATEGY.md *(choice)*: moneyness mode re-centres the ladder, half-up to the grid.
     grid = cfg.strike_grid
     return [
         max(math.floor(k * day.spot / cfg.reference_spot / grid + 0.5) * grid, grid)
@@ -71,11 +71,12 @@ def entry(
     if _signal_count(day, cfg) < cfg.signal_min_conditions:
         tally.n_blocked_signal += 1
         return False
-    # STRATEGY.md "Risk Limits": no new tranche while a HIGH-severity limit is breached.
+    # docs/STRATEGY.md "Risk Limits": no new tranche while a HIGH-severity limit is breached.
     if cfg.enforce_limits and risk.high_breached:
         tally.n_blocked_limits += 1
         return False
-    # STRATEGY.md "Exits": a close-all exit condition (thesis, liquidity, IV) stops new entries.
+    # docs/STRATEGY.md "Exits": a close-all exit condition (thesis, liquidity, IV) stops new
+    # entries.
     if any(close_all_conditions(book, day, cfg).values()):
         tally.n_blocked_exit += 1
         return False
@@ -129,7 +130,7 @@ def _size_tranche(
     )
     contracts: list[float] = []
     for x, k in zip(planned_contracts, strikes, strict=True):
-        # STRATEGY.md caps per strike (and the tranche's one expiry): rungs of one tranche that
+        # docs/STRATEGY.md caps per strike (and the tranche's one expiry): rungs of one tranche that
         # share a strike value (moneyness mode at a low spot) share its allowances, which go
         # to the rungs in ladder order. What the earlier rungs at this strike sold (after
         # their flooring and capacity cut) is taken off the strike cap and the capacity.

@@ -1,7 +1,7 @@
 """Step 4 of a day: each open short put is checked at the day's mid and closed on an exit.
 
 seed: "Exit Conditions" (profit-take, stop-loss, time, IV, liquidity, thesis, by urgency);
-STRATEGY.md "Exits". The close-all conditions also stop new entries (entry.py).
+docs/STRATEGY.md "Exits". The close-all conditions also stop new entries (entry.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from simkit.strategy.reference.trades import close_put
 def _thesis_broken(book: Book, day: MarketDay, cfg: StrategyConfig) -> bool:
     """seed: "Exit Conditions" — fundamental_thesis_changed(): merger cancelled / adverse
     regulation (the latch), get_short_interest() < 20, get_bitcoin_correlation() > 0.95
-    (absolute value, per STRATEGY.md)."""
+    (absolute value, per docs/STRATEGY.md)."""
     return (
         book.thesis_latch
         or day.short_interest < cfg.thesis_short_interest_min
@@ -44,7 +44,7 @@ def _exit_reason(
 
     seed: "Exit Conditions" — exit_conditions.sort(key=urgency, reverse=True); urgencies thesis 5,
     stop 4, time 3 = liquidity 3, IV 2, profit 1. The list below is in that order, with time
-    before liquidity (STRATEGY.md: between time and liquidity, time).
+    before liquidity (docs/STRATEGY.md: between time and liquidity, time).
     """
     dte_calendar = (put.expiry_step - day.step) * CALENDAR_DAYS_PER_YEAR / TRADING_DAYS_PER_YEAR
     holding = (

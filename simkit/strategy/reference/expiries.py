@@ -1,6 +1,6 @@
 """Step 2 of a day: options whose expiry step is today settle on today's spot.
 
-STRATEGY.md "Expiry, assignment, covered calls": an ITM put is assigned, hedge calls pay their
+docs/STRATEGY.md "Expiry, assignment, covered calls": an ITM put is assigned, hedge calls pay their
 intrinsic value, an ITM covered call takes the shares away at its strike.
 """
 

@@ -1,7 +1,7 @@
 """Step 7 of a day, with a tranche: the call hedges its premium buys (the 80/20 rule).
 
 seed: "Dynamic Hedging Specifications" (hedge ratio, squeeze probability, instruments) and
-"Core 80/20 Distribution"; STRATEGY.md "Hedges".
+"Core 80/20 Distribution"; docs/STRATEGY.md "Hedges".
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Steps 7 and 8 of a day: the book's Greeks, VaR and notionals, and the limits they breach.
 
 seed: "Position Limits & Controls" (position_limits, greek_limits, calculate_portfolio_greeks);
-STRATEGY.md "Risk limits". A HIGH breach blocks the day's entry (entry.py); every breach is
+docs/STRATEGY.md "Risk limits". A HIGH breach blocks the day's entry (entry.py); every breach is
 counted at the end of the day (day.py).
 """
 
@@ -72,7 +72,7 @@ def _greeks(
     gamma = theta = vega = rho = 0.0
     for kind, strike, expiry, n, sign in options:
         v = quotes.value(kind, strike, expiry)
-        # STRATEGY.md *(choice)*: seed convention, delta x contracts held, short or long alike.
+        # docs/STRATEGY.md *(choice)*: seed convention, delta x contracts held, short or long alike.
         delta_seed += v.delta * n
         delta_signed += sign * n * SHARES_PER_CONTRACT * v.delta
         gamma += sign * n * SHARES_PER_CONTRACT * v.gamma
@@ -84,7 +84,7 @@ def _greeks(
 
 def _delta_gamma_var(greeks: BookGreeks, day: MarketDay, cfg: StrategyConfig) -> float:
     """USD, the one-day VaR at cfg.var_level (seed: 'daily_var_limit')."""
-    # STRATEGY.md *(choice)*: one-day delta-gamma normal VaR from the day's IV.
+    # docs/STRATEGY.md *(choice)*: one-day delta-gamma normal VaR from the day's IV.
     spot = day.spot
     gamma = greeks.gamma
     sd = day.iv / math.sqrt(TRADING_DAYS_PER_YEAR)
@@ -141,7 +141,7 @@ def _position_breaches(
 def _greek_alerts(
     cfg: StrategyConfig, greeks: BookGreeks, spot: float, pv: float, has_options: bool
 ) -> dict[str, bool]:
-    """The Greek limits: counted alerts, never blocking (STRATEGY.md "Risk limits")."""
+    """The Greek limits: counted alerts, never blocking (docs/STRATEGY.md "Risk limits")."""
     delta_seed, gamma = greeks.delta_seed, greeks.gamma
     theta, vega, rho = greeks.theta, greeks.vega, greeks.rho
     # seed: "Position Limits & Controls" — greek_limits; ENGINE_SPEC *(choice: units, % of PV)*

@@ -47,7 +47,8 @@ class MarketDay:
 
 
 def iv_percentile(iv: float, mkt) -> float:
-    """Percentile of ln IV in the stationary law of the log-OU process (STRATEGY.md *(choice)*).
+    """Percentile of ln IV in the stationary law of the log-OU process (a choice:
+    docs/MODELLING.md "Market model").
 
     p = 100 * Phi((ln iv - ln iv_long_run) / (eta / sqrt(2 kappa))).
     With linked IV (``mkt.linked_iv``: heston or bates), the percentile of IV in the stationary

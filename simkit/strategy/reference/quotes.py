@@ -1,6 +1,6 @@
 """The day's quotes and fills, contract flooring, and the book marked at the day's mids.
 
-STRATEGY.md "Market model" (pricing, quotes) and "Fills"; seed: "Order Execution Framework".
+docs/MODELLING.md "Pricing" (quotes) and "Fills"; seed: "Order Execution Framework".
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from simkit.strategy.reference.state import Book
 
 
 class DayQuotes:
-    """Model quotes and fills of step t (STRATEGY.md "Pricing", "Fills").
+    """Model quotes and fills of step t (docs/MODELLING.md "Pricing", "Fills").
 
     The market does not move within a day, so each option's value is computed once and cached.
     """

@@ -1,6 +1,6 @@
 """Step 5 of a day: the margin check on the book after exits, and ruin.
 
-STRATEGY.md "Ruin"; seed: "Capital & Margin" (margin requirements, 'max_leverage': 1.5).
+docs/STRATEGY.md "Ruin"; seed: "Capital & Margin" (margin requirements, 'max_leverage': 1.5).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ def margin_and_ruin(
 ) -> None:
     """Step 5: margin call when equity < required collateral; ruin when equity <= 0.
 
-    STRATEGY.md "Ruin" (seed: "Capital & Margin" — margin requirements; 'max_leverage': 1.5).
+    docs/STRATEGY.md "Ruin" (seed: "Capital & Margin" — margin requirements; 'max_leverage': 1.5).
     """
     if cfg.margin_calls and book.puts:
         equity = sleeve_equity(book, quotes)
         if equity < required_collateral(book, cfg):
             # seed: "Capital & Margin" — margin requirements: every short put is bought back;
-            # shares and calls are kept (STRATEGY.md "Ruin").
+            # shares and calls are kept (docs/STRATEGY.md "Ruin").
             for put in list(book.puts):
                 close_put(book, tally, put, quotes, "margin", cfg)
             tally.n_margin_calls += 1

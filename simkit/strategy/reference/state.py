@@ -80,7 +80,7 @@ class ShortPut:
     expiry_step: int  # step on which it settles
 
     def collateral(self, cfg: StrategyConfig) -> float:
-        """USD tied up: K * 100 * n / max_leverage (STRATEGY.md "Capital")."""
+        """USD tied up: K * 100 * n / max_leverage (docs/STRATEGY.md "Capital")."""
         return self.strike * SHARES_PER_CONTRACT * self.contracts / cfg.max_leverage
 
     def notional(self) -> float:
@@ -173,7 +173,8 @@ class Tally:
 
 
 def required_collateral(book: Book, cfg: StrategyConfig) -> float:
-    """R = sum of the open puts' collateral (STRATEGY.md "Capital": cash-secured with margin)."""
+    """R = sum of the open puts' collateral (docs/STRATEGY.md "Capital": cash-secured with
+    margin)."""
     return sum(put.collateral(cfg) for put in book.puts)
 
 

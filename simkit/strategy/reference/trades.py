@@ -1,6 +1,6 @@
 """A short put's trade ends: bought back, or assigned; its result enters the Kelly inputs.
 
-STRATEGY.md "Trades, premiums and wins"; seed: "Kelly Criterion Implementation" and
+docs/STRATEGY.md "Trades, premiums and wins"; seed: "Kelly Criterion Implementation" and
 "Assignment Management Protocol". The rule modules (expiries, assignment, exits, ruin) decide
 when; these functions do the bookkeeping.
 """
@@ -32,7 +32,8 @@ def record_trade(tally: Tally, put: ShortPut, pnl: float, cfg: StrategyConfig) -
 def close_put(
     book: Book, tally: Tally, put: ShortPut, quotes: DayQuotes, reason: str, cfg: StrategyConfig
 ) -> None:
-    """Buy a short put back at the buy fill (STRATEGY.md "Exits": "bought back at the fill price")."""
+    """Buy a short put back at the buy fill (docs/STRATEGY.md "Exits": "bought back at the
+    fill price")."""
     c = cfg.commission
     n = put.contracts
     fill = quotes.buy_fill(quotes.mid("put", put.strike, put.expiry_step))
@@ -58,7 +59,7 @@ def assign_put(
     """Assignment: buy 100 n shares at K (seed: "Assignment Management Protocol").
 
     seed: effective_cost_basis = strike_price - premium_collected; with several assignments the
-    basis is the share-weighted mean (STRATEGY.md "Expiry, assignment, covered calls").
+    basis is the share-weighted mean (docs/STRATEGY.md "Expiry, assignment, covered calls").
     """
     n = put.contracts
     new_shares = SHARES_PER_CONTRACT * n

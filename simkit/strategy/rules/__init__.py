@@ -1,4 +1,4 @@
-"""The rules of the vectorized engine, one module per section of the seed (and of STRATEGY.md
+"""The rules of the vectorized engine, one module per section of the seed (and of docs/STRATEGY.md
 "A day, in order"); `simkit.strategy.day` applies them in that order.
 
     sums.py        sums over a path's positions; where XLA materializes a value
@@ -9,7 +9,7 @@
     assignment.py  seed "Assignment Management Protocol": step 3 early exercise (the seed's
                    early-assignment score), step 6 covered calls
     exits.py       seed "Exit Conditions": step 4, close-all conditions and the put decisions
-    ruin.py        step 5: margin call and liquidation (STRATEGY.md "Ruin")
+    ruin.py        step 5: margin call and liquidation (docs/STRATEGY.md "Ruin")
     limits.py      seed "Position Limits & Controls": measures (Greeks, VaR, leverage, notional,
                    concentration) and breaches
     hedges.py      seed "Dynamic Hedging Specifications": squeeze probability, hedge ratio and

@@ -1,5 +1,5 @@
 """The book's measures (Greeks, VaR, leverage, notional, concentration) and the limits of
-STRATEGY.md "Risk limits" they breach: read on entry days (a HIGH limit blocks the entry) and
+docs/STRATEGY.md "Risk limits" they breach: read on entry days (a HIGH limit blocks the entry) and
 at the end of every day (the breach counters)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from simkit.strategy.state import Book
 
 
 class _Measures(NamedTuple):
-    """The book's risk measures at the day's prices (STRATEGY.md "Risk limits"), (paths,)."""
+    """The book's risk measures at the day's prices (docs/STRATEGY.md "Risk limits"), (paths,)."""
 
     equity: Array  # USD, sleeve equity at mids
     portfolio: Array  # USD, outside cash + sleeve
@@ -122,7 +122,7 @@ def _high_breach(m: _Measures, p) -> Array:
 
 
 def _breaches(m: _Measures, notional_strike, p) -> dict:
-    """Each limit of STRATEGY.md "Risk limits": True when it does not hold."""
+    """Each limit of docs/STRATEGY.md "Risk limits": True when it does not hold."""
     pv, eq, has_puts = m.portfolio, m.equity, m.notional > 0
     greek = m.any_option
     out = {

@@ -1,12 +1,12 @@
 """Black-Scholes marks and quotes of the book's options, fills, and the book's mark sums.
 
-seed: "Black-Scholes Foundation" — European Black-Scholes, no dividend; the IV percentile
-and the skew are STRATEGY.md's choices. How a day keeps the pricing cheap (bench/README.md):
-one evaluation per position and day (`_marks`) shares `d1`, `d2`, their densities and normal
-CDFs (in float32 from the densities, A&S 26.2.17) between the mid and the Greeks; without a skew
-the volatility is the path's, so `1 / (vol sqrt(tau))` is per slot and path; a fixed ladder's
-puts take one `log(S / K)` per rung and path; the book's six sums (mid and five Greeks) come
-from three products per position (`_mark_sums`).
+seed: "Black-Scholes Foundation" — European Black-Scholes, no dividend; the IV percentile and
+the skew are choices of docs/MODELLING.md "Pricing". How a day keeps the pricing cheap
+(bench/README.md): one evaluation per position and day (`_marks`) shares `d1`, `d2`, their
+densities and normal CDFs (in float32 from the densities, A&S 26.2.17) between the mid and the
+Greeks; without a skew the volatility is the path's, so `1 / (vol sqrt(tau))` is per slot and
+path; a fixed ladder's puts take one `log(S / K)` per rung and path; the book's six sums (mid
+and five Greeks) come from three products per position (`_mark_sums`).
 """
 
 from __future__ import annotations
@@ -292,8 +292,9 @@ def _contracts(x, p):
 
 
 def _iv_percentile(iv, p):
-    """Percentile of ln IV in the stationary law of its OU process (STRATEGY.md choice); with
-    linked IV, of IV in the stationary law of sqrt(v) e^z (`p.iv_table`)."""
+    """Percentile of ln IV in the stationary law of its OU process (a choice:
+    docs/MODELLING.md "Market model"); with linked IV, of IV in the stationary law of
+    sqrt(v) e^z (`p.iv_table`)."""
     # seed: "Entry Conditions" — get_iv_percentile(), read by entries, exits and hedges.
     if p.iv_table is not None:
         return _table_percentile(iv, p.iv_table)

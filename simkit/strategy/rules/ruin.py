@@ -1,4 +1,4 @@
-"""Step 5 of a day: the margin check on the book after the exits, and ruin (STRATEGY.md
+"""Step 5 of a day: the margin check on the book after the exits, and ruin (docs/STRATEGY.md
 "Ruin"). A margin call buys back every short put; equity <= 0 liquidates everything."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _liquidate(
         [jnp.where(puts.remaining, puts.fill * 100.0 * n + p.execution.commission * n, 0.0)]
     )[0]
     after_call = equity + jnp.where(call, 100.0 * put_sums.price - buy_back, 0.0)
-    # choice (STRATEGY.md "Ruin"): sleeve equity <= 0 liquidates everything at fill prices.
+    # choice (docs/STRATEGY.md "Ruin"): sleeve equity <= 0 liquidates everything at fill prices.
     ruin = after_call <= 0.0
     close_all = call | ruin
     closing = puts.remaining & close_all
