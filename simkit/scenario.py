@@ -1246,6 +1246,28 @@ it beside the text as written.
 - A value written in a table and also swept: the grid's values win; the table's value is still
   checked.
 - Random numbers depend only on (seed, cell, path index).
+
+## GARCH markets
+
+`model = "garch"` is GJR-GARCH(1,1) with normal innovations, one step a trading day: the day's
+log return is `(mu dt - h/2) + eps`, `eps = sqrt(h) z`, and the next day's variance is
+`h' = garch_omega + (garch_alpha + garch_gamma [eps < 0]) eps² + garch_beta h`.
+
+- Units: daily, of log returns as **fractions**, not percent. `garch_omega` is a daily variance
+  (the default 4.2976e-4 = 0.03 × 1.9² / 252); `garch_alpha`, `garch_gamma` and `garch_beta`
+  are pure numbers. The `arch` package fitted on percent returns (returns × 100, its usual
+  scale) reports omega × 10⁴: divide it by 10⁴ (`simkit calibrate market --model garch`
+  converts). `v0` is annual, as for heston: the first day's `h` is `v0 / 252`.
+- Checks: `garch_omega > 0`, `garch_alpha >= 0`, `garch_alpha + garch_gamma >= 0`,
+  `garch_beta >= 0`, and the persistence `garch_alpha + garch_gamma / 2 + garch_beta < 1` (a
+  stationary variance; its long-run mean is `garch_omega / (1 - persistence)` a day).
+- Defaults: the baseline's long-run vol of 190 % (`sqrt(252 × omega / (1 - persistence))`),
+  persistence 0.97 (a variance shock's half-life about 23 trading days), leverage
+  (`garch_gamma = 0.08`: a down day raises the next day's variance more than an up day).
+- `E[S_t] = s0 exp(mu t)` exactly (h is known before the day's shock). IV is linked by default:
+  `IV = sqrt(252 h') e^z`, h' the next day's variance; its percentile is read in a table of
+  the stationary law tabulated once per parameter set from a seeded long simulation (no closed
+  form exists). `sigma`, `kappa_v`, `theta_v`, `xi`, `rho` are not read.
 """
 
 
