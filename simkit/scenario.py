@@ -43,6 +43,7 @@ from simkit.schema.tables import (
     _STRATEGY_DEFAULTS,
     _TOP_LEVEL,
     GRID_TABLES,
+    RECORD_TABLES,
     STRATEGY_FIELD_TABLE,
     STRATEGY_TABLES,
     TABLES,
@@ -544,6 +545,9 @@ class _Builder:
         for name, body in self.raw.items():
             if name == "grid":
                 continue
+            if name in RECORD_TABLES:
+                self.validate_record(name, body)
+                continue
             if name not in TABLES:
                 if isinstance(body, dict):
                     self.add(name, f"unknown table [{name}]{_suggest(name, list(_TOP_LEVEL))}")
@@ -586,6 +590,14 @@ class _Builder:
         if home:
             return f"unknown key in [{table}]; {name!r} belongs in [{home[0]}]"
         return f"unknown key in [{table}]{_suggest(name, list(TABLES[table].model_fields))}"
+
+    def validate_record(self, table: str, body: Any) -> None:
+        """A record table (`[fit]`): checked for its form, otherwise not read."""
+        if not isinstance(body, dict):
+            self.add(table, f"must be a table [{table}], got {_describe(body)}")
+            return
+        for name, message in RECORD_TABLES[table].model_validate(body).checks():
+            self.add(f"{table}.{name}", message)
 
     def validate_table(self, table: str, body: dict[str, Any]) -> _Table:
         model = TABLES[table]
@@ -1179,9 +1191,10 @@ A scenario is a TOML file: a required `[simulation]` table, a `[market]` table, 
 that hold the strategy's parameters (`[capital]`, `[strategy]`, `[execution]`, `[exits]`,
 `[assignment]`, `[hedges]`, `[limits]`), an optional `[claims]` table (the family of markets
 `simkit claims` judges the seed's claims across), an optional `[sensitivity]` table (the input
-ranges `simkit sensitivity` samples) and an optional `[grid]`. Every key is optional and
-takes the default below when omitted; an empty file, or one without `[simulation]`, is an error
-(write an empty `[simulation]` table to take every default). `scenarios/baseline.toml` writes
+ranges `simkit sensitivity` samples), an optional `[grid]`, and an optional `[fit]` record
+(what `simkit calibrate market` writes beside its `[market]` table; accepted, not read).
+Every key is optional and takes the default below when omitted; an empty file, or one without
+`[simulation]`, is an error (write an empty `[simulation]` table to take every default). `scenarios/baseline.toml` writes
 out every key with its default.
 
 Validation is strict, and every problem of a file is reported at once, each with the file,
@@ -1290,6 +1303,9 @@ def scenario_reference_markdown() -> str:
             type_text = _type_text(tp, optional).replace("|", "\\|")
             out.append(f"| `{name}` | {type_text} | {default} | {unit} | {allowed} | {meaning} |")
         out.append("")
+    for table, model in RECORD_TABLES.items():
+        out.append(f"## [{table}]\n")
+        out.append(f"{' '.join((model.__doc__ or '').split())}\n")
     out.append(_STRESS_HEAD)
     for table, model in STRESS_TABLES.items():
         out.append(f"### [{table}]\n")

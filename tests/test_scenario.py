@@ -694,3 +694,16 @@ def test_failing_grid_cells_are_reported_then_counted(tmp_path):
     assert messages[0].startswith("in grid cell limits.delta_min = -20.0: must be > delta_min")
     assert messages[-1] == "… and 15 more grid cells fail"
 
+
+def test_a_fit_record_is_accepted_and_not_read(tmp_path):
+    """`simkit calibrate market` writes [fit] beside [market]: any scalar keys (a NaN standard
+    error included) load and change nothing; a table or a list inside it is an error."""
+    record = '[fit]\nloglik = 1.5\nmu_se = nan\nhistory = "x.csv"\nconverged = true\n'
+    scenario = parse_scenario("[simulation]\n" + record)
+    assert scenario.market == MarketParams() and scenario.strategy == StrategyConfig()
+    error = error_of(tmp_path, "[simulation]\n[fit]\nranges = [1, 2]\n[fit.inner]\nx = 1\n")
+    messages = {p.key: p.message for p in error.problems}
+    assert messages["fit.ranges"].startswith("must be a string, number or boolean")
+    assert messages["fit.inner"].startswith("must be a string, number or boolean")
+    error = error_of(tmp_path, "fit = 3\n[simulation]\n")
+    assert [p.key for p in error.problems] == ["fit"]

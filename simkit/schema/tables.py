@@ -912,6 +912,26 @@ def _range_problems(key: str, spec: Any) -> list[str]:
     return out
 
 
+class FitTable(_Table):
+    """The record `simkit calibrate market` writes beside its `[market]` table: where the fit
+    came from (history file, close column, dates), its log-likelihood, AIC, number of returns
+    and standard errors (`KEY_se`). A scenario accepts it so that the fragment loads as
+    written, and reads nothing from it: any key, each a string, number (NaN allowed: an
+    unidentified standard error) or boolean."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    def checks(self) -> list[tuple[str, str]]:
+        return [
+            (name, f"must be a string, number or boolean (a record), got {type(value).__name__}")
+            for name, value in (self.model_extra or {}).items()
+            if not isinstance(value, str | int | float | bool)
+        ]
+
+
+# Tables a scenario accepts and does not read (records kept in the file's text).
+RECORD_TABLES: dict[str, type[_Table]] = {"fit": FitTable}
+
 TABLES: dict[str, type[_Table]] = {
     "simulation": SimulationTable,
     "market": MarketTable,
@@ -927,7 +947,7 @@ TABLES: dict[str, type[_Table]] = {
 }
 STRATEGY_TABLES = ("capital", "strategy", "execution", "exits", "assignment", "hedges", "limits")
 GRID_TABLES = ("market", *STRATEGY_TABLES)
-_TOP_LEVEL = (*TABLES, "grid")
+_TOP_LEVEL = (*TABLES, "grid", *RECORD_TABLES)
 
 # StrategyConfig field -> the table that holds it
 STRATEGY_FIELD_TABLE: dict[str, str] = {
