@@ -10,10 +10,11 @@
   and keys). Merge it by pasting its `[capital]` table into a scenario that has none, by copying
   the `kelly_fraction` line into the scenario's own `[capital]` table, or with
   `--set capital.kelly_fraction=VALUE`.
-- `market`: maximum likelihood of GBM and/or Merton on a history CSV
-  (`simkit.calibrate_market.fit_history` on `simkit.paths.history.read_history`), with a model
-  comparison by AIC; the fragment is `simkit.calibrate_market.to_toml_fragment`'s (`[market]`
-  for a scenario, `[fit]` for the record: copy the `[market]` table).
+- `market`: maximum likelihood of GBM, Merton and/or GJR-GARCH on a history CSV
+  (`simkit.calibrate_market.fit_history` on `simkit.paths.history.read_history`), ranked by
+  log-likelihood and AIC on the same returns, with warnings (few returns, Merton jumps that
+  look like volatility clustering); the fragment is `simkit.calibrate_market.to_toml_fragment`'s
+  (`[market]` and a `[fit]` record: it loads into a scenario as written).
 - `target`: the value of one scenario parameter at which an aggregate metric reaches a target,
   by Brent's method on the metric computed with common random numbers (every evaluation runs
   the same seed, so the metric is a deterministic function of the parameter), with an
@@ -34,7 +35,14 @@ import numpy as np
 from scipy import optimize, stats
 
 from simkit.aggregate import VARIABLES
-from simkit.calibrate_market import MODELS, fit_history
+from simkit.calibrate_market import (
+    CLUSTERING_JUMP_STD,
+    CLUSTERING_JUMPS_PER_YEAR,
+    FEW_RETURNS,
+    MODELS,
+    fit_history,
+    merton_looks_like_clustering,
+)
 from simkit.paths.history import read_history
 from simkit.run import simulate as run_simulate
 from simkit.scenario import ScenarioError, load_scenario
@@ -191,36 +199,91 @@ def calibrate_kelly(
 # --------------------------------------------------------------------------- market
 
 
-def calibrate_market(path: str | Path, models: Sequence[str] = ("gbm", "merton")) -> dict:
-    """Fit each model of `models` to the history CSV at `path`.
+def calibrate_market(path: str | Path, models: Sequence[str] = ("gbm", "merton", "garch")) -> dict:
+    """Fit each model of `models` to the history CSV at `path` and rank them by AIC.
+
+    The log-likelihoods are all of the same daily log returns as fractions (every return
+    counted), so they and AIC compare across models (`simkit.calibrate_market`).
 
     Returns:
       mapping with `history` (the `History`), `fits` (model -> `fit_history` result),
-      `best` (the model with the lowest AIC) and `delta_aic` (model -> AIC minus the best's).
+      `best` (the model with the lowest AIC), `delta_aic` (model -> AIC minus the best's),
+      `provenance` (what the fragment's `[fit]` records: file, close column, dates) and
+      `warnings` (sentences: a model that could not be fitted and is left out, too few
+      returns, a Merton fit whose jumps look like volatility clustering, a GARCH fit that did
+      not converge).
 
     Raises:
       HistoryError: the CSV cannot be used (names the file, line and field).
-      CalibrationError: a fit fails on these data (e.g. too few returns).
+      CalibrationError: no model can be fitted to these data (e.g. constant returns; a GARCH
+        fit alone whose persistence reaches 1).
     """
 
     for model in models:
         if model not in MODELS:
             raise CalibrationError(f"--model: must be one of {', '.join(MODELS)}; got {model!r}")
     history = read_history(path)
-    fits = {}
+    fits, failed = {}, {}
     for model in models:
         try:
             fits[model] = fit_history(history.close, history.iv, model=model)
         except ValueError as exc:
-            raise CalibrationError(f"{path}: cannot fit {model}: {exc}") from None
+            failed[model] = f"cannot fit {model}: {exc}"
+    if not fits:  # every model failed: the first reason, as the single model's error reads
+        raise CalibrationError(f"{path}: {failed[models[0]]}")
     aic = {m: float(f["fit"]["aic"]) for m, f in fits.items()}
     best = min(aic, key=lambda m: aic[m])
+    delta_aic = {m: a - aic[best] for m, a in aic.items()}
+    unranked = [f"{reason} (left out of the ranking)" for reason in failed.values()]
     return {
         "history": history,
         "fits": fits,
         "best": best,
-        "delta_aic": {m: a - aic[best] for m, a in aic.items()},
+        "delta_aic": delta_aic,
+        "provenance": {
+            "history": str(path),
+            "close_column": history.close_column,
+            "first_date": str(history.dates[0]),
+            "last_date": str(history.dates[-1]),
+        },
+        "warnings": unranked + _market_warnings(history.n_days - 1, fits, best, delta_aic),
     }
+
+
+def _market_warnings(
+    n_returns: int, fits: Mapping[str, Any], best: str, delta_aic: Mapping[str, float]
+) -> list[str]:
+    """What a reader of `calibrate market` should distrust, one sentence each."""
+    out = []
+    if n_returns < FEW_RETURNS:
+        out.append(
+            f"only {n_returns} daily returns (fewer than {FEW_RETURNS}, about a year): the "
+            "estimates are loose (see their standard errors), and a jump or GARCH fit may not "
+            "be identified"
+        )
+    merton = fits.get("merton")
+    if merton is not None and merton_looks_like_clustering(merton):
+        if best != "merton":
+            verdict = (
+                f"the better model by AIC is {best} (merton is {delta_aic['merton']:.1f} above)"
+            )
+        else:
+            runner_up = min((m for m in fits if m != "merton"), key=delta_aic.get, default=None)
+            verdict = "merton has the lowest AIC of the models fitted" + (
+                f" ({runner_up} is {delta_aic[runner_up]:.1f} above)" if runner_up else ""
+            )
+        if "garch" not in fits:
+            verdict += "; fit --model all to compare it with GARCH"
+        out.append(
+            f"the Merton fit's jumps look like volatility clustering, not jumps: "
+            f"{merton['jump_intensity']:.0f} a year of std {merton['jump_std']:.1%} (more than "
+            f"{CLUSTERING_JUMPS_PER_YEAR:.0f} a year or a std below {CLUSTERING_JUMP_STD:.0%}); "
+            + verdict
+        )
+    garch = fits.get("garch")
+    if garch is not None and not garch["fit"]["converged"]:
+        out.append("arch's optimizer did not report convergence for GARCH: check its estimates")
+    return out
 
 
 # --------------------------------------------------------------------------- target

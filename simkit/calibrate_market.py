@@ -8,35 +8,65 @@ day `dt = 1/252` per row, under the models that `simkit.paths` simulates (docs/M
 - Merton: `r = (mu − σ²/2 − λk) dt + σ √dt Z + Σ_{i≤N} J_i`, `N ~ Poisson(λ dt)`,
   `J ~ N(m, s²)`, `k = e^{m + s²/2} − 1`; the density is the Poisson mixture of normals,
   maximised numerically from several starts.
+- GARCH: GJR-GARCH(1,1) with normal innovations, fitted by the `arch` package (the ecosystem's
+  standard; `arch_model(mean="Constant", vol="GARCH", p=1, o=1, q=1, dist="normal")`):
+  `r_t = c + ε_t`, `ε_t = √h_t z_t`, `h_{t+1} = ω + (α + γ[ε_t < 0]) ε_t² + β h_t`, `h_1`
+  arch's backcast. arch works on the returns times a power of ten `s` (`s r` has a standard
+  deviation between 1 and 10: percent returns, s = 100, for an index; arch's optimizer is
+  tuned for that scale); simkit's units are fractions: `omega = ω_s / s²`, and the
+  log-likelihood of `r` is arch's plus `n ln s` (the density of `r` is `s` times that of
+  `s r`). simkit simulates the mean `mu dt − h_t/2` (E[S_t] = S_0 e^{mu t} exactly), arch fits
+  a constant `c`: `mu = (c + E h / 2) / dt`, `E h = omega / (1 − α − γ/2 − β)`, gives both the
+  same unconditional mean of the log return; the likelihood is arch's, of its constant-mean
+  model (on daily data the two means differ by `(h_t − E h)/2`, a small fraction of √h_t).
+  `v0` is arch's forecast of the next day's variance, annualized (`h_{n+1} / dt`).
 - IV: `x = ln IV` is an Ornstein–Uhlenbeck process, fitted by its exact AR(1)
-  discretization `x_{t+1} = c + φ x_t + ε`, `φ = e^{−κ dt}`.
+  discretization `x_{t+1} = c + φ x_t + ε`, `φ = e^{−κ dt}`. Under GARCH (linked IV, its
+  default) the OU process is `z_t = ln(IV_t / √(h_{t+1} / dt))`, IV over the conditional vol
+  of the next day's return, fitted the same way: `vrp_kappa`, `vrp_long_run`, `vrp_eta`.
+
+Comparable likelihoods: every model's log-likelihood is that of the same `n` daily log
+returns `r_t = ln(S_t / S_{t−1})`, as fractions, every observation counted (GARCH's first
+with arch's backcast variance), so log-likelihoods and AIC (`2k − 2 ln L`; k = 2 for GBM, 5
+for Merton and GARCH) rank the models.
 
 Standard errors come from the inverse Fisher information (closed form for GBM and the
-AR(1), the numerical Hessian of the log-likelihood for Merton) carried to the reported
-parameters by the delta method. Everything is NumPy/SciPy float64; nothing here reads
-files (the CLI does).
+AR(1), the numerical Hessian of the log-likelihood for Merton; arch's robust sandwich for
+GARCH, the quasi-likelihood standard) carried to the reported parameters by the delta
+method. Everything is NumPy/SciPy float64 (arch for GARCH); nothing here reads files (the
+CLI does).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 from scipy import optimize, special
 
 __all__ = [
+    "fit_garch",
     "fit_gbm",
     "fit_history",
     "fit_iv_ou",
     "fit_merton",
     "merton_loglik",
+    "merton_looks_like_clustering",
     "to_toml_fragment",
 ]
 
 TRADING_DAYS = 252
-MODELS = ("gbm", "merton")
+MODELS = ("gbm", "merton", "garch")
 MERTON_PARAMS = ("mu", "sigma", "jump_intensity", "jump_mean", "jump_std")
+GARCH_PARAMS = ("mu", "garch_omega", "garch_alpha", "garch_gamma", "garch_beta")
+N_PARAMS = {"gbm": 2, "merton": 5, "garch": 5}  # AIC's k
+FEW_RETURNS = 250  # below this many returns a fit is flagged (about a year of trading days)
+# A Merton fit with more jumps than this a year, or jumps smaller than this (std of the log
+# jump), is soaking up volatility clustering rather than finding jumps.
+CLUSTERING_JUMPS_PER_YEAR = 50.0
+CLUSTERING_JUMP_STD = 0.03
 
 # Bounds of the Merton search in its working coordinates
 # (mu, ln sigma, ln lambda, m, ln s): wide enough for any traded stock, tight enough
@@ -316,6 +346,111 @@ def fit_merton(close: Any, dt: float = 1 / TRADING_DAYS, max_jumps: int = 10) ->
     }
 
 
+def merton_looks_like_clustering(fit: dict[str, Any]) -> bool:
+    """Whether a Merton fit's jumps look like volatility clustering, not jumps: more than
+    `CLUSTERING_JUMPS_PER_YEAR` a year, or a log-jump std below `CLUSTERING_JUMP_STD` (the
+    mixture then models the fat tails of calm and wild days, which GARCH explains)."""
+    return bool(
+        fit["jump_intensity"] > CLUSTERING_JUMPS_PER_YEAR or fit["jump_std"] < CLUSTERING_JUMP_STD
+    )
+
+
+# --------------------------------------------------------------------------- GARCH
+
+
+def _garch_scale(returns: np.ndarray) -> float:
+    """The power of ten s that puts the standard deviation of `s r` in [1, 10)."""
+    sd = float(returns.std())
+    if not sd > 0:
+        raise ValueError("close has constant log returns; volatility cannot be estimated")
+    return 10.0 ** math.ceil(-math.log10(sd))
+
+
+def fit_garch(close: Any, dt: float = 1 / TRADING_DAYS) -> dict[str, Any]:
+    """Maximum-likelihood fit of GJR-GARCH(1,1) with normal innovations by `arch`.
+
+    The model, the scaling, the units and the drift mapping are in the module doc. Standard
+    errors: arch's robust (sandwich) covariance, by the delta method for `mu` and divided by
+    `s²` for `garch_omega`.
+
+    Args:
+      close: `(days,)` closing prices, positive.
+      dt: years per row. Default value: 1/252.
+
+    Returns:
+      mapping with `model` ("garch"), `mu` (annual, E[S_t] = S_0 e^{mu t}), `garch_omega`
+      (daily variance, fractions), `garch_alpha`, `garch_gamma`, `garch_beta`, each with `_se`;
+      `v0` (annual variance of the day after the data: arch's one-step forecast over dt),
+      `persistence` (α + γ/2 + β), `long_run_vol` (annual, √(E h / dt)), `half_life_days`
+      (ln 2 / −ln persistence), `variance_next` (`(n + 1,)` annual variance of the return after
+      each day, h_{t+1} / dt, for linked IV), `loglik` (of the log returns as fractions), `aic`
+      (k = 5), `n_returns`, `converged` (arch's optimizer), `scale` (s).
+
+    Raises:
+      ValueError: bad closes, or a fit whose persistence is not below 1 (no stationary
+        variance: simkit cannot simulate it).
+    """
+    from arch import arch_model  # imported here: only this fit needs arch (and pandas)
+
+    _check_dt(dt)
+    returns = _log_returns(close)
+    n = returns.size
+    scale = _garch_scale(returns)
+    model = arch_model(
+        scale * returns, mean="Constant", vol="GARCH", p=1, o=1, q=1, dist="normal", rescale=False
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence is reported below, not printed
+        result = model.fit(disp="off", show_warning=False)
+    c, omega_s, alpha, gamma, beta = (float(v) for v in result.params.to_numpy())
+    cov = np.asarray(result.param_cov, dtype=np.float64)
+    persistence = alpha + 0.5 * gamma + beta
+    if not persistence < 1.0:
+        raise ValueError(
+            f"the GARCH fit has persistence alpha + gamma/2 + beta = {persistence:.6f}, not "
+            "below 1: its variance has no stationary law (an integrated GARCH), which simkit "
+            "does not simulate"
+        )
+    omega = omega_s / scale**2
+    mean_h = omega / (1.0 - persistence)
+    mu = (c / scale + 0.5 * mean_h) / dt
+    # d mu / d (c, omega_s, alpha, gamma, beta) for the delta method
+    d_mean_h = mean_h / (1.0 - persistence)  # d E h / d persistence
+    d_mean_h_d_omega = 1.0 / (scale**2 * (1.0 - persistence))
+    grad_mu = np.array(
+        [1.0 / scale, 0.5 * d_mean_h_d_omega, 0.5 * d_mean_h, 0.25 * d_mean_h, 0.5 * d_mean_h]
+    )
+    grad_mu /= dt
+    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    forecast = result.forecast(horizon=1, reindex=False).variance.to_numpy()[-1, 0]
+    fitted = np.asarray(result.conditional_volatility, dtype=np.float64) ** 2  # h_1 .. h_n
+    variance_next = np.append(fitted, forecast) / scale**2 / dt  # after day 0 .. day n
+    loglik = float(result.loglikelihood) + n * math.log(scale)
+    return {
+        "model": "garch",
+        "mu": mu,
+        "garch_omega": omega,
+        "garch_alpha": alpha,
+        "garch_gamma": gamma,
+        "garch_beta": beta,
+        "mu_se": float(math.sqrt(max(grad_mu @ cov @ grad_mu, 0.0))),
+        "garch_omega_se": float(se[1]) / scale**2,
+        "garch_alpha_se": float(se[2]),
+        "garch_gamma_se": float(se[3]),
+        "garch_beta_se": float(se[4]),
+        "v0": float(forecast) / scale**2 / dt,
+        "persistence": persistence,
+        "long_run_vol": math.sqrt(mean_h / dt),
+        "half_life_days": math.log(2.0) / -math.log(persistence) if persistence > 0 else 0.0,
+        "variance_next": variance_next,
+        "loglik": loglik,
+        "aic": _aic(loglik, N_PARAMS["garch"]),
+        "n_returns": n,
+        "converged": int(result.convergence_flag) == 0,
+        "scale": scale,
+    }
+
+
 # --------------------------------------------------------------------------- IV process
 
 
@@ -408,6 +543,11 @@ def fit_iv_ou(iv: Any, dt: float = 1 / TRADING_DAYS, close: Any | None = None) -
 # --------------------------------------------------------------------------- history
 
 
+_IV_KEYS = ("kappa", "iv_long_run", "eta", "iv_spot_corr")  # independent IV (gbm, merton)
+_LINKED_IV_KEYS = {"vrp_kappa": "kappa", "vrp_long_run": "iv_long_run", "vrp_eta": "eta"}
+_GARCH_RECORD = ("persistence", "long_run_vol", "half_life_days", "converged")
+
+
 def fit_history(
     close: Any,
     iv: Any | None = None,
@@ -417,32 +557,56 @@ def fit_history(
     """Fit a market model (and the IV process when `iv` is given) to a daily history.
 
     Returns:
-      mapping with the scenario's `[market]` keys: `model`, `mu`, `sigma`, and for
-      `model = "merton"` `jump_intensity`, `jump_mean`, `jump_std` (a GBM fit leaves the
-      jump keys out, the scenario's own apply and GBM ignores them); with `iv` also
-      `kappa`, `iv_long_run`, `eta`, `iv_spot_corr`. `se` maps each fitted key to its
-      standard error; `fit` holds `loglik` and `aic` of the daily log returns, `n_returns`,
-      and with `iv` the IV fit's `iv_loglik`.
+      mapping with the scenario's `[market]` keys: `model`, `mu`, and `sigma` (gbm, merton),
+      `jump_intensity`, `jump_mean`, `jump_std` (merton), `garch_omega`, `garch_alpha`,
+      `garch_gamma`, `garch_beta`, `v0` (garch); keys a model does not read are left out (the
+      scenario's own apply). With `iv`: `iv0` (the last IV) and the IV process: `kappa`,
+      `iv_long_run`, `eta`, `iv_spot_corr` (independent IV: gbm, merton) or `vrp_kappa`,
+      `vrp_long_run`, `vrp_eta` (linked IV: garch). `se` maps each fitted key to its standard
+      error; `fit` holds `loglik` and `aic` of the daily log returns, `n_returns`, with `iv` the
+      IV fit's `iv_loglik`, and for garch `persistence`, `long_run_vol`, `half_life_days`,
+      `converged`.
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}; got {model!r}")
-    spot_fit = fit_gbm(close, dt) if model == "gbm" else fit_merton(close, dt)
-    keys = ["mu", "sigma"] + (
-        ["jump_intensity", "jump_mean", "jump_std"] if model == "merton" else []
-    )
+    if model == "gbm":
+        spot_fit, keys = fit_gbm(close, dt), ["mu", "sigma"]
+    elif model == "merton":
+        spot_fit, keys = fit_merton(close, dt), list(MERTON_PARAMS)
+    else:
+        spot_fit, keys = fit_garch(close, dt), list(GARCH_PARAMS)
     result: dict[str, Any] = {"model": model}
     result.update({key: spot_fit[key] for key in keys})
+    if model == "garch":
+        result["v0"] = spot_fit["v0"]
     standard_errors = {key: spot_fit[f"{key}_se"] for key in keys}
     fit = {
         "loglik": spot_fit["loglik"],
         "aic": spot_fit["aic"],
         "n_returns": spot_fit["n_returns"],
     }
+    if model == "garch":
+        fit.update({key: spot_fit[key] for key in _GARCH_RECORD})
     if iv is not None:
-        iv_fit = fit_iv_ou(iv, dt, close=close)
-        for key in ("kappa", "iv_long_run", "eta", "iv_spot_corr"):
-            result[key] = iv_fit[key]
-            standard_errors[key] = iv_fit[f"{key}_se"]
+        iv = np.asarray(iv, dtype=np.float64)
+        if model == "garch":
+            variance_next = spot_fit["variance_next"]
+            if iv.shape != variance_next.shape:
+                raise ValueError(
+                    f"close and iv must cover the same days; got {variance_next.size} closes "
+                    f"and {iv.size} IVs"
+                )
+            # e^{z_t} = IV_t / sqrt(v_{t+1}): IV over the conditional vol of the next day
+            iv_fit = fit_iv_ou(iv / np.sqrt(variance_next), dt)
+            for key, source in _LINKED_IV_KEYS.items():
+                result[key] = iv_fit[source]
+                standard_errors[key] = iv_fit[f"{source}_se"]
+        else:
+            iv_fit = fit_iv_ou(iv, dt, close=close)
+            for key in _IV_KEYS:
+                result[key] = iv_fit[key]
+                standard_errors[key] = iv_fit[f"{key}_se"]
+        result["iv0"] = float(iv[-1])
         fit["iv_loglik"] = iv_fit["iv_loglik"]
     result["se"] = standard_errors
     result["fit"] = fit
@@ -462,19 +626,44 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} value {value!r} to TOML")
 
 
-def to_toml_fragment(result: dict[str, Any]) -> str:
-    """A `[market]` table and a `[fit]` table from a `fit_history` result, as TOML text.
+def to_toml_fragment(
+    result: dict[str, Any],
+    provenance: dict[str, Any] | None = None,
+    notes: list[str] | tuple[str, ...] = (),
+) -> str:
+    """A `[market]` table and a `[fit]` table from a `fit_history` result, as TOML text that
+    loads into a scenario as written (a scenario accepts `[fit]` as a record and ignores it).
 
-    `[fit]` holds `loglik`, `aic`, `n_returns` (and `iv_loglik`) and one `KEY_se` line per
-    fitted key. Floats are written with `repr`, so they read back exactly.
+    `[fit]` holds `provenance` first (e.g. the history file, the close column, the dates), then
+    `loglik`, `aic`, `n_returns` (and `iv_loglik`, GARCH's derived figures) and one `KEY_se`
+    line per fitted key. `notes` become comment lines at the top, with what the fragment leaves
+    to the scenario (`s0`; `iv0` and the IV process without an IV column) and why. Floats are
+    written with `repr`, so they read back exactly.
     """
-    lines = ["# simkit calibrate market: maximum likelihood on daily log returns", "[market]"]
+    lines = ["# simkit calibrate market: maximum likelihood on daily log returns"]
+    lines += [f"# {note}" for note in notes]
+    lines.append(
+        "# s0 is not written: the fit is scale-free (log returns) and the scenario's strikes "
+        "are dollars at its own s0."
+    )
+    if "iv0" not in result:
+        iv_keys = (
+            "vrp_long_run, vrp_kappa, vrp_eta"
+            if result.get("model") == "garch"
+            else "kappa, iv_long_run, eta, iv_spot_corr"
+        )
+        lines.append(
+            f"# iv0 and the IV process ({iv_keys}) are not written: the history has no iv "
+            "column, and closes say nothing about option prices, so the scenario's own values "
+            "apply (iv0 default 4.2517, the seed's 425 %)."
+        )
+    lines.append("[market]")
     for key, value in result.items():
         if key in ("se", "fit"):
             continue
         lines.append(f"{key} = {_toml_value(value)}")
     lines += ["", "[fit]"]
-    for key, value in result.get("fit", {}).items():
+    for key, value in {**(provenance or {}), **result.get("fit", {})}.items():
         lines.append(f"{key} = {_toml_value(value)}")
     for key, value in result.get("se", {}).items():
         lines.append(f"{key}_se = {_toml_value(value)}")

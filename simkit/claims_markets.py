@@ -290,7 +290,7 @@ def judge_across_markets(
     if model not in ("merton", "bates") and "market.jump_intensity" in family:
         family.pop("market.jump_intensity")
         left_out.append(f"market.jump_intensity (the market model is {model})")
-    if model in ("heston", "bates") and "market.sigma" in family:
+    if model in ("heston", "bates", "garch") and "market.sigma" in family:
         family.pop("market.sigma")  # the stock's vol is the variance process's
         left_out.append(f"market.sigma (not read by {model}: its vol is the variance process)")
     if getattr(scenario.market, "linked_iv", False) and "market.iv_long_run" in family:

@@ -588,13 +588,18 @@ def _cmd_calibrate(sub: Any) -> None:
     )
     k.set_defaults(func=calibrate_kelly_command)
 
-    m = what.add_parser("market", help="maximum likelihood of GBM / Merton on a history CSV")
-    m.add_argument("history", metavar="HISTORY.csv", help="CSV date,close[,iv]")
+    m = what.add_parser(
+        "market", help="maximum likelihood of GBM / Merton / GJR-GARCH on a history CSV"
+    )
+    m.add_argument(
+        "history", metavar="HISTORY.csv", help="CSV date,close[,iv] (adj close read when present)"
+    )
     m.add_argument(
         "--model",
-        choices=("gbm", "merton", "both"),
-        default="both",
-        help="model to fit; both (default) compares them and writes the lower-AIC one",
+        choices=("gbm", "merton", "garch", "both", "all"),
+        default="all",
+        help="model to fit; all (default: gbm, merton and garch) and both (gbm and merton) rank "
+        "them by AIC and write the lowest",
     )
     m.add_argument(
         "--out",
@@ -713,16 +718,19 @@ def calibrate_kelly_command(args: argparse.Namespace) -> int:
     return 0
 
 
+_MARKET_MODELS = {"both": ("gbm", "merton"), "all": ("gbm", "merton", "garch")}
+
+
 def calibrate_market_command(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from simkit import calibrate
-    from simkit.calibrate_market import to_toml_fragment
+    from simkit.calibrate_market import N_PARAMS, to_toml_fragment
     from simkit.paths.history import HistoryError
 
     out = Path(args.out) if args.out else Path("results") / f"{Path(args.history).stem}.market.toml"
     _writable_file(out)
-    models = ("gbm", "merton") if args.model == "both" else (args.model,)
+    models = _MARKET_MODELS.get(args.model, (args.model,))
     try:
         result = calibrate.calibrate_market(args.history, models)
     except (HistoryError, calibrate.CalibrationError) as exc:
@@ -731,8 +739,12 @@ def calibrate_market_command(args: argparse.Namespace) -> int:
     console = _console()
     console.print(
         f"{args.history}: {history.n_days} days ({history.dates[0]} to {history.dates[-1]}), "
-        f"{history.n_days - 1} daily log returns, dt = 1/252"
-        + ("; iv column fitted as a log-OU process" if history.iv is not None else "")
+        f"{history.n_days - 1} daily log returns of column {history.close_column!r}, dt = 1/252"
+        + (
+            "; iv column fitted as a log-OU process (garch: IV over the conditional vol)"
+            if history.iv is not None
+            else ""
+        )
     )
     for model, fit in result["fits"].items():
         table = Table(title=f"{model}: maximum likelihood")
@@ -741,16 +753,28 @@ def calibrate_market_command(args: argparse.Namespace) -> int:
         table.add_column("standard error", justify="right")
         for key, se in fit["se"].items():
             table.add_row(key, f"{fit[key]:.6g}", f"{se:.3g}")
+        for key in ("v0", "iv0"):
+            if key in fit:
+                table.add_row(key, f"{fit[key]:.6g}", "")
+        if model == "garch":
+            record = fit["fit"]
+            table.add_row("persistence alpha + gamma/2 + beta", f"{record['persistence']:.6g}", "")
+            table.add_row("long-run vol (annual)", f"{record['long_run_vol']:.4g}", "")
+            table.add_row(
+                "half-life of a variance shock", f"{record['half_life_days']:.3g} days", ""
+            )
         console.print(table)
-    comparison = Table(title="model comparison (daily log returns)")
+    comparison = Table(
+        title="model comparison (the same daily log returns, as fractions)",
+        caption="AIC = 2 parameters - 2 log-likelihood; lower is better",
+    )
     for heading in ("model", "log-likelihood", "parameters", "AIC", "delta AIC"):
         comparison.add_column(heading, justify="right")
-    for model, fit in result["fits"].items():
-        k = 2 + (3 if model == "merton" else 0)
+    for model, fit in sorted(result["fits"].items(), key=lambda item: result["delta_aic"][item[0]]):
         comparison.add_row(
             model,
             f"{fit['fit']['loglik']:.2f}",
-            str(k),
+            str(N_PARAMS[model]),
             f"{fit['fit']['aic']:.2f}",
             f"{result['delta_aic'][model]:.2f}",
         )
@@ -758,9 +782,16 @@ def calibrate_market_command(args: argparse.Namespace) -> int:
     chosen = result["best"]
     if len(result["fits"]) > 1:
         console.print(f"preferred by AIC: {chosen}")
-    _write_text(out, to_toml_fragment(result["fits"][chosen]))
+    for warning in result["warnings"]:
+        console.print(f"warning: {warning}")
+    notes = [
+        f"{len(result['fits'])} model(s) fitted; written: {chosen}"
+        + (" (lowest AIC)" if len(result["fits"]) > 1 else "")
+    ]
+    notes += [f"warning: {w}" for w in result["warnings"]]
+    _write_text(out, to_toml_fragment(result["fits"][chosen], result["provenance"], notes))
     console.print(
-        f"wrote {out} ({chosen}; copy its [market] table into a scenario, [fit] is a record)"
+        f"wrote {out} ({chosen}; it loads into a scenario as written: paste it, [fit] is a record)"
     )
     return 0
 

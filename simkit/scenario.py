@@ -43,6 +43,7 @@ from simkit.schema.tables import (
     _STRATEGY_DEFAULTS,
     _TOP_LEVEL,
     GRID_TABLES,
+    RECORD_TABLES,
     STRATEGY_FIELD_TABLE,
     STRATEGY_TABLES,
     TABLES,
@@ -544,6 +545,9 @@ class _Builder:
         for name, body in self.raw.items():
             if name == "grid":
                 continue
+            if name in RECORD_TABLES:
+                self.validate_record(name, body)
+                continue
             if name not in TABLES:
                 if isinstance(body, dict):
                     self.add(name, f"unknown table [{name}]{_suggest(name, list(_TOP_LEVEL))}")
@@ -586,6 +590,14 @@ class _Builder:
         if home:
             return f"unknown key in [{table}]; {name!r} belongs in [{home[0]}]"
         return f"unknown key in [{table}]{_suggest(name, list(TABLES[table].model_fields))}"
+
+    def validate_record(self, table: str, body: Any) -> None:
+        """A record table (`[fit]`): checked for its form, otherwise not read."""
+        if not isinstance(body, dict):
+            self.add(table, f"must be a table [{table}], got {_describe(body)}")
+            return
+        for name, message in RECORD_TABLES[table].model_validate(body).checks():
+            self.add(f"{table}.{name}", message)
 
     def validate_table(self, table: str, body: dict[str, Any]) -> _Table:
         model = TABLES[table]
@@ -1180,9 +1192,10 @@ A scenario is a TOML file: a required `[simulation]` table, a `[market]` table, 
 that hold the strategy's parameters (`[capital]`, `[strategy]`, `[execution]`, `[exits]`,
 `[assignment]`, `[hedges]`, `[limits]`), an optional `[claims]` table (the family of markets
 `simkit claims` judges the seed's claims across), an optional `[sensitivity]` table (the input
-ranges `simkit sensitivity` samples) and an optional `[grid]`. Every key is optional and
-takes the default below when omitted; an empty file, or one without `[simulation]`, is an error
-(write an empty `[simulation]` table to take every default). `scenarios/baseline.toml` writes
+ranges `simkit sensitivity` samples), an optional `[grid]`, and an optional `[fit]` record
+(what `simkit calibrate market` writes beside its `[market]` table; accepted, not read).
+Every key is optional and takes the default below when omitted; an empty file, or one without
+`[simulation]`, is an error (write an empty `[simulation]` table to take every default). `scenarios/baseline.toml` writes
 out every key with its default.
 
 Validation is strict, and every problem of a file is reported at once, each with the file,
@@ -1247,6 +1260,28 @@ it beside the text as written.
 - A value written in a table and also swept: the grid's values win; the table's value is still
   checked.
 - Random numbers depend only on (seed, cell, path index).
+
+## GARCH markets
+
+`model = "garch"` is GJR-GARCH(1,1) with normal innovations, one step a trading day: the day's
+log return is `(mu dt - h/2) + eps`, `eps = sqrt(h) z`, and the next day's variance is
+`h' = garch_omega + (garch_alpha + garch_gamma [eps < 0]) eps² + garch_beta h`.
+
+- Units: daily, of log returns as **fractions**, not percent. `garch_omega` is a daily variance
+  (the default 4.2976e-4 = 0.03 × 1.9² / 252); `garch_alpha`, `garch_gamma` and `garch_beta`
+  are pure numbers. The `arch` package fitted on percent returns (returns × 100, its usual
+  scale) reports omega × 10⁴: divide it by 10⁴ (`simkit calibrate market --model garch`
+  converts). `v0` is annual, as for heston: the first day's `h` is `v0 / 252`.
+- Checks: `garch_omega > 0`, `garch_alpha >= 0`, `garch_alpha + garch_gamma >= 0`,
+  `garch_beta >= 0`, and the persistence `garch_alpha + garch_gamma / 2 + garch_beta < 1` (a
+  stationary variance; its long-run mean is `garch_omega / (1 - persistence)` a day).
+- Defaults: the baseline's long-run vol of 190 % (`sqrt(252 × omega / (1 - persistence))`),
+  persistence 0.97 (a variance shock's half-life about 23 trading days), leverage
+  (`garch_gamma = 0.08`: a down day raises the next day's variance more than an up day).
+- `E[S_t] = s0 exp(mu t)` exactly (h is known before the day's shock). IV is linked by default:
+  `IV = sqrt(252 h') e^z`, h' the next day's variance; its percentile is read in a table of
+  the stationary law tabulated once per parameter set from a seeded long simulation (no closed
+  form exists). `sigma`, `kappa_v`, `theta_v`, `xi`, `rho` are not read.
 """
 
 
@@ -1269,6 +1304,9 @@ def scenario_reference_markdown() -> str:
             type_text = _type_text(tp, optional).replace("|", "\\|")
             out.append(f"| `{name}` | {type_text} | {default} | {unit} | {allowed} | {meaning} |")
         out.append("")
+    for table, model in RECORD_TABLES.items():
+        out.append(f"## [{table}]\n")
+        out.append(f"{' '.join((model.__doc__ or '').split())}\n")
     out.append(_STRESS_HEAD)
     for table, model in STRESS_TABLES.items():
         out.append(f"### [{table}]\n")

@@ -13,7 +13,9 @@ import pytest
 from scenario_files import GRID_2X2, write_scenario
 
 from simkit import calibrate
+from simkit.calibrate_market import fit_history
 from simkit.cli import main
+from simkit.paths.history import read_history
 from simkit.scenario import load_scenario, parse_scenario
 
 HISTORY = Path(__file__).parent / "data" / "history_synthetic.csv"
@@ -143,12 +145,14 @@ def test_calibrate_market_recovers_the_synthetic_history(capsys, tmp_path):
     assert abs(market["eta"] - effective_eta) < 3 * fit["eta_se"]
     assert fit["aic"] == pytest.approx(2 * 5 - 2 * fit["loglik"])
     assert fit["n_returns"] == 1999
-    # The [market] table, copied into a scenario, is accepted as written.
-    market_table = text.split("[fit]")[0]
-    scenario = parse_scenario("[simulation]\npaths = 10\n" + market_table, path="fit.toml")
+    assert fit["close_column"] == "close" and "of column 'close'" in stdout
+    # The fragment, pasted into a scenario, is accepted as written, [fit] and all.
+    scenario = parse_scenario("[simulation]\npaths = 10\n" + text, path="fit.toml")
     assert scenario.market.model == "merton"
     assert scenario.market.sigma == market["sigma"]
     assert scenario.market.jump_intensity == market["jump_intensity"]
+    # It starts from the history's last IV.
+    assert scenario.market.iv0 == market["iv0"] == float(HISTORY.read_text().split(",")[-1])
 
 
 def test_calibrate_market_gbm_sees_total_volatility(capsys, tmp_path):
@@ -166,7 +170,7 @@ def test_calibrate_market_gbm_sees_total_volatility(capsys, tmp_path):
     )
     assert abs(data["market"]["sigma"] - total) < 3 * data["fit"]["sigma_se"]
     assert data["fit"]["aic"] == pytest.approx(2 * 2 - 2 * data["fit"]["loglik"])
-    parse_scenario("[simulation]\n" + out.read_text().split("[fit]")[0])
+    parse_scenario("[simulation]\n" + out.read_text())
 
 
 def test_calibrate_market_bad_csv_exits_2(capsys, tmp_path):
@@ -191,6 +195,156 @@ def test_calibrate_market_bad_csv_exits_2(capsys, tmp_path):
     code, _, stderr = run_cli(capsys, "calibrate", "market", str(HISTORY), "--model", "kou")
     assert code == 2 and "--model" in stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture(scope="module")
+def garch_histories(tmp_path_factory) -> dict[str, Path]:
+    """Two CSVs of 1,000 days of simkit's own GARCH market (linked IV): `with_iv`
+    (date,close,iv) and `closes` (Date,Close,Adj Close: the close adjusted for a dividend yield
+    of 2 % a year)."""
+    from simkit.paths import MarketParams, simulate_market
+    from simkit.precision import x64
+
+    with x64():
+        market = simulate_market(MarketParams(model="garch"), 4, 0, 0, 1, 999, dtype=np.float64)
+    close, iv = np.asarray(market.spot[0]).tolist(), np.asarray(market.iv[0]).tolist()
+    dates = np.datetime64("2015-01-02") + np.arange(len(close))
+    folder = tmp_path_factory.mktemp("garch_history")
+    with_iv, closes = folder / "with_iv.csv", folder / "closes.csv"
+    with_iv.write_text(
+        "date,close,iv\n"
+        + "".join(f"{d},{c!r},{v!r}\n" for d, c, v in zip(dates, close, iv, strict=True))
+    )
+    adjusted = (np.array(close) * np.exp(-0.02 * np.arange(len(close))[::-1] / 252)).tolist()
+    closes.write_text(
+        "Date,Close,Adj Close\n"
+        + "".join(f"{d},{c!r},{a!r}\n" for d, c, a in zip(dates, close, adjusted, strict=True))
+    )
+    return {"with_iv": with_iv, "closes": closes}
+
+
+@pytest.mark.parametrize(
+    ("model", "history"), [("gbm", "with_iv"), ("merton", "closes"), ("garch", "with_iv")]
+)
+def test_each_models_fragment_loads_into_a_scenario_and_runs(
+    capsys, tmp_path, garch_histories, model, history
+):
+    """The fragment as written (comments, [market], [fit]) under a [simulation] table is a
+    scenario that runs; it carries iv0 (the data's last IV) when the data has an iv column and
+    says why not otherwise."""
+    import simkit
+
+    out = tmp_path / "fragment.toml"
+    csv = garch_histories[history]
+    code, stdout, stderr = run_cli(
+        capsys, "calibrate", "market", str(csv), "--model", model, "--out", str(out)
+    )
+    assert code == 0, stderr
+    text = out.read_text()
+    data = tomllib.loads(text)
+    assert data["market"]["model"] == model and data["fit"]["history"] == str(csv)
+    if history == "with_iv":
+        last_iv = float(csv.read_text().strip().rsplit(",", 1)[-1])
+        assert data["market"]["iv0"] == last_iv
+    else:
+        assert "iv0" not in data["market"] and "# iv0 and the IV process" in text
+        assert "the history has no iv column" in text
+    scenario = parse_scenario(
+        '[simulation]\npaths = 4\nyears = 0.05\nengine = "reference"\n' + text, path="x.toml"
+    )
+    assert scenario.market.model == model
+    for key, value in data["market"].items():
+        assert getattr(scenario.market, key) == value, key
+    ds = simkit.simulate(scenario)
+    assert int(ds["paths"]) == 4 and np.isfinite(float(ds["annual_return_mean"]))
+
+
+def test_the_adjusted_close_is_read_when_present(capsys, tmp_path, garch_histories):
+    """A CSV with Close and Adj Close: the adjusted close is fitted (its drift is 2 % a year
+    higher: a 2 % dividend yield), and the output and the [fit] record name the column."""
+    csv = garch_histories["closes"]
+    history = read_history(csv)
+    assert history.close_column == "Adj Close"
+    out = tmp_path / "g.toml"
+    code, stdout, _ = run_cli(
+        capsys, "calibrate", "market", str(csv), "--model", "gbm", "--out", str(out)
+    )
+    assert code == 0 and "of column 'Adj Close'" in stdout
+    data = tomllib.loads(out.read_text())
+    assert data["fit"]["close_column"] == "Adj Close"
+    rows = [line.split(",") for line in csv.read_text().splitlines()[1:]]
+    close = np.array([float(r[1]) for r in rows])
+    unadjusted = fit_history(close, model="gbm")["mu"]
+    assert data["market"]["mu"] == pytest.approx(unadjusted + 0.02, abs=1e-9)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Date,Close,Adj Close\n2016-01-04,3.0,3.0\n2016-01-05,3.1,-1\n")
+    code, _, stderr = run_cli(capsys, "calibrate", "market", str(bad), "--model", "gbm")
+    assert code == 2 and "line 3, Adj Close: must be a price > 0" in stderr, stderr
+
+
+def test_few_returns_are_warned_about(capsys, tmp_path):
+    short = tmp_path / "short.csv"
+    rng = np.random.default_rng(1)
+    close = (3.0 * np.exp(np.cumsum(0.1 * rng.standard_normal(120)))).tolist()
+    dates = np.datetime64("2016-01-04") + np.arange(len(close))
+    short.write_text(
+        "date,close\n" + "".join(f"{d},{c!r}\n" for d, c in zip(dates, close, strict=True))
+    )
+    out = tmp_path / "s.toml"
+    code, stdout, _ = run_cli(
+        capsys, "calibrate", "market", str(short), "--model", "gbm", "--out", str(out)
+    )
+    assert code == 0 and "warning: only 119 daily returns (fewer than 250" in stdout
+    assert "# warning: only 119 daily returns" in out.read_text()
+
+
+def _fit(aic: float, **values) -> dict:
+    return {"fit": {"aic": aic, "converged": True}, **values}
+
+
+def test_a_clustering_merton_fit_is_flagged_naming_the_better_model():
+    clustering = _fit(-31414.7, jump_intensity=163.8, jump_std=0.0129)
+    fits = {"gbm": _fit(-30184.2), "merton": clustering, "garch": _fit(-32654.4)}
+    delta = {"gbm": 2470.2, "merton": 1239.7, "garch": 0.0}
+    [warning] = calibrate._market_warnings(5030, fits, "garch", delta)
+    assert warning.startswith("the Merton fit's jumps look like volatility clustering")
+    assert "164 a year of std 1.3%" in warning
+    assert warning.endswith("the better model by AIC is garch (merton is 1239.7 above)")
+    # Without a GARCH fit: merton may be the lowest AIC; the warning says to compare.
+    two = {"gbm": fits["gbm"], "merton": clustering}
+    [warning] = calibrate._market_warnings(5030, two, "merton", {"gbm": 1230.5, "merton": 0.0})
+    assert "merton has the lowest AIC of the models fitted (gbm is 1230.5 above)" in warning
+    assert warning.endswith("fit --model all to compare it with GARCH")
+    # Jumps that look like jumps: no warning.
+    jumps = {"merton": _fit(0.0, jump_intensity=4.0, jump_std=0.35)}
+    assert calibrate._market_warnings(5030, jumps, "merton", {"merton": 0.0}) == []
+
+
+@pytest.mark.slow
+def test_sp500_ranks_garch_first_and_flags_merton(capsys, tmp_path):
+    """The S&P 500's adjusted closes 1999-2018 (arch's bundled data, 5,030 returns): GJR-GARCH
+    beats Merton and GBM by AIC, and Merton's 164 jumps a year of 1.3 % are flagged."""
+    from arch.data import sp500
+
+    data = sp500.load()
+    csv = tmp_path / "sp500.csv"
+    csv.write_text(
+        "date,close,adj close\n"
+        + "".join(
+            f"{day.date().isoformat()},{float(row['Close'])!r},{float(row['Adj Close'])!r}\n"
+            for day, row in data.iterrows()
+        )
+    )
+    out = tmp_path / "sp500.toml"
+    code, stdout, stderr = run_cli(capsys, "calibrate", "market", str(csv), "--out", str(out))
+    assert code == 0, stderr
+    assert "preferred by AIC: garch" in stdout
+    assert "volatility clustering" in stdout and "the better model by AIC is garch" in stdout
+    fragment = tomllib.loads(out.read_text())
+    assert fragment["market"]["model"] == "garch"
+    assert 0.97 < fragment["fit"]["persistence"] < 1.0
+    assert fragment["market"]["garch_gamma"] > 0.1  # leverage
+    parse_scenario("[simulation]\n" + out.read_text())
 
 
 # --------------------------------------------------------------------------- target

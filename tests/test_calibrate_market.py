@@ -242,8 +242,9 @@ def test_fit_history_gbm_with_iv(iv_history):
     close, iv = iv_history
     result = cm.fit_history(close, iv=iv)
     market_keys = {"model", "mu", "sigma", "kappa", "iv_long_run", "eta", "iv_spot_corr"}
-    assert set(result) == market_keys | {"se", "fit"}
+    assert set(result) == market_keys | {"iv0", "se", "fit"}
     assert result["model"] == "gbm"
+    assert result["iv0"] == iv[-1]  # the data's last IV: the scenario starts where it ends
     assert set(result["se"]) == market_keys - {"model"}
     assert set(result["fit"]) == {"loglik", "aic", "n_returns", "iv_loglik"}
     assert result["fit"]["aic"] == pytest.approx(cm.fit_gbm(close)["aic"])
@@ -286,3 +287,96 @@ def test_toml_fragment_merton(merton_fit):
     assert parsed["market"]["model"] == "merton"
     assert parsed["market"]["jump_intensity"] == merton_fit["jump_intensity"]
     assert parsed["fit"]["jump_mean_se"] == merton_fit["jump_mean_se"]
+
+
+# --------------------------------------------------------------------------- GARCH
+
+
+@pytest.fixture(scope="module")
+def garch_market():
+    """One float64 path of 5,000 days of simkit's own GARCH market (the defaults: this stock's
+    levels) with linked IV: (close, iv, the variance after each day, annual)."""
+    from simkit.paths import MarketParams, cell_key, garch, simulate_market
+    from simkit.precision import x64
+
+    params = MarketParams(model="garch", mu=0.05)
+    with x64():
+        market = simulate_market(params, 3, 0, 0, 1, 5_000, dtype=np.float64)
+        omega, a, g, b = (params.garch_omega, params.garch_alpha, params.garch_gamma,
+                          params.garch_beta)  # fmt: skip
+        _, variance = garch(cell_key(3, 0), 3.0, 0.05, omega, a, g, b, params.v0, 1, 5_000,
+                            dt=np.float64(DT))  # fmt: skip
+    return np.asarray(market.spot[0]), np.asarray(market.iv[0]), np.asarray(variance[0]), params
+
+
+def test_fit_garch_recovers_simkits_own_parameters(garch_market):
+    """arch on simkit's simulated returns (this stock's levels: a daily vol near 12 %) gives back
+    omega (in fractions), alpha, gamma, beta and mu within 4 standard errors; its forecast of
+    the next day's variance is the simulation's own to a few percent."""
+    close, _, variance, params = garch_market
+    fit = cm.fit_garch(close)
+    assert fit["model"] == "garch" and fit["converged"] and fit["scale"] == 10.0
+    for key in ("mu", "garch_omega", "garch_alpha", "garch_gamma", "garch_beta"):
+        se = fit[f"{key}_se"]
+        assert np.isfinite(se) and se > 0, key
+        assert abs(fit[key] - getattr(params, key)) < 4 * se, (key, fit[key], se)
+    assert fit["garch_omega"] == pytest.approx(params.garch_omega, rel=0.4)
+    assert fit["garch_beta"] == pytest.approx(params.garch_beta, abs=0.05)
+    assert fit["persistence"] == pytest.approx(0.97, abs=0.02)
+    assert fit["long_run_vol"] == pytest.approx(1.9, rel=0.15)
+    assert fit["v0"] == pytest.approx(variance[-1], rel=0.1)
+    assert fit["aic"] == pytest.approx(10 - 2 * fit["loglik"])
+
+
+def test_garch_loglik_is_of_the_returns_as_fractions(garch_market):
+    """The reported log-likelihood is the normal density of the fraction returns at the fitted
+    recursion (written out here from arch's first variance), whatever scale arch worked in: the
+    units of gbm's and merton's, so AIC ranks them."""
+    close, *_ = garch_market
+    fit = cm.fit_garch(close)
+    returns = np.diff(np.log(close))
+    omega, a, g, b = (fit[k] for k in ("garch_omega", "garch_alpha", "garch_gamma", "garch_beta"))
+    h = np.empty(returns.size)
+    h[0] = fit["variance_next"][0] * DT
+    mean = fit["mu"] * DT - 0.5 * omega / (1 - fit["persistence"])  # arch's constant c
+    eps = returns - mean
+    for t in range(1, returns.size):
+        h[t] = omega + (a + g * (eps[t - 1] < 0)) * eps[t - 1] ** 2 + b * h[t - 1]
+    np.testing.assert_allclose(h, fit["variance_next"][:-1] * DT, rtol=1e-9)
+    expected = stats.norm.logpdf(returns, mean, np.sqrt(h)).sum()
+    assert fit["loglik"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_garch_and_gbm_likelihoods_agree_on_gbm_returns(gbm_close):
+    """GJR-GARCH nests constant variance: on GBM returns its likelihood is GBM's or a little
+    more (a unit slip, percent for fractions, would be n ln 100 = 23,000 off)."""
+    garch_fit, gbm_fit = cm.fit_garch(gbm_close), cm.fit_gbm(gbm_close)
+    assert gbm_fit["loglik"] - 1e-3 <= garch_fit["loglik"] <= gbm_fit["loglik"] + 8
+
+
+def test_fit_history_garch_links_iv_to_the_conditional_vol(garch_market):
+    """With an iv column, a garch fit fits the premium z = ln(IV / sqrt(v_next)) as the linked
+    IV's OU process (vrp_kappa 6, vrp_long_run 1.15, vrp_eta 0.5 in the simulation) and starts
+    from the data's last IV."""
+    close, iv, _, params = garch_market
+    result = cm.fit_history(close, iv=iv, model="garch")
+    assert set(result) == {
+        "model", *cm.GARCH_PARAMS, "v0", "vrp_kappa", "vrp_long_run", "vrp_eta", "iv0", "se",
+        "fit",
+    }  # fmt: skip
+    assert result["iv0"] == iv[-1]
+    for key in ("vrp_long_run", "vrp_eta", "vrp_kappa"):
+        se = result["se"][key]
+        assert abs(result[key] - getattr(params, key)) < 4 * se, (key, result[key], se)
+    assert result["vrp_eta"] == pytest.approx(0.5, rel=0.05)
+    assert {"persistence", "long_run_vol", "half_life_days", "converged"} <= set(result["fit"])
+    with pytest.raises(ValueError, match="same days"):
+        cm.fit_history(close, iv=iv[1:], model="garch")
+
+
+def test_a_merton_fit_of_many_small_jumps_is_flagged():
+    looks = cm.merton_looks_like_clustering
+    assert looks({"jump_intensity": 164.0, "jump_std": 0.013})  # the S&P 500's fit
+    assert looks({"jump_intensity": 60.0, "jump_std": 0.2})
+    assert looks({"jump_intensity": 4.0, "jump_std": 0.02})
+    assert not looks({"jump_intensity": 4.0, "jump_std": 0.35})  # this stock's jumps

@@ -110,6 +110,13 @@ def test_shipped_scenarios_say_what_they_claim():
     assert m.v0 == m.theta_v == pytest.approx(1.9**2)
     assert m.iv0 == pytest.approx(math.sqrt(m.v0) * m.vrp_long_run)
     assert heston.strategy == StrategyConfig()
+    garch = load("garch_linked.toml")
+    m = garch.market
+    assert m.model == "garch" and m.linked_iv and m.garch_gamma > 0
+    assert m.garch_alpha + m.garch_gamma / 2 + m.garch_beta == pytest.approx(0.97)
+    assert 252 * m.garch_omega / (1 - 0.97) == pytest.approx(1.9**2)  # long-run vol 190 %
+    assert m.v0 == pytest.approx(1.9**2) and m.iv0 == pytest.approx(math.sqrt(m.v0) * 1.15)
+    assert garch.strategy == StrategyConfig()
 
 
 # --- defaults and the table layout --------------------------------------------------------------
@@ -199,7 +206,13 @@ BAD = [
         "[-1, 1]",
     ),
     ("zero kappa", "[simulation]\n[market]\nkappa = 0.0\n", "market.kappa", "> 0"),
-    ("bad model", '[simulation]\n[market]\nmodel = "garch"\n', "market.model", '"bates"'),
+    ("bad model", '[simulation]\n[market]\nmodel = "arch"\n', "market.model", '"garch"'),
+    (
+        "garch not stationary",
+        '[simulation]\n[market]\nmodel = "garch"\ngarch_beta = 0.95\n',
+        "market.garch_beta",
+        "below 1 (a stationary variance)",
+    ),
     (
         "linked IV without a variance",
         '[simulation]\n[market]\niv_model = "linked"\n',
@@ -382,7 +395,7 @@ seed = true
 [market]
 sigma = -1.0
 s0 = nan
-model = "garch"
+model = "arch"
 
 [strategy]
 weights = [0.15, 0.25, 0.30, 0.20, 0.05]
@@ -680,3 +693,17 @@ def test_failing_grid_cells_are_reported_then_counted(tmp_path):
     assert len(messages) == 6
     assert messages[0].startswith("in grid cell limits.delta_min = -20.0: must be > delta_min")
     assert messages[-1] == "… and 15 more grid cells fail"
+
+
+def test_a_fit_record_is_accepted_and_not_read(tmp_path):
+    """`simkit calibrate market` writes [fit] beside [market]: any scalar keys (a NaN standard
+    error included) load and change nothing; a table or a list inside it is an error."""
+    record = '[fit]\nloglik = 1.5\nmu_se = nan\nhistory = "x.csv"\nconverged = true\n'
+    scenario = parse_scenario("[simulation]\n" + record)
+    assert scenario.market == MarketParams() and scenario.strategy == StrategyConfig()
+    error = error_of(tmp_path, "[simulation]\n[fit]\nranges = [1, 2]\n[fit.inner]\nx = 1\n")
+    messages = {p.key: p.message for p in error.problems}
+    assert messages["fit.ranges"].startswith("must be a string, number or boolean")
+    assert messages["fit.inner"].startswith("must be a string, number or boolean")
+    error = error_of(tmp_path, "fit = 3\n[simulation]\n")
+    assert [p.key for p in error.problems] == ["fit"]

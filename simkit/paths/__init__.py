@@ -1,5 +1,5 @@
-"""Market paths: GBM, Merton, Heston, Bates, the implied-volatility process, historical inputs,
-shocks.
+"""Market paths: GBM, Merton, Heston, Bates, GJR-GARCH, the implied-volatility process,
+historical inputs, shocks.
 
 Public entry points:
     gbm(key, s0, mu, sigma, n_paths, n_steps, dt=1/252)
@@ -8,9 +8,11 @@ Public entry points:
         -> (spot, variance)
     bates(key, s0, mu, v0, kappa_v, theta_v, xi, rho, jump_intensity, jump_mean, jump_std,
           n_paths, n_steps, dt=1/252) -> (spot, variance)
+    garch(key, s0, mu, omega, alpha, gamma, beta, v0, n_paths, n_steps, dt=1/252)
+        -> (spot, variance)
     iv_percentile(iv, iv_long_run, kappa, eta)
     linked_iv_table(params) (`simkit.paths.linked_iv`: the IV-percentile table of linked IV,
-        NumPy and SciPy only)
+        NumPy and SciPy only; under garch from a seeded long simulation of the variance)
     MarketParams, Market, simulate_market(params, seed, cell, path_start, n_paths, n_steps, ...)
     market_init / market_step (one day inside a scan), market_to_numpy
     read_history(path), replay(history), block_bootstrap(history, key_or_seed, n_paths, n_steps)
@@ -32,6 +34,7 @@ _HOMES = {
     "merton": "merton",
     "heston": "heston",
     "bates": "heston",
+    "garch": "garch",
     "iv_percentile": "iv",
     "linked_iv_table": "linked_iv",
     "cell_key": "keys",
@@ -67,9 +70,9 @@ def __dir__() -> list[str]:
 
 
 class _Package(types.ModuleType):
-    """`simkit.paths` itself. `gbm`, `merton` and `heston` name both a function (the public API) and the
-    submodule that holds it; importing the submodule makes Python set the package attribute to
-    the module, which would hide the function. The function is kept (as the eager imports this
+    """`simkit.paths` itself. `gbm`, `merton`, `heston` and `garch` name both a function (the
+    public API) and the submodule that holds it; importing the submodule makes Python set the
+    package attribute to the module, which would hide the function. The function is kept (as the eager imports this
     package used to have did)."""
 
     def __setattr__(self, name: str, value: Any) -> None:

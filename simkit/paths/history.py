@@ -7,7 +7,10 @@ CSV format (UTF-8, comma-separated, one header line, then one line a trading day
     2015-01-05,2.91,4.3102
 
 - `date`: ISO 8601 calendar date (YYYY-MM-DD), strictly increasing.
-- `close`: closing price in dollars, finite and > 0.
+- `close`: closing price in dollars, finite and > 0. A column `adj close` (also written
+  `adj_close` or `adjclose`: the close adjusted for dividends and splits, as Yahoo Finance
+  exports it) is read instead when present (`History.close_column` says which was read): a
+  dividend or a split is not a return.
 - `iv` (optional column): implied volatility as an annual fraction (4.25 = 425 %), finite and
   > 0, on every line when the column is present.
 Header names are matched case-insensitively, in any order; other columns are ignored; blank
@@ -62,6 +65,7 @@ Array = jax.Array
 
 _REQUIRED = ("date", "close")
 _OPTIONAL = ("iv",)
+_ADJUSTED_CLOSE = ("adj close", "adj_close", "adjclose")  # read instead of close when present
 _BOOTSTRAP_STREAM = 1  # the bootstrap's own uniforms: fold_in(day_key, 1)
 BASELINE = MarketParams()  # frozen: safe as a default argument
 
@@ -87,6 +91,7 @@ class History:
     dates: np.ndarray  # (n_days,) datetime64[D], strictly increasing
     close: np.ndarray  # (n_days,) float64 dollars, > 0
     iv: np.ndarray | None  # (n_days,) float64 annual fraction, > 0; None without an iv column
+    close_column: str = "close"  # the header of the column read as the close, as written
 
     @property
     def n_days(self) -> int:
@@ -138,17 +143,24 @@ def read_history(path: str | Path) -> History:
         raise HistoryError(path, "file", "is empty; expected a header 'date,close[,iv]' and rows")
     header_line, header = lines[0]
     names = [cell.strip().lower() for cell in header]
+    adjusted = [name for name in _ADJUSTED_CLOSE if name in names]
     for name in _REQUIRED:
-        if name not in names:
+        if name not in names and not (name == "close" and adjusted):
             raise HistoryError(
                 path,
                 f"line {header_line}, header",
                 f"missing column {name!r}; expected 'date,close[,iv]', got {','.join(header)!r}",
             )
-    for name in (*_REQUIRED, *_OPTIONAL):
+    for name in (*_REQUIRED, *_OPTIONAL, *_ADJUSTED_CLOSE):
         if names.count(name) > 1:
             raise HistoryError(path, f"line {header_line}, header", f"column {name!r} repeats")
+    if len(adjusted) > 1:
+        both = f"columns {adjusted[0]!r} and {adjusted[1]!r} both name the adjusted close"
+        raise HistoryError(path, f"line {header_line}, header", f"{both}; keep one")
     column = {name: names.index(name) for name in (*_REQUIRED, *_OPTIONAL) if name in names}
+    if adjusted:
+        column["close"] = names.index(adjusted[0])
+    close_column = header[column["close"]].strip()
     has_iv = "iv" in column
 
     dates, closes, ivs = [], [], []
@@ -171,7 +183,9 @@ def read_history(path: str | Path) -> History:
                 f"dates must increase strictly; {date} follows {dates[-1]}",
             )
         dates.append(date)
-        closes.append(_parse_number(path, number, "close", row[column["close"]].strip(), "a price"))
+        closes.append(
+            _parse_number(path, number, close_column, row[column["close"]].strip(), "a price")
+        )
         if has_iv:
             ivs.append(_parse_number(path, number, "iv", row[column["iv"]].strip(), "a fraction"))
     if len(dates) < 2:
@@ -183,6 +197,7 @@ def read_history(path: str | Path) -> History:
         dates=np.array(dates, dtype="datetime64[D]"),
         close=np.array(closes, dtype=np.float64),
         iv=np.array(ivs, dtype=np.float64) if has_iv else None,
+        close_column=close_column,
     )
 
 

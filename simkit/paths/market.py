@@ -15,11 +15,14 @@ block of paths is the same rows of any larger block, for any chunking and any wo
 Each day, in order (one trading day, `dt = 1/252` years):
     spot       GBM or Merton log-exact step (`simkit.paths.gbm`, `simkit.paths.merton`), or
                Heston / Bates: the variance's QE step and the martingale-corrected log spot
-               (`simkit.paths.heston`), plus Merton's jumps in Bates
+               (`simkit.paths.heston`), plus Merton's jumps in Bates; or GJR-GARCH(1,1): the
+               day's return at the variance known the day before, then the next day's
+               variance (`simkit.paths.garch`)
     iv         independent (gbm and merton by default): exact log-OU step with the spot's
-               diffusion shock and log jump (`simkit.paths.iv`); linked (heston and bates by
-               default): IV = sqrt(v) e^z, z = ln(IV / sqrt(v)) an exact OU step of its own
-               (`simkit.paths.iv.linked_log_iv`)
+               diffusion shock and log jump (`simkit.paths.iv`); linked (heston, bates and
+               garch by default): IV = sqrt(v) e^z, z = ln(IV / sqrt(v)) an exact OU step of
+               its own (`simkit.paths.iv.linked_log_iv`); under garch v is the annualized
+               variance of the next day's return, h_{t+1} / dt
     short_interest  exact OU step in level (percent), clipped to [0, 100]; constant when
                `short_interest_kappa = short_interest_eta = 0` (the default)
     thesis_event    at least one event of a Poisson process of `thesis_break_intensity` a year
@@ -37,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from simkit.paths.garch import garch_step
 from simkit.paths.gbm import gbm_log_return
 from simkit.paths.heston import compensated_jumps, heston_step
 from simkit.paths.iv import initial_log_vrp, iv_log_step, linked_log_iv, ou_step
@@ -53,6 +57,7 @@ from simkit.paths.keys import (
 from simkit.paths.merton import merton_log_return
 from simkit.schema.market import (
     _STATIC_FIELDS,
+    LINKED_IV_MODELS,
     MODELS,
     NUMERIC_FIELDS,
     STOCHASTIC_VOL_MODELS,
@@ -118,7 +123,8 @@ class MarketState(NamedTuple):
     log_spot: Array  # (paths,) ln(dollars)
     log_iv: Array  # (paths,) ln(annual fraction)
     short_interest: Array  # (paths,) percent
-    variance: Array  # (paths,) the spot's variance v, annual (heston, bates; sigma^2 otherwise)
+    variance: Array  # (paths,) the spot's variance v, annual (heston, bates; garch: the next
+    # day's h / dt; sigma^2 otherwise)
     log_vrp: Array  # (paths,) z = ln(IV / sqrt(v)) of linked IV (0 for independent IV)
 
 
@@ -162,8 +168,7 @@ def market_init(params: MarketParams, keys: Array, dtype=jnp.float32) -> tuple[M
     """
     p = _cast(params, dtype)
     n_paths = keys.shape[0]
-    stochastic_vol = params.model in STOCHASTIC_VOL_MODELS
-    variance = p.v0 if stochastic_vol else p.sigma * p.sigma
+    variance = p.v0 if params.model in LINKED_IV_MODELS else p.sigma * p.sigma
     log_vrp = initial_log_vrp(p.iv0, variance) if params.linked_iv else jnp.zeros((), dtype)
     state = MarketState(
         log_spot=jnp.full((n_paths,), jnp.log(p.s0), dtype),
@@ -249,6 +254,19 @@ def market_step(
             jump, log_jump = jumps.count > 0.0, jumps.log_jump
         else:
             jump, log_jump = jnp.zeros(z_spot.shape, bool), jnp.zeros_like(z_spot)
+    elif params.model == "garch":
+        step = garch_step(
+            state.variance,
+            z_spot,
+            mu,
+            p.garch_omega,
+            p.garch_alpha,
+            p.garch_gamma,
+            p.garch_beta,
+            dt,
+        )
+        variance, log_return = step.variance, step.log_return
+        jump, log_jump = jnp.zeros(z_spot.shape, bool), jnp.zeros_like(z_spot)
     elif params.model == "merton":
         log_return, jumps = merton_log_return(
             z_spot,

@@ -13,10 +13,19 @@ import sys
 
 import numpy as np
 
-__all__ = ["IV_MODELS", "MODELS", "NUMERIC_FIELDS", "STOCHASTIC_VOL_MODELS", "MarketParams"]
+__all__ = [
+    "IV_MODELS",
+    "LINKED_IV_MODELS",
+    "MODELS",
+    "NUMERIC_FIELDS",
+    "STOCHASTIC_VOL_MODELS",
+    "MarketParams",
+    "garch_persistence",
+]
 
-MODELS = ("gbm", "merton", "heston", "bates")
-STOCHASTIC_VOL_MODELS = ("heston", "bates")  # the spot has a variance process v_t
+MODELS = ("gbm", "merton", "heston", "bates", "garch")
+STOCHASTIC_VOL_MODELS = ("heston", "bates")  # the spot has a CIR variance process v_t (QE)
+LINKED_IV_MODELS = ("heston", "bates", "garch")  # a variance process IV can be linked to
 IV_MODELS = ("linked", "independent")
 
 
@@ -30,7 +39,7 @@ class MarketParams:
     Python floats or arrays), `model` and `risk_neutral` are static. This module loads no JAX.
     """
 
-    model: str = "gbm"  # "gbm" | "merton" | "heston" | "bates"
+    model: str = "gbm"  # "gbm" | "merton" | "heston" | "bates" | "garch"
     s0: float = 3.0  # initial spot, dollars
     mu: float = 0.05  # real-world drift, annual, continuous: E[S_t] = s0 e^{mu t}
     sigma: float = 1.90  # diffusion volatility, annual fraction (realized vol)
@@ -45,13 +54,25 @@ class MarketParams:
     # stock's vol a vol of xi / (2 sqrt(theta_v)) = 79 % a year at theta_v, and ln IV (linked) a
     # stationary std. dev. of 0.28, as the baseline IV process's 0.29 (Feller 2 kappa_v theta_v
     # / xi^2 = 4.8 > 1: v stays away from 0); rho = -0.7: leverage, the stock falls as vol rises.
-    v0: float = 3.61  # initial variance, annual (vol^2: 3.61 = 190 % vol)
+    v0: float = 3.61  # initial variance, annual (vol^2: 3.61 = 190 % vol); heston, bates, garch
     kappa_v: float = 6.0  # mean-reversion rate of the variance, per year
     theta_v: float = 3.61  # long-run variance, annual (vol^2)
     xi: float = 3.0  # volatility of the variance, per sqrt(year) (dv = ... + xi sqrt(v) dW)
     rho: float = -0.7  # correlation of the variance and spot shocks
+    # GJR-GARCH(1,1) (garch only), daily units of log returns as fractions (not percent): the
+    # day's log return is (mu dt - h/2) + eps, eps = sqrt(h) z, and the next day's variance
+    # h' = garch_omega + (garch_alpha + garch_gamma [eps < 0]) eps^2 + garch_beta h. Defaults at
+    # the baseline's levels: a long-run vol of 190 % (omega / (1 - persistence) = 1.9^2 / 252 a
+    # day); persistence alpha + gamma/2 + beta = 0.97 (a variance shock's half-life ln 2 /
+    # -ln 0.97 = 23 trading days, near the heston default's 29); a single stock's usual split
+    # (ARCH effect alpha 0.06, leverage gamma 0.08: a down day raises tomorrow's variance 2.3
+    # times as much as an up day; beta 0.87); the fourth moment exists (kurtosis finite).
+    garch_omega: float = 4.2976190476190474e-4  # daily variance (fraction^2): 0.03 * 3.61 / 252
+    garch_alpha: float = 0.06  # ARCH coefficient of eps^2
+    garch_gamma: float = 0.08  # leverage: extra ARCH coefficient on down days (eps < 0)
+    garch_beta: float = 0.87  # GARCH coefficient of yesterday's variance
     # IV linked to the variance (iv_model "linked"): IV = sqrt(v) e^z, z a log-OU process.
-    iv_model: str | None = None  # "linked" | "independent"; None: linked for heston and bates
+    iv_model: str | None = None  # "linked" | "independent"; None: linked for heston, bates, garch
     vrp_long_run: float = 1.15  # long-run (median) ratio of IV to the stock's vol, e^{E z}
     vrp_kappa: float = 6.0  # mean-reversion rate of z = ln(IV / sqrt(v)), per year
     vrp_eta: float = 0.5  # volatility of z, per sqrt(year)
@@ -80,10 +101,10 @@ class MarketParams:
 
     @property
     def linked_iv(self) -> bool:
-        """IV is `sqrt(v) e^z` (iv_model "linked", the default for heston and bates), not the
-        independent log-OU process of `iv_long_run`, `kappa`, `eta`."""
+        """IV is `sqrt(v) e^z` (iv_model "linked", the default for heston, bates and garch), not
+        the independent log-OU process of `iv_long_run`, `kappa`, `eta`."""
         if self.iv_model is None:
-            return self.model in STOCHASTIC_VOL_MODELS
+            return self.model in LINKED_IV_MODELS
         return self.iv_model == "linked"
 
     @property
@@ -116,6 +137,9 @@ _BOUNDS = {
     "vrp_long_run": (0.0, math.inf, False),
     "vrp_kappa": (0.0, math.inf, True),
     "vrp_eta": (0.0, math.inf, True),
+    "garch_omega": (0.0, math.inf, False),
+    "garch_alpha": (0.0, math.inf, True),
+    "garch_beta": (0.0, math.inf, True),
     "short_interest": (0.0, 100.0, True),
     "short_interest_long_run": (0.0, 100.0, True),
     "short_interest_kappa": (0.0, math.inf, True),
@@ -151,13 +175,13 @@ def _validate(params: MarketParams) -> None:
     if params.iv_model is not None and params.iv_model not in IV_MODELS:
         raise ValueError(
             f"MarketParams.iv_model must be one of {', '.join(map(repr, IV_MODELS))} or None "
-            f"(linked for heston and bates, independent for gbm and merton); "
+            f"(linked for heston, bates and garch, independent for gbm and merton); "
             f"got {params.iv_model!r}."
         )
-    if params.iv_model == "linked" and params.model not in STOCHASTIC_VOL_MODELS:
+    if params.iv_model == "linked" and params.model not in LINKED_IV_MODELS:
         raise ValueError(
             f"MarketParams.iv_model 'linked' needs a stochastic-variance model "
-            f"({', '.join(map(repr, STOCHASTIC_VOL_MODELS))}); got model {params.model!r}."
+            f"({', '.join(map(repr, LINKED_IV_MODELS))}); got model {params.model!r}."
         )
     for name in NUMERIC_FIELDS:
         value = _concrete(getattr(params, name))
@@ -177,12 +201,46 @@ def _validate(params: MarketParams) -> None:
             else:
                 valid = f"a number in [{lower:g}, {upper:g}]"
             raise ValueError(f"MarketParams.{name} must be {valid}; got {getattr(params, name)!r}.")
+    if params.model == "garch":
+        _validate_garch(params)
     if params.linked_iv:
-        # The IV percentile is read in the stationary law of IV: both processes must have one.
-        for name in ("kappa_v", "vrp_kappa"):
+        # The IV percentile is read in the stationary law of IV: both processes must have one
+        # (GARCH's variance is stationary by `_validate_garch`).
+        names = ("vrp_kappa",) if params.model == "garch" else ("kappa_v", "vrp_kappa")
+        for name in names:
             value = _concrete(getattr(params, name))
             if value is not None and not np.all(value > 0):
                 raise ValueError(
                     f"MarketParams.{name} must be > 0 with linked IV (the IV percentile is read "
                     f"in the stationary law); got {getattr(params, name)!r}."
                 )
+
+
+def garch_persistence(alpha, gamma, beta):
+    """`alpha + gamma / 2 + beta`: E[h_{t+1}] = omega + persistence E[h_t] under GJR-GARCH(1,1)
+    with symmetric innovations (a down day has probability 1/2). Below 1 the variance has a
+    stationary law with mean omega / (1 - persistence)."""
+    return alpha + 0.5 * gamma + beta
+
+
+def _validate_garch(params: MarketParams) -> None:
+    """GJR-GARCH's own constraints (model "garch"): the variance stays positive (alpha + gamma
+    >= 0; omega > 0, alpha >= 0, beta >= 0 are field bounds) and is stationary."""
+    alpha, gamma, beta = (
+        _concrete(getattr(params, name)) for name in ("garch_alpha", "garch_gamma", "garch_beta")
+    )
+    if alpha is None or gamma is None or beta is None:
+        return
+    if not np.all(alpha + gamma >= 0):
+        raise ValueError(
+            f"MarketParams.garch_gamma must be >= -garch_alpha (a down day's ARCH coefficient "
+            f"alpha + gamma must not be negative); got {params.garch_gamma!r} with garch_alpha "
+            f"{params.garch_alpha!r}."
+        )
+    persistence = garch_persistence(alpha, gamma, beta)
+    if not np.all(persistence < 1):
+        raise ValueError(
+            f"MarketParams.garch_beta must keep the persistence garch_alpha + garch_gamma / 2 + "
+            f"garch_beta below 1 (a stationary variance); got {np.max(persistence):.6g} with "
+            f"garch_beta {params.garch_beta!r}."
+        )

@@ -152,11 +152,12 @@ class SimulationTable(_Table):
 class MarketTable(_Table):
     """The simulated market: spot model, implied-volatility process, exogenous signal inputs."""
 
-    model: Literal["gbm", "merton", "heston", "bates"] = _m(
+    model: Literal["gbm", "merton", "heston", "bates", "garch"] = _m(
         "model",
         "—",
         "Spot model: geometric Brownian motion, Merton jump-diffusion, Heston stochastic "
-        "variance (Andersen's QE scheme), or Bates (Heston plus the Merton jumps).",
+        "variance (Andersen's QE scheme), Bates (Heston plus the Merton jumps), or GJR-GARCH(1,1) "
+        "daily returns with normal innovations.",
     )
     s0: Float = _m("s0", "USD", "Spot price at the start.", gt=0)
     mu: Float = _m("mu", "1/year", "Real-world drift; E[S_t] = s0 exp(mu t) in every model.")
@@ -178,7 +179,8 @@ class MarketTable(_Table):
     v0: Float = _m(
         "v0",
         "annual variance",
-        "Spot variance at the start, heston and bates (3.61 = 190 %²).",
+        "Spot variance at the start, heston and bates; garch: the first day's return's "
+        "variance, annualized (h_1 = v0 / 252; 3.61 = 190 %²).",
         ge=0,
     )
     kappa_v: Float = _m(
@@ -203,12 +205,35 @@ class MarketTable(_Table):
         ge=-1,
         le=1,
     )
+    garch_omega: Float = _m(
+        "garch_omega",
+        "daily variance",
+        "GJR-GARCH constant (garch): h' = omega + (alpha + gamma [eps < 0]) eps² + beta h, h the "
+        "daily variance of log returns as fractions, not percent (arch on percent returns "
+        "reports omega × 10⁴). Default: long-run vol 190 % at persistence 0.97.",
+        gt=0,
+    )
+    garch_alpha: Float = _m(
+        "garch_alpha", "—", "GJR-GARCH ARCH coefficient of yesterday's squared shock (garch).", ge=0
+    )
+    garch_gamma: Float = _m(
+        "garch_gamma",
+        "—",
+        "GJR-GARCH leverage: the extra ARCH coefficient after a down day (garch); >= -garch_alpha.",
+    )
+    garch_beta: Float = _m(
+        "garch_beta",
+        "—",
+        "GJR-GARCH coefficient of yesterday's variance (garch); persistence garch_alpha + "
+        "garch_gamma / 2 + garch_beta must be < 1.",
+        ge=0,
+    )
     iv_model: Literal["linked", "independent"] | None = _m(
         "iv_model",
         "—",
         "IV = sqrt(v) e^z with z an OU premium (linked), or the log-OU process of iv_long_run, "
-        "kappa, eta (independent). Omitted: linked for heston and bates, independent otherwise; "
-        "linked needs heston or bates.",
+        "kappa, eta (independent). Omitted: linked for heston, bates and garch, independent "
+        "otherwise; linked needs heston, bates or garch (garch: v = 252 h, the next day's).",
     )
     vrp_long_run: Float = _m(
         "vrp_long_run",
@@ -887,6 +912,26 @@ def _range_problems(key: str, spec: Any) -> list[str]:
     return out
 
 
+class FitTable(_Table):
+    """The record `simkit calibrate market` writes beside its `[market]` table: where the fit
+    came from (history file, close column, dates), its log-likelihood, AIC, number of returns
+    and standard errors (`KEY_se`). A scenario accepts it so that the fragment loads as
+    written, and reads nothing from it: any key, each a string, number (NaN allowed: an
+    unidentified standard error) or boolean."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    def checks(self) -> list[tuple[str, str]]:
+        return [
+            (name, f"must be a string, number or boolean (a record), got {type(value).__name__}")
+            for name, value in (self.model_extra or {}).items()
+            if not isinstance(value, str | int | float | bool)
+        ]
+
+
+# Tables a scenario accepts and does not read (records kept in the file's text).
+RECORD_TABLES: dict[str, type[_Table]] = {"fit": FitTable}
+
 TABLES: dict[str, type[_Table]] = {
     "simulation": SimulationTable,
     "market": MarketTable,
@@ -902,7 +947,7 @@ TABLES: dict[str, type[_Table]] = {
 }
 STRATEGY_TABLES = ("capital", "strategy", "execution", "exits", "assignment", "hedges", "limits")
 GRID_TABLES = ("market", *STRATEGY_TABLES)
-_TOP_LEVEL = (*TABLES, "grid")
+_TOP_LEVEL = (*TABLES, "grid", *RECORD_TABLES)
 
 # StrategyConfig field -> the table that holds it
 STRATEGY_FIELD_TABLE: dict[str, str] = {

@@ -38,7 +38,7 @@ def assert_markets_equal(a: Market, b: Market):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
-@pytest.mark.parametrize("model", ["gbm", "merton", "heston", "bates"])
+@pytest.mark.parametrize("model", ["gbm", "merton", "heston", "bates", "garch"])
 def test_a_path_depends_only_on_seed_cell_and_index(model):
     params = MarketParams(
         model=model, thesis_break_intensity=5.0, short_interest_kappa=3.0, short_interest_eta=20.0
@@ -156,7 +156,14 @@ def test_short_interest_mean_reverts_in_its_bounds():
 
 @pytest.mark.parametrize(
     ("model", "iv_model"),
-    [("merton", None), ("heston", "linked"), ("bates", "linked"), ("bates", "independent")],
+    [
+        ("merton", None),
+        ("heston", "linked"),
+        ("bates", "linked"),
+        ("bates", "independent"),
+        ("garch", "linked"),
+        ("garch", "independent"),
+    ],
 )
 def test_day_step_in_a_scan_reproduces_simulate_market(model, iv_model):
     """The engine's way: generate day by day inside its own scan, bit for bit the same."""
@@ -194,7 +201,7 @@ def test_market_to_numpy():
 def test_params_are_a_pytree_with_static_model():
     p = MarketParams(model="merton")
     leaves, tree = jax.tree_util.tree_flatten(p)
-    assert len(leaves) == 34 and all(isinstance(x, float) for x in leaves)
+    assert len(leaves) == 38 and all(isinstance(x, float) for x in leaves)
     doubled = jax.tree_util.tree_map(lambda x: 2 * x, p)
     assert doubled.model == "merton" and doubled.sigma == 2 * p.sigma
     # vmap over a grid of sigmas: one compiled function for the whole grid axis.
@@ -206,7 +213,7 @@ def test_params_are_a_pytree_with_static_model():
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("model", "garch", "must be one of 'gbm', 'merton', 'heston', 'bates'; got 'garch'"),
+        ("model", "arch", "must be one of 'gbm', 'merton', 'heston', 'bates', 'garch'; got 'arch'"),
         ("iv_model", "both", "iv_model must be one of 'linked', 'independent' or None"),
         ("rho", -1.5, "MarketParams.rho must be a number in [-1, 1]; got -1.5"),
         ("theta_v", 0.0, "MarketParams.theta_v must be a finite number > 0; got 0.0"),

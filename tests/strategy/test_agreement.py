@@ -64,6 +64,8 @@ CORPUS = [
     # Stochastic variance with linked IV: the IV percentile read in the stationary table.
     ("heston_linked", {"model": "heston"}, {}),
     ("bates_linked_calm_start", {"model": "bates", "iv0": 2.185}, {}),
+    # GJR-GARCH daily returns, IV linked to the next day's conditional vol (a GARCH table).
+    ("garch_linked", {"model": "garch"}, {}),
 ]
 
 INT_FIELDS_EXACT = ("n_trades", "n_wins")
