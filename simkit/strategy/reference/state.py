@@ -14,6 +14,7 @@ from simkit.schema.outcomes import (
     LIMIT_NAMES,
     SHARES_PER_CONTRACT,
     TRADE_ENDS,
+    UNDERLYING,
 )
 from simkit.strategy.config import StrategyConfig
 
@@ -42,6 +43,7 @@ FLOAT_FIELDS = (
     # False) an assignment of n contracts gives 100 n shares, not a whole number.
     "shares_assigned",
     "shares_called_away",
+    *UNDERLYING,  # what the stock did on the path (day._underlying)
 )
 INT_FIELDS = (
     "n_trades",
