@@ -1774,7 +1774,7 @@ def _open(result: Path) -> tuple[Any, str]:
 
     try:
         ds = xr.open_dataset(result, engine="h5netcdf")
-        # every path's daily equity (`--equity`, ~0.7 GB a million path-years) is not drawn
+        # every path's daily equity (`--equity`, ~0.74 GB a million path-years) is not drawn
         ds = ds.drop_vars([name for name in ("equity",) if name in ds]).load()
     except Exception as exc:  # noqa: BLE001 (any unreadable file is the user's input problem)
         raise NotAResult(

@@ -792,7 +792,7 @@ def simulate(
     return ds
 
 
-EQUITY_PATHS_PER_PIECE = 16_384  # paths of a cell written into the result file at once
+EQUITY_PATHS_PER_PIECE = 4096  # paths of a cell written at once (whole HDF5 chunks of 1024)
 
 
 def _equity_variable(

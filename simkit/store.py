@@ -20,7 +20,8 @@ Layout of a result dataset:
     cell of the daily sleeve equity E_t, t = 0 ... n_steps (`simkit.streaming.DailyColumns`);
   - with `equity`: `equity` (grid..., `path`, `step`), every path's daily sleeve equity in the
     engine's dtype, written chunk by chunk (HDF5 chunks of 1 cell x 1024 paths x 256 steps at
-    most, gzip level 4 after the byte shuffle) without holding it in memory;
+    most, gzip level 4 after the byte shuffle) without holding it in memory: 0.74 GB a
+    million path-years in float32 (1.01 GB raw), 1.6 GB in float64 (the baseline);
   - with `per_path`: every per-path summary over (grid..., `path`) (`assigned_by_rung` also
     over `strike`), `final_equity`, `max_drawdown`, `n_trades`, `n_wins`, `annual_return`,
     `path_sharpe`, ...; `initial_equity` is the same for every path of a cell and is stored

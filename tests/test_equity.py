@@ -99,6 +99,19 @@ def test_daily_columns_file_survives_to_be_resumed(tmp_path):
 # --------------------------------------------------------------------------- runs
 
 
+def _market(cell, number: int, paths: int, chunk: int) -> dict[str, np.ndarray]:
+    """The market a tiny run (seed 7, 13 steps, float32) generated for a cell, block by block
+    as the run did (shapes already compiled)."""
+    blocks = [
+        market_to_numpy(
+            simulate_market(cell.market, 7, number, start, min(chunk, paths - start), 13,
+                            dtype=np.float32)
+        )
+        for start in range(0, paths, chunk)
+    ]  # fmt: skip
+    return {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+
+
 def test_bands_of_a_grid_run_are_numpy_quantile_of_every_paths_equity(make_scenario):
     """The issue's proof: `equity_quantile` equals numpy.quantile of the full equity array,
     cell by cell; `equity` holds every path (its first paths are the fan chart's sample)."""
@@ -132,8 +145,7 @@ def test_equity_in_the_file_is_the_engines_per_path_equity(make_scenario, tmp_pa
         assert ds["equity"].encoding["zlib"] and ds["equity"].encoding["shuffle"]
         assert ds["equity"].encoding["chunksizes"] == (1, 20, 14)
         for k, cell in enumerate(scenario.cells()):
-            market = simulate_market(cell.market, 7, k, 0, 20, 13, dtype=np.float32)
-            own = reference.simulate_paths(market_to_numpy(market), cell.strategy, cell.market)
+            own = reference.simulate_paths(_market(cell, k, 20, 8), cell.strategy, cell.market)
             assert same_bits(ds["equity"].values[k], own["equity"])
             assert same_bits(ds["equity_quantile"].values[k], numpy_bands(own["equity"]))
     assert not partial_dir(out).exists()
@@ -211,8 +223,7 @@ def test_underlying_per_path_against_the_market(make_scenario):
     scenario = load_scenario(make_scenario(paths=24, chunk_size=8))
     ds = simulate(scenario, per_path=True, scheduler="synchronous")
     cell = scenario.cells()[0]
-    market = simulate_market(cell.market, 7, 0, 0, 24, 13, dtype=np.float32)
-    spot = market_to_numpy(market)["spot"].astype(np.float64)
+    spot = _market(cell, 0, 24, 8)["spot"].astype(np.float64)
     log_returns = np.diff(np.log(spot), axis=1)
     truth = {
         "spot_final": spot[:, -1],
