@@ -51,6 +51,7 @@ from simkit.schema.outcomes import (
     CLOSE_REASONS,
     LIMIT_NAMES,
     TRADING_DAYS_PER_YEAR,
+    UNDERLYING,
 )
 
 __all__ = [
@@ -130,6 +131,20 @@ _var(
 )
 _var("total_return_mean", "1", "mean horizon return (P&L over initial equity)")
 _var("total_return_quantile", "1", "quantiles of the horizon return", ("quantile",))
+# What the stock did (`simkit.schema.outcomes.UNDERLYING`), beside what the sleeve made.
+_UNDERLYING_TEXT = {
+    "spot_final": ("USD", "spot of the stock at the horizon, S_N"),
+    "spot_min": ("USD", "lowest spot of the stock over trading days 0 ... N"),
+    "realized_vol": (
+        "1",
+        "annualized realized volatility of the stock's daily log returns over the horizon, "
+        "sqrt(252 * mean(ln(S_t / S_{t-1})^2)) (zero-mean)",
+    ),
+    "underlying_return": ("1", "the stock's return over the horizon, S_N / S_0 - 1"),
+}
+for _name, (_units, _text) in _UNDERLYING_TEXT.items():
+    _var(f"{_name}_mean", _units, f"mean over paths of the {_text}")
+    _var(f"{_name}_quantile", _units, f"quantiles over paths of the {_text}", ("quantile",))
 for _name, _what in HISTOGRAMS.items():
     _var(
         f"{_name}_hist",
@@ -303,6 +318,7 @@ _PER_PATH_UNITS: dict[str, tuple[str, str]] = {
     "total_return": ("1", "horizon P&L (final - initial - contributions) over initial equity"),
     "path_sharpe": ("1", "annualized Sharpe ratio of the path's daily returns"),
     "daily_var_99": ("1", "historical 99 % one-day value at risk of the path (positive)"),
+    **_UNDERLYING_TEXT,
 }
 for _b in BUCKETS:
     _PER_PATH_UNITS[_b] = ("USD", f"P&L attribution: {_b.replace('_', ' ')}")
@@ -480,6 +496,7 @@ _KEPT = (
     "n_trades",
     "sum_win_ret",
     "sum_loss_ret",
+    *UNDERLYING,
 )
 
 
@@ -503,7 +520,7 @@ def _counts(seg: dict[str, np.ndarray]) -> dict[str, int]:
     out["traded"] = int((trades > 0).sum())  # the Kelly inputs' path counts
     out["won"] = int((wins > 0).sum())
     out["lost"] = int((trades - wins > 0).sum())
-    for name in ("final_equity", "annual_return", "total_return", "max_drawdown"):
+    for name in ("final_equity", "annual_return", "total_return", "max_drawdown", *UNDERLYING):
         out[f"nan_{name}"] = int(np.isnan(_f64(seg, name)).sum())
     return out
 
@@ -915,6 +932,12 @@ def _aggregate(
         out[f"var_{round(100 * level)}"] = float(-value)
         out[f"cvar_{round(100 * level)}"] = -_tail_mean(
             col("total_return"), int((n - 1) * (1 - level)) + 1
+        )
+
+    for name in UNDERLYING:
+        out[f"{name}_mean"] = float(sums[name] / n)
+        out[f"{name}_quantile"] = streaming.quantiles(
+            col(name), QUANTILES, n_nan=counts[f"nan_{name}"]
         )
 
     out["sharpe"] = streaming.median(col("path_sharpe"), skip="nan")

@@ -294,6 +294,13 @@ def _cmd_run(sub: Any) -> None:
         help="store every trade of the first N paths of each grid cell (a `trade` dimension; "
         "recorded by the reference engine, checked against the run's per-path results)",
     )
+    p.add_argument(
+        "--equity",
+        action="store_true",
+        help="also store every path's daily sleeve equity (`equity` over path x step, "
+        "compressed HDF5 chunks: about 0.74 GB per million path-years in float32, 1.6 GB "
+        "with --float64)",
+    )
     p.add_argument("--engine", help="jax | reference (overrides simulation.engine)")
     p.add_argument("--float64", action="store_true", help="compute in float64")
     p.add_argument(
@@ -354,6 +361,7 @@ def run_command(args: argparse.Namespace) -> int:
             out=out,
             progress=not args.no_progress,
             trades=args.trades,
+            equity=args.equity,
         )
     except run.SchedulerUnreachable as exc:
         raise BadInput(f"--scheduler {args.scheduler}: {exc}") from None

@@ -12,6 +12,8 @@ Run results:
   equity_fan            quantile bands of the daily sleeve equity of the stored sample paths
   return_distribution   histogram of the horizon return (the stored one, on the same bins in
                         every cell; per-path values for files without it) with VaR/CVaR marked
+  payoff                (`--per-path`) the sleeve's horizon return against the stock's, path
+                        by path (2-D histogram), with the median per tenth of the paths
   drawdown_distribution histogram of each path's maximum drawdown, median and 5 % marked
   close_reasons         how trades ended (share of closed trades)
   attribution           mean P&L per path by bucket
@@ -536,6 +538,65 @@ def _drawdown_markers(ds: Any) -> Callable[[dict], list[Marker]]:
     return markers
 
 
+def _payoff(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None:
+    """(Per-path results) each path's horizon return of the sleeve against the stock's own
+    return S_N / S_0 - 1: a 2-D histogram of the paths (log counts; the stock's growth on a
+    log axis), and the median sleeve return in each tenth of the paths by the stock's return:
+    the payoff the strategy really has."""
+    from matplotlib.ticker import FuncFormatter
+
+    fig, panels = _panels(grid, 4.6, 3.4, sharex=True, sharey=True)
+    if not grid.dims:
+        fig.set_size_inches(8.5, 5.0)
+    shown = 0
+    for index, ax in panels:
+        growth = 1.0 + np.asarray(ds["underlying_return"].isel(index).values, dtype=np.float64)
+        sleeve = np.asarray(ds["total_return"].isel(index).values, dtype=np.float64)
+        keep = np.isfinite(growth) & np.isfinite(sleeve) & (growth > 0)
+        growth, sleeve = growth[keep], sleeve[keep]
+        if not growth.size:
+            continue
+        shown = max(shown, growth.size)
+        lo, hi = np.quantile(sleeve, (0.002, 0.998))  # the rare extremes at the edges
+        if not hi > lo:
+            lo, hi = lo - 0.05, hi + 0.05
+        cells = ax.hexbin(
+            growth, np.clip(sleeve, lo, hi), xscale="log", gridsize=(36, 18), bins="log",
+            mincnt=1, cmap="Blues", linewidths=0.1,
+        )  # fmt: skip
+        edges = np.quantile(growth, np.linspace(0, 1, 11))
+        tenth = np.clip(np.searchsorted(edges, growth, side="right") - 1, 0, 9)
+        mids = [(np.median(growth[tenth == k]), np.median(sleeve[tenth == k])) for k in range(10)
+                if np.any(tenth == k)]  # fmt: skip
+        ax.plot(*zip(*mids, strict=True), color="black", marker="o", markersize=3, linewidth=1.4,
+                label="median per tenth of the paths by the stock's return")  # fmt: skip
+        ax.axhline(0.0, color="0.3", linewidth=0.8)
+        ax.axvline(1.0, color="0.3", linewidth=0.8, linestyle=":")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}x"))
+        pad = 0.05 * (hi - lo)
+        ax.set_ylim(min(lo - pad, -0.05), max(hi + pad, 0.05))
+        _pct_axis(ax.yaxis, decimals=0)
+        ax.grid(alpha=0.3)
+        if grid.dims:
+            ax.set_title(grid.label(index), fontsize=9)
+        if ax.get_subplotspec().is_last_row():
+            ax.set_xlabel("the stock's move over the horizon, S_N / S_0 (log scale)")
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel("the sleeve's horizon return")
+        if not grid.dims:
+            fig.colorbar(cells, ax=ax, label="paths per cell of the histogram")
+    if not shown:
+        return
+    panels[0][1].legend(fontsize=8, loc="upper left")
+    fig.suptitle(
+        "What does the sleeve make when the stock moves? Its horizon return against the "
+        f"stock's move, path by path{grid.note()}\n({shown:,} paths per cell; the sleeve's "
+        "0.2 % most extreme returns on each side drawn at the edges)",
+        fontsize=10,
+    )
+    _save(fig, folder, "payoff", written)
+
+
 def _cell_rows(ds: Any, grid: _Grid) -> list[tuple[str, dict]]:
     return [(grid.label(index, every_axis=True), index) for index in grid.all_cells]
 
@@ -886,6 +947,11 @@ def _grid_lines(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None
     _save(fig, folder, "grid_lines", written)
 
 
+def _per_path(ds: Any, name: str) -> bool:
+    """Whether the result holds `name` for every path (`--per-path`)."""
+    return name in ds and "path" in ds[name].dims
+
+
 def _run_figures(ds: Any, folder: Path, selected: dict[str, Any] | None = None) -> list[Path]:
     written: list[Path] = []
     grid = _Grid(ds, selected)
@@ -913,6 +979,8 @@ def _run_figures(ds: Any, folder: Path, selected: dict[str, Any] | None = None) 
         xlabel="maximum drawdown (%)",
         markers=_drawdown_markers(ds),
     )
+    if _per_path(ds, "underlying_return") and _per_path(ds, "total_return"):
+        _payoff(ds, grid, folder, written)
     _close_reasons(ds, grid, folder, written)
     _attribution(ds, grid, folder, written)
     _kelly(ds, grid, folder, written)
@@ -2070,6 +2138,8 @@ CAPTIONS = {
     "equity_fan": "Daily sleeve equity of the stored sample paths: quantile bands and median.",
     "return_distribution": "Distribution of the horizon return with VaR and CVaR (95 %, 99 %) marked.",
     "drawdown_distribution": "Distribution of each path's maximum drawdown.",
+    "payoff": "The payoff the strategy really has: each path's horizon return of the sleeve "
+    "against the stock's own return over the horizon, with the median per tenth of the paths.",
     "close_reasons": "How closed trades ended.",
     "attribution": "Mean P&L per path by attribution bucket.",
     "kelly": "The Kelly of the whole sleeve (what to size with) beside the per-trade Kelly "
@@ -2176,7 +2246,9 @@ def _open(result: Path) -> tuple[Any, str]:
     import xarray as xr
 
     try:
-        ds = xr.open_dataset(result, engine="h5netcdf").load()
+        ds = xr.open_dataset(result, engine="h5netcdf")
+        # every path's daily equity (`--equity`, ~0.74 GB a million path-years) is not drawn
+        ds = ds.drop_vars([name for name in ("equity",) if name in ds]).load()
     except Exception as exc:  # noqa: BLE001 (any unreadable file is the user's input problem)
         raise NotAResult(
             f"cannot read as a NetCDF4/HDF5 result file ({type(exc).__name__}: {exc})"

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simkit import aggregate, compile_cache, store, trade_log
+from simkit import aggregate, compile_cache, store, streaming, trade_log
 from simkit.paths.market import Market, market_to_numpy, simulate_market
 from simkit.paths.shocks import apply_shock
 from simkit.precision import x64
@@ -72,10 +72,16 @@ class RunSettings:
     shock: Any = None  # a `simkit.stress.Shock` applied to every path, or None
     # trading days whose end-of-day sleeve equity is kept per path, as `equity_day_<t>`
     equity_days: tuple[int, ...] = ()
+    equity: bool = False  # every path's daily equity goes into the result (`--equity`)
 
     @property
     def dtype(self) -> str:
         return "float64" if self.float64 else "float32"
+
+    @property
+    def equity_dtype(self) -> str:
+        """The dtype of the engine's daily equity (the reference engine's is float64)."""
+        return "float64" if self.engine == "reference" else self.dtype
 
     @property
     def n_sample(self) -> int:
@@ -108,6 +114,7 @@ def resolve_settings(
     float64: bool | None = None,
     shock: Any = None,
     equity_days: Any = (),
+    equity: bool = False,
 ) -> RunSettings:
     """The scenario's `[simulation]` settings with the given overrides, each validated."""
     sim = scenario.simulation
@@ -131,7 +138,9 @@ def resolve_settings(
     days = tuple(sorted({int(d) for d in equity_days}))
     if any(not 0 <= d <= n_steps for d in days):
         raise ValueError(f"equity_days must lie in [0, {n_steps}]; got {tuple(equity_days)!r}")
-    return RunSettings(paths, int(seed), n_steps, chunk, engine, float64, shock, days)
+    return RunSettings(
+        paths, int(seed), n_steps, chunk, engine, float64, shock, days, equity=bool(equity)
+    )
 
 
 def cell_number(cell: Any, shape: tuple[int, ...]) -> int:
@@ -283,6 +292,9 @@ def _compute_task(
         path_start=block.path_start,
         n_sample=settings.n_sample,
     )
+    # Every path's daily equity travels back too (for the cell's equity bands, and `equity`):
+    # the driver writes it to the cell's `streaming.DailyColumns` and drops it.
+    out["_equity"] = np.ascontiguousarray(summary["equity"], dtype=settings.equity_dtype)
     out["_device"] = np.array(device_description())
     return out
 
@@ -569,6 +581,7 @@ def simulate(
     shock: Any = None,
     equity_days: Sequence[int] = (),
     trades: int = 0,
+    equity: bool = False,
 ) -> Any:
     """Simulate every grid cell of `scenario` and reduce it to an `xarray.Dataset`.
 
@@ -593,6 +606,13 @@ def simulate(
         on those paths' market, checked against this run's per-path results; a disagreement
         is logged as a warning and kept in the attribute `trade_log_check`). Default value: 0
         (no log).
+      equity: also keep every path's daily sleeve equity, `equity` over (grid..., `path`,
+        `step`) in the engine's dtype. With `out` it is written into the file chunk by chunk
+        (compressed; memory stays set by the chunk) and the returned dataset reads it from
+        there lazily; without, it is held in memory. Default value: False. Either way, the
+        quantile bands of every cell's daily equity over all its paths are computed
+        (`equity_quantile`), from each cell's daily equity kept in a file meanwhile (in
+        `<out>.partial/`, or `TMPDIR`; in memory below `streaming.DAILY_MEMORY_BYTES`).
 
     Returns:
       the result dataset (`simkit.store.build_dataset` describes its variables).
@@ -609,6 +629,7 @@ def simulate(
         float64=float64,
         shock=shock,
         equity_days=equity_days,
+        equity=equity,
     )
     if settings.equity_days and out is not None:
         raise ValueError("equity_days is for runs kept in memory; it cannot be resumed from out")
@@ -633,6 +654,25 @@ def simulate(
     results: dict[int, dict[str, Any]] = {}
     per_path_arrays: dict[int, dict[str, np.ndarray]] = {}
     samples: dict[int, np.ndarray] = {}
+    # Every path's daily equity per cell, step by step (in the resume directory with `out`),
+    # until the cell's bands are taken (and to the end with `equity`).
+    daily: dict[int, streaming.DailyColumns] = {}
+    bands: dict[int, np.ndarray] = {}
+
+    def daily_of(number: int) -> streaming.DailyColumns:
+        if number not in daily:
+            daily[number] = streaming.DailyColumns(
+                settings.paths,
+                settings.n_steps + 1,
+                settings.equity_dtype,
+                file=resume.daily_file(number) if resume is not None else None,
+            )
+        return daily[number]
+
+    def close_daily(number: int) -> None:
+        if number in daily:
+            daily.pop(number).close(remove=True)
+
     devices: set[str] = set()
     bar = _Progress(progress, len(cells), settings.paths * len(cells))
 
@@ -673,6 +713,14 @@ def simulate(
             acc.add(later.path_start, saved)
             bar.advance(later.n_paths, computed=False)
         if acc.complete:
+            saved = resume.load_bands(number) if resume is not None else None
+            if saved is None:
+                saved = daily_of(number).quantiles(aggregate.QUANTILES)
+                if resume is not None:
+                    resume.save_bands(number, saved)
+            bands[number] = saved
+            if not settings.equity:
+                close_daily(number)
             samples[number] = acc.equity_sample()
             results[number] = acc.result(
                 strategy=cell_of[number].strategy,
@@ -705,11 +753,17 @@ def simulate(
                 for task, arrays in executor.map_unordered(
                     _compute_task, todo, simulate_fn, settings
                 ):
+                    # on disk before the block's file says it is done
+                    daily_of(task.block.cell_number).write(
+                        task.block.path_start, arrays.pop("_equity"), sync=resume is not None
+                    )
                     if resume is not None:
                         resume.save(task.block, arrays)
                     take(task.block, arrays)
         histograms.finish(results)
     except BaseException:
+        for number in list(daily):  # what a rerun resumes from stays in `<out>.partial/`
+            daily.pop(number).close(remove=False)
         kept = any(deferred.values())  # saved blocks of an earlier run, not read yet
         if resume is not None and resume.loaded == 0 and resume.saved == 0 and not kept:
             resume.finish()  # nothing to resume: leave nothing behind
@@ -728,22 +782,72 @@ def simulate(
         device="; ".join(sorted(d for d in devices if d)) or device_description(),
         per_path=per_path,
     )
-    ds = store.build_dataset(
-        scenario,
-        cells,
-        numbers,
-        settings,
-        results,
-        samples,
-        per_path_arrays if per_path else None,
-        attrs,
-    )
-    if n_logged:
-        ds = _add_trade_log(ds, cells, numbers, settings, n_logged, logged)
+    try:
+        # every path's equity: streamed into the file with `out`, else held in the dataset
+        paths_equity: dict[int, np.ndarray] | bool = settings.equity and out is not None
+        if settings.equity:
+            for n in numbers:  # a cell resumed whole has not opened its file yet
+                daily_of(n)
+        if settings.equity and out is None:
+            paths_equity = {n: daily[n].paths(0, settings.paths) for n in numbers}
+        ds = store.build_dataset(
+            scenario,
+            cells,
+            numbers,
+            settings,
+            results,
+            samples,
+            per_path_arrays if per_path else None,
+            attrs,
+            bands=bands,
+            equity=paths_equity,
+        )
+        if n_logged:
+            ds = _add_trade_log(ds, cells, numbers, settings, n_logged, logged)
+        if out is not None:
+            streamed = []
+            if settings.equity:
+                grid_dims = tuple(ds["paths"].dims)
+                streamed = [_equity_variable(daily, numbers, cells, settings, grid_dims)]
+            store.write_dataset(ds, out, streamed)
+            if settings.equity:  # read lazily from the file, not held in memory
+                ds = ds.assign(equity=store.open_variable(out, "equity"))
+    finally:
+        for number in list(daily):
+            daily.pop(number).close(remove=False)
     if out is not None:
-        store.write_dataset(ds, out)
         resume.finish()
     return ds
+
+
+EQUITY_PATHS_PER_PIECE = 4096  # paths of a cell written at once (whole HDF5 chunks of 1024)
+
+
+def _equity_variable(
+    daily: dict[int, streaming.DailyColumns],
+    numbers: list[int],
+    cells: list,
+    settings: RunSettings,
+    grid_dims: tuple[str, ...],
+) -> store.StreamedVariable:
+    """The `equity` variable of a run, read from each cell's daily equity piece by piece."""
+    grid = [tuple(c.index) for c in cells]
+    n_days = settings.n_steps + 1
+
+    def pieces():
+        for number, index in zip(numbers, grid, strict=True):
+            for start in range(0, settings.paths, EQUITY_PATHS_PER_PIECE):
+                stop = min(start + EQUITY_PATHS_PER_PIECE, settings.paths)
+                yield (*index, slice(start, stop), slice(None)), daily[number].paths(start, stop)
+
+    return store.StreamedVariable(
+        name="equity",
+        dims=(*grid_dims, "path", "step"),
+        dtype=settings.equity_dtype,
+        attrs=store.EQUITY_ATTRS,
+        chunks=store.equity_chunks(len(grid_dims), settings.paths, n_days),
+        pieces=pieces,
+    )
 
 
 # --------------------------------------------------------------------------- the trade log

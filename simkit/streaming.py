@@ -24,16 +24,28 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["SEGMENT", "SPILL_BYTES", "Columns", "median", "order_statistics", "quantiles"]
+__all__ = [
+    "DAILY_MEMORY_BYTES",
+    "SEGMENT",
+    "SPILL_BYTES",
+    "Columns",
+    "DailyColumns",
+    "median",
+    "order_statistics",
+    "quantiles",
+]
 
 SEGMENT = 1 << 16  # paths per segment: the unit of every streamed sum
 SPILL_BYTES = 256 << 20  # per-path columns of a cell held in memory up to this, then in files
 _DIGIT = 16  # bits resolved per selection pass
 _COLLECT = 1 << 18  # a bucket with at most this many values is collected and partitioned
 _SIGN = np.uint64(1 << 63)
+DAILY_MEMORY_BYTES = 64 << 20  # a cell's daily values held in memory up to this, then in a file
+_SLAB_BYTES = 16 << 20  # float64 values a per-step quantile reads at once (one step at least)
 
 
 class Columns:
@@ -130,6 +142,189 @@ class Columns:
         self._trailing = {}
 
     def __enter__(self) -> Columns:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _row_quantiles(values: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """`numpy.quantile(values.astype(float64), qs, axis=1)`, `(len(qs), rows)`: the two order
+    statistics of each level by `numpy.partition` in the values' own dtype, then NumPy's
+    `_lerp` in float64 (the same operations, so the same bits)."""
+    n = values.shape[1]
+    positions = [linear_positions(n, float(q)) for q in qs]
+    kth = sorted({k for lo, hi, _ in positions for k in (lo, hi)})
+    part = np.partition(values, kth, axis=1)
+    out = np.empty((len(qs), values.shape[0]))
+    with np.errstate(invalid="ignore"):
+        for i, (lo, hi, t) in enumerate(positions):
+            a = part[:, lo].astype(np.float64)
+            b = part[:, hi].astype(np.float64)
+            diff = b - a
+            out[i] = b - diff * (1 - t) if t >= 0.5 else a + diff * t
+    out[:, np.isnan(values).any(axis=1)] = math.nan  # numpy.quantile's rule
+    return out
+
+
+def _pwrite(fd: int, values: np.ndarray, offset: int) -> None:
+    """Write a contiguous array at `offset` (all of it: `os.pwrite` may write less)."""
+    view = memoryview(values).cast("B")
+    while view:
+        done = os.pwrite(fd, view, offset)
+        view, offset = view[done:], offset + done
+
+
+def _pread(fd: int, count: int, dtype: np.dtype, offset: int) -> np.ndarray:
+    """`count` values of `dtype` at `offset` (all of them: `os.pread` may read less)."""
+    out = np.empty(count, dtype)
+    view = memoryview(out).cast("B")
+    while view:
+        done = os.preadv(fd, [view], offset)
+        if done == 0:
+            raise OSError(f"file ended before offset {offset + len(view)}")
+        view, offset = view[done:], offset + done
+    return out
+
+
+class DailyColumns:
+    """Every path's daily values of one cell, `(n_paths, n_days)` (the sleeve equity E_t of
+    each path), written block by block in any order and read back by steps or by paths.
+
+    Stored step-major (day t of every path contiguous) in the blocks' own dtype: in memory
+    when the whole fits in `memory_bytes` and no `file` is given, else in one raw file written
+    and read with `os.pwrite` / `os.pread` (not a memory map: the pages of a mapped file count
+    in the process's resident memory). `file`: that file (a resume directory's; opened as it
+    stands if it has the right size, so the blocks written before an interruption are still
+    there; kept by `close(remove=False)`); else a temporary file under `spill_dir` (the
+    system's temporary directory when None), removed by `close`.
+
+    `quantiles` gives `numpy.quantile` of each step's values over the paths, exactly: each
+    step's column is read whole when it fits in `slab_bytes` as float64 (one step at a time
+    or several), else selected in segments (`quantiles` of this module).
+    """
+
+    def __init__(
+        self,
+        n_paths: int,
+        n_days: int,
+        dtype: Any,
+        *,
+        file: str | os.PathLike | None = None,
+        spill_dir: str | os.PathLike | None = None,
+        memory_bytes: int | None = None,
+    ):
+        self.n_paths, self.n_days = int(n_paths), int(n_days)
+        self.dtype = np.dtype(dtype)
+        size = self.n_paths * self.n_days * self.dtype.itemsize
+        limit = DAILY_MEMORY_BYTES if memory_bytes is None else int(memory_bytes)
+        self._memory: np.ndarray | None = None
+        self._fd: int | None = None
+        self._temporary = file is None
+        self.file: Path | None = None
+        if file is None and size <= limit:
+            self._memory = np.zeros((self.n_days, self.n_paths), self.dtype)
+            return
+        if file is None:
+            fd, name = tempfile.mkstemp(prefix="simkit-daily-", suffix=".raw", dir=spill_dir)
+            os.close(fd)
+            file = name
+        self.file = Path(file)
+        self._fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o600)
+        if os.fstat(self._fd).st_size != size:
+            os.ftruncate(self._fd, 0)  # another shape (or new): start empty
+            os.ftruncate(self._fd, size)
+
+    @property
+    def in_memory(self) -> bool:
+        return self._memory is not None
+
+    def write(self, path_start: int, values: np.ndarray, *, sync: bool = False) -> None:
+        """Store paths `path_start ...` (`values` `(n, n_days)`); `sync`: on disk before
+        returning (`os.fdatasync`), for a block that a resume file will say is done."""
+        values = np.asarray(values)
+        n = values.shape[0]
+        if values.shape != (n, self.n_days) or not 0 <= path_start <= self.n_paths - n:
+            raise ValueError(
+                f"a block of shape {values.shape} at path {path_start} does not fit "
+                f"({self.n_paths}, {self.n_days})"
+            )
+        if np.dtype(values.dtype) != self.dtype and not np.can_cast(values.dtype, self.dtype):
+            raise ValueError(f"values of dtype {values.dtype} cannot be stored as {self.dtype}")
+        if self._memory is not None:
+            self._memory[:, path_start : path_start + n] = values.T
+            return
+        steps = np.ascontiguousarray(values.T, dtype=self.dtype)
+        item = self.dtype.itemsize
+        for t in range(self.n_days):
+            _pwrite(self._fd, steps[t], (t * self.n_paths + path_start) * item)
+        if sync:
+            os.fdatasync(self._fd) if hasattr(os, "fdatasync") else os.fsync(self._fd)
+
+    def steps(self, start: int, stop: int) -> np.ndarray:
+        """Days `start .. stop - 1` of every path, `(stop - start, n_paths)`."""
+        if self._memory is not None:
+            return self._memory[start:stop]
+        item = self.dtype.itemsize
+        count = (stop - start) * self.n_paths
+        out = _pread(self._fd, count, self.dtype, start * self.n_paths * item)
+        return out.reshape(stop - start, self.n_paths)
+
+    def paths(self, start: int, stop: int) -> np.ndarray:
+        """Paths `start .. stop - 1`, every day, `(stop - start, n_days)`."""
+        if self._memory is not None:
+            return self._memory[:, start:stop].T.copy()
+        item, n = self.dtype.itemsize, stop - start
+        out = np.empty((self.n_days, n), self.dtype)
+        for t in range(self.n_days):
+            out[t] = _pread(self._fd, n, self.dtype, (t * self.n_paths + start) * item)
+        return out.T.copy()
+
+    def quantiles(self, qs: Sequence[float], *, slab_bytes: int | None = None) -> np.ndarray:
+        """`numpy.quantile(values.astype(float64), qs, axis=0)` of the `(n_paths, n_days)`
+        values, `(len(qs), n_days)`, bit for bit; NaN where a day has a NaN value.
+
+        The order statistics are selected in the stored dtype (a float32 value is exactly a
+        float64 one, so the ranks are the same) and interpolated in float64 as NumPy does."""
+        if any(not 0.0 <= q <= 1.0 for q in qs):
+            raise ValueError(f"quantiles must lie in [0, 1]; got {list(qs)}")
+        slab = _SLAB_BYTES if slab_bytes is None else int(slab_bytes)
+        out = np.empty((len(qs), self.n_days))
+        width = slab // (8 * self.n_paths)
+        if width >= 1:
+            for start in range(0, self.n_days, width):
+                stop = min(start + width, self.n_days)
+                out[:, start:stop] = _row_quantiles(self.steps(start, stop), qs)
+            return out
+        segment = max(1, slab // 8)
+        for t in range(self.n_days):
+
+            def column(t=t):
+                for a in range(0, self.n_paths, segment):
+                    yield self._column(t, a, min(a + segment, self.n_paths))
+
+            n_nan = sum(int(np.isnan(c).sum()) for c in column())
+            out[:, t] = quantiles(column, qs, n_nan=n_nan)
+        return out
+
+    def _column(self, t: int, start: int, stop: int) -> np.ndarray:
+        """Day `t` of paths `start .. stop - 1`, float64."""
+        if self._memory is not None:
+            return self._memory[t, start:stop].astype(np.float64)
+        item = self.dtype.itemsize
+        values = _pread(self._fd, stop - start, self.dtype, (t * self.n_paths + start) * item)
+        return values.astype(np.float64)
+
+    def close(self, *, remove: bool = True) -> None:
+        """Release the values; `remove`: delete the file too (a temporary file always is)."""
+        self._memory = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            if (remove or self._temporary) and self.file is not None:
+                self.file.unlink(missing_ok=True)
+
+    def __enter__(self) -> DailyColumns:
         return self
 
     def __exit__(self, *exc) -> None:

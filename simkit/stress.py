@@ -344,7 +344,7 @@ _var(
 _var(
     "equity_quantile",
     "USD",
-    "quantiles over the first paths (at most 200) of the daily strategy sleeve equity",
+    "quantiles over all paths of the daily strategy sleeve equity",
     ("quantile", "day"),
 )
 
@@ -440,6 +440,7 @@ def stress_metrics(
     before: Mapping[str, np.ndarray] | None = None,
     cash_return: float = math.nan,
     added_on_shock_day: float = 0.0,
+    equity_bands: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The `STRESS_VARIABLES` of one (stress, enforce_limits) run, float64.
 
@@ -456,10 +457,13 @@ def stress_metrics(
         already off, nothing to compare).
       baseline: the same paths unstressed, same `enforce_limits` (`final_equity`,
         `total_return`, `n_tranches`; None: this is the baseline).
-      equity_sample: `(sample, n_steps + 1)` daily equity of the first paths, USD.
+      equity_sample: `(sample, n_steps + 1)` daily equity of the first paths, USD: their
+        quantiles are `equity_quantile` when `equity_bands` is None.
       before: the `ENTRY_COUNTERS` of the same paths through day `shock_day - 1` (None: the
         stopped-trading variables are NaN).
       cash_return: the horizon return of the sleeve held in cash (`exp(r T) - 1`).
+      equity_bands: `(quantile, n_steps + 1)` quantiles over all the paths of the daily
+        equity (a run's `equity_quantile`), USD.
       added_on_shock_day: new capital (USD) paid into the sleeve on the shock's first day.
 
     Returns:
@@ -593,7 +597,9 @@ def stress_metrics(
 
     n_days = n_steps + 1
     quantiles = np.full((len(aggregate.QUANTILES), n_days), math.nan)
-    if equity_sample is not None and len(equity_sample):
+    if equity_bands is not None:
+        quantiles = np.asarray(equity_bands, dtype=np.float64)
+    elif equity_sample is not None and len(equity_sample):
         quantiles = np.quantile(np.asarray(equity_sample, np.float64), aggregate.QUANTILES, axis=0)
     out["equity_quantile"] = quantiles
     return {k: (np.asarray(v, dtype=np.float64) if k != "paths" else v) for k, v in out.items()}
@@ -875,6 +881,7 @@ def run_stress(
                     no_stop=no_stop,
                     baseline=baseline_final.get(enforce),
                     equity_sample=sample,
+                    equity_bands=ds["equity_quantile"].values,
                     before=before_counters(day, enforce) if day >= 1 else None,
                     cash_return=cash_return,
                     added_on_shock_day=(

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from simkit.aggregate import _CLOSE_COUNTERS, BUCKETS, LIMITS, aggregate_cell, derive_block
+from simkit.schema.outcomes import UNDERLYING
 
 
 class _Strategy:
@@ -50,6 +51,8 @@ def _cell(rng, n: int, n_steps: int = 30) -> dict:
         summary[name] = np.zeros(n)
     for x in LIMITS:
         summary[f"breach_{x}"] = zeros
+    for name in UNDERLYING:
+        summary[name] = np.ones(n)
     block = derive_block(summary, n_steps=n_steps, monthly_addition=0.0, path_start=0, n_sample=0)
     return aggregate_cell(block, strategy=_Strategy, n_steps=n_steps, rate=0.05)
 

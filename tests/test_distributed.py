@@ -89,8 +89,9 @@ def dask_address(tmp_path_factory):
 
 def test_cluster_result_equals_local(dask_address, make_scenario):
     scenario = load_scenario(make_scenario(paths=32, chunk_size=8, grid=GRID))
-    local = simulate(scenario, per_path=True, scheduler="synchronous")
-    remote = simulate(scenario, per_path=True, scheduler=dask_address)
+    local = simulate(scenario, per_path=True, equity=True, scheduler="synchronous")
+    remote = simulate(scenario, per_path=True, equity=True, scheduler=dask_address)
+    assert remote["equity"].dims == ("market.sigma", "path", "step")  # every path's equity back
     assert remote.attrs["executor"] == dask_address
     xr.testing.assert_equal(local, remote)
     for name in local.data_vars:

@@ -155,9 +155,21 @@ def test_resume_state_is_kept_for_the_same_run_only(tiny_scenario, tmp_path, cap
     state = ResumeState.open(out, scenario, cells, _settings())
     arrays = {"x": np.arange(16.0), "_device": np.array("cpu")}
     state.save(Block, arrays)
+    # a saved block counts once its cell's daily equity is kept beside it (or its bands)
+    assert not state.has(Block) and state.load(Block) is None
+    state.daily_file(0).write_bytes(b"")
     again = ResumeState.open(out, scenario, cells, _settings())
+    assert again.has(Block)
     loaded = again.load(Block)
     assert np.array_equal(loaded["x"], arrays["x"]) and str(loaded["_device"]) == "cpu"
+    state.daily_file(0).unlink()
+    again.save_bands(0, np.ones((7, 14)))
+    assert again.has(Block) and np.array_equal(again.load_bands(0), np.ones((7, 14)))
+    keeps = ResumeState.open(tmp_path / "e.nc", scenario, cells, _settings(equity=True))
+    keeps.save(Block, arrays)
+    keeps.save_bands(0, np.ones((7, 14)))
+    assert not keeps.has(Block)  # every path's equity is needed: bands are not enough
+    keeps.finish()
 
     with caplog.at_level(logging.WARNING, logger="simkit"):
         other = ResumeState.open(out, scenario, cells, _settings(chunk_size=8))

@@ -18,6 +18,7 @@ from simkit.aggregate import (
     derive_block,
     histogram,
 )
+from simkit.schema.outcomes import UNDERLYING
 
 
 def chunked(x: np.ndarray, size: int):
@@ -178,6 +179,13 @@ def _blocks(n_paths: int, size: int, rng) -> list[tuple[int, dict]]:
             summary[name] = rng.normal(0, 1e3, size=n)
         for x in LIMITS:
             summary[f"breach_{x}"] = rng.integers(0, 3, size=n) * (rng.uniform(size=n) < 0.3)
+        spot = 3.0 * np.exp(np.cumsum(rng.normal(0, 0.1, size=(n, n_steps + 1)), axis=1))
+        summary.update(
+            spot_final=spot[:, -1],
+            spot_min=spot.min(axis=1),
+            realized_vol=rng.uniform(0.5, 3.0, size=n).astype(np.float32),
+            underlying_return=spot[:, -1] / 3.0 - 1,
+        )
         derived = derive_block(
             summary, n_steps=n_steps, monthly_addition=0.0, path_start=start, n_sample=10
         )
@@ -260,6 +268,12 @@ def test_cell_reduction_matches_numpy_on_the_whole_arrays(monkeypatch):
         "sharpe": np.nanmedian(x["path_sharpe"]),
         "daily_var_99_median": np.nanmedian(x["daily_var_99"]),
         "var_99": metrics.value_at_risk(total, 0.99),
+        **{
+            f"{name}_quantile": np.quantile(
+                x[name].astype(np.float64), (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+            )
+            for name in UNDERLYING
+        },
     }
     for k, v in exact.items():
         assert np.array_equal(got[k], v), k
@@ -275,6 +289,7 @@ def test_cell_reduction_matches_numpy_on_the_whole_arrays(monkeypatch):
         "total_return_mean": total.mean(),
         "attribution_mean": [x[b].mean() for b in BUCKETS],
         "contracts_cut_mean": x["contracts_cut"].astype(np.float64).mean(),
+        **{f"{name}_mean": x[name].astype(np.float64).mean() for name in UNDERLYING},
         "breach_path_share": [(x[f"breach_{lim}"] > 0).mean() for lim in LIMITS],
         "close_reason_share": [x[c].sum() for c in _CLOSE_COUNTERS]
         / np.sum([x[c].sum() for c in _CLOSE_COUNTERS]),

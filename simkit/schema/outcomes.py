@@ -29,6 +29,7 @@ __all__ = [
     "TRADE_KINDS",
     "TRADE_LOG_ENDS",
     "TRADING_DAYS_PER_YEAR",
+    "UNDERLYING",
     "Limit",
     "TradeEnd",
     "trade_end_counter",
@@ -149,6 +150,16 @@ BUCKETS = (
     "financing",
     "covered_call_pnl",
 )
+
+
+# --------------------------------------------------------------------------- the underlying
+
+# What the stock itself did on a path, beside what the sleeve made (each engine computes them
+# from the day's spots on its own): the spot at the horizon S_N and the lowest spot of steps
+# 0 ... N (USD), the annualized realized volatility sqrt(252 * mean(r_t^2)) of the daily log
+# returns r_t = ln(S_t / S_{t-1}), t = 1 ... N (zero-mean: the convention of variance swaps
+# and of the market models' sigma; NaN for a horizon of 0 steps), and S_N / S_0 - 1.
+UNDERLYING = ("spot_final", "spot_min", "realized_vol", "underlying_return")
 
 
 # --------------------------------------------------------------------------- market inputs

@@ -62,6 +62,22 @@ from simkit.strategy.state import (
 MARKET_FIELDS = tuple(name for name in Today._fields if name != "iv_percentile")
 
 
+class _Underlying(NamedTuple):
+    """What the stock did so far on each path (`simkit.schema.outcomes.UNDERLYING`), (paths,)."""
+
+    spot0: Array  # S_0, USD
+    last: Array  # the spot of the last day run, USD
+    low: Array  # the lowest spot so far, USD
+    sum_sq: Array  # sum of the squared daily log returns so far
+
+
+def _watch(u: _Underlying, spot: Array) -> _Underlying:
+    """The day's spot seen: its log return from the day before (0 on day 0, when `last` is
+    S_0 itself), squared into the sum; the running low; the last spot."""
+    r = jnp.log(spot / u.last)
+    return _Underlying(u.spot0, spot, jnp.minimum(u.low, spot), u.sum_sq + r * r)
+
+
 class _DayCarry(NamedTuple):
     """What the loop over the days carries from one day to the next."""
 
@@ -70,6 +86,7 @@ class _DayCarry(NamedTuple):
     market_state: Any  # the market generator's state (`MarketState`), or () for given arrays
     today: Today  # the market of the day about to run
     equity: Array  # (n_days, paths) USD, E_t filled in as the days run
+    underlying: _Underlying  # the stock's spots up to the day before `today`
 
 
 # The book's fields a ruined path keeps as they are. The rings need no freezing: a ruined path
@@ -200,7 +217,8 @@ def _close_the_books(book: Book, slots: Slots, n_steps, p, shape: EngineShape) -
 def _scan_days(book, slots, horizon, n_days, next_day, carry0, today0, p, shape):
     """Run steps 0 … horizon (a traced int below `n_days`) from day 0's market `today0`;
     `next_day(carry, t) -> (carry, today)` gives the market of step t >= 1. Returns the final
-    book and slots and E_t, (n_days, paths) (rows past the horizon are 0).
+    book and slots, E_t, (n_days, paths) (rows past the horizon are 0), and what the stock did
+    (`_Underlying`, its spots of steps 0 … horizon).
 
     A `fori_loop` with a traced trip count, not a `scan` over all `n_days`: the padding days of
     a shorter horizon cost nothing, and no branch per day copies the book. The next day's market
@@ -217,17 +235,25 @@ def _scan_days(book, slots, horizon, n_days, next_day, carry0, today0, p, shape)
         book, slots, equity_t = _day(c.book, c.slots, c.today, t, p, shape)
         market_state, tomorrow = next_day(c.market_state, t + 1)
         return _DayCarry(
-            book, slots, market_state, with_percentile(tomorrow), c.equity.at[t].set(equity_t)
+            book,
+            slots,
+            market_state,
+            with_percentile(tomorrow),
+            c.equity.at[t].set(equity_t),
+            _watch(c.underlying, c.today.spot),
         )
 
     equity0 = jnp.zeros((n_days, *book.cash.shape), book.cash.dtype)
-    last = jax.lax.fori_loop(
-        0, horizon + 1, one_day, _DayCarry(book, slots, carry0, with_percentile(today0), equity0)
-    )
-    return last.book, last.slots, last.equity
+    spot0 = today0.spot
+    watch0 = _Underlying(spot0, spot0, spot0, jnp.zeros_like(spot0))
+    first = _DayCarry(book, slots, carry0, with_percentile(today0), equity0, watch0)
+    last = jax.lax.fori_loop(0, horizon + 1, one_day, first)
+    return last.book, last.slots, last.equity, last.underlying
 
 
-def _summary(book: Book, slots: Slots, equity, horizon, p, shape: EngineShape) -> dict:
+def _summary(
+    book: Book, slots: Slots, equity, underlying: _Underlying, horizon, p, shape: EngineShape
+) -> dict:
     """The per-path summary (paths first, as docs/ENGINE_SPEC.md names it)."""
     book = _close_the_books(book, slots, horizon, p, shape)
     dtype = book.cash.dtype
@@ -247,6 +273,13 @@ def _summary(book: Book, slots: Slots, equity, horizon, p, shape: EngineShape) -
         assigned_by_rung=book.assigned_by_rung.T,
         equity=equity.T,
         **{f"first_breach_{name}": book.first_breach[i] for i, name in enumerate(LIMITS)},
+    )
+    u = underlying  # `simkit.schema.outcomes.UNDERLYING`
+    summary.update(
+        spot_final=u.last,
+        spot_min=u.low,
+        realized_vol=jnp.sqrt(_DAYS_PER_YEAR * u.sum_sq / horizon.astype(dtype)),
+        underlying_return=u.last / u.spot0 - 1.0,
     )
     return summary
 
@@ -277,8 +310,10 @@ def _run(market: dict, horizon: Array, p: EngineParams, shape: EngineShape) -> d
         return carry, Today(**{k: v[t] for k, v in market.items()})  # t past the end: last row
 
     today0 = Today(**{k: v[0] for k, v in market.items()})
-    book, slots, equity = _scan_days(book, slots, horizon, n_days, next_day, (), today0, p, shape)
-    return _summary(book, slots, equity, horizon, p, shape)
+    book, slots, equity, underlying = _scan_days(
+        book, slots, horizon, n_days, next_day, (), today0, p, shape
+    )
+    return _summary(book, slots, equity, underlying, horizon, p, shape)
 
 
 @functools.partial(jax.jit, static_argnames=("shape", "n_paths", "n_days", "dtype"))
@@ -296,7 +331,7 @@ def _run_generated(
         return state, Today(**{name: getattr(market, name) for name in MARKET_FIELDS})
 
     today0 = Today(**{name: getattr(day0, name) for name in MARKET_FIELDS})
-    book, slots, equity = _scan_days(
+    book, slots, equity, underlying = _scan_days(
         book, slots, horizon, n_days, next_day, state0, today0, p, shape
     )
-    return _summary(book, slots, equity, horizon, p, shape)
+    return _summary(book, slots, equity, underlying, horizon, p, shape)

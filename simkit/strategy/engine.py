@@ -23,6 +23,7 @@ import numpy as np
 from simkit.paths.keys import cell_key
 from simkit.paths.market import MarketParams, check_dtype
 from simkit.precision import x64
+from simkit.schema.outcomes import UNDERLYING
 from simkit.strategy.config import StrategyConfig
 from simkit.strategy.day import MARKET_FIELDS, _run, _run_generated
 from simkit.strategy.params import EngineParams, engine_params, engine_shape
@@ -156,6 +157,7 @@ SUMMARY_FIELDS = (
     "ruin_step",
     "assigned_by_rung",
     *(f"first_breach_{name}" for name in LIMITS),
+    *UNDERLYING,
     "equity",
 )
 

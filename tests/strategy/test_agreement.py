@@ -15,6 +15,7 @@ import pytest
 
 from simkit.paths.market import MarketParams, market_to_numpy, simulate_market
 from simkit.precision import x64
+from simkit.schema.outcomes import UNDERLYING
 from simkit.strategy import engine, reference
 from simkit.strategy.config import StrategyConfig
 
@@ -136,6 +137,25 @@ def test_engines_agree_on_every_summary_field(corpus_results, name):
         if not np.allclose(a, b, rtol=1e-6, atol=1e-6 * scale):
             mismatched.append(field)
     assert not mismatched, f"{name}: fields differ: {mismatched}"
+
+
+def test_engines_agree_on_the_underlying_of_every_path(corpus_results):
+    """What the stock did does not depend on the strategy: every path, every scenario, and
+    against NumPy on the market's spots."""
+    for name, (fast, slow) in corpus_results.items():
+        for field in UNDERLYING:
+            np.testing.assert_allclose(fast[field], slow[field], rtol=1e-12, err_msg=name)
+    with x64():
+        market = simulate_market(MarketParams(), 7, 8, 0, N_PATHS, N_STEPS, dtype=np.float64)
+    spot = np.asarray(market.spot, dtype=np.float64)  # the "baseline" corpus entry's market
+    fast, slow = corpus_results["baseline"]
+    for engine_out in (fast, slow):
+        np.testing.assert_array_equal(engine_out["spot_final"], spot[:, -1])
+        np.testing.assert_array_equal(engine_out["spot_min"], spot.min(axis=1))
+    vol = np.sqrt(252 * np.mean(np.diff(np.log(spot), axis=1) ** 2, axis=1))
+    np.testing.assert_allclose(fast["realized_vol"], vol, rtol=1e-12)
+    np.testing.assert_allclose(slow["underlying_return"], spot[:, -1] / spot[:, 0] - 1, rtol=1e-12)
+    assert 1.5 < np.median(vol) < 2.3  # the baseline's sigma = 1.9
 
 
 RULE_COUNTERS = (

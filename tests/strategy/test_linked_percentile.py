@@ -83,3 +83,9 @@ def test_in_loop_generation_is_simulate_markets_market(model):
     np.testing.assert_allclose(generated["final_equity"], given["final_equity"], rtol=1e-9)
     np.testing.assert_array_equal(generated["n_trades"], given["n_trades"])
     assert generated["n_trades"].sum() > 0
+    # what the stock did, watched in the loop over the days, from the same spots
+    spot = np.asarray(market.spot)
+    np.testing.assert_array_equal(generated["spot_final"], spot[:, -1])
+    np.testing.assert_array_equal(generated["spot_min"], spot.min(axis=1))
+    for name in ("realized_vol", "underlying_return"):
+        np.testing.assert_allclose(generated[name], given[name], rtol=1e-14, err_msg=name)

@@ -8,6 +8,7 @@ are marked at mid and the tally is packed into the names of ENGINE_SPEC "Per-pat
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -150,9 +151,26 @@ def simulate_path(
     assert quotes is not None
     _mark_open_positions(book, tally, quotes)
     summary = _summary(book, tally, cfg, sleeve0, outside0 * growth**n_steps)
+    summary = {**summary, **_underlying(path["spot"])}
     if tally.log is not None:
         summary["trades"] = tally.log.records
     return summary
+
+
+def _underlying(spot: Sequence[float]) -> dict:
+    """What the stock did on the path, whatever the sleeve did (the names of
+    `simkit.schema.outcomes.UNDERLYING`): the last spot, the lowest, the realized volatility
+    sqrt(252 * mean of r_t^2) of the daily log returns r_t = ln(S_t / S_{t-1}) (zero-mean;
+    NaN with no step), and S_N / S_0 - 1."""
+    spots = [float(s) for s in spot]
+    n = len(spots) - 1
+    squares = [math.log(today / before) ** 2 for before, today in itertools.pairwise(spots)]
+    return {
+        "spot_final": spots[-1],
+        "spot_min": min(spots),
+        "realized_vol": math.sqrt(TRADING_DAYS_PER_YEAR * sum(squares) / n) if n else math.nan,
+        "underlying_return": spots[-1] / spots[0] - 1.0,
+    }
 
 
 def _summary(

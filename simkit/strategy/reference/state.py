@@ -16,6 +16,7 @@ from simkit.schema.outcomes import (
     LIMIT_NAMES,
     SHARES_PER_CONTRACT,
     TRADE_ENDS,
+    UNDERLYING,
 )
 from simkit.strategy.config import StrategyConfig
 
@@ -44,6 +45,7 @@ FLOAT_FIELDS = (
     # False) an assignment of n contracts gives 100 n shares, not a whole number.
     "shares_assigned",
     "shares_called_away",
+    *UNDERLYING,  # what the stock did on the path (day._underlying)
 )
 INT_FIELDS = (
     "n_trades",
