@@ -172,7 +172,7 @@ def _indices_of(returns_drawn, returns):
 def test_bootstrap_draws_history_returns_in_blocks(history, bootstrap64):
     spot = bootstrap64["spot"]
     assert spot.shape == (400, 251) and spot.dtype == np.float64
-    np.testing.assert_allclose(spot[:, 0], MarketParams().s0)
+    np.testing.assert_allclose(spot[:, 0], history.close[0])
     returns = history.log_returns
     index = _indices_of(np.diff(np.log(spot), axis=1), returns)
     # A block continues with probability 1 - 1/block_len (the next day, wrapping around).
@@ -186,15 +186,19 @@ def test_bootstrap_draws_history_returns_in_blocks(history, bootstrap64):
     )
 
 
-def test_bootstrap_moves_iv_in_the_same_blocks(history, bootstrap64):
+def test_bootstrap_takes_iv_of_the_day_whose_return_it_drew(history, bootstrap64):
     returns = history.log_returns
     index = _indices_of(np.diff(np.log(bootstrap64["spot"]), axis=1), returns)
-    iv_changes = np.diff(np.log(history.iv))
-    np.testing.assert_allclose(
-        np.diff(np.log(bootstrap64["iv"]), axis=1), iv_changes[index], atol=1e-9
-    )
-    np.testing.assert_allclose(bootstrap64["iv"][:, 0], MarketParams().iv0)
+    # Return i runs from history day i to day i + 1: the path's day has day i + 1's IV, and
+    # day 0 the IV of the day the first block starts on.
+    np.testing.assert_array_equal(bootstrap64["iv"][:, 1:], history.iv[index + 1])
+    np.testing.assert_array_equal(bootstrap64["iv"][:, 0], history.iv[index[:, 0]])
     assert not bootstrap64["jump"].any()
+
+
+def test_bootstrap_starts_at_the_first_close_whatever_s0(history):
+    market = block_bootstrap(history, 4, 3, 5, params=MarketParams(s0=77.0))
+    np.testing.assert_allclose(market.spot[:, 0], history.close[0], rtol=1e-6)
 
 
 def test_bootstrap_without_iv_uses_the_iv_process(tmp_path, history):
