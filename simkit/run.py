@@ -35,6 +35,7 @@ import numpy as np
 
 from simkit import aggregate, compile_cache, store, trade_log
 from simkit.paths.history import history_market, history_moments
+from simkit.paths.history_csv import load_history
 from simkit.paths.market import Market, market_to_numpy, simulate_market
 from simkit.paths.shocks import apply_shock
 from simkit.precision import x64
@@ -206,11 +207,13 @@ def _simulate_block(
             _market_block(cell.market, seed, cell_number, path_start, n_paths, n_steps, float64)
         )
         if shock is not None:
-            moments = cell.market
-            if cell.market.model in HISTORY_MODELS:
-                moments = history_moments(cell.market)
-            market = apply_shock(market, shock, moments)
+            market = apply_shock(market, shock, _shock_moments(cell.market))
         return run_paths(market, cell.strategy, cell.market)
+
+
+def _shock_moments(mkt: Any) -> Any:
+    """The market record a shock reads `mu` and `sigma` from: a history's own moments."""
+    return history_moments(mkt) if mkt.model in HISTORY_MODELS else mkt
 
 
 @dataclasses.dataclass(frozen=True)
@@ -777,6 +780,8 @@ def _market_dates(cell: Any, n_steps: int) -> Any:
     start on different days), and the trade log gains `trade_open_date`/`trade_close_date`.
     Simulated markets have no dates.
     """
+    if cell.market.model == "replay":  # every path is the history from its first day
+        return load_history(cell.market.history).dates[: n_steps + 1]
     dates = getattr(cell.market, "dates", None)
     if dates is None:
         return None
@@ -789,18 +794,18 @@ def _logged_market(cell: Any, number: int, settings: RunSettings, n_paths: int) 
     cell's key, the run's precision, the run's shock), as NumPy arrays."""
     with x64(settings.float64):
         market = market_to_numpy(
-            simulate_market(
+            _market_block(
                 cell.market,
                 settings.seed,
                 number,
                 0,
                 max(n_paths, MIN_BLOCK_PATHS),  # the blocks' own rule (`_compute_task`)
                 settings.n_steps,
-                dtype=jnp.float64 if settings.float64 else jnp.float32,
+                settings.float64,
             )
         )
     if settings.shock is not None:
-        market = apply_shock(market, settings.shock, cell.market)
+        market = apply_shock(market, settings.shock, _shock_moments(cell.market))
     return {name: value[:n_paths] for name, value in market.items()}
 
 

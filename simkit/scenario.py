@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
 import annotated_types
+import numpy as np
 from pydantic import (
     Field,
     Strict,
@@ -538,6 +539,7 @@ class _Builder:
             description=simulation_table.description,
         )
         simulation, notes = self.replay_simulation(simulation, cells)
+        notes += _percentile_notes(cells)
         self.fail_if_any()
         return Scenario(
             path=self.path,
@@ -920,6 +922,35 @@ class _Builder:
         if group == "market":
             return self.market_params(tables["market"], where=where)
         return self.strategy_config(tables, where=where, since=since)
+
+
+def _percentile_notes(cells: list[Cell]) -> tuple[str, ...]:
+    """A note when a history's IV sits at the edge of the IV percentile's law: the signal and
+    the IV exit read the percentile of `iv_long_run`, `kappa`, `eta`, which a history does not
+    set (the defaults are the $3 stock's 217 %): its median IV below the 1st or above the 99th
+    percentile means those keys describe another market."""
+    seen = set()
+    for cell in cells:
+        m = cell.market
+        key = (m.history, m.iv_long_run, m.kappa, m.eta)
+        if m.model not in ("replay", "bootstrap") or key in seen:
+            continue
+        seen.add(key)
+        history = load_history(m.history)
+        if history.iv is None:
+            continue
+        median = float(np.median(history.iv))
+        sd = m.eta / math.sqrt(2.0 * m.kappa)
+        percentile = 50.0 * math.erfc(-(math.log(median) - math.log(m.iv_long_run)) / sd / 2**0.5)
+        if 1.0 <= percentile <= 99.0:
+            continue
+        return (
+            f"the history's median IV {median:.4g} is at the {percentile:.1f}th percentile of the "
+            f"IV percentile's law (market.iv_long_run = {m.iv_long_run:g}, kappa = {m.kappa:g}, "
+            f"eta = {m.eta:g}), which the signal and the IV exit read: set them to the history's "
+            f"(simkit calibrate market {history.path} fits them).",
+        )
+    return ()
 
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -1394,7 +1425,8 @@ identified in data).
   column (without one, the constant `iv0`). The horizon is the history's length (`n_steps` =
   lines - 1) and the run has one path: `simulation.years` and `simulation.paths` (and
   `--paths`) are not used, and every command prints a note saying so. The result file gets a
-  `date` coordinate on its `day` dimension. One path has no distribution: every interval and
+  `date` coordinate on its `day` dimension (and a trade log, `--trades`, the
+  `trade_open_date` and `trade_close_date` of each trade). One path has no distribution: every interval and
   standard error is NaN and prints as n/a, the horizon VaR and CVaR are n/a, and the Kelly of
   the sleeve is read from the path's non-overlapping 21-day returns (the horizon one needs
   paths). A grid may sweep any key except the history: every cell must replay the same
@@ -1419,7 +1451,8 @@ What a history does not set, its scenario still does: `rate` (option prices and 
 cash), and the IV percentile's law (`iv_long_run`, `kappa`, `eta`: the percentile of the day's
 IV in the stationary law of the log-OU process, as on a simulated market; set them to the
 history's own, which `simkit calibrate market FILE.csv` fits when the file has `iv`, or the
-signal and the IV exit read a percentile of another market). `s0`, `mu`, `sigma`, the jump,
+signal and the IV exit read a percentile of another market; a note says so when the history's
+median IV lies below the 1st or above the 99th percentile of that law). `s0`, `mu`, `sigma`, the jump,
 variance and linked-IV keys, and `iv0` (with an `iv` column) are not used.
 
 Commands: `run`, `check`, grids, `stress`, `explain`, `claims`, `sensitivity` and `calibrate

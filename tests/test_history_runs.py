@@ -64,6 +64,15 @@ def test_a_replay_is_one_path_over_the_whole_history(folder):
     assert again.market == scenario.market and again.simulation.n_steps == N_DAYS - 1
 
 
+def test_a_history_far_from_the_iv_percentiles_law_gets_a_note(folder):
+    # The 40 days' median IV, 3.7, is at the baseline law's 97th percentile: no note; a law
+    # centred at 15 % puts it at the 100th.
+    assert not [n for n in load_scenario(scenario_file(folder, REPLAY)).notes if "median IV" in n]
+    scenario = load_scenario(scenario_file(folder, REPLAY + "\niv_long_run = 0.15"))
+    (note,) = [n for n in scenario.notes if "median IV" in n]
+    assert "100.0th percentile" in note and "simkit calibrate market" in note
+
+
 def test_a_bootstrap_keeps_the_scenarios_paths_and_horizon(folder):
     market = 'model = "bootstrap"\nhistory = "data/short.csv"\nblock_len = 5'
     scenario = load_scenario(scenario_file(folder, market, "paths = 64\nyears = 0.5"))
@@ -160,6 +169,15 @@ def test_a_replay_is_the_history_given_as_arrays(folder):
     dates = run["date"].values.astype("datetime64[D]")
     np.testing.assert_array_equal(dates, history.dates)
     assert run["date"].dims == ("day",)
+
+
+def test_a_replays_trade_log_has_the_historys_dates(folder):
+    scenario = load_scenario(scenario_file(folder, REPLAY))
+    ds = simkit.simulate(scenario, progress=False, engine="reference", trades=1)
+    dates = read_history(folder / "data" / "short.csv").dates
+    opened = ds["trade_open_date"].values.astype("datetime64[D]")
+    assert opened.size > 0
+    np.testing.assert_array_equal(opened, dates[ds["trade_open_step"].values])
 
 
 def test_one_path_prints_no_interval(folder, capsys, tmp_path):
