@@ -144,6 +144,8 @@ def _summary_fmt(x: Any, kind: str) -> str:
         return "-inf" if x < 0 else "inf"
     if kind == "pct":
         return percent(x, 1, unit="")
+    if kind == "count":
+        return f"{x:,.1f}"
     return f"{x:.2f}"
 
 
@@ -172,6 +174,7 @@ def _seed_claims() -> dict[str, float]:
 # (variable, heading, format, sign): the summary's key metrics. Losses are negative returns
 # everywhere in the table: VaR and CVaR (stored as positive losses) are printed negated.
 SUMMARY = (
+    ("trades_per_path", "short-put trades per path", "count", 1.0),
     ("win_rate_trade", "win rate, short-put trades", "pct", 1.0),
     ("win_rate_path", "win rate, paths (P&L > 0)", "pct", 1.0),
     ("prob_loss", "P(loss over the horizon)", "pct", 1.0),
@@ -186,7 +189,7 @@ SUMMARY = (
     ("kelly_sleeve_fraction", "Kelly of the sleeve (x portfolio)", "ratio", 1.0),
     ("profit_take_loss_share", "profit-takes that lost money", "pct", 1.0),
 )
-_UNITS = {"pct": "%", "ratio": "", "usd": "USD", "num": ""}
+_UNITS = {"pct": "%", "ratio": "", "usd": "USD", "num": "", "count": ""}
 SUMMARY_NOTE = (
     "Losses are negative returns: drawdown, VaR and CVaR read -26.6 = a 26.6 % loss. Win rates "
     "count short-put trades only (hedges, shares and costs are outside them). A profit-take "
