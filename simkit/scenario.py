@@ -1403,7 +1403,7 @@ line. Other columns are ignored.
 | column | required | unit | allowed | what it becomes |
 |---|---|---|---|---|
 | `date` | yes | YYYY-MM-DD | strictly increasing | the `date` coordinate of a replay's result (on `day`) |
-| `close` | yes | USD | > 0 | the spot |
+| `close` | yes | USD | > 0 | the spot; an `adj close` column (or `adj_close`, `adjclose`), when present, is read instead |
 | `iv` | no | annual vol (0.1376 = 13.76 %) | > 0 | the implied volatility of every option |
 | `vix` | no | index points | >= 0 | the signal's `vix` input (else `market.vix`) |
 | `short_interest` | no | percent of float | in [0, 100] | short interest (else its OU process) |
@@ -1414,6 +1414,11 @@ line. Other columns are ignored.
 | `liquidity_score` | no | score | >= 0 | the liquidity score |
 | `borrow_cost` | no | percent/year | >= 0 | borrow cost (squeeze) |
 | `volume_ratio` | no | — | >= 0 | volume over its average (squeeze) |
+
+The adjusted close (dividends and splits folded into the price, as `simkit calibrate market`
+reads it) is a total-return series: for options on an index or a stock, whose strikes are on
+the traded price, write the unadjusted `close` only (simkit models no dividends; for the S&P
+500 the two columns are equal, see `scripts/make_spx_vix.py`).
 
 An input without a column is the `[market]` constant (short interest: its OU process of
 `short_interest_*`). `iv` is not derived from `vix`: write both (`scripts/make_spx_vix.py`
