@@ -1009,7 +1009,31 @@ def _aggregate(
         out["share_orders_cut"] = (
             float(sums["n_orders_cut"] / attempts) if attempts > 0 else math.nan
         )
+    if n == 1:
+        _one_path(out)
     return {k: (np.asarray(v, dtype=np.float64) if k != "paths" else v) for k, v in out.items()}
+
+
+def _one_path(out: dict[str, Any]) -> None:
+    """One path (a history replayed) has no distribution across paths: every interval and
+    standard error is undefined (NaN), and so are the horizon return's VaR and CVaR (the one
+    return is no tail) and the Kelly of the sleeve from the horizon return (one outcome: f*
+    runs to its bound); the Kelly from the path's 21-day returns stays."""
+    for name in list(out):
+        if name.endswith(("_lo", "_hi", "_se")) and not name.startswith(
+            "kelly_sleeve_fraction_21d"
+        ):
+            out[name] = math.nan
+    for name in (
+        "var_95",
+        "var_99",
+        "cvar_95",
+        "cvar_99",
+        "kelly_sleeve_fraction",
+        "kelly_sleeve_fraction_max",
+        "kelly_sleeve_growth",
+    ):
+        out[name] = math.nan
 
 
 def aggregate_cell(

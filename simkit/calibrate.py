@@ -140,6 +140,12 @@ def kelly_fragment(result: Mapping[str, Any], source: str) -> str | None:
     seed's rule sizes the sleeve at `kelly_multiplier * f*`, capped), the per-trade reading
     and the intervals as comments; None when f* = 0 (do not allocate: nothing to size)."""
     fraction = result["sleeve"]
+    if not math.isfinite(fraction) and result.get("paths") == 1:
+        raise CalibrationError(
+            f"{source}: one path (a history replayed) has one horizon return, and f* needs a "
+            f"distribution of them (its 21-day returns give {result.get('sleeve_21d', math.nan):.3g}"
+            ' in the run\'s summary); calibrate on model = "bootstrap" for paths of this history'
+        )
     if not math.isfinite(fraction):
         raise CalibrationError(
             f"{source}: the sleeve Kelly fraction is undefined (no path had a sleeve return); "

@@ -40,10 +40,12 @@ from scipy import optimize, stats
 from simkit import metrics
 from simkit.claims_markets import Claim, judge_across_markets
 from simkit.formats import percent
+from simkit.paths.history_csv import history_moments
 from simkit.precision import x64
 from simkit.pricing import bs_greeks, bs_price, implied_vol
 from simkit.run import simulate as run_simulate
 from simkit.scenario import ScenarioError, parse_scenario
+from simkit.schema.market import HISTORY_MODELS
 from simkit.strategy.config import steps_for_calendar_days
 
 __all__ = [
@@ -740,8 +742,20 @@ def _sleeve_kelly_row(ds: Any) -> Row:
     )  # fmt: skip
 
 
+def _market_law(market: Any) -> tuple[Any, str]:
+    """The market whose law the real-world probabilities read, and its words: a history's is
+    the GBM with the history's drift and volatility (`history_moments`)."""
+    if market.model in HISTORY_MODELS:
+        law = dataclasses.replace(history_moments(market), model="gbm")
+        return law, (
+            f"{market.model} of the history: GBM at its drift {pct(law.mu)}, vol {pct(law.sigma)}"
+        )
+    return market, _real_world_law(market)
+
+
 def _strike_rows(ds: Any, scenario: Any) -> list[Row]:
-    market, strategy = scenario.market, scenario.strategy
+    strategy = scenario.strategy
+    market, law_text = _market_law(scenario.market)
     dte = float(strategy.dte_calendar)
     half_spread = float(market.bid_ask_spread) / 2
     table = premium_table(SEED.strikes, SEED.premiums, spot=SEED.spot, vol=SEED.iv,
@@ -895,7 +909,7 @@ def _strike_rows(ds: Any, scenario: Any) -> list[Row]:
                 "assignment probability",
                 f"${k:.2f} put assigned",
                 pct(SEED.assignment_prob[i], 0),
-                f"P(S_T < K): real world ({_real_world_law(market)}) "
+                f"P(S_T < K): real world ({law_text}) "
                 f"{pct(rw)}, risk-neutral N(-d2) at IV {pct(SEED.iv, 0)} {pct(rn)}; simulated "
                 f"over the year (puts sold at the day's spot, the scenario's exits) "
                 f"~{pct(sim_rate[i])} of trades at this strike",
@@ -1087,7 +1101,44 @@ def build_rows(scenario: Any, ds: Any, fill_runs: dict[str, Any] | None = None) 
     fill = _fill_row(ds, fill_runs or {}, scenario)
     if fill is not None:
         rows.append(fill)
+    if int(np.asarray(ds["paths"].values)) == 1:
+        _one_history(rows)
     return rows
+
+
+ONE_PATH = "one path (a history replayed): no interval across paths"
+
+
+def _one_history(rows: list[Row]) -> None:
+    """One path has no interval: the performance claims are compared with the history's own
+    figure (a point, labelled as one history), the other interval verdicts say why they are
+    undecided."""
+    for row in rows:
+        if row.topic == "performance" and row.claim_id in _HISTORY_POINTS:
+            key, higher_holds, fmt = _HISTORY_POINTS[row.claim_id]
+            claim = next(c.claimed for c in MARKET_CLAIMS if c.name == row.claim_id)
+            value = float(row.numbers.get(key, math.nan))
+            if math.isnan(value):
+                row.verdict, row.rule = (
+                    "undecided",
+                    f"{ONE_PATH}; the history's figure is undefined",
+                )
+                continue
+            holds = value >= claim if higher_holds else value <= claim
+            row.verdict = "met in this history" if holds else "not met in this history"
+            sign = (">=" if holds else "<") if higher_holds else ("<=" if holds else ">")
+            row.rule = f"{ONE_PATH}; the history's {fmt(value)} {sign} the claim {fmt(claim)}"
+        elif row.rule.startswith(("no interval", "share of paths", "the sleeve Kelly")):
+            row.rule = f"{ONE_PATH} ({row.rule})"
+
+
+# claim -> (the number of its row that one history gives, higher is better, format)
+_HISTORY_POINTS = {
+    "annual_return": ("mean", True, pct),
+    "sharpe": ("median", True, num),
+    "win_rate": ("trade", True, pct),
+    "max_drawdown": ("worst", True, pct),
+}
 
 
 # --------------------------------------------------------------------------- the check
@@ -1141,6 +1192,15 @@ def check_claims(
                 fill_runs[mode] = simulate(other, **kwargs)
     rows = build_rows(scenario, ds, fill_runs)
     found = None
+    skipped = ""
+    if markets and scenario.market.model in HISTORY_MODELS:
+        markets = False
+        skipped = (
+            f"not judged: the market is a history (model = {scenario.market.model!r}), whose "
+            "spot and IV the family's keys (sigma, mu, jump_intensity) do not move, and "
+            "iv_long_run moves only the IV percentile's law; judge the claims across markets on "
+            "a simulated market (gbm, merton, heston, bates)"
+        )
     if markets:
         if market_paths is None:  # the [claims] table's, at most the claims run's own
             market_paths = min(scenario.claims.paths, paths)
@@ -1167,6 +1227,8 @@ def check_claims(
         "wall_time_s": time.perf_counter() - started,
         "seed_document": "seed/000_2384f852ce719eba.txt",
     }
+    if skipped:
+        meta["markets_skipped"] = skipped
     return ClaimsReport(rows, meta, found)
 
 
@@ -1226,6 +1288,8 @@ def to_markdown(report: ClaimsReport, explained: tuple[Any, str] | None = None) 
         )  # fmt: skip
     if report.markets is not None:
         lines += ["", *markets_markdown(report.markets)]
+    elif report.meta.get("markets_skipped"):
+        lines += ["", "## Across markets", "", report.meta["markets_skipped"] + "."]
     if explained is not None:
         lines += ["", *explain_markdown(*explained)]
     return "\n".join(lines) + "\n"

@@ -41,9 +41,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _load(path: str, overrides: dict[str, Any] | None = None):
+    """The scenario; what it says the run does otherwise than the file asks goes to stderr."""
     from simkit.scenario import load_scenario
 
-    return load_scenario(path, overrides)
+    scenario = load_scenario(path, overrides)
+    for note in scenario.notes:
+        print(f"note: {path}: {note}", file=sys.stderr)
+    return scenario
 
 
 def _overrides(pairs: Sequence[str]) -> dict[str, Any]:
@@ -140,10 +144,14 @@ def _summary_fmt(x: Any, kind: str) -> str:
         return "-inf" if x < 0 else "inf"
     if kind == "pct":
         return percent(x, 1, unit="")
+    if kind == "count":
+        return f"{x:,.1f}"
     return f"{x:.2f}"
 
 
 def _summary_value(ds: Any, name: str, index: dict, sign: float) -> tuple[float, float, float]:
+    if name == "kelly_sleeve_fraction" and _one_path(ds, index):
+        name = "kelly_sleeve_fraction_21d"  # one horizon return is no distribution
     value = sign * float(ds[name].isel(index).item())
     if f"{name}_lo" not in ds:
         return value, math.nan, math.nan
@@ -166,6 +174,7 @@ def _seed_claims() -> dict[str, float]:
 # (variable, heading, format, sign): the summary's key metrics. Losses are negative returns
 # everywhere in the table: VaR and CVaR (stored as positive losses) are printed negated.
 SUMMARY = (
+    ("trades_per_path", "short-put trades per path", "count", 1.0),
     ("win_rate_trade", "win rate, short-put trades", "pct", 1.0),
     ("win_rate_path", "win rate, paths (P&L > 0)", "pct", 1.0),
     ("prob_loss", "P(loss over the horizon)", "pct", 1.0),
@@ -180,7 +189,7 @@ SUMMARY = (
     ("kelly_sleeve_fraction", "Kelly of the sleeve (x portfolio)", "ratio", 1.0),
     ("profit_take_loss_share", "profit-takes that lost money", "pct", 1.0),
 )
-_UNITS = {"pct": "%", "ratio": "", "usd": "USD", "num": ""}
+_UNITS = {"pct": "%", "ratio": "", "usd": "USD", "num": "", "count": ""}
 SUMMARY_NOTE = (
     "Losses are negative returns: drawdown, VaR and CVaR read -26.6 = a 26.6 % loss. Win rates "
     "count short-put trades only (hedges, shares and costs are outside them). A profit-take "
@@ -188,6 +197,19 @@ SUMMARY_NOTE = (
     "ask and pays a second commission, so on a cheap put it can close at a loss. Seed column: "
     "what the strategy document claims (its sleeve is 20 % of the portfolio)."
 )
+
+
+def _one_path(ds: Any, index: dict) -> bool:
+    """Whether the cell has one path (a replay): no interval across paths exists."""
+    return int(ds["paths"].isel(index).item()) == 1
+
+
+def _interval_text(ds: Any, index: dict, name: str, lo: float, hi: float, kind: str) -> str:
+    """`[lo, hi]`; "n/a" for a one-path cell (the interval needs paths); "" without one."""
+    if not math.isnan(lo):
+        return f"[{_summary_fmt(lo, kind)}, {_summary_fmt(hi, kind)}]"
+    has_interval = f"{name}_lo" in ds or name == "kelly_sleeve_fraction"
+    return "n/a" if has_interval and _one_path(ds, index) else ""
 
 
 def _horizon(ds: Any) -> str:
@@ -219,13 +241,14 @@ def print_summary(ds: Any, console: Any) -> None:
         table.add_column("seed claims", justify="right")
         for name, heading, kind, sign in summary:
             value, lo, hi = _summary_value(ds, name, {}, sign)
-            interval = (
-                "" if math.isnan(lo) else f"[{_summary_fmt(lo, kind)}, {_summary_fmt(hi, kind)}]"
-            )
+            interval = _interval_text(ds, {}, name, lo, hi, kind)
             claim = _summary_fmt(claims[name], kind) if name in claims else ""
-            table.add_row(heading, _UNITS[kind], _summary_fmt(value, kind), interval, claim)
+            if name == "kelly_sleeve_fraction" and _one_path(ds, {}):
+                heading = "Kelly of the sleeve, 21-day returns (x portfolio)"
+            shown = "n/a" if math.isnan(value) and _one_path(ds, {}) else _summary_fmt(value, kind)
+            table.add_row(heading, _UNITS[kind], shown, interval, claim)
         console.print(table)
-        console.print(SUMMARY_NOTE)
+        console.print(SUMMARY_NOTE + _one_path_note(ds))
         return
     for dim in grid_dims:
         table.add_column(dim, justify="right", no_wrap=True, min_width=len(dim))
@@ -240,8 +263,9 @@ def print_summary(ds: Any, console: Any) -> None:
         for name, _, kind, sign in summary:
             value, lo, hi = _summary_value(ds, name, index, sign)
             text = _summary_fmt(value, kind)
-            if not math.isnan(lo):
-                text += f"\n[{_summary_fmt(lo, kind)}, {_summary_fmt(hi, kind)}]"
+            interval = _interval_text(ds, index, name, lo, hi, kind)
+            if interval:
+                text += f"\n{interval}"
             values.append(text)
         table.add_row(*coords, *values)
     table.add_row(
@@ -249,7 +273,16 @@ def print_summary(ds: Any, console: Any) -> None:
         *(_summary_fmt(claims[n], k) if n in claims else "" for n, _, k, _ in summary),
     )
     console.print(table)
-    console.print(SUMMARY_NOTE)
+    console.print(SUMMARY_NOTE + _one_path_note(ds))
+
+
+def _one_path_note(ds: Any) -> str:
+    if int(ds["paths"].min()) != 1:
+        return ""
+    return (
+        " One path (a history replayed): the intervals across paths are n/a, and the Kelly of "
+        "the sleeve is read from the path's non-overlapping 21-day returns."
+    )
 
 
 def _unravel(flat: int, shape: list[int]) -> list[int]:
@@ -571,6 +604,8 @@ def claims_command(args: argparse.Namespace) -> int:
         console.print("\n".join(claims.markets_markdown(report.markets)))
         if plot_claim_map(report.markets, png_out):
             written.append(png_out)
+    elif report.meta.get("markets_skipped"):
+        console.print(f"Across markets: {report.meta['markets_skipped']}.")
     console.print(f"wrote {', '.join(map(str, written))} ({report.meta['wall_time_s']:.1f} s)")
     return 0
 
@@ -1007,6 +1042,8 @@ def _pm(ds: Any, name: str, index: dict) -> str:
     se = float(ds[f"{name}_se"].isel(index))
     if math.isnan(mean):
         return "-"
+    if math.isnan(se):  # one path (a replay): no standard error
+        return f"{100 * mean:+.1f}% ±n/a"
     return f"{100 * mean:+.1f}% ±{100 * se:.1f}"
 
 
@@ -1480,9 +1517,10 @@ def print_explain_table(ds: Any, console: Any) -> None:
     from rich.table import Table
 
     paths = int(ds["paths"].values)
+    one = " (a history replayed: the paired intervals need paths, n/a)" if paths == 1 else ""
     table = Table(
         title=f"{ds.attrs.get('title', 'simkit explain')}: what each rule or assumption costs "
-        f"({paths:,} paths, seed {ds.attrs.get('seed')}, every run on the same paths)",
+        f"({paths:,} paths{one}, seed {ds.attrs.get('seed')}, every run on the same paths)",
         caption="Δ = changed − scenario [paired 95 % interval: means and P(loss) by the "
         "standard error of the per-path differences, the median and f* by a paired path "
         "bootstrap]; pp = percentage points; paths moved: paths whose final equity changed",
@@ -1506,7 +1544,8 @@ def print_explain_table(ds: Any, console: Any) -> None:
             )
             if value_heading:
                 cells.append(_plain(ds[name].values[i], kind))
-            cells.append(f"{_signed(d, kind)} [{_signed(lo, kind)}, {_signed(hi, kind)}]")
+            interval = "[n/a]" if paths == 1 else f"[{_signed(lo, kind)}, {_signed(hi, kind)}]"
+            cells.append(f"{_signed(d, kind)} {interval}")
         table.add_row(str(label), *cells, f"{int(ds['paths_changed'].values[i]):,}")
     console.print(table)
 

@@ -359,11 +359,15 @@ def _fan(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None:
         (0.05, 0.95, 0.25, "5–95 %"),
         (0.25, 0.75, 0.4, "25–75 %"),
     )
+    one_path = n_sample == 1  # a history replayed: the path itself, no bands
+    dated = "date" in ds.coords  # a replay's result: the history's dates on the x axis
     for index, ax in panels:
         curves = np.asarray(sample.isel(index).values, dtype=np.float64)
         curves = curves[np.all(np.isfinite(curves), axis=1)]
-        days = np.asarray(ds["day"].values)
-        if curves.size:
+        days = np.asarray(ds["date"].values if dated else ds["day"].values)
+        if curves.size and one_path:
+            ax.plot(days, curves[0], color="black", linewidth=1.2, label="the path")
+        elif curves.size:
             for lo, hi, alpha, label in bands:
                 ax.fill_between(
                     days,
@@ -383,13 +387,14 @@ def _fan(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None:
             ax.set_title(grid.label(index), fontsize=9)
     for _, ax in panels:
         if ax.get_subplotspec().is_last_row():
-            ax.set_xlabel("trading day")
+            ax.set_xlabel("date" if dated else "trading day")
         if ax.get_subplotspec().is_first_col():
             ax.set_ylabel("sleeve equity (USD)")
     panels[0][1].legend(loc="upper left", fontsize=8, ncol=2)
+    what = "the one path" if one_path else f"quantile bands of {n_sample} sample paths per cell"
     fig.suptitle(
-        "How does the sleeve's equity move over the horizon? Quantile bands of "
-        f"{n_sample} sample paths per cell" + grid.note()
+        f"How does the sleeve's equity move over the horizon? {what[0].upper() + what[1:]}"
+        + grid.note()
     )
     _save(fig, folder, "equity_fan", written)
 
@@ -789,8 +794,9 @@ def _kelly(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None:
             def text(x: float, pct: bool = pct) -> str:
                 return _pct(x, 1) if pct else f"{x:.3g}"
 
+            interval = f"\n[{text(lo[0])}, {text(hi[0])}]" if np.isfinite(lo[0]) else ""
             ax.annotate(
-                f"{text(value[0])}\n[{text(lo[0])}, {text(hi[0])}]",
+                f"{text(value[0])}{interval}",
                 (value[0], 0),
                 xytext=(0, 10),
                 textcoords="offset points",
@@ -956,6 +962,22 @@ def _run_figures(ds: Any, folder: Path, selected: dict[str, Any] | None = None) 
     written: list[Path] = []
     grid = _Grid(ds, selected)
     _fan(ds, grid, folder, written)
+    if int(ds["paths"].max()) > 1:  # one path (a replay) has no distribution to draw
+        _run_distributions(ds, grid, folder, written)
+        if _per_path(ds, "underlying_return") and _per_path(ds, "total_return"):
+            _payoff(ds, grid, folder, written)
+    _close_reasons(ds, grid, folder, written)
+    _attribution(ds, grid, folder, written)
+    _kelly(ds, grid, folder, written)
+    _breaches_run(ds, grid, folder, written)
+    if len(grid.dims) >= 2:
+        _grid_heatmaps(ds, grid, folder, written)
+    elif len(grid.dims) == 1:
+        _grid_lines(ds, grid, folder, written)
+    return written
+
+
+def _run_distributions(ds: Any, grid: Any, folder: Path, written: list[Path]) -> None:
     _distribution(
         ds,
         grid,
@@ -979,17 +1001,6 @@ def _run_figures(ds: Any, folder: Path, selected: dict[str, Any] | None = None) 
         xlabel="maximum drawdown (%)",
         markers=_drawdown_markers(ds),
     )
-    if _per_path(ds, "underlying_return") and _per_path(ds, "total_return"):
-        _payoff(ds, grid, folder, written)
-    _close_reasons(ds, grid, folder, written)
-    _attribution(ds, grid, folder, written)
-    _kelly(ds, grid, folder, written)
-    _breaches_run(ds, grid, folder, written)
-    if len(grid.dims) >= 2:
-        _grid_heatmaps(ds, grid, folder, written)
-    elif len(grid.dims) == 1:
-        _grid_lines(ds, grid, folder, written)
-    return written
 
 
 # --------------------------------------------------------------------------- stress results
@@ -1738,7 +1749,14 @@ def _fmt(x: Any, kind: str) -> str:
 
 
 def _with_ci(ds: Any, name: str, index: dict, kind: str) -> str:
+    one_path = "paths" in ds and int(ds["paths"].isel(index)) == 1  # a replay: no interval
+    if one_path and name == "kelly_sleeve_fraction":  # one horizon return: its 21-day returns
+        return _fmt(ds["kelly_sleeve_fraction_21d"].isel(index), kind) + " (21-day returns)"
     text = _fmt(ds[name].isel(index), kind)
+    if one_path and text == "–":
+        return "n/a"
+    if one_path and f"{name}_lo" in ds:
+        return text + ' <span class="ci">[n/a: one path]</span>'
     if f"{name}_lo" in ds and text != "–":
         lo, hi = _fmt(ds[f"{name}_lo"].isel(index), kind), _fmt(ds[f"{name}_hi"].isel(index), kind)
         text += f' <span class="ci">[{lo}, {hi}]</span>'

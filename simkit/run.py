@@ -34,10 +34,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from simkit import aggregate, compile_cache, store, streaming, trade_log
+from simkit.paths.history import history_market, history_moments
+from simkit.paths.history_csv import load_history
 from simkit.paths.market import Market, market_to_numpy, simulate_market
 from simkit.paths.shocks import apply_shock
 from simkit.precision import x64
 from simkit.scenario import ScenarioError
+from simkit.schema.market import HISTORY_MODELS
 from simkit.strategy import engine as engine_jax
 from simkit.strategy import reference
 
@@ -119,6 +122,8 @@ def resolve_settings(
     """The scenario's `[simulation]` settings with the given overrides, each validated."""
     sim = scenario.simulation
     paths = _positive_int(sim.paths if paths is None else paths, "simulation.paths", scenario)
+    if getattr(scenario, "replay", False):
+        paths = 1  # a replay is its history, one path (the scenario's note says so)
     seed = sim.seed if seed is None else seed
     if (
         isinstance(seed, bool)
@@ -154,6 +159,21 @@ def cell_number(cell: Any, shape: tuple[int, ...]) -> int:
 # --------------------------------------------------------------------------- one block
 
 
+def _market_block(
+    mkt: Any,
+    seed: int,
+    cell_number: int,
+    path_start: int,
+    n_paths: int,
+    n_steps: int,
+    float64: bool,
+) -> Market:
+    """The whole market of a block: `simulate_market`'s, or a history's (replay, bootstrap)."""
+    dtype = jnp.float64 if float64 else jnp.float32
+    make = history_market if mkt.model in HISTORY_MODELS else simulate_market
+    return make(mkt, seed, cell_number, path_start, n_paths, n_steps, dtype=dtype)
+
+
 def _simulate_block(
     engine: str,
     cell: Any,
@@ -167,29 +187,20 @@ def _simulate_block(
 ) -> dict[str, np.ndarray]:
     """Per-path summary (docs/ENGINE_SPEC.md) of paths `path_start ...` of one cell.
 
-    `engine="jax"` runs the vectorized engine; `"reference"` generates the same market with
-    `simulate_market` and runs the scalar reference engine on it. JAX's x64 mode is set to
+    `engine="jax"` runs the vectorized engine, generating a simulated market inside its loop;
+    `"reference"` generates the same market with `simulate_market` and runs the scalar reference
+    engine on it. A history market (replay, bootstrap: `simkit.paths.history.history_market`) is
+    generated whole and given to either engine's `simulate_paths`. JAX's x64 mode is set to
     `float64` for this call only. With a `shock` (`simkit.paths.shocks.Shock`), the market is
-    generated whole with `simulate_market`, shocked (`simkit.paths.shocks.apply_shock`, path by
-    path) and given to the engine's `simulate_paths`.
+    generated whole, shocked (`simkit.paths.shocks.apply_shock`, path by path; a history's
+    realized volatility is scaled around the history's own mean) and given to the engine's
+    `simulate_paths`.
     """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
     with x64(float64):
-        if shock is not None:
-            if engine not in ENGINES:
-                raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
-            run_paths = (engine_jax if engine == "jax" else reference).simulate_paths
-            market = simulate_market(
-                cell.market,
-                seed,
-                cell_number,
-                path_start,
-                n_paths,
-                n_steps,
-                dtype=jnp.float64 if float64 else jnp.float32,
-            )
-            shocked = apply_shock(market_to_numpy(market), shock, cell.market)
-            return run_paths(shocked, cell.strategy, cell.market)
-        if engine == "jax":
+        whole = shock is not None or engine == "reference" or cell.market.model in HISTORY_MODELS
+        if not whole:
             return engine_jax.simulate_block(
                 cell.strategy,
                 cell.market,
@@ -200,18 +211,18 @@ def _simulate_block(
                 n_steps=n_steps,
                 float64=float64,
             )
-        if engine == "reference":
-            market = simulate_market(
-                cell.market,
-                seed,
-                cell_number,
-                path_start,
-                n_paths,
-                n_steps,
-                dtype=jnp.float64 if float64 else jnp.float32,
-            )
-            return reference.simulate_paths(market_to_numpy(market), cell.strategy, cell.market)
-    raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
+        run_paths = (engine_jax if engine == "jax" else reference).simulate_paths
+        market = market_to_numpy(
+            _market_block(cell.market, seed, cell_number, path_start, n_paths, n_steps, float64)
+        )
+        if shock is not None:
+            market = apply_shock(market, shock, _shock_moments(cell.market))
+        return run_paths(market, cell.strategy, cell.market)
+
+
+def _shock_moments(mkt: Any) -> Any:
+    """The market record a shock reads `mu` and `sigma` from: a history's own moments."""
+    return history_moments(mkt) if mkt.model in HISTORY_MODELS else mkt
 
 
 @dataclasses.dataclass(frozen=True)
@@ -873,6 +884,8 @@ def _market_dates(cell: Any, n_steps: int) -> Any:
     start on different days), and the trade log gains `trade_open_date`/`trade_close_date`.
     Simulated markets have no dates.
     """
+    if cell.market.model == "replay":  # every path is the history from its first day
+        return load_history(cell.market.history).dates[: n_steps + 1]
     dates = getattr(cell.market, "dates", None)
     if dates is None:
         return None
@@ -885,18 +898,18 @@ def _logged_market(cell: Any, number: int, settings: RunSettings, n_paths: int) 
     cell's key, the run's precision, the run's shock), as NumPy arrays."""
     with x64(settings.float64):
         market = market_to_numpy(
-            simulate_market(
+            _market_block(
                 cell.market,
                 settings.seed,
                 number,
                 0,
                 max(n_paths, MIN_BLOCK_PATHS),  # the blocks' own rule (`_compute_task`)
                 settings.n_steps,
-                dtype=jnp.float64 if settings.float64 else jnp.float32,
+                settings.float64,
             )
         )
     if settings.shock is not None:
-        market = apply_shock(market, settings.shock, cell.market)
+        market = apply_shock(market, settings.shock, _shock_moments(cell.market))
     return {name: value[:n_paths] for name, value in market.items()}
 
 
@@ -1054,15 +1067,7 @@ def simulate_paths(
     dtype = np.float64 if float64 else np.float32
     with x64(float64):
         generated = market_to_numpy(
-            simulate_market(
-                cell.market,
-                scenario.simulation.seed,
-                0,
-                0,
-                n_paths,
-                n_days - 1,
-                dtype=jnp.float64 if float64 else jnp.float32,
-            )
+            _market_block(cell.market, scenario.simulation.seed, 0, 0, n_paths, n_days - 1, float64)
         )
         generated["jump"] = np.zeros_like(generated["jump"])
         for name, value in arrays.items():

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
 import annotated_types
+import numpy as np
 from pydantic import (
     Field,
     Strict,
@@ -37,6 +38,7 @@ from pydantic import (
 )
 
 from simkit.paths import shocks
+from simkit.paths.history_csv import HistoryError, load_history
 from simkit.schema.market import MarketParams
 from simkit.schema.strategy import ConfigProblems, StrategyConfig
 from simkit.schema.tables import (
@@ -163,6 +165,9 @@ class Scenario:
     claims: Any = field(default_factory=lambda: ClaimsTable())  # the [claims] table
     sensitivity: Any = field(default_factory=lambda: SensitivityTable())  # [sensitivity]
     _cells: tuple[Cell, ...] = field(default=(), repr=False, compare=False)
+    # What the file asks that the run does otherwise (a replay's horizon and single path), for
+    # the CLI to print; the values used are in `simulation`.
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -172,6 +177,11 @@ class Scenario:
     @property
     def dims(self) -> tuple[str, ...]:
         return tuple(axis.name for axis in self.grid)
+
+    @property
+    def replay(self) -> bool:
+        """Whether the market is a history replayed as one path (every cell's, if any is)."""
+        return any(c.market.model == "replay" for c in self._cells)
 
     def cells(self) -> list[Cell]:
         """Every grid cell in C order (last axis fastest); one cell with index () without a grid."""
@@ -518,19 +528,24 @@ class _Builder:
         self.fail_if_any()
         cells = self.make_cells(axes, base, strategy, market)
         self.fail_if_any()
+        simulation = Simulation(
+            paths=simulation_table.paths,
+            seed=simulation_table.seed,
+            years=simulation_table.years,
+            n_steps=simulation_table.n_steps,
+            chunk_size=simulation_table.chunk_size,
+            float64=simulation_table.float64,
+            engine=simulation_table.engine,
+            description=simulation_table.description,
+        )
+        simulation, notes = self.replay_simulation(simulation, cells)
+        notes += _percentile_notes(cells)
+        self.fail_if_any()
         return Scenario(
             path=self.path,
             text=self.text,
-            simulation=Simulation(
-                paths=simulation_table.paths,
-                seed=simulation_table.seed,
-                years=simulation_table.years,
-                n_steps=simulation_table.n_steps,
-                chunk_size=simulation_table.chunk_size,
-                float64=simulation_table.float64,
-                engine=simulation_table.engine,
-                description=simulation_table.description,
-            ),
+            simulation=simulation,
+            notes=notes,
             market=market,
             strategy=strategy,
             grid=tuple(axes),
@@ -652,9 +667,30 @@ class _Builder:
                 return config
         return StrategyConfig()  # never reaches a caller: the builder raises first
 
+    def history_path(self, written: str, where: str) -> str | None:
+        """The history file `written` in the scenario (relative to the scenario file's folder),
+        resolved and checked; None (with the problem added) when it cannot be read."""
+        base = Path(self.path).parent if self.path else Path.cwd()
+        resolved = (base / Path(written).expanduser()).resolve()
+        try:
+            load_history(resolved)
+        except HistoryError as exc:
+            shown = f"{written!r}" + (f" ({resolved})" if str(resolved) != written else "")
+            self.add(
+                "market.history",
+                where + f"cannot use the history {shown}: {exc.field}: {exc.message}",
+            )
+            return None
+        return str(resolved)
+
     def market_params(self, fields: dict[str, Any], where: str) -> Any:
         cls = _market_params_class()
         known = {f.name for f in dataclasses.fields(cls)}
+        if fields.get("history"):
+            resolved = self.history_path(fields["history"], where)
+            if resolved is None:
+                return None
+            fields = {**fields, "history": resolved}
         try:
             params = cls(**{k: v for k, v in fields.items() if k in known})
         except (TypeError, ValueError) as exc:
@@ -669,6 +705,36 @@ class _Builder:
                 name, _, message = text.partition(": ")
                 self.add(f"market.{name}", where + (message or text))
         return params
+
+    def replay_simulation(
+        self, simulation: Simulation, cells: list[Cell]
+    ) -> tuple[Simulation, tuple[str, ...]]:
+        """A replay is one path over its whole history: the simulation's paths and horizon
+        set so, with a note of each value of the file this replaces."""
+        histories = {c.market.history for c in cells if c.market.model == "replay"}
+        if not histories:
+            return simulation, ()
+        if len(histories) > 1 or any(c.market.model != "replay" for c in cells):
+            self.add(
+                "grid" if self.raw.get("grid") else "market.model",
+                "a replay's horizon is its history's length, so every grid cell must replay "
+                'the same history (sweep other keys, or use model = "bootstrap", whose '
+                "horizon is simulation.years)",
+            )
+            return simulation, ()
+        history = load_history(histories.pop())
+        n_steps = history.n_days - 1
+        years = n_steps / TRADING_DAYS_PER_YEAR
+        notes = [
+            f'market.model = "replay": one path, the history\'s {n_steps} trading days '
+            f"({history.dates[0]} to {history.dates[-1]}, {years:.3g} years of 252 days)"
+        ]
+        if simulation.n_steps != n_steps:
+            notes.append(f"simulation.years = {simulation.years:g} is not used")
+        if simulation.paths != 1:
+            notes.append(f"simulation.paths = {simulation.paths} is not used")
+        replaced = dataclasses.replace(simulation, paths=1, years=years, n_steps=n_steps)
+        return replaced, ("; ".join(notes) + ".",)
 
     # -- the grid
     def read_grid(self, raw: Any) -> list[list[tuple[str, str, Any]]]:
@@ -856,6 +922,35 @@ class _Builder:
         if group == "market":
             return self.market_params(tables["market"], where=where)
         return self.strategy_config(tables, where=where, since=since)
+
+
+def _percentile_notes(cells: list[Cell]) -> tuple[str, ...]:
+    """A note when a history's IV sits at the edge of the IV percentile's law: the signal and
+    the IV exit read the percentile of `iv_long_run`, `kappa`, `eta`, which a history does not
+    set (the defaults are the $3 stock's 217 %): its median IV below the 1st or above the 99th
+    percentile means those keys describe another market."""
+    seen = set()
+    for cell in cells:
+        m = cell.market
+        key = (m.history, m.iv_long_run, m.kappa, m.eta)
+        if m.model not in ("replay", "bootstrap") or key in seen:
+            continue
+        seen.add(key)
+        history = load_history(m.history)
+        if history.iv is None:
+            continue
+        median = float(np.median(history.iv))
+        sd = m.eta / math.sqrt(2.0 * m.kappa)
+        percentile = 50.0 * math.erfc(-(math.log(median) - math.log(m.iv_long_run)) / sd / 2**0.5)
+        if 1.0 <= percentile <= 99.0:
+            continue
+        return (
+            f"the history's median IV {median:.4g} is at the {percentile:.1f}th percentile of the "
+            f"IV percentile's law (market.iv_long_run = {m.iv_long_run:g}, kappa = {m.kappa:g}, "
+            f"eta = {m.eta:g}), which the signal and the IV exit read: set them to the history's "
+            f"(simkit calibrate market {history.path} fits them).",
+        )
+    return ()
 
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -1282,6 +1377,100 @@ log return is `(mu dt - h/2) + eps`, `eps = sqrt(h) z`, and the next day's varia
   `IV = sqrt(252 h') e^z`, h' the next day's variance; its percentile is read in a table of
   the stationary law tabulated once per parameter set from a seeded long simulation (no closed
   form exists). `sigma`, `kappa_v`, `theta_v`, `xi`, `rho` are not read.
+
+## History files (`model = "replay"` and `model = "bootstrap"`)
+
+```toml
+[market]
+model = "replay"                          # or "bootstrap"
+history = "data/spx_vix_2014_2018.csv"    # relative to this scenario file
+```
+
+`history` names a CSV file, relative to the folder of the scenario file (also when it is set
+by `--set market.history=...`), or absolute; `~` is the home folder. The scenario's check
+reads it: a missing or malformed file is bad input (exit code 2), one message naming the
+scenario file, `market.history`, the CSV, its line and column, and what is wrong:
+
+```
+scenarios/x.toml: market.history: cannot use the history 'data/x.csv' (/abs/scenarios/data/x.csv): line 3, close: 'abc' is not a number (line 4)
+```
+
+The CSV: UTF-8, comma-separated, one header line, then one line a trading day (each line is
+one step, dt = 1/252, whatever the calendar gap between dates); header names in any order and
+case; blank lines skipped; at least two days. A column that is present has a value on every
+line. Other columns are ignored.
+
+| column | required | unit | allowed | what it becomes |
+|---|---|---|---|---|
+| `date` | yes | YYYY-MM-DD | strictly increasing | the `date` coordinate of a replay's result (on `day`) |
+| `close` | yes | USD | > 0 | the spot; an `adj close` column (or `adj_close`, `adjclose`), when present, is read instead |
+| `iv` | no | annual vol (0.1376 = 13.76 %) | > 0 | the implied volatility of every option |
+| `vix` | no | index points | >= 0 | the signal's `vix` input (else `market.vix`) |
+| `short_interest` | no | percent of float | in [0, 100] | short interest (else its OU process) |
+| `btc_correlation` | no | — | in [-1, 1] | the signal's and the thesis' BTC correlation |
+| `bid_ask_spread` | no | USD/share | >= 0 | the option spread (fills, signal, liquidity exit) |
+| `open_interest` | no | contracts | >= 0 | open interest per strike |
+| `option_volume` | no | contracts/day | >= 0 | option volume per strike |
+| `liquidity_score` | no | score | >= 0 | the liquidity score |
+| `borrow_cost` | no | percent/year | >= 0 | borrow cost (squeeze) |
+| `volume_ratio` | no | — | >= 0 | volume over its average (squeeze) |
+
+The adjusted close (dividends and splits folded into the price, as `simkit calibrate market`
+reads it) is a total-return series: for options on an index or a stock, whose strikes are on
+the traded price, write the unadjusted `close` only (simkit models no dividends; for the S&P
+500 the two columns are equal, see `scripts/make_spx_vix.py`).
+
+An input without a column is the `[market]` constant (short interest: its OU process of
+`short_interest_*`). `iv` is not derived from `vix`: write both (`scripts/make_spx_vix.py`
+writes `iv = vix / 100`). Thesis events (`thesis_break_intensity`) and the early-exercise draws
+are the path's random numbers, as on a simulated market; `jump` is never set (jumps are not
+identified in data).
+
+- **`replay`**: the history as one path: the spot is `close` from its first line, IV the `iv`
+  column (without one, the constant `iv0`). The horizon is the history's length (`n_steps` =
+  lines - 1) and the run has one path: `simulation.years` and `simulation.paths` (and
+  `--paths`) are not used, and every command prints a note saying so. The result file gets a
+  `date` coordinate on its `day` dimension (and a trade log, `--trades`, the
+  `trade_open_date` and `trade_close_date` of each trade). One path has no distribution: every interval and
+  standard error is NaN and prints as n/a, the horizon VaR and CVaR are n/a, and the Kelly of
+  the sleeve is read from the path's non-overlapping 21-day returns (the horizon one needs
+  paths). A grid may sweep any key except the history: every cell must replay the same
+  history (one horizon), so a grid cannot mix `replay` with another model.
+- **`bootstrap`**: paths of the stationary block bootstrap (Politis and Romano 1994): a path
+  starts at a uniformly drawn day of the history; each later day starts a new block at a
+  uniform day with probability `1 / block_len`, else takes the history's next day (wrapping
+  around), so blocks have a geometric length of mean `block_len`. The spot starts at the
+  history's first close (`s0` is not used) and moves by the drawn days' log returns; IV and
+  every input column are the levels of the day whose return was drawn (aligned; day 0 has
+  those of the day before the first block's first return), so they keep the history's
+  distribution and jump at a new block. Without an `iv` column IV follows the log-OU process
+  of `kappa`, `iv_long_run`, `eta` from `iv0`, its spot shock the day's standardized return.
+  The horizon is `simulation.years`; paths and grids as for any model. `block_len` = 20
+  trading days (about a month, the life of a tranche) by default: the automatic choice of
+  Politis and White (2004) (`arch.bootstrap.optimal_block_length`) on the S&P 500 2014-2018
+  gives 0.7 days for the daily returns (nearly uncorrelated) but 38.5 for their squares
+  (volatility clustering), and longer blocks keep more of the clustering and of IV's
+  persistence, with fewer artificial IV jumps at block starts.
+
+What a history does not set, its scenario still does: `rate` (option prices and interest on
+cash), and the IV percentile's law (`iv_long_run`, `kappa`, `eta`: the percentile of the day's
+IV in the stationary law of the log-OU process, as on a simulated market; set them to the
+history's own, which `simkit calibrate market FILE.csv` fits when the file has `iv`, or the
+signal and the IV exit read a percentile of another market; a note says so when the history's
+median IV lies below the 1st or above the 99th percentile of that law). `s0`, `mu`, `sigma`, the jump,
+variance and linked-IV keys, and `iv0` (with an `iv` column) are not used.
+
+Commands: `run`, `check`, grids, `stress`, `explain`, `claims`, `sensitivity` and `calibrate
+kelly|target` take a history market like any other. A history market is generated whole for
+each block of paths (not day by day inside the engine's loop: a replay is one path, a
+bootstrap block holds `chunk_size x (n_steps + 1)` days of its 14 inputs). `stress` shocks it
+like any market (a `[realized_vol]` shock scales the daily log returns around the history's own
+mean: `mu` and `sigma` are read from the history). `claims` reads the real-world assignment
+probabilities from a GBM with the history's drift and volatility, and does not judge the
+claims across its family of markets (the family moves `sigma`, `mu`, `jump_intensity`, which
+do not move a history): it says so. The workers of a dask cluster read the file at its resolved
+path; result files record each history's SHA-256 (`history_sha256`), and an edited history is
+a new run for `--out`'s resume.
 """
 
 

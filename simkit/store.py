@@ -52,6 +52,8 @@ from typing import Any
 import numpy as np
 
 from simkit import aggregate
+from simkit.paths.history_csv import load_history
+from simkit.schema.market import HISTORY_MODELS
 from simkit.version import __version__
 
 __all__ = [
@@ -197,6 +199,15 @@ def partial_dir(out: str | os.PathLike) -> Path:
     return out.with_name(out.name + ".partial")
 
 
+def history_files(cells: list) -> dict[str, str]:
+    """The history CSV of each cell that reads one (replay, bootstrap) -> its SHA-256: a run's
+    numbers depend on the file's contents, not only its name."""
+    paths = sorted(
+        {c.market.history for c in cells if c.market.model in HISTORY_MODELS and c.market.history}
+    )
+    return {path: load_history(path).sha256 for path in paths}
+
+
 def run_fingerprint(scenario: Any, cells: list, settings: Any) -> dict[str, Any]:
     """What makes two runs the same run: the scenario after overrides, every cell's
     parameters, the run settings that change numbers or blocks, the simkit version."""
@@ -207,6 +218,10 @@ def run_fingerprint(scenario: Any, cells: list, settings: Any) -> dict[str, Any]
     resolved = scenario.to_toml() if hasattr(scenario, "to_toml") else str(scenario.text)
     shock = getattr(settings, "shock", None)
     extra = {} if shock is None else {"shock": repr(shock)}  # a stressed run is another run
+    every_cell = cells or (scenario.cells() if hasattr(scenario, "cells") else [])
+    histories = history_files(every_cell)
+    if histories:  # an edited history file makes another run
+        extra["history_sha256"] = histories
     return {
         **extra,
         "scenario_sha256": hashlib.sha256(resolved.encode()).hexdigest(),
@@ -420,6 +435,9 @@ def run_attrs(
     }
     if getattr(settings, "shock", None) is not None:
         attrs["shock"] = repr(settings.shock)
+    histories = history_files(scenario.cells()) if hasattr(scenario, "cells") else {}
+    if histories:
+        attrs["history_sha256"] = histories  # file -> SHA-256 of the history read
     return {k: _attr(v) for k, v in attrs.items()}
 
 
@@ -570,6 +588,11 @@ def build_dataset(
     coords["day"] = xr.Variable(
         "day", np.arange(n_days), {"units": "day", "long_name": "trading day"}
     )
+    if getattr(scenario, "replay", False):  # the history's dates on its days
+        dates = load_history(cells[0].market.history).dates[:n_days]
+        coords["date"] = xr.Variable(
+            "day", dates.astype("datetime64[ns]"), {"long_name": "date of the history's day"}
+        )
     coords["sample"] = xr.Variable(
         "sample", np.arange(n_sample), {"units": "1", "long_name": "path index of the sample"}
     )

@@ -76,6 +76,7 @@ What a stress does to the strategy, beyond its horizon returns:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -500,9 +501,12 @@ def stress_metrics(
     out["cash_return"] = float(cash_return)
     est = metrics.mean_se(total - cash_return, aggregate.CONF)
     out["excess_over_cash_mean"], out["excess_over_cash_se"] = est.estimate, est.se
-    for level in (95, 99):
-        out[f"var_{level}"] = float(metrics.value_at_risk(total, level / 100))
-        out[f"cvar_{level}"] = float(metrics.conditional_value_at_risk(total, level / 100))
+    for level in (95, 99):  # one path (a replay) has no tail: NaN, as a run's
+        one = total.size == 1
+        out[f"var_{level}"] = math.nan if one else float(metrics.value_at_risk(total, level / 100))
+        out[f"cvar_{level}"] = (
+            math.nan if one else float(metrics.conditional_value_at_risk(total, level / 100))
+        )
     out["annual_return_median"] = _median(_f64(per_path, "annual_return"))
     out["max_drawdown_median"] = _median(_f64(per_path, "max_drawdown"))
 
@@ -689,6 +693,12 @@ def _variant(scenario: Any, enforce: bool, stop_loss: bool, n_steps: int | None 
     if n_steps is not None:
         overrides["simulation.years"] = n_steps / aggregate.TRADING_DAYS
     variant = parse_scenario(scenario.text, path=scenario.path, overrides=overrides)
+    if n_steps is not None and getattr(variant, "replay", False):
+        # A replay's horizon is its history's (years is not read): its first n_steps days.
+        days = dataclasses.replace(
+            variant.simulation, n_steps=n_steps, years=n_steps / aggregate.TRADING_DAYS
+        )
+        variant = dataclasses.replace(variant, simulation=days)
     if n_steps is not None and variant.simulation.n_steps != n_steps:
         raise RuntimeError(f"a {n_steps}-day horizon came out as {variant.simulation.n_steps}")
     return variant

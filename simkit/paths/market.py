@@ -57,6 +57,7 @@ from simkit.paths.keys import (
 from simkit.paths.merton import merton_log_return
 from simkit.schema.market import (
     _STATIC_FIELDS,
+    HISTORY_MODELS,
     LINKED_IV_MODELS,
     MODELS,
     NUMERIC_FIELDS,
@@ -412,6 +413,11 @@ def simulate_market(
     """
     if not isinstance(params, MarketParams):
         raise TypeError(f"params must be a MarketParams; got {type(params).__name__}.")
+    if params.model in HISTORY_MODELS:
+        raise ValueError(
+            f"simulate_market simulates {', '.join(m for m in MODELS if m not in HISTORY_MODELS)}; "
+            f"model {params.model!r} reads a history: use simkit.paths.history.history_market."
+        )
     dtype = check_dtype(dtype)
     seed = _check_index("seed", seed, 0)
     cell = _check_index("cell", cell, 0, 2**32)

@@ -14,6 +14,7 @@ import sys
 import numpy as np
 
 __all__ = [
+    "HISTORY_MODELS",
     "IV_MODELS",
     "LINKED_IV_MODELS",
     "MODELS",
@@ -23,7 +24,8 @@ __all__ = [
     "garch_persistence",
 ]
 
-MODELS = ("gbm", "merton", "heston", "bates", "garch")
+MODELS = ("gbm", "merton", "heston", "bates", "garch", "replay", "bootstrap")
+HISTORY_MODELS = ("replay", "bootstrap")  # the spot (and IV, inputs) come from a history CSV
 STOCHASTIC_VOL_MODELS = ("heston", "bates")  # the spot has a CIR variance process v_t (QE)
 LINKED_IV_MODELS = ("heston", "bates", "garch")  # a variance process IV can be linked to
 IV_MODELS = ("linked", "independent")
@@ -39,7 +41,7 @@ class MarketParams:
     Python floats or arrays), `model` and `risk_neutral` are static. This module loads no JAX.
     """
 
-    model: str = "gbm"  # "gbm" | "merton" | "heston" | "bates" | "garch"
+    model: str = "gbm"  # "gbm" | "merton" | "heston" | "bates" | "garch" | "replay" | "bootstrap"
     s0: float = 3.0  # initial spot, dollars
     mu: float = 0.05  # real-world drift, annual, continuous: E[S_t] = s0 e^{mu t}
     sigma: float = 1.90  # diffusion volatility, annual fraction (realized vol)
@@ -95,6 +97,9 @@ class MarketParams:
     borrow_cost: float = 50.0  # stock borrow cost, percent a year
     volume_ratio: float = 1.5  # stock volume over its average
     thesis_break_intensity: float = 0.0  # thesis-break events a year (Poisson)
+    # A history CSV (replay and bootstrap only; `simkit.paths.history_csv` has its format):
+    history: str | None = None  # path of the CSV (static); the scenario resolves it
+    block_len: float = 20.0  # mean block length of the bootstrap, trading days (>= 1)
 
     def __post_init__(self):
         _validate(self)
@@ -113,7 +118,7 @@ class MarketParams:
         return self.rate if self.risk_neutral else self.mu
 
 
-_STATIC_FIELDS = ("model", "risk_neutral", "iv_model")
+_STATIC_FIELDS = ("model", "risk_neutral", "iv_model", "history")
 NUMERIC_FIELDS = tuple(
     f.name for f in dataclasses.fields(MarketParams) if f.name not in _STATIC_FIELDS
 )
@@ -148,6 +153,7 @@ _BOUNDS = {
     "open_interest": (0.0, math.inf, True),
     "option_volume": (0.0, math.inf, True),
     "thesis_break_intensity": (0.0, math.inf, True),
+    "block_len": (1.0, math.inf, True),
 }
 
 
@@ -182,6 +188,15 @@ def _validate(params: MarketParams) -> None:
         raise ValueError(
             f"MarketParams.iv_model 'linked' needs a stochastic-variance model "
             f"({', '.join(map(repr, LINKED_IV_MODELS))}); got model {params.model!r}."
+        )
+    if params.model in HISTORY_MODELS and not params.history:
+        raise ValueError(
+            f"MarketParams.history must name a history CSV for model {params.model!r}; "
+            f"got {params.history!r}."
+        )
+    if params.history is not None and not isinstance(params.history, str):
+        raise ValueError(
+            f"MarketParams.history must be a file path (a string) or None; got {params.history!r}."
         )
     for name in NUMERIC_FIELDS:
         value = _concrete(getattr(params, name))

@@ -152,12 +152,13 @@ class SimulationTable(_Table):
 class MarketTable(_Table):
     """The simulated market: spot model, implied-volatility process, exogenous signal inputs."""
 
-    model: Literal["gbm", "merton", "heston", "bates", "garch"] = _m(
+    model: Literal["gbm", "merton", "heston", "bates", "garch", "replay", "bootstrap"] = _m(
         "model",
         "—",
         "Spot model: geometric Brownian motion, Merton jump-diffusion, Heston stochastic "
-        "variance (Andersen's QE scheme), Bates (Heston plus the Merton jumps), or GJR-GARCH(1,1) "
-        "daily returns with normal innovations.",
+        "variance (Andersen's QE scheme), Bates (Heston plus the Merton jumps), GJR-GARCH(1,1) "
+        "daily returns with normal innovations, or a history CSV (`history`): replayed as one "
+        "path, or block-bootstrapped (see History files).",
     )
     s0: Float = _m("s0", "USD", "Spot price at the start.", gt=0)
     mu: Float = _m("mu", "1/year", "Real-world drift; E[S_t] = s0 exp(mu t) in every model.")
@@ -309,6 +310,18 @@ class MarketTable(_Table):
     volume_ratio: Float = _m("volume_ratio", "—", "Volume over its average, a squeeze input.", ge=0)
     thesis_break_intensity: Float = _m(
         "thesis_break_intensity", "events/year", "Poisson rate of thesis-breaking events.", ge=0
+    )
+    history: Str | None = _m(
+        "history",
+        "—",
+        'History CSV of model = "replay" or "bootstrap", relative to the scenario file '
+        "(date, close, and optionally iv and input columns such as vix; see History files).",
+    )
+    block_len: Float = _m(
+        "block_len",
+        "trading days",
+        'Mean block length of the stationary bootstrap (model = "bootstrap").',
+        ge=1,
     )
 
 

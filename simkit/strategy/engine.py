@@ -23,6 +23,7 @@ import numpy as np
 from simkit.paths.keys import cell_key
 from simkit.paths.market import MarketParams, check_dtype
 from simkit.precision import x64
+from simkit.schema.market import HISTORY_MODELS
 from simkit.schema.outcomes import UNDERLYING
 from simkit.strategy.config import StrategyConfig
 from simkit.strategy.day import MARKET_FIELDS, _run, _run_generated
@@ -100,6 +101,11 @@ def simulate_block(
 
     if not isinstance(mkt, MarketParams):
         raise TypeError(f"mkt must be a MarketParams; got {type(mkt).__name__}.")
+    if mkt.model in HISTORY_MODELS:  # generated whole: simkit.paths.history.history_market
+        raise ValueError(
+            f"simulate_block generates a simulated market; model {mkt.model!r} reads a history: "
+            "run simulate_paths on simkit.paths.history.history_market's arrays."
+        )
     for name, value, minimum in (
         ("seed", seed, 0),
         ("cell", cell, 0),

@@ -172,7 +172,7 @@ def _indices_of(returns_drawn, returns):
 def test_bootstrap_draws_history_returns_in_blocks(history, bootstrap64):
     spot = bootstrap64["spot"]
     assert spot.shape == (400, 251) and spot.dtype == np.float64
-    np.testing.assert_allclose(spot[:, 0], MarketParams().s0)
+    np.testing.assert_allclose(spot[:, 0], history.close[0])
     returns = history.log_returns
     index = _indices_of(np.diff(np.log(spot), axis=1), returns)
     # A block continues with probability 1 - 1/block_len (the next day, wrapping around).
@@ -186,15 +186,19 @@ def test_bootstrap_draws_history_returns_in_blocks(history, bootstrap64):
     )
 
 
-def test_bootstrap_moves_iv_in_the_same_blocks(history, bootstrap64):
+def test_bootstrap_takes_iv_of_the_day_whose_return_it_drew(history, bootstrap64):
     returns = history.log_returns
     index = _indices_of(np.diff(np.log(bootstrap64["spot"]), axis=1), returns)
-    iv_changes = np.diff(np.log(history.iv))
-    np.testing.assert_allclose(
-        np.diff(np.log(bootstrap64["iv"]), axis=1), iv_changes[index], atol=1e-9
-    )
-    np.testing.assert_allclose(bootstrap64["iv"][:, 0], MarketParams().iv0)
+    # Return i runs from history day i to day i + 1: the path's day has day i + 1's IV, and
+    # day 0 the IV of the day the first block starts on.
+    np.testing.assert_array_equal(bootstrap64["iv"][:, 1:], history.iv[index + 1])
+    np.testing.assert_array_equal(bootstrap64["iv"][:, 0], history.iv[index[:, 0]])
     assert not bootstrap64["jump"].any()
+
+
+def test_bootstrap_starts_at_the_first_close_whatever_s0(history):
+    market = block_bootstrap(history, 4, 3, 5, params=MarketParams(s0=77.0))
+    np.testing.assert_allclose(market.spot[:, 0], history.close[0], rtol=1e-6)
 
 
 def test_bootstrap_without_iv_uses_the_iv_process(tmp_path, history):
@@ -253,3 +257,151 @@ def test_make_history_script_reproduces_the_shipped_file(tmp_path):
     )
     shipped = SYNTHETIC.read_text().splitlines()
     assert out.read_text().splitlines() == shipped[:41]
+
+
+# --- Input columns, history markets -------------------------------------------------------------
+
+INPUTS_CSV = """date,close,iv,vix,Short_Interest ,volume
+2024-01-02,100.0,0.20,20.0,5.0,7
+2024-01-03,101.0,0.22,22.0,6.0,7
+2024-01-04,99.0,0.25,25.0,7.0,7
+2024-01-05,98.0,0.30,30.0,8.0,7
+"""
+
+
+def test_input_columns_are_read_by_their_input_names(tmp_path):
+    h = read_history(write(tmp_path, INPUTS_CSV))
+    assert sorted(h.inputs) == ["short_interest", "vix"]  # "volume" is no input: ignored
+    np.testing.assert_array_equal(h.inputs["vix"], [20.0, 22.0, 25.0, 30.0])
+    np.testing.assert_array_equal(h.inputs["short_interest"], [5.0, 6.0, 7.0, 8.0])
+    assert len(h.sha256) == 64
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "what"),
+    [
+        ("vix", "-1", "must be a finite number >= 0"),
+        ("short_interest", "101", "must be a finite number in [0, 100]"),
+        ("btc_correlation", "1.5", "must be a finite number in [-1, 1]"),
+        ("bid_ask_spread", "nan", "must be a finite number >= 0"),
+        ("open_interest", "x", "'x' is not a number"),
+    ],
+)
+def test_input_columns_are_checked_against_their_bounds(tmp_path, column, value, what):
+    text = f"date,close,{column}\n2024-01-02,3.0,1\n2024-01-03,3.1,{value}\n"
+    with pytest.raises(HistoryError) as error:
+        read_history(write(tmp_path, text, "bad.csv"))
+    assert error.value.field == f"line 3, {column}" and what in error.value.message
+
+
+def test_replay_takes_the_input_columns(tmp_path):
+    h = read_history(write(tmp_path, INPUTS_CSV))
+    market = replay(h, MarketParams(vix=99.0, short_interest_eta=5.0))
+    np.testing.assert_allclose(market.vix[0], h.inputs["vix"])
+    np.testing.assert_allclose(market.short_interest[0], h.inputs["short_interest"])
+    np.testing.assert_allclose(market.bid_ask_spread, MarketParams().bid_ask_spread)
+
+
+def test_bootstrap_takes_the_input_columns_of_the_drawn_day(tmp_path):
+    # Distinct returns identify the drawn day; its vix and IV (= vix / 100) come with it.
+    days = 40
+    closes = 100.0 * np.exp(np.cumsum(np.r_[0.0, np.linspace(-0.05, 0.05, days - 1)]))
+    dates = np.busday_offset(np.datetime64("2024-01-02"), np.arange(days), roll="forward")
+    lines = [
+        f"{d},{float(c)!r},{(10.0 + k) / 100!r},{10.0 + k!r}"
+        for k, (d, c) in enumerate(zip(dates, closes, strict=True))
+    ]
+    h = read_history(write(tmp_path, "date,close,iv,vix\n" + "\n".join(lines) + "\n"))
+    previous = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", True)
+    try:
+        m = block_bootstrap(h, 2, 6, 50, block_len=4, dtype=jnp.float64)
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+    index = _indices_of(np.diff(np.log(np.asarray(m.spot)), axis=1), h.log_returns)
+    vix = np.asarray(m.vix)
+    np.testing.assert_array_equal(vix[:, 1:], h.inputs["vix"][index + 1])
+    np.testing.assert_array_equal(vix[:, 0], h.inputs["vix"][index[:, 0]])
+    np.testing.assert_allclose(np.asarray(m.iv), vix / 100, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(m.spot)[:, 0], closes[0])
+
+
+def test_history_market_replays_every_row_and_cuts_to_the_horizon(history):
+    from simkit.paths.history import history_market
+
+    params = MarketParams(model="replay", history=str(SYNTHETIC))
+    whole = replay(history, params, seed=3)
+    block = history_market(params, 3, 0, 0, 3, 40)
+    assert block.spot.shape == (3, 41)
+    for row in range(3):
+        np.testing.assert_array_equal(block.spot[row], whole.spot[0, :41])
+        np.testing.assert_array_equal(block.iv[row], whole.iv[0, :41])
+    np.testing.assert_array_equal(block.early_u[0], whole.early_u[0, :41])  # path 0's draws
+    assert not np.array_equal(block.early_u[1], block.early_u[0])  # each row its own
+    with pytest.raises(ValueError, match="at most the history's 1999 returns"):
+        history_market(params, 3, 0, 0, 1, 2000)
+
+
+def test_history_market_bootstraps_with_the_block_length(history):
+    from simkit.paths.history import history_market
+
+    params = MarketParams(model="bootstrap", history=str(SYNTHETIC), block_len=7.0)
+    got = history_market(params, 5, 1, 4, 3, 30)
+    want = block_bootstrap(history, 5, 3, 30, block_len=7.0, params=params, cell=1, path_start=4)
+    for name in Market._fields:
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+
+
+def test_simulated_engines_refuse_a_history_model():
+    from simkit.paths.market import simulate_market
+    from simkit.strategy import engine
+    from simkit.strategy.config import StrategyConfig
+
+    params = MarketParams(model="replay", history=str(SYNTHETIC))
+    with pytest.raises(ValueError, match="reads a history: use simkit.paths.history"):
+        simulate_market(params, 0, 0, 0, 1, 2)
+    with pytest.raises(ValueError, match="reads a history"):
+        engine.simulate_block(
+            StrategyConfig(), params, seed=0, cell=0, path_start=0, n_paths=1, n_steps=2
+        )
+    with pytest.raises(ValueError, match="must name a history CSV for model 'bootstrap'"):
+        MarketParams(model="bootstrap")
+    with pytest.raises(ValueError, match="block_len must be a finite number >= 1"):
+        MarketParams(block_len=0.5)
+
+
+def test_load_history_reads_an_edited_file_again(tmp_path):
+    from simkit.paths.history_csv import load_history
+
+    path = write(tmp_path, "date,close\n2024-01-02,3.0\n2024-01-03,3.3\n")
+    first = load_history(path)
+    assert load_history(path) is first  # one read per file version
+    path.write_text("date,close\n2024-01-02,3.0\n2024-01-03,3.3\n2024-01-04,3.6\n")
+    assert load_history(path).n_days == 3
+
+
+def test_history_moments_are_the_gbm_of_the_history(history):
+    from simkit.paths.history_csv import history_moments
+
+    m = history_moments(MarketParams(model="replay", history=str(SYNTHETIC), risk_neutral=True))
+    r = history.log_returns
+    assert math.isclose(m.sigma, r.std(ddof=1) * math.sqrt(252), rel_tol=1e-12)
+    assert math.isclose(m.mu - m.sigma**2 / 2, r.mean() * 252, rel_tol=1e-12)
+    assert not m.risk_neutral
+
+
+def test_make_spx_vix_script_reproduces_the_shipped_file(tmp_path):
+    pytest.importorskip("arch")  # the script's data (a development dependency)
+    out = tmp_path / "spx.csv"
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "make_spx_vix.py"), str(out)],
+        check=True,
+        capture_output=True,
+        cwd=REPO,
+    )
+    shipped = REPO / "scenarios" / "data" / "spx_vix_2014_2018.csv"
+    assert out.read_text() == shipped.read_text()
+    h = read_history(shipped)
+    assert h.n_days == 1257 and str(h.dates[0]) == "2014-01-03"
+    # 2014-01-02 is in the S&P 500 data but not in VIX's: the file starts a day later.
+    assert 1800 < h.close[0] < 1850 and 0.05 < h.iv.min() and h.iv.max() < 0.6

@@ -201,7 +201,7 @@ def test_market_to_numpy():
 def test_params_are_a_pytree_with_static_model():
     p = MarketParams(model="merton")
     leaves, tree = jax.tree_util.tree_flatten(p)
-    assert len(leaves) == 38 and all(isinstance(x, float) for x in leaves)
+    assert len(leaves) == 39 and all(isinstance(x, float) for x in leaves)
     doubled = jax.tree_util.tree_map(lambda x: 2 * x, p)
     assert doubled.model == "merton" and doubled.sigma == 2 * p.sigma
     # vmap over a grid of sigmas: one compiled function for the whole grid axis.
@@ -213,7 +213,11 @@ def test_params_are_a_pytree_with_static_model():
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("model", "arch", "must be one of 'gbm', 'merton', 'heston', 'bates', 'garch'; got 'arch'"),
+        (
+            "model",
+            "arch",
+            "one of 'gbm', 'merton', 'heston', 'bates', 'garch', 'replay', 'bootstrap'; got 'arch'",
+        ),
         ("iv_model", "both", "iv_model must be one of 'linked', 'independent' or None"),
         ("rho", -1.5, "MarketParams.rho must be a number in [-1, 1]; got -1.5"),
         ("theta_v", 0.0, "MarketParams.theta_v must be a finite number > 0; got 0.0"),

@@ -9,10 +9,12 @@ is built so that every rule of docs/STRATEGY.md fires somewhere; the last test a
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from simkit.paths.history import History, history_market, read_history, replay
 from simkit.paths.market import MarketParams, market_to_numpy, simulate_market
 from simkit.precision import x64
 from simkit.schema.outcomes import UNDERLYING
@@ -71,6 +73,54 @@ CORPUS = [
 
 INT_FIELDS_EXACT = ("n_trades", "n_wins")
 
+# History markets (`simkit.paths.history`): the same engines on real and resampled days.
+REPO = Path(__file__).resolve().parents[2]
+SPX_VIX = REPO / "scenarios" / "data" / "spx_vix_2014_2018.csv"
+SYNTHETIC = REPO / "tests" / "data" / "history_synthetic.csv"
+# 17 paths: the JAX engine pads a block to 32 paths, the corpus's compiled shape (24 paths).
+HISTORY_PATHS = 17
+
+
+def _spx_windows(mkt):
+    """HISTORY_PATHS replays of N_STEPS + 1 consecutive days of the S&P 500 (IV = VIX / 100,
+    the vix input from the file), one a path, starting 62 trading days (a quarter) apart."""
+    h = read_history(SPX_VIX)
+    rows = []
+    for start in range(0, 62 * HISTORY_PATHS, 62):
+        days = slice(start, start + N_STEPS + 1)
+        window = History(
+            h.path, h.dates[days], h.close[days], h.iv[days], {"vix": h.inputs["vix"][days]}
+        )
+        rows.append(market_to_numpy(replay(window, mkt, seed=7, dtype=np.float64)))
+    return {name: np.concatenate([r[name] for r in rows]) for name in rows[0]}
+
+
+def _spx_scenario():
+    """The market and strategy of scenarios/spx_vix.toml (the seed's rules, a moneyness ladder
+    on the index, VIX's IV law for the percentile)."""
+    from simkit.scenario import load_scenario
+
+    scenario = load_scenario(REPO / "scenarios" / "spx_vix.toml")
+    return scenario.market, scenario.strategy
+
+
+def _history_runs():
+    """(name, market arrays, strategy, market record) of the history corpus, float64."""
+    spx_market, spx_strategy = _spx_scenario()
+    boot = dataclasses.replace(
+        MarketParams(), model="bootstrap", history=str(SYNTHETIC), block_len=10.0
+    )
+    with x64():
+        spx = _spx_windows(spx_market)
+        # The synthetic $3 stock (IV 425 %) resampled: the seed's rules on the seed's market.
+        boot_arrays = market_to_numpy(
+            history_market(boot, 7, 0, 0, HISTORY_PATHS, N_STEPS, dtype=np.float64)
+        )
+    return [
+        ("replay_spx_vix", spx, spx_strategy, spx_market),
+        ("bootstrap_synthetic", boot_arrays, StrategyConfig(), boot),
+    ]
+
 
 def _widen_spread_late(arrays):
     """The spread widens from 0.10 to 0.30 on day 60: the liquidity exit closes the book."""
@@ -94,17 +144,25 @@ def _run_both(name, market_changes, strategy_changes):
     return fast, slow
 
 
+HISTORY_CORPUS = ("replay_spx_vix", "bootstrap_synthetic")
+
+
 @pytest.fixture(scope="module")
 def corpus_results():
-    return {name: _run_both(name, m, s) for name, m, s in CORPUS}
+    results = {name: _run_both(name, m, s) for name, m, s in CORPUS}
+    for name, arrays, cfg, mkt in _history_runs():
+        with x64():
+            fast = engine.simulate_paths(arrays, cfg, mkt)
+        results[name] = (fast, reference.simulate_paths(arrays, cfg, mkt))
+    return results
 
 
-@pytest.mark.parametrize("name", [c[0] for c in CORPUS])
+@pytest.mark.parametrize("name", [c[0] for c in CORPUS] + list(HISTORY_CORPUS))
 def test_engines_agree_path_by_path(corpus_results, name):
     fast, slow = corpus_results[name]
     assert set(slow) >= {"final_equity", "n_trades", "n_wins", "equity"}
     equity_ok = np.isclose(fast["final_equity"], slow["final_equity"], rtol=1e-6, atol=1e-6)
-    trades_ok = np.ones(N_PATHS, bool)
+    trades_ok = np.ones(len(slow["final_equity"]), bool)
     for field in INT_FIELDS_EXACT:
         trades_ok &= fast[field] == slow[field]
     agree = equity_ok & trades_ok
@@ -120,9 +178,11 @@ def test_engines_agree_path_by_path(corpus_results, name):
         for i in bad[:5]
     ]
     assert agree.mean() >= 0.99, f"{name}: paths disagree {detail}"
+    if name in HISTORY_CORPUS:  # the history markets trade (quiet_market, by design, does not)
+        assert np.sum(slow["n_trades"]) > 0, f"{name}: no trade to agree on"
 
 
-@pytest.mark.parametrize("name", [c[0] for c in CORPUS])
+@pytest.mark.parametrize("name", [c[0] for c in CORPUS] + list(HISTORY_CORPUS))
 def test_engines_agree_on_every_summary_field(corpus_results, name):
     """Beyond equity and trades: every counter and bucket, on the paths that agree on equity."""
     fast, slow = corpus_results[name]
