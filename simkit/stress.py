@@ -15,10 +15,13 @@ on; `days = 1` is a gap: the whole move on `day`). Components are applied in thi
 
   realized_vol  `scale = k`: every log return of the spot from `day` on,
                 `r_t = ln S_t - ln S_{t-1}`, becomes `m_k + k (r_t - m)` with
-                `m = (drift - sigma^2 / 2) dt` (the diffusion's mean daily log return) and
-                `m_k = (drift - k^2 sigma^2 / 2) dt`: the diffusion's volatility becomes
-                `k sigma` and a GBM path's expected spot is unchanged (a Merton path's jumps
-                are scaled with the rest of the deviation). The spot is rebuilt from
+                `m = (drift - v_t / 2) dt` (the diffusion's mean daily log return) and
+                `m_k = (drift - k^2 v_t / 2) dt`, `v_t` the market's expected variance for
+                the day (`simkit.paths.shocks.expected_variance`: `sigma^2` for GBM, Merton
+                and a history's moments; the CIR mean for Heston and Bates; the mean
+                conditional variance for GARCH): the diffusion's volatility becomes `k`
+                times its own and a GBM path's expected spot is unchanged (a Merton path's
+                jumps are scaled with the rest of the deviation). The spot is rebuilt from
                 `S_{day-1}` with the scaled returns.
   spot          `change = c`, `days`: the spot is multiplied by `(1 + c) ** w(t)` from `day`
                 on: a level shift that stays; the path's own returns continue on top. A crash

@@ -129,6 +129,39 @@ def test_realized_vol_scales_the_log_return_deviations():
     assert ratio == pytest.approx(k, rel=1e-12)
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        # sigma (1.9) is not the spot's variance on these markets: the shock must not read it
+        dict(model="heston", v0=0.25, theta_v=1.0, kappa_v=6.0, xi=0.5, rho=-0.7),
+        dict(model="garch", v0=0.25, garch_omega=1.0 / 252 * 0.05, garch_alpha=0.05,
+             garch_gamma=0.0, garch_beta=0.90),
+    ],
+    ids=["heston", "garch"],
+)  # fmt: skip
+def test_realized_vol_shock_centres_on_the_market_s_own_variance(params):
+    """On a stochastic-variance market the scaled returns have the mean log return of a
+    diffusion with k^2 times the market's expected variance, (mu - k^2 E[v_t] / 2) dt, day by
+    day (E[v_t] moves from v0 to its long-run level): within Monte Carlo error."""
+    from simkit.paths.market import market_to_numpy, simulate_market
+    from simkit.paths.shocks import expected_variance
+
+    mkt = MarketParams(mu=0.05, sigma=1.9, **params)
+    k, dt, n_steps = 2.0, 1 / 252, 40
+    market = market_to_numpy(simulate_market(mkt, 3, 0, 0, 20_000, n_steps))
+    shocked = apply_shock(market, Shock(realized_vol=RealizedVolShock(day=1, scale=k)), mkt)
+    r = np.diff(np.log(shocked["spot"].astype(np.float64)), axis=1)
+    variance = expected_variance(mkt, np.arange(1, n_steps + 1), dt)
+    want = (0.05 - 0.5 * k**2 * variance) * dt
+    se = r.std(axis=0) / math.sqrt(r.shape[0])
+    assert np.all(np.abs(r.mean(axis=0) - want) < 5 * se + 1e-5)
+    # and the unshocked returns have the mean that variance implies (the law itself is right)
+    plain = np.diff(np.log(market["spot"].astype(np.float64)), axis=1)
+    assert abs(plain.mean() - ((0.05 - 0.5 * variance) * dt).mean()) < 5 * plain.std() / math.sqrt(
+        plain.size / n_steps
+    )
+
+
 def test_iv_multiply_and_level():
     market = hand_market()
     market["iv"] = market["iv"] * np.linspace(1.0, 0.5, 11)  # a moving IV path

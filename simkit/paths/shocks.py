@@ -28,6 +28,7 @@ __all__ = [
     "StressSpec",
     "ThesisShock",
     "apply_shock",
+    "expected_variance",
     "ramp",
 ]
 
@@ -131,6 +132,26 @@ def _from(n_days: int, day: int) -> np.ndarray:
     return np.arange(n_days) >= day
 
 
+def expected_variance(mkt: Any, steps: np.ndarray, dt: float = DT) -> np.ndarray:
+    """E[v] (annual) of the diffusion behind the log return of each step in `steps` (the
+    return from step t - 1 to t), under the market's own law: `sigma^2` for GBM and Merton (and
+    a history, read through its moments); for Heston and Bates the CIR mean at the step's
+    middle, `theta_v + (v0 - theta_v) e^{-kappa_v (t - 1/2) dt}`; for GJR-GARCH the mean of the
+    day's conditional variance, `252 (h_bar + p^{t-1} (h_1 - h_bar))` with `h_1 = v0 dt`,
+    persistence `p = alpha + gamma / 2 + beta` and `h_bar = omega / (1 - p)`."""
+    t = np.asarray(steps, dtype=np.float64)
+    model = getattr(mkt, "model", "gbm")
+    if model in ("heston", "bates"):
+        theta, v0, kappa = float(mkt.theta_v), float(mkt.v0), float(mkt.kappa_v)
+        return theta + (v0 - theta) * np.exp(-kappa * (t - 0.5) * dt)
+    if model == "garch":
+        p = float(mkt.garch_alpha) + 0.5 * float(mkt.garch_gamma) + float(mkt.garch_beta)
+        h_bar = float(mkt.garch_omega) / (1.0 - p)
+        h_1 = float(mkt.v0) * dt
+        return (h_bar + p ** np.maximum(t - 1.0, 0.0) * (h_1 - h_bar)) / dt
+    return np.full(t.shape, float(mkt.sigma) ** 2)
+
+
 def apply_shock(
     market: Mapping[str, Any], shock: Shock, mkt: Any, dt: float = DT
 ) -> dict[str, np.ndarray]:
@@ -140,8 +161,8 @@ def apply_shock(
       market: market inputs, each `(paths, steps + 1)` (NumPy or JAX arrays; the names of
         `simkit.paths.market.Market`; fields the shock does not touch are passed through).
       shock: the shock.
-      mkt: the `MarketParams` the paths were generated with (`sigma`, `mu`/`rate` for the
-        realized-vol shock).
+      mkt: the `MarketParams` the paths were generated with (the drift `mu`/`rate` and the
+        variance law, `expected_variance`, for the realized-vol shock).
       dt: years per step. Default value: 1/252.
 
     Returns:
@@ -157,9 +178,9 @@ def apply_shock(
         log_spot = np.log(spot.astype(np.float64))
         returns = np.diff(log_spot, axis=-1)[..., c.day - 1 :]  # r_day ... r_N
         drift = float(mkt.rate if getattr(mkt, "risk_neutral", False) else mkt.mu)
-        sigma2 = float(mkt.sigma) ** 2
-        mean = (drift - 0.5 * sigma2) * dt
-        mean_k = (drift - 0.5 * c.scale**2 * sigma2) * dt
+        variance = expected_variance(mkt, np.arange(c.day, n_days), dt)  # of r_day ... r_N
+        mean = (drift - 0.5 * variance) * dt
+        mean_k = (drift - 0.5 * c.scale**2 * variance) * dt
         scaled = mean_k + c.scale * (returns - mean)
         spot = spot.astype(np.float64)  # a copy; the days before the shock stay as they were
         spot[..., c.day :] = spot[..., c.day - 1 : c.day] * np.exp(np.cumsum(scaled, axis=-1))
