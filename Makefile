@@ -16,12 +16,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/simkit run scenarios/baseline.toml --out results/baseline.nc
 
+# Two worker processes, a test file each at a time (`--dist loadfile`: a module's fixtures are
+# built once): the suite is mostly compiling, one core each. One process compiling the whole
+# suite's programs in a row also hit an abort inside JAX's cache write (README "Tests").
 test: $(STAMP)
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow" -n 2 --dist loadfile
 
 test-all: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/paths.py
