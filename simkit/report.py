@@ -361,24 +361,30 @@ def _fan(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None:
     )
     one_path = n_sample == 1  # a history replayed: the path itself, no bands
     dated = "date" in ds.coords  # a replay's result: the history's dates on the x axis
+    stored = _stored_bands(ds, [q for band in bands for q in band[:2]] + [0.5])
     for index, ax in panels:
         curves = np.asarray(sample.isel(index).values, dtype=np.float64)
         curves = curves[np.all(np.isfinite(curves), axis=1)]
         days = np.asarray(ds["date"].values if dated else ds["day"].values)
         if curves.size and one_path:
             ax.plot(days, curves[0], color="black", linewidth=1.2, label="the path")
-        elif curves.size:
+        elif stored is not None or curves.size:
+            if stored is not None:  # over every path of the cell (`equity_quantile`)
+                cell = stored.isel(index)
+
+                def quantile(q, cell=cell):
+                    return np.asarray(cell.sel(quantile=q).values, dtype=np.float64)
+            else:  # files without stored bands: the sample paths
+
+                def quantile(q, curves=curves):
+                    return np.quantile(curves, q, axis=0)
+
             for lo, hi, alpha, label in bands:
                 ax.fill_between(
-                    days,
-                    np.quantile(curves, lo, axis=0),
-                    np.quantile(curves, hi, axis=0),
-                    color=BAND_COLOR,
-                    alpha=alpha,
-                    linewidth=0,
-                    label=label,
-                )
-            ax.plot(days, np.median(curves, axis=0), color="black", linewidth=1.6, label="median")
+                    days, quantile(lo), quantile(hi), color=BAND_COLOR, alpha=alpha,
+                    linewidth=0, label=label,
+                )  # fmt: skip
+            ax.plot(days, quantile(0.5), color="black", linewidth=1.6, label="median")
         initial = float(ds["initial_equity"].isel(index))
         ax.axhline(initial, color="0.3", linestyle="--", linewidth=1, label="initial equity")
         _usd_axis(ax.yaxis)
@@ -391,12 +397,32 @@ def _fan(ds: Any, grid: _Grid, folder: Path, written: list[Path]) -> None:
         if ax.get_subplotspec().is_first_col():
             ax.set_ylabel("sleeve equity (USD)")
     panels[0][1].legend(loc="upper left", fontsize=8, ncol=2)
-    what = "the one path" if one_path else f"quantile bands of {n_sample} sample paths per cell"
+    if one_path:
+        what = "the one path"
+    elif stored is not None:
+        what = f"quantile bands over all {int(ds['paths'].max()):,} paths per cell"
+    else:
+        what = f"quantile bands of {n_sample} sample paths per cell"
     fig.suptitle(
         f"How does the sleeve's equity move over the horizon? {what[0].upper() + what[1:]}"
         + grid.note()
     )
     _save(fig, folder, "equity_fan", written)
+
+
+def _stored_bands(ds: Any, quantiles: list[float]) -> Any:
+    """`equity_quantile` (over every path of each cell, on `step`) when the file has it at
+    every quantile the fan draws and on the same days as the sample, else None."""
+    if "equity_quantile" not in ds:
+        return None
+    bands = ds["equity_quantile"]
+    have = {round(float(q), 9) for q in bands["quantile"].values}
+    if not all(round(q, 9) in have for q in quantiles):
+        return None
+    if bands.sizes.get("step") != ds.sizes.get("day"):
+        return None
+    bands = bands.assign_coords(quantile=np.round(bands["quantile"].values.astype(float), 9))
+    return bands.rename(step="day") if "step" in bands.dims else bands
 
 
 def _hist_data(ds: Any, index: dict, name: str) -> tuple[np.ndarray, np.ndarray, str] | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import xarray as xr
 
@@ -157,6 +158,35 @@ def test_report_cli_default_folder_and_bad_input(runs, tmp_path, capsys):
     xr.Dataset({"x": ("a", [1.0, 2.0])}).to_netcdf(other, engine="h5netcdf")
     assert main(["report", str(other)]) == 2
     assert re.search(r"not a simkit result", capsys.readouterr().err)
+
+
+def test_the_fan_draws_the_bands_of_every_path(runs, tmp_path, monkeypatch):
+    """The equity fan's bands are the stored quantiles over all paths of the cell
+    (`equity_quantile`), not quantiles of the 200 sample paths; a file without them falls back
+    to the sample and says so."""
+    import matplotlib.axes
+
+    from simkit import report
+
+    drawn = []
+    real = matplotlib.axes.Axes.fill_between
+
+    def spy(self, x, y1, y2=0, **kwargs):
+        drawn.append((kwargs.get("label"), np.asarray(y1), np.asarray(y2)))
+        return real(self, x, y1, y2, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "fill_between", spy)
+    with xr.open_dataset(runs["single"]) as ds:
+        ds = ds.load()
+    # moved off the sample's own quantiles (here the sample is every path), so that the test
+    # tells which the fan drew
+    ds["equity_quantile"] = ds["equity_quantile"] + 1000.0
+    bands = ds["equity_quantile"]
+    report._fan(ds, report._Grid(ds), tmp_path, [])
+    lo = dict((label, (a, b)) for label, a, b in drawn)["1–99 %"]
+    np.testing.assert_array_equal(lo[0], bands.sel(quantile=0.01).values)
+    np.testing.assert_array_equal(lo[1], bands.sel(quantile=0.99).values)
+    assert report._stored_bands(ds.drop_vars("equity_quantile"), [0.5]) is None
 
 
 # --------------------------------------------------------------------------- --select
