@@ -340,7 +340,6 @@ RUN_CURVES = _curves.done()
 
 # the engine's summary plus the derived figures: name -> (units, long_name)
 _PER_PATH_TEXT: dict[str, tuple[str, str]] = {
-    "initial_equity": ("USD", "strategy sleeve equity at the start, before any trade"),
     "final_equity": ("USD", "strategy sleeve equity at the horizon"),
     "final_portfolio_value": ("USD", "portfolio value at the horizon"),
     "contributions": ("USD", "monthly additions paid into the sleeve"),
@@ -368,6 +367,29 @@ _PER_PATH_TEXT["n_close_profit_loss"] = (
     "count",
     "profit-take closes whose trade lost money after the spread and both commissions",
 )
+
+
+def _counted(name: str) -> tuple[str, str]:
+    """An engine counter's units and text, from its name (`n_trades`: number of trades)."""
+    return "count", f"number of {name.replace('_', ' ').removeprefix('n ')}"
+
+
+# the engine's other counters (docs/ENGINE_SPEC.md, "Per-path summary")
+for _name in (
+    "n_trades",
+    "n_wins",
+    "n_margin_calls",
+    "n_tranches",
+    "n_entry_days",
+    "n_blocked_signal",
+    "n_blocked_limits",
+    "n_blocked_exit",
+    "n_orders_cut",
+    "n_cc_sold",
+    "shares_assigned",
+    "shares_called_away",
+):
+    _PER_PATH_TEXT[_name] = _counted(_name)
 for _lim in LIMIT_NAMES:
     _PER_PATH_TEXT[f"breach_{_lim}"] = ("day", f"days with the {_lim} limit breached")
     _PER_PATH_TEXT[f"first_breach_{_lim}"] = (
@@ -375,12 +397,11 @@ for _lim in LIMIT_NAMES:
         f"first trading day with the {_lim} limit breached (-1 if none)",
     )
 
-PER_PATH_VARIABLES = MappingProxyType(
-    {
-        name: ResultVariable(name, units, text, ("strike",) if name == "assigned_by_rung" else ())
-        for name, (units, text) in _PER_PATH_TEXT.items()
-    }
-)
+_per_path = _Table()
+_per_path.reuse(RUN_VARIABLES, "initial_equity")  # a run file stores it once a cell
+for _name, (_units, _text) in _PER_PATH_TEXT.items():
+    _per_path.var(_name, _units, _text, ("strike",) if _name == "assigned_by_rung" else ())
+PER_PATH_VARIABLES = _per_path.done()
 
 
 # `simkit.simulate_paths`: every path's daily equity beside its summary
@@ -390,17 +411,16 @@ PATHS_EQUITY = ResultVariable(
 
 
 def per_path_variable(name: str) -> ResultVariable:
-    """A per-path variable: listed, a day's equity, or an engine counter (`n_...`, `shares_...`:
-    `count`); any other name is a fraction named by its words."""
+    """A per-path variable: listed, a day's equity, or (not listed) an engine counter (`n_...`,
+    `shares_...`: `count`) or a fraction named by its words."""
     if name in PER_PATH_VARIABLES:
         return PER_PATH_VARIABLES[name]
     if name.startswith("equity_day_"):  # `simkit.run.simulate(..., equity_days=...)`
         day = name.removeprefix("equity_day_")
         return ResultVariable(name, "USD", f"sleeve equity at the end of trading day {day}")
-    text = name.replace("_", " ")
     if name.startswith("n_") or name.startswith("shares_"):
-        return ResultVariable(name, "count", f"number of {text.removeprefix('n ')}")
-    return ResultVariable(name, "1", text)
+        return ResultVariable(name, *_counted(name))
+    return ResultVariable(name, "1", name.replace("_", " "))
 
 
 # --------------------------------------------------------------------------- a stress's metrics
