@@ -10,7 +10,8 @@ the final file is complete.
 Layout of a result dataset:
   - one dimension per grid axis, named after its dotted key (`market.sigma`), coordinates
     = its values; keys zipped with an axis are non-dimension coordinates on it;
-  - aggregate variables over the grid dimensions (`simkit.aggregate.VARIABLES`), some with
+  - aggregate variables over the grid dimensions (`simkit.schema.results.RUN_VARIABLES`:
+    every variable's units and long name are declared there), some with
     one more dimension: `quantile`, `close_reason`, `limit`, `bucket`, `strike` (the ladder;
     `rung` when grid cells have different ladders, with the strikes in `ladder_strike`),
     `total_return_bin` / `max_drawdown_bin` (the histograms `<name>_hist` of the horizon

@@ -761,22 +761,15 @@ def build_stress_dataset(
             for j, enforce in enumerate(ENFORCE):
                 array[i, j] = results[(spec.name, enforce)][name]
         data_vars[name] = xr.Variable(("stress", "enforce_limits") + extra, array, variable.attrs)
-    data_vars["shock_day"] = xr.Variable(
-        "stress",
-        np.array([s.shock.first_day for s in specs], dtype=np.int64),
-        STRESS_EXTRAS["shock_day"].attrs,
-    )
     rules = limit_rules(scenario.strategy)
-    data_vars["limit_rule"] = xr.Variable(
-        "limit",
-        np.array([rules[limit] for limit in aggregate.LIMITS]),
-        STRESS_EXTRAS["limit_rule"].attrs,
-    )
-    data_vars["stress_description"] = xr.Variable(
-        "stress",
-        np.array([s.description for s in specs]),
-        STRESS_EXTRAS["stress_description"].attrs,
-    )
+    extras = {
+        "shock_day": np.array([s.shock.first_day for s in specs], dtype=np.int64),
+        "limit_rule": np.array([rules[limit] for limit in aggregate.LIMITS]),
+        "stress_description": np.array([s.description for s in specs]),
+    }
+    for name, array in extras.items():
+        variable = STRESS_EXTRAS[name]
+        data_vars[name] = xr.Variable(variable.dims, array, variable.attrs)
     attrs = store.run_attrs(
         scenario,
         settings,

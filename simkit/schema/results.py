@@ -8,12 +8,14 @@ long name of every variable a run or a stress writes.
 - `STRESS_VARIABLES`: a stress's metrics over (`stress`, `enforce_limits`) (`simkit stress`;
   read as `simkit.stress.STRESS_VARIABLES`), most of them the run's entries taken by name,
   `STRESS_EXTRAS` its per-stress and per-limit texts;
-- `COORDINATES` (and `grid_axis_attrs`, `histogram_coordinates`): the coordinates of both.
+- `COORDINATES` (and `grid_axis_attrs`, `histogram_coordinates`): the coordinates of both;
+- `PATHS_EQUITY`: the daily equity `simkit.simulate_paths` returns beside the per-path summary.
 
 An interval estimate `x` comes with its bounds `x_lo`, `x_hi` (and standard error `x_se`),
 each declared with its own text (`with_interval`). A name is declared once in a table (a
 second declaration raises). `dims` are the dimensions beyond the grid (run), beyond the grid
-and `path` (per path) or beyond (`stress`, `enforce_limits`) (stress).
+and `path` (per path) or beyond (`stress`, `enforce_limits`) (stress metrics); a stress's
+extras and a coordinate not on its own dimension (`date`) list all of theirs.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from simkit.schema.outcomes import BUCKETS, CLOSE_COUNTERS, CLOSE_REASONS, LIMIT
 __all__ = [
     "CONFIDENCE",
     "COORDINATES",
+    "GRID_AXIS_UNITS",
     "HISTOGRAMS",
     "HIST_RANGE",
     "PATHS_EQUITY",
@@ -36,7 +39,6 @@ __all__ = [
     "STRESS_EXTRAS",
     "STRESS_VARIABLES",
     "ResultVariable",
-    "GRID_AXIS_UNITS",
     "grid_axis_attrs",
     "histogram_coordinates",
     "per_path_variable",
@@ -58,7 +60,7 @@ class ResultVariable:
     name: str
     units: str | None  # None: no `units` attribute (dates)
     long_name: str
-    dims: tuple[str, ...] = ()  # dimensions beyond those of every variable of its table
+    dims: tuple[str, ...] = ()  # extra dimensions (see the module doc)
 
     @property
     def attrs(self) -> dict[str, str]:
@@ -73,21 +75,13 @@ def with_interval(
 ) -> tuple[ResultVariable, ...]:
     """An estimate and its companions: the standard error `_se` (when `se`) and the bounds
     `_lo`, `_hi` of its `CONFIDENCE` interval."""
-    pct = f"{CONFIDENCE:.0%}"
-    out = [ResultVariable(name, units, long_name)]
-    if se:
-        out.append(ResultVariable(f"{name}_se", units, f"standard error of {long_name}"))
-    out.append(
-        ResultVariable(
-            f"{name}_lo", units, f"lower bound of the {pct} confidence interval of {long_name}"
-        )
+    bound = f"bound of the {CONFIDENCE:.0%} confidence interval of {long_name}"
+    return (
+        ResultVariable(name, units, long_name),
+        *([ResultVariable(f"{name}_se", units, f"standard error of {long_name}")] if se else []),
+        ResultVariable(f"{name}_lo", units, f"lower {bound}"),
+        ResultVariable(f"{name}_hi", units, f"upper {bound}"),
     )
-    out.append(
-        ResultVariable(
-            f"{name}_hi", units, f"upper bound of the {pct} confidence interval of {long_name}"
-        )
-    )
-    return tuple(out)
 
 
 class _Table:
@@ -634,7 +628,7 @@ STRESS_VARIABLES = _stress.done()
 
 # a stress's texts beside its metrics
 _extras = _Table()
-_extras.var("shock_day", "day", "first trading day of the stress's shocks (-1: none)")
+_extras.var("shock_day", "day", "first trading day of the stress's shocks (-1: none)", ("stress",))
 _extras.var(
     "limit_rule",
     "1",
@@ -642,7 +636,7 @@ _extras.var(
     "where the sizing alone decides it)",
     ("limit",),
 )
-_extras.var("stress_description", "1", "what the stress represents")
+_extras.var("stress_description", "1", "what the stress represents", ("stress",))
 STRESS_EXTRAS = _extras.done()
 
 
