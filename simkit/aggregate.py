@@ -53,6 +53,13 @@ from simkit.schema.outcomes import (
     TRADING_DAYS_PER_YEAR,
     UNDERLYING,
 )
+from simkit.schema.results import (
+    CONFIDENCE,
+    HIST_RANGE,
+    HISTOGRAMS,
+    RUN_VARIABLES,
+    per_path_variable,
+)
 
 __all__ = [
     "BUCKETS",
@@ -73,12 +80,7 @@ TRADING_DAYS = TRADING_DAYS_PER_YEAR
 N_SAMPLE = 200  # equity curves kept per cell for fan charts: the first min(200, paths) paths
 QUANTILES = (0.01, 0.05, 0.25, 0.50, 0.75, 0.95, 0.99)
 N_BINS = 60  # histogram bins (report figures)
-# Histogram range: from the lowest cell's HIST_RANGE[0] quantile to the highest cell's
-# HIST_RANGE[1] quantile (`histogram_edges`); values outside go to the end bins.
-HIST_RANGE = (0.005, 0.995)
-# Per-path variables with a stored histogram -> what they are, in words.
-HISTOGRAMS = {"total_return": "horizon return", "max_drawdown": "maximum drawdown"}
-CONF = 0.95  # confidence of every interval (`_lo`, `_hi`)
+CONF = CONFIDENCE  # confidence of every interval (`_lo`, `_hi`)
 # a histogram range narrower than this (relative to the values' magnitude) is widened: its
 # N_BINS bins would be a few ulps wide or less, which np.histogram cannot make
 HIST_MIN_WIDTH = 1e-10
@@ -92,260 +94,15 @@ ADDITION_EVERY = ADDITION_EVERY_DAYS  # ENGINE_SPEC step 1: monthly addition eve
 LIMITS = LIMIT_NAMES
 _CLOSE_COUNTERS = CLOSE_COUNTERS
 
-# name -> (extra dimensions beyond the grid, units, long_name). Interval bounds `_lo`/`_hi`
-# and standard errors `_se` are listed explicitly so that every variable carries its own text.
-VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {}
-
-
-def _var(name: str, units: str, long_name: str, dims: tuple[str, ...] = ()) -> None:
-    VARIABLES[name] = (dims, units, long_name)
-
-
-def _var_ci(name: str, units: str, long_name: str, se: bool = False) -> None:
-    _var(name, units, long_name)
-    if se:
-        _var(f"{name}_se", units, f"standard error of {long_name}")
-    pct = f"{CONF:.0%}"
-    _var(f"{name}_lo", units, f"lower bound of the {pct} confidence interval of {long_name}")
-    _var(f"{name}_hi", units, f"upper bound of the {pct} confidence interval of {long_name}")
-
-
-_var("paths", "count", "number of simulated paths")
-_var("initial_equity", "USD", "strategy sleeve equity at the start, before any trade")
-_var("final_equity_mean", "USD", "mean strategy sleeve equity at the horizon")
-_var("final_equity_median", "USD", "median strategy sleeve equity at the horizon")
-_var_ci(
-    "win_rate_trade",
-    "1",
-    "share of closed trades with positive P&L (Wilson interval at the path-clustered "
-    "effective number of trades)",
-)
-_var_ci("win_rate_path", "1", "share of paths whose P&L over the horizon is positive")
-_var_ci("prob_loss", "1", "share of paths whose P&L over the horizon is negative")
-_var_ci("prob_ruin", "1", "share of paths ruined (sleeve equity reached zero)")
-_var_ci("prob_margin_call", "1", "share of paths with at least one margin call")
-_var_ci("annual_return_mean", "1", "mean time-weighted annualized return", se=True)
-_var_ci("annual_return_median", "1", "median time-weighted annualized return")
-_var(
-    "annual_return_quantile", "1", "quantiles of the time-weighted annualized return", ("quantile",)
-)
-_var("total_return_mean", "1", "mean horizon return (P&L over initial equity)")
-_var("total_return_quantile", "1", "quantiles of the horizon return", ("quantile",))
-# What the stock did (`simkit.schema.outcomes.UNDERLYING`), beside what the sleeve made.
-_UNDERLYING_TEXT = {
-    "spot_final": ("USD", "spot of the stock at the horizon, S_N"),
-    "spot_min": ("USD", "lowest spot of the stock over trading days 0 ... N"),
-    "realized_vol": (
-        "1",
-        "annualized realized volatility of the stock's daily log returns over the horizon, "
-        "sqrt(252 * mean(ln(S_t / S_{t-1})^2)) (zero-mean)",
-    ),
-    "underlying_return": ("1", "the stock's return over the horizon, S_N / S_0 - 1"),
-}
-for _name, (_units, _text) in _UNDERLYING_TEXT.items():
-    _var(f"{_name}_mean", _units, f"mean over paths of the {_text}")
-    _var(f"{_name}_quantile", _units, f"quantiles over paths of the {_text}", ("quantile",))
-for _name, _what in HISTOGRAMS.items():
-    _var(
-        f"{_name}_hist",
-        "count",
-        f"paths per bin of the {_what} (bin centres `{_name}_bin`, edges `{_name}_bin_edge`: "
-        "the same in every cell of a run; values beyond the end edges are counted in the end "
-        "bins)",
-        (f"{_name}_bin",),
-    )
-_var(
-    "sharpe",
-    "1",
-    "median over paths of the annualized Sharpe ratio of each path's daily returns",
-)
-_var(
-    "sharpe_pooled",
-    "1",
-    "annualized Sharpe ratio of the daily returns pooled over all path-days "
-    "(mean / standard deviation * sqrt(252))",
-)
-_var(
-    "sharpe_pooled_se",
-    "1",
-    "standard error of the pooled Sharpe ratio (delta method, clustered by path)",
-)
-_var("sharpe_pooled_lo", "1", "lower bound of the 95% confidence interval of the pooled Sharpe")
-_var("sharpe_pooled_hi", "1", "upper bound of the 95% confidence interval of the pooled Sharpe")
-_var(
-    "profit_take_loss_share",
-    "1",
-    "share of profit-take closes whose trade lost money after the buy-back spread and both "
-    "commissions (the rule compares the mid with the premium)",
-)
-_var("max_drawdown_median", "1", "median over paths of the maximum drawdown (<= 0)")
-_var("max_drawdown_quantile", "1", "quantiles of the maximum drawdown (<= 0)", ("quantile",))
-for _level in (95, 99):
-    _var(
-        f"var_{_level}",
-        "1",
-        f"historical {_level} % value at risk of the horizon return (loss as a positive fraction)",
-    )
-    _var(
-        f"cvar_{_level}",
-        "1",
-        f"historical {_level} % expected shortfall of the horizon return (loss as a positive "
-        "fraction)",
-    )
-_var(
-    "daily_var_99_median",
-    "1",
-    "median over paths of the historical 99 % one-day value at risk (positive fraction)",
-)
-_var("trades_per_path", "count", "mean number of closed trades per path")
-_var(
-    "close_reason_share",
-    "1",
-    "share of closed trades ending by each reason",
-    ("close_reason",),
-)
-_var(
-    "assignment_rate",
-    "1",
-    "put assignments at each ladder rung per closed trade of the whole ladder",
-    ("strike",),
-)
-_var("assignments_per_path", "count", "mean assignments per path at each rung", ("strike",))
-_var(
-    "breach_share",
-    "1",
-    "share of path-days on which each risk limit was breached at the end of the day",
-    ("limit",),
-)
-_var("breach_path_share", "1", "share of paths breaching each limit at least once", ("limit",))
-_var("attribution_mean", "USD", "mean P&L attribution per path by bucket", ("bucket",))
-_var_ci(
-    "kelly_p",
-    "1",
-    "Kelly input: win probability of a closed trade (path-clustered interval)",
-)
-_var_ci(
-    "kelly_avg_win",
-    "1",
-    "Kelly input: average winning trade return on its collateral",
-)
-_var_ci(
-    "kelly_avg_loss",
-    "1",
-    "Kelly input: average losing trade loss on its collateral (positive)",
-)
-_var_ci(
-    "kelly_fraction",
-    "1",
-    "Kelly fraction by the seed's formula p - (1 - p) * avg_loss / avg_win on the measured inputs",
-)
-_var_ci(
-    "kelly_growth_optimal",
-    "1",
-    "growth-optimal capital at risk as a multiple of bankroll, p / avg_loss - (1 - p) / avg_win",
-)
-_var(
-    "kelly_recommended",
-    "1",
-    "the seed's sizing rule on the measured Kelly fraction: multiplier * kelly_fraction, "
-    "capped at max_total_strategy_pct and floored at 0",
-)
-_var_ci(
-    "kelly_sleeve_fraction",
-    "1",
-    "Kelly of the sleeve: growth-optimal share of the portfolio in the sleeve, the rest in cash "
-    "(argmax of the mean over paths of ln(1 + (1 - f) c + f R), R the horizon return; 0 = do "
-    "not allocate; delta-method interval)",
-)
-_var_ci(
-    "kelly_sleeve_fraction_21d",
-    "1",
-    "Kelly of the sleeve from non-overlapping 21-day sleeve returns (interval clustered by path)",
-)
-_var(
-    "kelly_sleeve_fraction_max",
-    "1",
-    "largest share of the portfolio (at most 10) that keeps every path's wealth positive",
-)
-_var(
-    "kelly_sleeve_unbounded",
-    "1",
-    "1 when no path does worse than cash (the growth rises without bound; the fraction is "
-    "reported at the cap), else 0",
-)
-_var(
-    "kelly_sleeve_growth",
-    "1",
-    "expected log growth of the portfolio over the horizon at the sleeve Kelly fraction",
-)
-_var("kelly_sleeve_growth_cash", "1", "log growth of cash over the horizon, ln(exp(r T))")
-_var(
-    "kelly_sleeve_growth_seed",
-    "1",
-    "expected log growth of the portfolio over the horizon at the scenario's own sleeve share "
-    "(the seed's 20 %; -inf when some path would wipe the portfolio out)",
-)
-_var(
-    "kelly_sleeve_share_seed",
-    "1",
-    "the scenario's sleeve share of the portfolio (initial sleeve equity / portfolio value)",
-)
-_var("contracts_cut_mean", "count", "mean contracts per path cut by the capacity limits")
-_var(
-    "share_orders_cut",
-    "1",
-    "share of rung orders (entry attempts that passed every check x ladder rungs) cut by the "
-    "capacity limits",
-)
-
-# Per-path variables: the engine's summary plus the derived figures.
-_PER_PATH_UNITS: dict[str, tuple[str, str]] = {
-    "initial_equity": ("USD", "strategy sleeve equity at the start, before any trade"),
-    "final_equity": ("USD", "strategy sleeve equity at the horizon"),
-    "final_portfolio_value": ("USD", "portfolio value at the horizon"),
-    "contributions": ("USD", "monthly additions paid into the sleeve"),
-    "sum_win_ret": ("1", "sum of returns on collateral of winning trades"),
-    "sum_win_ret_sq": ("1", "sum of squared returns on collateral of winning trades"),
-    "sum_loss_ret": ("1", "sum of losses on collateral of losing trades (positive)"),
-    "sum_loss_ret_sq": ("1", "sum of squared returns on collateral of losing trades"),
-    "hedge_contracts": ("count", "hedge call contracts bought"),
-    "contracts_cut": ("count", "put contracts cut by the capacity limits"),
-    "ruined": ("1", "1 if the path was ruined, else 0"),
-    "ruin_step": ("day", "trading day of ruin (-1 if none)"),
-    "assigned_by_rung": ("count", "put assignments at each ladder rung"),
-    "max_drawdown": ("1", "maximum drawdown of the time-weighted equity index (<= 0)"),
-    "annual_return": ("1", "time-weighted annualized return (-1 if equity reached zero)"),
-    "total_return": ("1", "horizon P&L (final - initial - contributions) over initial equity"),
-    "path_sharpe": ("1", "annualized Sharpe ratio of the path's daily returns"),
-    "daily_var_99": ("1", "historical 99 % one-day value at risk of the path (positive)"),
-    **_UNDERLYING_TEXT,
-}
-for _b in BUCKETS:
-    _PER_PATH_UNITS[_b] = ("USD", f"P&L attribution: {_b.replace('_', ' ')}")
-for _c, _r in zip(_CLOSE_COUNTERS, CLOSE_REASONS, strict=True):
-    _PER_PATH_UNITS[_c] = ("count", f"trades ended by {_r.replace('_', ' ')}")
-_PER_PATH_UNITS["n_close_profit_loss"] = (
-    "count",
-    "profit-take closes whose trade lost money after the spread and both commissions",
-)
-for _lim in LIMITS:
-    _PER_PATH_UNITS[f"breach_{_lim}"] = ("day", f"days with the {_lim} limit breached")
-    _PER_PATH_UNITS[f"first_breach_{_lim}"] = (
-        "day",
-        f"first trading day with the {_lim} limit breached (-1 if none)",
-    )
+# The result variables, declared in `simkit.schema.results` (as are `HISTOGRAMS`, `HIST_RANGE`):
+# `VARIABLES` is the run's metrics, name -> `ResultVariable` (extra dims, units, long_name).
+VARIABLES = RUN_VARIABLES
 
 
 def per_path_meta(name: str) -> tuple[str, str]:
-    """(units, long_name) of a per-path variable; counters default to `count`."""
-    if name in _PER_PATH_UNITS:
-        return _PER_PATH_UNITS[name]
-    if name.startswith("equity_day_"):  # `simkit.run.simulate(..., equity_days=...)`
-        return "USD", f"sleeve equity at the end of trading day {name.removeprefix('equity_day_')}"
-    text = name.replace("_", " ")
-    if name.startswith("n_") or name.startswith("shares_"):
-        return "count", f"number of {text.removeprefix('n ')}"
-    return "1", text
+    """(units, long_name) of a per-path variable (`simkit.schema.results.per_path_variable`)."""
+    variable = per_path_variable(name)
+    return variable.units, variable.long_name
 
 
 # --------------------------------------------------------------------------- per block

@@ -300,8 +300,8 @@ def metric_names() -> list[str]:
 
     return [
         name
-        for name, (dims, _, _) in VARIABLES.items()
-        if not dims and name != "paths" and not name.endswith(("_lo", "_hi", "_se"))
+        for name, variable in VARIABLES.items()
+        if not variable.dims and name != "paths" and not name.endswith(("_lo", "_hi", "_se"))
     ]
 
 

@@ -41,6 +41,7 @@ from simkit.paths.shocks import apply_shock
 from simkit.precision import x64
 from simkit.scenario import ScenarioError
 from simkit.schema.market import HISTORY_MODELS
+from simkit.schema.results import PATHS_EQUITY, RUN_CURVES, per_path_variable
 from simkit.strategy import engine as engine_jax
 from simkit.strategy import reference
 
@@ -855,7 +856,7 @@ def _equity_variable(
         name="equity",
         dims=(*grid_dims, "path", "step"),
         dtype=settings.equity_dtype,
-        attrs=store.EQUITY_ATTRS,
+        attrs=RUN_CURVES["equity"].attrs,
         chunks=store.equity_chunks(len(grid_dims), settings.paths, n_days),
         pieces=pieces,
     )
@@ -1086,14 +1087,9 @@ def simulate_paths(
     for name, value in derived.items():
         if name.startswith("_"):
             continue
-        units, long_name = aggregate.per_path_meta(name)
         dims = ("path",) if np.ndim(value) == 1 else ("path", "strike")
-        data[name] = xr.Variable(dims, np.asarray(value), {"units": units, "long_name": long_name})
-    data["equity"] = xr.Variable(
-        ("path", "step"),
-        equity,
-        {"units": "USD", "long_name": "sleeve equity at the end of each trading day"},
-    )
+        data[name] = xr.Variable(dims, np.asarray(value), per_path_variable(name).attrs)
+    data["equity"] = xr.Variable(("path", "step"), equity, PATHS_EQUITY.attrs)
     coords = {
         "path": np.arange(n_paths),
         "step": np.arange(n_days),

@@ -376,8 +376,7 @@ def _key_unit(key: str) -> str:
 
 def _metric_meta(name: str) -> tuple[str, str]:
     if name in VARIABLES:
-        _, units, long_name = VARIABLES[name]
-        return units, long_name
+        return VARIABLES[name].units, VARIABLES[name].long_name
     return "1", name
 
 

@@ -10,7 +10,8 @@ the final file is complete.
 Layout of a result dataset:
   - one dimension per grid axis, named after its dotted key (`market.sigma`), coordinates
     = its values; keys zipped with an axis are non-dimension coordinates on it;
-  - aggregate variables over the grid dimensions (`simkit.aggregate.VARIABLES`), some with
+  - aggregate variables over the grid dimensions (`simkit.schema.results.RUN_VARIABLES`:
+    every variable's units and long name are declared there), some with
     one more dimension: `quantile`, `close_reason`, `limit`, `bucket`, `strike` (the ladder;
     `rung` when grid cells have different ladders, with the strikes in `ladder_strike`),
     `total_return_bin` / `max_drawdown_bin` (the histograms `<name>_hist` of the horizon
@@ -54,6 +55,14 @@ import numpy as np
 from simkit import aggregate
 from simkit.paths.history_csv import load_history
 from simkit.schema.market import HISTORY_MODELS
+from simkit.schema.results import (
+    COORDINATES,
+    RUN_CURVES,
+    RUN_VARIABLES,
+    grid_axis_attrs,
+    histogram_coordinates,
+    per_path_variable,
+)
 from simkit.version import __version__
 
 __all__ = [
@@ -70,37 +79,6 @@ log = logging.getLogger("simkit")
 MANIFEST = "manifest.json"
 # Per-path quantities stored once per cell (constant over paths) or under another name.
 _PER_PATH_SKIP = {"initial_equity"}
-
-# Units of grid coordinates, by field name (the last part of the dotted key); others get "1".
-_COORD_UNITS = {
-    "s0": "USD",
-    "bid_ask_spread": "USD",
-    "portfolio_value": "USD",
-    "allocation": "USD",
-    "monthly_addition": "USD",
-    "reference_spot": "USD",
-    "strike_grid": "USD",
-    "commission": "USD",
-    "min_quote": "USD",
-    "price_improvement_target": "USD",
-    "cc_basis_good": "USD",
-    "cc_basis_hold": "USD",
-    "liquidity_exit_spread": "USD",
-    "signal_spread_max": "USD",
-    "strikes": "USD",
-    "dte_calendar": "day",
-    "cc_dte_calendar": "day",
-    "hedge_dte_calendar": "day",
-    "time_exit_dte": "day",
-    "entry_every_days": "day",
-    "years": "year",
-    "short_interest": "percent",
-    "short_interest_long_run": "percent",
-    "borrow_cost": "percent",
-    "open_interest": "count",
-    "option_volume": "count",
-}
-
 
 # --------------------------------------------------------------------------- atomic files
 
@@ -469,11 +447,6 @@ def _zipped(axis: Any, position: int, cells: list) -> dict[str, list]:
     return out
 
 
-def _coord_attrs(name: str) -> dict[str, str]:
-    field = name.rsplit(".", 1)[-1]
-    return {"units": _COORD_UNITS.get(field, "1"), "long_name": f"grid axis: {name}"}
-
-
 def _coord_values(values: list) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype == object:  # mixed kinds: store their text
@@ -484,18 +457,6 @@ def _coord_values(values: list) -> np.ndarray:
 def _ladders(cells: list) -> tuple[str, list[tuple[float, ...]]]:
     ladders = [tuple(float(k) for k in c.strategy.strikes) for c in cells]
     return ("strike" if len(set(ladders)) == 1 else "rung"), ladders
-
-
-EQUITY_ATTRS = {
-    "units": "USD",
-    "long_name": "daily strategy sleeve equity of every path (end of day t = 0 ... n_steps), "
-    "in the engine's dtype",
-}
-EQUITY_QUANTILE_ATTRS = {
-    "units": "USD",
-    "long_name": "quantiles over all paths of the daily strategy sleeve equity (end of day "
-    "t = 0 ... n_steps; numpy.quantile, linear)",
-}
 
 
 def open_variable(path: str | os.PathLike, name: str) -> Any:
@@ -537,7 +498,7 @@ def build_dataset(
       bands: cell number -> `(quantile, step)` quantiles over paths of the daily equity
         (`equity_quantile`), or None (not stored).
       equity: cell number -> `(path, step)` daily equity of every path (the variable
-        `equity`), or True when it is written into the file apart (`EQUITY_*`, a
+        `equity`), or True when it is written into the file apart (`store.equity_chunks`, a
         `StreamedVariable`): the `path` and `step` coordinates are then added.
     """
     import xarray as xr
@@ -548,68 +509,55 @@ def build_dataset(
     coords: dict[str, Any] = {}
     for position, axis in enumerate(axes):
         coords[axis.name] = xr.Variable(
-            axis.name, _coord_values(list(axis.values)), _coord_attrs(axis.name)
+            axis.name, _coord_values(list(axis.values)), grid_axis_attrs(axis.name)
         )
         for key, values in _zipped(axis, position, cells).items():
-            coords[key] = xr.Variable(axis.name, _coord_values(values), _coord_attrs(key))
+            coords[key] = xr.Variable(axis.name, _coord_values(values), grid_axis_attrs(key))
 
     rung_dim, ladders = _ladders(cells)
     n_rungs = max(len(ladder) for ladder in ladders)
-    extra_coords = {
-        "quantile": (np.asarray(aggregate.QUANTILES), "1", "probability level of the quantile"),
-        "close_reason": (np.asarray(aggregate.CLOSE_REASONS), "1", "how a trade ended"),
-        "limit": (np.asarray(aggregate.LIMITS), "1", "risk limit of the strategy"),
-        "bucket": (np.asarray(aggregate.BUCKETS), "1", "P&L attribution bucket"),
+    values = {
+        "quantile": np.asarray(aggregate.QUANTILES),
+        "close_reason": np.asarray(aggregate.CLOSE_REASONS),
+        "limit": np.asarray(aggregate.LIMITS),
+        "bucket": np.asarray(aggregate.BUCKETS),
     }
+    for name, variable in values.items():
+        coords[name] = xr.Variable(name, variable, COORDINATES[name].attrs)
     first_result = results[numbers[0]]
-    for name, what in aggregate.HISTOGRAMS.items():
+    for name in aggregate.HISTOGRAMS:
         # One set of edges for the whole run (`simkit.aggregate.RunHistograms`).
         edges = np.asarray(first_result[f"{name}_bin_edge"], dtype=np.float64)
-        extra_coords[f"{name}_bin"] = (
-            (edges[:-1] + edges[1:]) / 2,
-            "1",
-            f"{what}: centre of the histogram bin",
-        )
-        extra_coords[f"{name}_bin_edge"] = (
-            edges,
-            "1",
-            f"{what}: histogram bin edges (bin i is [edge i, edge i + 1); equal bins from the "
-            f"lowest cell's {aggregate.HIST_RANGE[0]:.1%} quantile to the highest cell's "
-            f"{aggregate.HIST_RANGE[1]:.1%} quantile)",
-        )
+        centre, edge = histogram_coordinates(name)
+        coords[centre.name] = xr.Variable(centre.name, (edges[:-1] + edges[1:]) / 2, centre.attrs)
+        coords[edge.name] = xr.Variable(edge.name, edges, edge.attrs)
     if rung_dim == "strike":
-        extra_coords["strike"] = (np.asarray(ladders[0]), "USD", "strike of the put ladder rung")
+        coords["strike"] = xr.Variable(
+            "strike", np.asarray(ladders[0]), COORDINATES["strike"].attrs
+        )
     else:
-        extra_coords["rung"] = (np.arange(n_rungs), "1", "index of the put ladder rung")
-    for name, (values, units, long_name) in extra_coords.items():
-        coords[name] = xr.Variable(name, values, {"units": units, "long_name": long_name})
+        coords["rung"] = xr.Variable("rung", np.arange(n_rungs), COORDINATES["rung"].attrs)
     n_days = settings.n_steps + 1
     n_sample = settings.n_sample
-    coords["day"] = xr.Variable(
-        "day", np.arange(n_days), {"units": "day", "long_name": "trading day"}
-    )
+    coords["day"] = xr.Variable("day", np.arange(n_days), COORDINATES["day"].attrs)
     if getattr(scenario, "replay", False):  # the history's dates on its days
         dates = load_history(cells[0].market.history).dates[:n_days]
         coords["date"] = xr.Variable(
-            "day", dates.astype("datetime64[ns]"), {"long_name": "date of the history's day"}
+            "day", dates.astype("datetime64[ns]"), COORDINATES["date"].attrs
         )
-    coords["sample"] = xr.Variable(
-        "sample", np.arange(n_sample), {"units": "1", "long_name": "path index of the sample"}
-    )
+    coords["sample"] = xr.Variable("sample", np.arange(n_sample), COORDINATES["sample"].attrs)
 
     positions = {n: tuple(c.index) for n, c in zip(numbers, cells, strict=True)}
     data_vars: dict[str, Any] = {}
-    for name, (extra, units, long_name) in aggregate.VARIABLES.items():
-        extra = tuple(rung_dim if d == "strike" else d for d in extra)
+    for name, variable in RUN_VARIABLES.items():
+        extra = tuple(rung_dim if d == "strike" else d for d in variable.dims)
         sizes = tuple(coords[d].size for d in extra)
         dtype = np.int64 if name == "paths" else np.float64
         array = np.full(shape + sizes, np.nan if dtype == np.float64 else 0, dtype=dtype)
         for number, result in results.items():
             value = np.asarray(result[name])
             array[positions[number] + tuple(slice(0, s) for s in value.shape)] = value
-        data_vars[name] = xr.Variable(
-            grid_dims + extra, array, {"units": units, "long_name": long_name}
-        )
+        data_vars[name] = xr.Variable(grid_dims + extra, array, variable.attrs)
     if rung_dim == "rung":
         ladder = np.full(shape + (n_rungs,), np.nan)
         for number, cell in zip(numbers, cells, strict=True):
@@ -618,7 +566,7 @@ def build_dataset(
         data_vars["ladder_strike"] = xr.Variable(
             grid_dims + ("rung",),
             ladder,
-            {"units": "USD", "long_name": "strike of each ladder rung"},
+            RUN_CURVES["ladder_strike"].attrs,
         )
 
     first = samples[numbers[0]]
@@ -628,35 +576,29 @@ def build_dataset(
     data_vars["equity_sample"] = xr.Variable(
         grid_dims + ("sample", "day"),
         sample,
-        {
-            "units": "USD",
-            "long_name": "daily strategy sleeve equity of the first paths of each cell "
-            "(end of day t = 0 ... n_steps)",
-        },
+        RUN_CURVES["equity_sample"].attrs,
     )
 
     if bands is not None or equity is not False:
-        coords["step"] = xr.Variable(
-            "step", np.arange(n_days), {"units": "day", "long_name": "trading day t = 0 ... N"}
-        )
+        coords["step"] = xr.Variable("step", np.arange(n_days), COORDINATES["step"].attrs)
     if bands is not None:
         levels = len(aggregate.QUANTILES)
         array = np.full(shape + (levels, n_days), np.nan)
         for number, values in bands.items():
             array[positions[number]] = values
         data_vars["equity_quantile"] = xr.Variable(
-            grid_dims + ("quantile", "step"), array, EQUITY_QUANTILE_ATTRS
+            grid_dims + ("quantile", "step"), array, RUN_CURVES["equity_quantile"].attrs
         )
     if per_path is not None or equity is not False:
-        coords["path"] = xr.Variable(
-            "path", np.arange(settings.paths), {"units": "1", "long_name": "path index"}
-        )
+        coords["path"] = xr.Variable("path", np.arange(settings.paths), COORDINATES["path"].attrs)
     if isinstance(equity, dict):
         first = equity[numbers[0]]
         array = np.full(shape + first.shape, np.nan, dtype=first.dtype)
         for number, values in equity.items():
             array[positions[number]] = values
-        data_vars["equity"] = xr.Variable(grid_dims + ("path", "step"), array, EQUITY_ATTRS)
+        data_vars["equity"] = xr.Variable(
+            grid_dims + ("path", "step"), array, RUN_CURVES["equity"].attrs
+        )
     if per_path is not None:
         for name in per_path[numbers[0]]:
             if name in _PER_PATH_SKIP or name.startswith("_"):
@@ -671,10 +613,8 @@ def build_dataset(
                 array[
                     positions[number] + (slice(None),) + tuple(slice(0, s) for s in value.shape[1:])
                 ] = value
-            units, long_name = aggregate.per_path_meta(name)
-            data_vars[name] = xr.Variable(
-                grid_dims + ("path",) + extra, array, {"units": units, "long_name": long_name}
-            )
+            meta = per_path_variable(name).attrs
+            data_vars[name] = xr.Variable(grid_dims + ("path",) + extra, array, meta)
 
     return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs))
 

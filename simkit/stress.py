@@ -105,6 +105,7 @@ from simkit.paths.shocks import (
 from simkit.progress import RunsBar
 from simkit.scenario import Problem, ScenarioError, parse_scenario
 from simkit.schema.outcomes import CLOSE_COUNTERS
+from simkit.schema.results import COORDINATES, STRESS_EXTRAS, STRESS_VARIABLES
 
 __all__ = [
     "BASELINE",
@@ -127,230 +128,8 @@ STOP_CAUSES = ("ruin", "close_all_exit", "limits", "signal", "mixed", "other")  
 
 # --------------------------------------------------------------------------- the metrics
 
-# name -> (extra dimensions beyond (stress, enforce_limits), units, long_name)
-STRESS_VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {}
-
-
-def _var(name: str, units: str, long_name: str, dims: tuple[str, ...] = ()) -> None:
-    STRESS_VARIABLES[name] = (dims, units, long_name)
-
-
-def _var_ci(name: str, units: str, long_name: str) -> None:
-    _var(name, units, long_name)
-    pct = f"{aggregate.CONF:.0%}"
-    _var(f"{name}_lo", units, f"lower bound of the {pct} confidence interval of {long_name}")
-    _var(f"{name}_hi", units, f"upper bound of the {pct} confidence interval of {long_name}")
-
-
-def _shared(*names: str, ci: bool = False) -> None:
-    """Variables that mean what they mean in `simkit run`'s results: their dims, units and long
-    names from `simkit.aggregate.VARIABLES` (with the interval bounds when `ci`)."""
-    for name in names:
-        for key in (name, f"{name}_lo", f"{name}_hi") if ci else (name,):
-            STRESS_VARIABLES[key] = aggregate.VARIABLES[key]
-
-
-_shared("paths", "initial_equity")
-_shared("prob_ruin", "prob_margin_call", "prob_loss", ci=True)
-_var("margin_calls_per_path", "count", "mean number of margin calls per path")
-_shared("final_equity_mean", "final_equity_median")
-_var(
-    "equity_vs_baseline_mean",
-    "USD",
-    "mean over paths of final sleeve equity minus that of the same path unstressed "
-    "(same enforce_limits)",
-)
-_var(
-    "equity_vs_baseline_se",
-    "USD",
-    "standard error of the mean paired change of final equity against the unstressed path",
-)
-_shared("total_return_mean")
-_var("total_return_median", "1", "median horizon return (P&L over initial equity)")
-_shared("total_return_quantile", "var_95", "cvar_95", "var_99", "cvar_99")
-_shared("annual_return_median", "max_drawdown_median", "trades_per_path")
-_var("win_rate_trade", "1", "share of closed trades with positive P&L")
-_var(
-    "closes_per_path",
-    "count",
-    "mean number of trades per path ending by each reason",
-    ("close_reason",),
-)
-_shared("attribution_mean", "breach_path_share")
-_var(
-    "breach_share",
-    "1",
-    "share of path-days on which each limit was breached at the end of the day",
-    ("limit",),
-)
-_var(
-    "days_to_first_breach_median",
-    "day",
-    "median over breaching paths of the trading day of the first breach of each limit "
-    "(counted from day 0; NaN below 30 paths)",
-    ("limit",),
-)
-_var(
-    "days_to_first_breach_after_shock_median",
-    "day",
-    "median over paths whose first breach of each limit came on or after the shock's first "
-    "day of the trading days from that day to the breach (NaN below 30 paths)",
-    ("limit",),
-)
-_var(
-    "breach_after_shock_share",
-    "1",
-    "share of paths whose first breach of each limit came on or after the shock's first day",
-    ("limit",),
-)
-_var(
-    "loss_given_breach",
-    "1",
-    "mean horizon loss (minus the horizon return, a positive fraction of initial equity) of "
-    "the paths that breached each limit at least once (NaN below 30 paths)",
-    ("limit",),
-)
-_var(
-    "loss_given_no_breach",
-    "1",
-    "mean horizon loss (minus the horizon return) of the paths that never breached each limit "
-    "(NaN below 30 paths)",
-    ("limit",),
-)
-_var("stop_losses_per_path", "count", "mean number of stop-loss closes per path")
-_var_ci("prob_stop_loss", "1", "share of paths on which at least one stop-loss fired")
-_var(
-    "stop_loss_saved_mean",
-    "USD",
-    "mean over paths of final equity with stop-losses minus final equity of the same path "
-    "with exits.stop_loss = false (> 0: the stops saved money)",
-)
-_var(
-    "stop_loss_saved_given_fired",
-    "USD",
-    "mean of final equity with stop-losses minus without, over the paths on which a "
-    "stop-loss fired (NaN below 30 paths)",
-)
-_var(
-    "stop_loss_saved_given_fired_count",
-    "count",
-    "paths on which a stop-loss fired (the paths of stop_loss_saved_given_fired)",
-)
-
-# the sleeve's mark-to-market move on the shock's first day d: per path
-# r = (E_d - added_d - E_{d-1}) / E_{d-1}, over the paths with E_{d-1} > 0
-_SHOCK_DAY = (
-    "the sleeve's mark-to-market return on the shock's first day d, (E_d - E_{d-1}) / "
-    "E_{d-1} with E_t the sleeve equity at the end of day t (new capital added on day d "
-    "excluded; paths with E_{d-1} > 0; negative: a loss)"
-)
-_var("shock_day_return_mean", "1", f"mean over paths of {_SHOCK_DAY}")
-_var("shock_day_return_se", "1", f"standard error of the mean over paths of {_SHOCK_DAY}")
-_var("shock_day_return_quantile", "1", f"quantiles over paths of {_SHOCK_DAY}", ("quantile",))
-_var(
-    "shock_day_pnl_mean",
-    "USD",
-    "mean over paths of the sleeve's mark-to-market P&L on the shock's first day d, "
-    "E_d - E_{d-1} (new capital added on day d excluded; paths with E_{d-1} > 0)",
-)
-_var(
-    "shock_day_return_count",
-    "count",
-    "paths with sleeve equity > 0 at the end of the day before the shock (the paths of the "
-    "shock_day_ variables)",
-)
-
-# trading after the shock
-_var_ci(
-    "prob_stopped_trading",
-    "1",
-    "share of paths that sold no new tranche from the shock's first day to the horizon "
-    "(ruined paths included)",
-)
-_var(
-    "stopped_trading_share",
-    "1",
-    "share of paths that sold no new tranche from the shock's first day on, by cause: ruin "
-    "(the path was ruined), close_all_exit / limits / signal (every entry day from the shock "
-    "on was blocked by that reason, the first failing one in the engine's order signal, limits, "
-    "close-all exit), mixed (every entry day blocked, by more than one of them), other (an "
-    "entry day was not blocked but no contract was sold, or no entry day was left); the causes "
-    "sum to prob_stopped_trading",
-    ("stop_cause",),
-)
-_var(
-    "prob_stopped_trading_unstressed",
-    "1",
-    "share of the same paths unstressed (same enforce_limits) that sold no new tranche from "
-    "the shock's first day to the horizon",
-)
-_var(
-    "tranches_after_shock_per_path",
-    "count",
-    "mean number of tranches sold per path from the shock's first day to the horizon",
-)
-_var(
-    "tranches_after_shock_per_path_unstressed",
-    "count",
-    "mean number of tranches the same paths unstressed (same enforce_limits) sold per path "
-    "from the shock's first day to the horizon",
-)
-
-# against not trading and against the unstressed strategy
-_var(
-    "cash_return",
-    "1",
-    "horizon return of the initial sleeve held as cash at the rate r instead: exp(r T) - 1, "
-    "T the horizon in years (contributions aside)",
-)
-_var(
-    "excess_over_cash_mean",
-    "1",
-    "mean horizon return minus cash_return: what trading added to holding the sleeve in cash",
-)
-_var("excess_over_cash_se", "1", "standard error of excess_over_cash_mean")
-_var(
-    "total_return_vs_baseline_mean",
-    "1",
-    "mean over paths of the horizon return minus that of the same path unstressed "
-    "(same enforce_limits)",
-)
-_var("total_return_vs_baseline_se", "1", "standard error of total_return_vs_baseline_mean")
-
-# counts of the conditional statistics (each is NaN below MIN_CONDITIONAL paths)
-_var(
-    "loss_given_breach_count",
-    "count",
-    "paths that breached each limit at least once (the paths of loss_given_breach and "
-    "days_to_first_breach_median)",
-    ("limit",),
-)
-_var(
-    "loss_given_no_breach_count",
-    "count",
-    "paths that never breached each limit (the paths of loss_given_no_breach)",
-    ("limit",),
-)
-_var(
-    "days_to_first_breach_after_shock_count",
-    "count",
-    "paths whose first breach of each limit came on or after the shock's first day (the "
-    "paths of days_to_first_breach_after_shock_median)",
-    ("limit",),
-)
-_var(
-    "breach_at_start_share",
-    "1",
-    "share of paths whose first breach of each limit came on day 0, with the first tranche "
-    "(before any shock: 1 means the sizing itself breaches the limit)",
-    ("limit",),
-)
-_var(
-    "equity_quantile",
-    "USD",
-    "quantiles over all paths of the daily strategy sleeve equity",
-    ("quantile", "day"),
-)
+# `STRESS_VARIABLES` (name -> `ResultVariable`) is declared in `simkit.schema.results`, most of
+# its entries the run's, by name.
 
 
 def _f64(per_path: Mapping[str, np.ndarray], name: str) -> np.ndarray:
@@ -959,75 +738,38 @@ def build_stress_dataset(
     import xarray as xr
 
     n_days = settings.n_steps + 1
+    values = {
+        "stress": np.array([s.name for s in specs]),
+        "enforce_limits": np.array(ENFORCE),
+        "quantile": np.asarray(aggregate.QUANTILES),
+        "close_reason": np.asarray(aggregate.CLOSE_REASONS),
+        "limit": np.asarray(aggregate.LIMITS),
+        "bucket": np.asarray(aggregate.BUCKETS),
+        "day": np.arange(n_days),
+        "stop_cause": np.asarray(STOP_CAUSES),
+    }
     coords = {
-        "stress": xr.Variable(
-            "stress",
-            np.array([s.name for s in specs]),
-            {"units": "1", "long_name": "stress scenario (none: the unstressed baseline)"},
-        ),
-        "enforce_limits": xr.Variable(
-            "enforce_limits",
-            np.array(ENFORCE),
-            {"units": "1", "long_name": "limits.enforce_limits: HIGH limits block new tranches"},
-        ),
-        "quantile": xr.Variable(
-            "quantile",
-            np.asarray(aggregate.QUANTILES),
-            {"units": "1", "long_name": "probability level of the quantile"},
-        ),
-        "close_reason": xr.Variable(
-            "close_reason",
-            np.asarray(aggregate.CLOSE_REASONS),
-            {"units": "1", "long_name": "how a trade ended"},
-        ),
-        "limit": xr.Variable(
-            "limit",
-            np.asarray(aggregate.LIMITS),
-            {"units": "1", "long_name": "risk limit of the strategy"},
-        ),
-        "bucket": xr.Variable(
-            "bucket",
-            np.asarray(aggregate.BUCKETS),
-            {"units": "1", "long_name": "P&L attribution bucket"},
-        ),
-        "day": xr.Variable("day", np.arange(n_days), {"units": "day", "long_name": "trading day"}),
-        "stop_cause": xr.Variable(
-            "stop_cause",
-            np.asarray(STOP_CAUSES),
-            {"units": "1", "long_name": "why a path sold no tranche after the shock"},
-        ),
+        name: xr.Variable(name, array, COORDINATES[name].attrs) for name, array in values.items()
     }
     data_vars: dict[str, Any] = {}
-    for name, (extra, units, long_name) in STRESS_VARIABLES.items():
+    for name, variable in STRESS_VARIABLES.items():
+        extra = variable.dims
         sizes = tuple(coords[d].size for d in extra)
         dtype = np.int64 if name == "paths" else np.float64
         array = np.zeros((len(specs), len(ENFORCE)) + sizes, dtype=dtype)
         for i, spec in enumerate(specs):
             for j, enforce in enumerate(ENFORCE):
                 array[i, j] = results[(spec.name, enforce)][name]
-        data_vars[name] = xr.Variable(
-            ("stress", "enforce_limits") + extra, array, {"units": units, "long_name": long_name}
-        )
-    data_vars["shock_day"] = xr.Variable(
-        "stress",
-        np.array([s.shock.first_day for s in specs], dtype=np.int64),
-        {"units": "day", "long_name": "first trading day of the stress's shocks (-1: none)"},
-    )
+        data_vars[name] = xr.Variable(("stress", "enforce_limits") + extra, array, variable.attrs)
     rules = limit_rules(scenario.strategy)
-    data_vars["limit_rule"] = xr.Variable(
-        "limit",
-        np.array([rules[limit] for limit in aggregate.LIMITS]),
-        {
-            "units": "1",
-            "long_name": "what breaches each limit, with the base scenario's parameters (and "
-            "why its sizing does, where the sizing alone decides it)",
-        },
-    )
-    data_vars["stress_description"] = xr.Variable(
-        "stress",
-        np.array([s.description for s in specs]),
-        {"units": "1", "long_name": "what the stress represents"},
-    )
+    extras = {
+        "shock_day": np.array([s.shock.first_day for s in specs], dtype=np.int64),
+        "limit_rule": np.array([rules[limit] for limit in aggregate.LIMITS]),
+        "stress_description": np.array([s.description for s in specs]),
+    }
+    for name, array in extras.items():
+        variable = STRESS_EXTRAS[name]
+        data_vars[name] = xr.Variable(variable.dims, array, variable.attrs)
     attrs = store.run_attrs(
         scenario,
         settings,

@@ -7,6 +7,9 @@
 - `market.MarketParams`: one simulated market (the engines' and paths' record of `[market]`).
 - `strategy.StrategyConfig`: the strategy's parameters (the engines' record of the seven
   strategy tables).
+- `outcomes`: the names of what the strategy produces (trade ends, limits, buckets, inputs).
+- `results`: every result variable of a run and a stress file, declared once (name, extra
+  dimensions, units, long name).
 
 Nothing here imports JAX, the engines, the run or I/O (import-linter contracts in
 pyproject.toml); every other layer may import it.
