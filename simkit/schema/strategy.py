@@ -15,6 +15,13 @@ import math
 from dataclasses import dataclass
 
 FILL_MODES = ("bid_ask", "mid", "seed")
+
+# Early exercise needs the put's value below intrinsic by more than this share of the strike
+# (docs/ENGINE_SPEC.md step 3): at a zero rate a deep put's European value equals its intrinsic
+# value up to rounding, and without a margin the last bit of each engine's arithmetic decided
+# the exercise. 1e-5 of a $3 strike is $0.00003 a share; at r = 5 % a deep put 26 days out is
+# below intrinsic by K (1 - e^{-r T}) = 0.5 % of the strike.
+EARLY_EXERCISE_MARGIN = 1e-5
 STRIKE_MODES = ("fixed", "moneyness")
 
 

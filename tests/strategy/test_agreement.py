@@ -69,6 +69,9 @@ CORPUS = [
     ("bates_linked_calm_start", {"model": "bates", "iv0": 2.185}, {}),
     # GJR-GARCH daily returns, IV linked to the next day's conditional vol (a GARCH table).
     ("garch_linked", {"model": "garch"}, {}),
+    # A zero rate: a deep put's European value equals its intrinsic value up to rounding; the
+    # early-exercise margin keeps the last bit of each engine's arithmetic from deciding it.
+    ("zero_rate", {"rate": 0.0, "mu": -0.8}, {"early_assignment_prob": 1.0}),
 ]
 
 INT_FIELDS_EXACT = ("n_trades", "n_wins")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from simkit.schema.outcomes import SHARES_PER_CONTRACT
+from simkit.schema.strategy import EARLY_EXERCISE_MARGIN
 from simkit.strategy.config import StrategyConfig
 from simkit.strategy.reference.market import MarketDay
 from simkit.strategy.reference.quotes import DayQuotes
@@ -52,7 +53,8 @@ def early_exercise(
             mid = quotes.mid("put", put.strike, put.expiry_step)
             # docs/STRATEGY.md *(choice)*: a rational holder of an American put exercises when the
             # European value is strictly below intrinsic; one uniform per path and day.
-            below_intrinsic = mid < put.strike - day.spot
+            margin = EARLY_EXERCISE_MARGIN * put.strike  # a tie at a zero rate is no exercise
+            below_intrinsic = mid < put.strike - day.spot - margin
             if below_intrinsic and day.early_u < cfg.early_assignment_prob:
                 assign_put(book, tally, put, day.spot, early=True, cfg=cfg)
 

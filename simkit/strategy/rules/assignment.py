@@ -8,6 +8,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
+from simkit.schema.strategy import EARLY_EXERCISE_MARGIN
 from simkit.strategy.params import EngineShape
 from simkit.strategy.rules.quotes import Quote, Quotes, _quote, _sell_fill, _years
 from simkit.strategy.rules.trades import _is_open
@@ -42,12 +43,13 @@ def _early_exercise(book: Book, mid, today, p) -> _EarlyExercise:
         & p.assignment.close_on_assignment_risk
         & (score >= p.assignment.assignment_score_close)
     )
-    # choice: a rational holder exercises an American put worth less alive than dead.
+    # choice: a rational holder exercises an American put worth less alive than dead (by more
+    # than a rounding margin of the strike, EARLY_EXERCISE_MARGIN).
     exercise = (
         is_open
         & ~at_risk
         & p.assignment.early_assignment
-        & (mid < k - spot)
+        & (mid < (k - spot) - EARLY_EXERCISE_MARGIN * k)
         & (today.early_u < p.assignment.early_assignment_prob)
     )
     return _EarlyExercise(is_open=is_open, at_risk=at_risk, exercise=exercise)
