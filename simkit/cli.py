@@ -119,6 +119,8 @@ def _fmt(x: Any, kind: str = "num") -> str:
         return "-"
     if kind == "pct":
         return percent(x, 1, unit="%")
+    if kind == "loss":  # a loss stored as a positive number (VaR, CVaR), printed as a return
+        return percent(-x, 1, unit="%")
     if kind == "usd":
         return f"{x:,.0f}"
     return f"{x:.3g}" if abs(x) < 1e4 else f"{x:,.0f}"
@@ -1027,8 +1029,8 @@ STRESS_SUMMARY = (
     ("prob_loss", "P(loss)", "pct"),
     ("prob_ruin", "P(ruin)", "pct"),
     ("prob_margin_call", "P(margin call)", "pct"),
-    ("var_99", "VaR 99%", "pct"),
-    ("cvar_99", "CVaR 99%", "pct"),
+    ("var_99", "VaR 99%", "loss"),
+    ("cvar_99", "CVaR 99%", "loss"),
 )
 # A stress "halts trading" when more than this share of paths sell no tranche after it, or
 # when the paths sell fewer than this share of the tranches they sell unstressed after the
@@ -1138,7 +1140,8 @@ def _stress_outcomes(r: _StressRows, console: Any) -> None:
     cash = float(ds["cash_return"].max())
     outcomes = r.table(
         "outcomes",
-        "returns over the horizon as fractions of the initial sleeve, mean ±standard "
+        "returns over the horizon as fractions of the initial sleeve (negative: a loss; VaR and "
+        "CVaR too), mean ±standard "
         f"error; 'vs cash': minus the {_fmt(cash, 'pct')} of holding the sleeve in cash at r; "
         "'vs unstressed': minus the same path's return unstressed; 'stopped trading': share "
         "of paths that sold no tranche from the shock's first day on (* see the notes)",

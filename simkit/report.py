@@ -1739,8 +1739,8 @@ RUN_TABLE = (
     ("annual_return_median", "annual return median", "pct"),
     ("sharpe", "Sharpe (median path)", "num"),
     ("max_drawdown_median", "max drawdown median", "pct"),
-    ("var_99", "VaR 99 % (horizon)", "pct"),
-    ("cvar_99", "CVaR 99 % (horizon)", "pct"),
+    ("var_99", "VaR 99 % (horizon return)", "loss"),
+    ("cvar_99", "CVaR 99 % (horizon return)", "loss"),
     ("prob_ruin", "P(ruin)", "pct"),
     ("prob_margin_call", "P(margin call)", "pct"),
     ("kelly_sleeve_fraction", "Kelly of the sleeve (share of portfolio)", "num"),
@@ -1755,8 +1755,8 @@ STRESS_TABLE = (
     ("total_return_vs_baseline_mean", "vs unstressed", "pct"),
     ("shock_day_return_mean", "shock day", "pct"),
     ("prob_stopped_trading", "stopped trading", "pct"),
-    ("var_99", "VaR 99 %", "pct"),
-    ("cvar_99", "CVaR 99 %", "pct"),
+    ("var_99", "VaR 99 % (return)", "loss"),
+    ("cvar_99", "CVaR 99 % (return)", "loss"),
     ("equity_vs_baseline_mean", "vs none (USD)", "usd"),
     ("stop_losses_per_path", "stops / path", "num"),
     ("stop_loss_saved_mean", "stops saved (USD)", "usd"),
@@ -1769,6 +1769,8 @@ def _fmt(x: Any, kind: str) -> str:
         return "–"
     if kind == "pct":
         return percent(x)
+    if kind == "loss":  # a loss stored as a positive number (VaR, CVaR), shown as a return
+        return percent(-x)
     if kind == "usd":
         return f"{x:,.0f}"
     return f"{x:.3g}"

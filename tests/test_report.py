@@ -189,6 +189,18 @@ def test_the_fan_draws_the_bands_of_every_path(runs, tmp_path, monkeypatch):
     assert report._stored_bands(ds.drop_vars("equity_quantile"), [0.5]) is None
 
 
+def test_the_page_shows_var_as_a_negative_return(runs, tmp_path):
+    """VaR and CVaR are stored as positive losses; the page prints them as returns (negative for
+    a loss), as the drawdown beside them and the printed summary do."""
+    with xr.open_dataset(runs["single"]) as ds:
+        var = float(ds["var_99"])
+    assert var > 0
+    make_report(runs["single"], tmp_path / "v")
+    page = (tmp_path / "v" / "index.html").read_text(encoding="utf-8")
+    cell = re.search(r"VaR 99 % \(horizon return\)</td><td>([^<]*)", page).group(1)
+    assert cell.strip().startswith("-") and cell.strip() != "-"
+
+
 # --------------------------------------------------------------------------- --select
 
 
