@@ -711,9 +711,22 @@ class _Builder:
     ) -> tuple[Simulation, tuple[str, ...]]:
         """A replay is one path over its whole history: the simulation's paths and horizon
         set so, with a note of each value of the file this replaces."""
+        no_iv = sorted(
+            {
+                (c.market.history, float(c.market.iv0))
+                for c in cells
+                if c.market.model in ("replay", "bootstrap")
+                and load_history(c.market.history).iv is None
+            }
+        )
+        iv_notes = tuple(
+            f"{Path(path).name} has no iv column: IV is market.iv0 = {iv0:g} on every day "
+            "(the options are priced at that one volatility)"
+            for path, iv0 in no_iv
+        )
         histories = {c.market.history for c in cells if c.market.model == "replay"}
         if not histories:
-            return simulation, ()
+            return simulation, iv_notes
         if len(histories) > 1 or any(c.market.model != "replay" for c in cells):
             self.add(
                 "grid" if self.raw.get("grid") else "market.model",
@@ -734,7 +747,7 @@ class _Builder:
         if simulation.paths != 1:
             notes.append(f"simulation.paths = {simulation.paths} is not used")
         replaced = dataclasses.replace(simulation, paths=1, years=years, n_steps=n_steps)
-        return replaced, ("; ".join(notes) + ".",)
+        return replaced, ("; ".join(notes) + ".", *iv_notes)
 
     # -- the grid
     def read_grid(self, raw: Any) -> list[list[tuple[str, str, Any]]]:

@@ -74,6 +74,22 @@ def test_a_history_far_from_the_iv_percentiles_law_gets_a_note(folder):
     assert "100.0th percentile" in note and "simkit calibrate market" in note
 
 
+@pytest.mark.parametrize("model", ["replay", "bootstrap"])
+def test_a_history_without_iv_says_iv_is_the_constant_iv0(folder, model):
+    """Without an iv column the options are priced at market.iv0 every day: a note says so (a
+    run at the baseline's 425 % on an index would otherwise look like a verdict)."""
+    lines = (folder / "data" / "short.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    keep = [i for i, name in enumerate(header) if name.strip().lower() != "iv"]
+    rows = [",".join(line.split(",")[i] for i in keep) for line in lines]
+    (folder / "data" / "no_iv.csv").write_text("\n".join(rows) + "\n")
+    market = f'model = "{model}"\nhistory = "data/no_iv.csv"\niv0 = 2.5'
+    notes = load_scenario(scenario_file(folder, market)).notes
+    (note,) = [n for n in notes if "no iv column" in n]
+    assert "no_iv.csv" in note and "market.iv0 = 2.5" in note
+    assert not [n for n in load_scenario(scenario_file(folder, REPLAY)).notes if "no iv" in n]
+
+
 def test_a_bootstrap_keeps_the_scenarios_paths_and_horizon(folder):
     market = 'model = "bootstrap"\nhistory = "data/short.csv"\nblock_len = 5'
     scenario = load_scenario(scenario_file(folder, market, "paths = 64\nyears = 0.5"))
