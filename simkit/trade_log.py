@@ -100,7 +100,8 @@ VARIABLES: dict[str, tuple[str, str, Any]] = {
         "1",
         "how the position ended: a short put's trade end (simkit.schema.outcomes.TRADE_ENDS: "
         f"{', '.join(CLOSE_REASONS)}), or expired_itm (a long call paid its intrinsic value), "
-        "called_away (shares delivered on a covered call), open (held at the horizon)",
+        "called_away (the shares a covered call took away; the call itself ends "
+        "assigned_expiry), open (held at the horizon)",
         str,
     ),
     "trade_pnl": (
