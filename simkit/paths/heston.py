@@ -165,6 +165,19 @@ def compensated_jumps(
     )
 
 
+def _heston_day(mu, kappa_v, theta_v, xi, rho, dt):
+    """One day of Heston from the day's uniforms `u` (`simkit.paths.keys.SLOT`): the variance's
+    QE step and the log return (`heston_step`); Bates adds its jumps to the return."""
+
+    def day(v, u):
+        return heston_step(
+            v, u[SLOT["u_variance"]], to_normal(u[SLOT["z_spot"]]), mu, kappa_v, theta_v, xi,
+            rho, dt,
+        )  # fmt: skip
+
+    return day
+
+
 def _paths(key, s0, v0, n_paths, n_steps, n_slots, step, dtype):
     """Drive `step(variance, u) -> (variance', log_return)` over `n_steps` days."""
     n_computed = max(n_paths, MIN_BATCH)  # see MIN_BATCH; the extra paths are dropped
@@ -230,18 +243,10 @@ def heston(
         jnp.asarray(x, dtype) for x in (mu, kappa_v, theta_v, xi, rho, dt)
     )
 
+    day = _heston_day(mu, kappa_v, theta_v, xi, rho, dt)
+
     def step(v, u):
-        out = heston_step(
-            v,
-            u[SLOT["u_variance"]],
-            to_normal(u[SLOT["z_spot"]]),
-            mu,
-            kappa_v,
-            theta_v,
-            xi,
-            rho,
-            dt,
-        )
+        out = day(v, u)
         return out.variance, out.log_return
 
     return _paths(key, s0, v0, n_paths, n_steps, SLOT["u_variance"] + 1, step, dtype)
@@ -285,18 +290,10 @@ def bates(
         for x in (mu, kappa_v, theta_v, xi, rho, jump_intensity, jump_mean, jump_std, dt)
     )
 
+    day = _heston_day(mu, kappa_v, theta_v, xi, rho, dt)
+
     def step(v, u):
-        out = heston_step(
-            v,
-            u[SLOT["u_variance"]],
-            to_normal(u[SLOT["z_spot"]]),
-            mu,
-            kappa_v,
-            theta_v,
-            xi,
-            rho,
-            dt,
-        )
+        out = day(v, u)
         jump_return, _ = compensated_jumps(
             u[SLOT["u_jump_count"]],
             to_normal(u[SLOT["z_jump_size"]]),

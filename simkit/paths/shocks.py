@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from simkit.schema.market import garch_persistence
+
 __all__ = [
     "BASELINE",
     "DT",
@@ -145,7 +147,7 @@ def expected_variance(mkt: Any, steps: np.ndarray, dt: float = DT) -> np.ndarray
         theta, v0, kappa = float(mkt.theta_v), float(mkt.v0), float(mkt.kappa_v)
         return theta + (v0 - theta) * np.exp(-kappa * (t - 0.5) * dt)
     if model == "garch":
-        p = float(mkt.garch_alpha) + 0.5 * float(mkt.garch_gamma) + float(mkt.garch_beta)
+        p = float(garch_persistence(mkt.garch_alpha, mkt.garch_gamma, mkt.garch_beta))
         h_bar = float(mkt.garch_omega) / (1.0 - p)
         h_1 = float(mkt.v0) * dt
         return (h_bar + p ** np.maximum(t - 1.0, 0.0) * (h_1 - h_bar)) / dt
