@@ -24,6 +24,7 @@ MISSING=(
   h5netcdf==1.8.3
   pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
   typing-extensions==4.16.0  # pydantic 2.14 needs >= 4.16, newer than the image may hold
+  flatbuffers==25.12.19  # jax.export's serialization (simkit.compile_cache.call)
 )
 # Listed in the image (KINDS.md "Python packages already there"): carried in case a version
 # there is missing or too old for dask/distributed; small.

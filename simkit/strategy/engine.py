@@ -20,6 +20,7 @@ from collections.abc import Mapping
 import jax.numpy as jnp
 import numpy as np
 
+from simkit import compile_cache
 from simkit.paths.keys import cell_key
 from simkit.paths.market import MarketParams, check_dtype
 from simkit.precision import x64
@@ -77,7 +78,12 @@ def simulate_paths(market: Mapping[str, object], cfg: StrategyConfig, mkt) -> di
         k: jnp.pad(v, ((0, pad_paths), (0, pad_days)), mode="edge").T for k, v in prepared.items()
     }
     horizon = jnp.asarray(n_days - 1, jnp.int32)
-    out = _run(prepared, horizon, engine_params(cfg, mkt, dtype), engine_shape(cfg))
+    out = compile_cache.call(
+        "run",
+        _run,
+        (prepared, horizon, engine_params(cfg, mkt, dtype)),
+        {"shape": engine_shape(cfg)},
+    )
     return _to_numpy(out, n_paths, n_days)
 
 
@@ -124,16 +130,22 @@ def simulate_block(
     with x64(float64):
         dtype = check_dtype(jnp.float64 if float64 else jnp.float32)
         n_days = n_steps + 1
-        out = _run_generated(
-            mkt,
-            cell_key(seed, cell),
-            np.uint32(path_start),
-            jnp.asarray(n_steps, jnp.int32),
-            _params(cfg, mkt, dtype),
-            shape=engine_shape(cfg),
-            n_paths=_padded_size(n_paths, 8),
-            n_days=n_days + (-n_days % 64),
-            dtype=dtype,
+        out = compile_cache.call(
+            "run_generated",
+            _run_generated,
+            (
+                mkt,
+                cell_key(seed, cell),
+                np.uint32(path_start),
+                jnp.asarray(n_steps, jnp.int32),
+                _params(cfg, mkt, dtype),
+            ),
+            {
+                "shape": engine_shape(cfg),
+                "n_paths": _padded_size(n_paths, 8),
+                "n_days": n_days + (-n_days % 64),
+                "dtype": dtype,
+            },
         )
         return _to_numpy(out, n_paths, n_days)
 
