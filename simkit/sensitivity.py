@@ -576,7 +576,14 @@ def _variable(declared: ResultVariable, data: Any) -> Any:
     """A declared variable (`simkit.schema.analyses`) holding `data`."""
     import xarray as xr
 
-    return xr.Variable(declared.dims or declared.name, data, declared.attrs)
+    return xr.Variable(declared.dims, data, declared.attrs)
+
+
+def _coordinate(name: str, data: Any) -> Any:
+    """The coordinate `name` (`SENSITIVITY_COORDINATES`, on its own dimension) holding `data`."""
+    import xarray as xr
+
+    return xr.Variable(name, data, SENSITIVITY_COORDINATES[name].attrs)
 
 
 def _dataset(
@@ -593,12 +600,9 @@ def _dataset(
     import xarray as xr
 
     coords = {
-        name: _variable(SENSITIVITY_COORDINATES[name], values)
-        for name, values in (
-            ("sample", np.arange(d.n)),
-            ("key", np.array(d.keys, dtype=str)),
-            ("metric", np.array(metrics, dtype=str)),
-        )
+        "sample": _coordinate("sample", np.arange(d.n)),
+        "key": _coordinate("key", np.array(d.keys, dtype=str)),
+        "metric": _coordinate("metric", np.array(metrics, dtype=str)),
     }
     data = {
         **_input_variables(d),

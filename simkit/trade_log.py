@@ -319,7 +319,8 @@ def variables(
 def _variable(
     declared: ResultVariable, values: np.ndarray, encoding: dict[str, Any], **extra: str
 ) -> Any:
-    """A declared variable (`ResultVariable`) as an `xarray.Variable` holding `values`."""
+    """A declared variable (`ResultVariable`) as an `xarray.Variable` holding `values` (no
+    dims declared: the coordinate `trade` on its own dimension)."""
     import xarray as xr
 
     return xr.Variable(
