@@ -544,28 +544,37 @@ def _path_share(hits: np.ndarray) -> tuple[float, float, float]:
 
 
 def _performance_rows(ds: Any) -> list[Row]:
+    """The four performance claims (`MARKET_CLAIMS`, in order): annual return, Sharpe ratio,
+    win rate and worst-case drawdown against the run's figures."""
+    rows = [_annual_return_row(ds), _sharpe_row(ds), _win_rate_row(ds), _drawdown_row(ds)]
+    for row, claim in zip(rows, MARKET_CLAIMS, strict=True):  # the same four, in order
+        row.claim_id = claim.name
+    return rows
 
-    rows = []
-    topic = "performance"
+
+def _annual_return_row(ds: Any) -> Row:
+    """The seed's annual return against the mean over paths (and the median, and how many
+    simulated years reach it)."""
     annual = _per_path(ds, "annual_return")
     mean, lo, hi = (_scalar(ds, f"annual_return_mean{s}") for s in ("", "_lo", "_hi"))
     med, med_lo, med_hi = (_scalar(ds, f"annual_return_median{s}") for s in ("", "_lo", "_hi"))
     reach, reach_lo, reach_hi = _path_share(annual >= SEED.annual_return)
     verdict, rule = interval_verdict(SEED.annual_return, lo, hi)
-    rows.append(
-        Row(
-            topic,
-            "annual return (mean over simulated years)",
-            pct(SEED.annual_return),
-            f"mean {_ci(mean, lo, hi)}; median {_ci(med, med_lo, med_hi)}; "
-            f"P(year >= {pct(SEED.annual_return, 0)}) {_ci(reach, reach_lo, reach_hi)}",
-            verdict,
-            rule,
-            dict(mean=mean, lo=lo, hi=hi, median=med, median_lo=med_lo, median_hi=med_hi,
-                 p_reach=reach, p_reach_lo=reach_lo, p_reach_hi=reach_hi),
-        )
+    return Row(
+        "performance",
+        "annual return (mean over simulated years)",
+        pct(SEED.annual_return),
+        f"mean {_ci(mean, lo, hi)}; median {_ci(med, med_lo, med_hi)}; "
+        f"P(year >= {pct(SEED.annual_return, 0)}) {_ci(reach, reach_lo, reach_hi)}",
+        verdict,
+        rule,
+        dict(mean=mean, lo=lo, hi=hi, median=med, median_lo=med_lo, median_hi=med_hi,
+             p_reach=reach, p_reach_lo=reach_lo, p_reach_hi=reach_hi),
     )  # fmt: skip
 
+
+def _sharpe_row(ds: Any) -> Row:
+    """The seed's Sharpe ratio against the median path's (and the pooled one)."""
     sharpe = _per_path(ds, "path_sharpe")
     sharpe = sharpe[np.isfinite(sharpe)]
     if sharpe.size:
@@ -576,58 +585,55 @@ def _performance_rows(ds: Any) -> list[Row]:
         s_med = s_lo = s_hi = s_reach = s_reach_lo = s_reach_hi = math.nan
     pooled = _scalar(ds, "sharpe_pooled")
     verdict, rule = interval_verdict(SEED.sharpe, s_lo, s_hi, num)
-    rows.append(
-        Row(
-            topic,
-            "Sharpe ratio (median simulated year; daily returns, no risk-free rate)",
-            num(SEED.sharpe, 2),
-            f"median {_ci(s_med, s_lo, s_hi, num)}; pooled {num(pooled)}; "
-            f"P(year >= {num(SEED.sharpe, 2)}) {_ci(s_reach, s_reach_lo, s_reach_hi)}",
-            verdict,
-            rule,
-            dict(median=s_med, lo=s_lo, hi=s_hi, pooled=pooled, p_reach=s_reach,
-                 p_reach_lo=s_reach_lo, p_reach_hi=s_reach_hi),
-        )
+    return Row(
+        "performance",
+        "Sharpe ratio (median simulated year; daily returns, no risk-free rate)",
+        num(SEED.sharpe, 2),
+        f"median {_ci(s_med, s_lo, s_hi, num)}; pooled {num(pooled)}; "
+        f"P(year >= {num(SEED.sharpe, 2)}) {_ci(s_reach, s_reach_lo, s_reach_hi)}",
+        verdict,
+        rule,
+        dict(median=s_med, lo=s_lo, hi=s_hi, pooled=pooled, p_reach=s_reach,
+             p_reach_lo=s_reach_lo, p_reach_hi=s_reach_hi),
     )  # fmt: skip
 
+
+def _win_rate_row(ds: Any) -> Row:
+    """The seed's win rate against the share of closed trades that made money."""
     p, p_lo, p_hi = (_scalar(ds, f"win_rate_trade{s}") for s in ("", "_lo", "_hi"))
     wp, wp_lo, wp_hi = (_scalar(ds, f"win_rate_path{s}") for s in ("", "_lo", "_hi"))
     verdict, rule = interval_verdict(SEED.win_rate, p_lo, p_hi)
-    rows.append(
-        Row(
-            topic,
-            "win rate (share of closed trades with P&L > 0)",
-            pct(SEED.win_rate),
-            f"trades {_ci(p, p_lo, p_hi)}; paths (years) {_ci(wp, wp_lo, wp_hi)}",
-            verdict,
-            rule,
-            dict(trade=p, trade_lo=p_lo, trade_hi=p_hi, path=wp, path_lo=wp_lo, path_hi=wp_hi),
-        )
+    return Row(
+        "performance",
+        "win rate (share of closed trades with P&L > 0)",
+        pct(SEED.win_rate),
+        f"trades {_ci(p, p_lo, p_hi)}; paths (years) {_ci(wp, wp_lo, wp_hi)}",
+        verdict,
+        rule,
+        dict(trade=p, trade_lo=p_lo, trade_hi=p_hi, path=wp, path_lo=wp_lo, path_hi=wp_hi),
     )
 
+
+def _drawdown_row(ds: Any) -> Row:
+    """The seed's 'worst-case' drawdown against the share of simulated years no worse."""
     dd = _per_path(ds, "max_drawdown")
     held, held_lo, held_hi = _path_share(dd >= SEED.max_drawdown)
     q05, q01 = (float(np.quantile(dd, q)) for q in (0.05, 0.01))
     verdict, rule = share_verdict(
         held_lo, held_hi, WORST_CASE_LEVEL, f"drawdown no worse than {pct(SEED.max_drawdown)}"
     )
-    rows.append(
-        Row(
-            topic,
-            "maximum drawdown, 'worst-case scenario'",
-            pct(SEED.max_drawdown),
-            f"years no worse than {pct(SEED.max_drawdown)}: {_ci(held, held_lo, held_hi)}; "
-            f"median {pct(float(np.median(dd)))}, 5 % quantile {pct(q05)}, 1 % {pct(q01)}, "
-            f"worst {pct(float(dd.min()))}",
-            verdict,
-            rule,
-            dict(share_held=held, share_lo=held_lo, share_hi=held_hi,
-                 median=float(np.median(dd)), q05=q05, q01=q01, worst=float(dd.min())),
-        )
+    return Row(
+        "performance",
+        "maximum drawdown, 'worst-case scenario'",
+        pct(SEED.max_drawdown),
+        f"years no worse than {pct(SEED.max_drawdown)}: {_ci(held, held_lo, held_hi)}; "
+        f"median {pct(float(np.median(dd)))}, 5 % quantile {pct(q05)}, 1 % {pct(q01)}, "
+        f"worst {pct(float(dd.min()))}",
+        verdict,
+        rule,
+        dict(share_held=held, share_lo=held_lo, share_hi=held_hi,
+             median=float(np.median(dd)), q05=q05, q01=q01, worst=float(dd.min())),
     )  # fmt: skip
-    for row, claim in zip(rows, MARKET_CLAIMS, strict=True):  # the same four, in order
-        row.claim_id = claim.name
-    return rows
 
 
 def _kelly_rows(ds: Any, strategy: Any) -> list[Row]:
@@ -754,86 +760,105 @@ def _market_law(market: Any) -> tuple[Any, str]:
 
 
 def _strike_rows(ds: Any, scenario: Any) -> list[Row]:
-    strategy = scenario.strategy
+    """The seed's strike table against Black-Scholes and the model: each quote, the quotes as
+    one chain, the IV thresholds, the 'annual yield' column and the assignment
+    probabilities."""
     market, law_text = _market_law(scenario.market)
-    dte = float(strategy.dte_calendar)
+    dte = float(scenario.strategy.dte_calendar)
     half_spread = float(market.bid_ask_spread) / 2
     table = premium_table(SEED.strikes, SEED.premiums, spot=SEED.spot, vol=SEED.iv,
                           rate=SEED.rate, dte=dte, dte_range=(SEED.dte_min, SEED.dte_max))  # fmt: skip
-    rows = []
+    rows = [_premium_row(i, table, dte, half_spread) for i in range(len(SEED.strikes))]
+    rows.append(_one_chain_row(table))
+    rows.append(_iv_threshold_row())
+    rows += _yield_rows(ds, scenario, table, dte, market)
+    rows += _assignment_rows(ds, scenario, dte, market, law_text)
+    return rows
+
+
+def _premium_row(i: int, table: dict[str, np.ndarray], dte: float, half_spread: float) -> Row:
+    """The seed's quote at strike `i` against Black-Scholes over its DTE range (`table`:
+    `premium_table`): consistent when it is within half a spread of that range."""
+    k, q = SEED.strikes[i], SEED.premiums[i]
     where = f"S {SEED.spot:.2f}, IV {pct(SEED.iv, 2)}, r {pct(SEED.rate, 0)}"
-    for i, k in enumerate(SEED.strikes):
-        q = SEED.premiums[i]
-        lo_bs, hi_bs = float(table["bs_lo"][i]), float(table["bs_hi"][i])
-        distance = max(lo_bs - q, q - hi_bs, 0.0)  # from the quote to [BS(30 d), BS(45 d)]
-        verdict, rule = threshold_verdict(
-            distance,
-            half_spread,
-            f"distance from the quote to BS over {SEED.dte_min:g}-{SEED.dte_max:g} DTE "
-            f"[{num(lo_bs)}, {num(hi_bs)}] vs the half spread:",
-            "consistent",
-            "inconsistent",
+    lo_bs, hi_bs = float(table["bs_lo"][i]), float(table["bs_hi"][i])
+    distance = max(lo_bs - q, q - hi_bs, 0.0)  # from the quote to [BS(30 d), BS(45 d)]
+    verdict, rule = threshold_verdict(
+        distance,
+        half_spread,
+        f"distance from the quote to BS over {SEED.dte_min:g}-{SEED.dte_max:g} DTE "
+        f"[{num(lo_bs)}, {num(hi_bs)}] vs the half spread:",
+        "consistent",
+        "inconsistent",
+    )
+    iv_q = float(table["implied_vol"][i])
+    iv_text = (
+        pct(iv_q)
+        if math.isfinite(iv_q)
+        else (
+            f"none (quote outside [{num(table['lower_bound'][i])}, "
+            f"{num(table['upper'][i])}), the no-arbitrage bounds)"
         )
-        iv_q = float(table["implied_vol"][i])
-        iv_text = (
-            pct(iv_q)
-            if math.isfinite(iv_q)
-            else (
-                f"none (quote outside [{num(table['lower_bound'][i])}, "
-                f"{num(table['upper'][i])}), the no-arbitrage bounds)"
-            )
-        )
-        rows.append(
-            Row(
-                "premium table",
-                f"${k:.2f} put premium at {where}",
-                f"${q:.2f}",
-                f"BS {dte:g} d {num(table['bs'][i])} ({SEED.dte_min:g} d {num(lo_bs)}, "
-                f"{SEED.dte_max:g} d {num(hi_bs)}); implied spot {num(table['implied_spot'][i])}; "
-                f"implied IV at S {SEED.spot:.2f}: {iv_text}; "
-                f"implied DTE {_days(table['implied_dte'][i])}",
-                verdict,
-                rule,
-                {key: float(v[i]) for key, v in table.items()},
-            )
-        )
+    )
+    return Row(
+        "premium table",
+        f"${k:.2f} put premium at {where}",
+        f"${q:.2f}",
+        f"BS {dte:g} d {num(table['bs'][i])} ({SEED.dte_min:g} d {num(lo_bs)}, "
+        f"{SEED.dte_max:g} d {num(hi_bs)}); implied spot {num(table['implied_spot'][i])}; "
+        f"implied IV at S {SEED.spot:.2f}: {iv_text}; "
+        f"implied DTE {_days(table['implied_dte'][i])}",
+        verdict,
+        rule,
+        {key: float(v[i]) for key, v in table.items()},
+    )
+
+
+def _one_chain_row(table: dict[str, np.ndarray]) -> Row:
+    """Whether the five quotes price as one Black-Scholes chain: their implied spots agree."""
     spots = table["implied_spot"]
     spread = float(np.nanmax(spots) - np.nanmin(spots))
     verdict, rule = threshold_verdict(
         spread, 0.01, "range of the implied spots vs $0.01:", "one spot", "no single spot", num
     )
-    rows.append(
-        Row(
-            "premium table",
-            "the five quotes as one Black-Scholes chain (one spot, IV 425.17 %)",
-            f"spot {SEED.spot:.2f} (baseline)",
-            f"implied spots {', '.join(num(s, 2) for s in spots)} (range {num(spread, 2)})",
-            verdict,
-            rule,
-            dict(implied_spots=spots.tolist(), range=spread),
-        )
+    return Row(
+        "premium table",
+        "the five quotes as one Black-Scholes chain (one spot, IV 425.17 %)",
+        f"spot {SEED.spot:.2f} (baseline)",
+        f"implied spots {', '.join(num(s, 2) for s in spots)} (range {num(spread, 2)})",
+        verdict,
+        rule,
+        dict(implied_spots=spots.tolist(), range=spread),
     )
+
+
+def _iv_threshold_row() -> Row:
+    """The seed's IV threshold per strike against its own allocation of all five strikes at
+    today's IV."""
     ok = [k for k, th in zip(SEED.strikes, SEED.iv_thresholds, strict=True) if SEED.iv > th]
     n_bad = len(SEED.strikes) - len(ok)
     verdict, rule = threshold_verdict(
         n_bad, 0, "allocated strikes failing their threshold:", "consistent",
         "contradicts the allocation", lambda x: f"{x:g}",
     )  # fmt: skip
-    rows.append(
-        Row(
-            "premium table",
-            "IV thresholds (>300 % ... >500 %) with all five strikes allocated at IV 425.17 %",
-            ", ".join(f">{pct(t, 0)}" for t in SEED.iv_thresholds),
-            f"threshold met for strikes {', '.join(f'${k:g}' for k in ok)}; "
-            f"{n_bad} of {len(SEED.strikes)} allocated strikes fail their own threshold "
-            "(the simulated ladder sells all five)",
-            verdict,
-            rule,
-            dict(strikes_ok=ok, n_failing=n_bad),
-        )
+    return Row(
+        "premium table",
+        "IV thresholds (>300 % ... >500 %) with all five strikes allocated at IV 425.17 %",
+        ", ".join(f">{pct(t, 0)}" for t in SEED.iv_thresholds),
+        f"threshold met for strikes {', '.join(f'${k:g}' for k in ok)}; "
+        f"{n_bad} of {len(SEED.strikes)} allocated strikes fail their own threshold "
+        "(the simulated ladder sells all five)",
+        verdict,
+        rule,
+        dict(strikes_ok=ok, n_failing=n_bad),
     )
 
-    # The "annual yield" column.
+
+def _yield_rows(
+    ds: Any, scenario: Any, table: dict[str, np.ndarray], dte: float, market: Any
+) -> list[Row]:
+    """The "annual yield" column: each strike's figure recomputed and against the model's
+    expected P&L of the quote, then the ladder's against the simulated annual return."""
     recomputed = annual_yield(SEED.premiums, SEED.strikes, 12)
     t_real = assignment_probabilities(SEED.strikes, spot=SEED.spot, vol=SEED.iv, rate=SEED.rate,
                                       dte=dte, market=market)["t_real"]  # fmt: skip
@@ -841,6 +866,7 @@ def _strike_rows(ds: Any, scenario: Any) -> list[Row]:
     periods = 365.0 / dte
     expected_yield = (np.asarray(SEED.premiums) - payoff) / np.asarray(SEED.strikes) * periods
     bs_yield = table["bs"] / table["strike"] * periods
+    rows = []
     for i, k in enumerate(SEED.strikes):
         verdict, rule = tolerance_verdict(SEED.annual_yield[i], recomputed[i], YIELD_TOL, pct,
                                           "reproduced as premium / strike x 12")  # fmt: skip
@@ -859,6 +885,13 @@ def _strike_rows(ds: Any, scenario: Any) -> list[Row]:
                      bs_yield=float(bs_yield[i]), expected_payoff=float(payoff[i])),
             )
         )  # fmt: skip
+    rows.append(_ladder_yield_row(ds, scenario, expected_yield))
+    return rows
+
+
+def _ladder_yield_row(ds: Any, scenario: Any, expected_yield: np.ndarray) -> Row:
+    """The ladder's allocation-weighted "annual yield" against the simulated annual return
+    (beside the model's expected P&L of the quotes and the simulated premium income)."""
     weights = np.asarray(SEED.weights)
     ladder_claim = float(weights @ np.asarray(SEED.annual_yield))
     ladder_expected = float(weights @ expected_yield)
@@ -873,33 +906,28 @@ def _strike_rows(ds: Any, scenario: Any) -> list[Row]:
     sim_premium_yield = premium_income / initial * 252.0 / n_steps
     mean, lo, hi = (_scalar(ds, f"annual_return_mean{s}") for s in ("", "_lo", "_hi"))
     verdict, rule = interval_verdict(ladder_claim, lo, hi)
-    rows.append(
-        Row(
-            "annual yield",
-            "ladder 'annual yield' (allocation-weighted column)",
-            pct(ladder_claim, 0),
-            f"model expected P&L of the quotes {pct(ladder_expected, 0)} a year; simulated "
-            f"premium income {pct(sim_premium_yield, 0)} of the sleeve a year; simulated "
-            f"annual return {_ci(mean, lo, hi)}",
-            verdict,
-            "vs the simulated annual return: " + rule,
-            dict(claim=ladder_claim, expected_pnl_yield=ladder_expected,
-                 simulated_premium_yield=sim_premium_yield, annual_return_mean=mean),
-        )
+    return Row(
+        "annual yield",
+        "ladder 'annual yield' (allocation-weighted column)",
+        pct(ladder_claim, 0),
+        f"model expected P&L of the quotes {pct(ladder_expected, 0)} a year; simulated "
+        f"premium income {pct(sim_premium_yield, 0)} of the sleeve a year; simulated "
+        f"annual return {_ci(mean, lo, hi)}",
+        verdict,
+        "vs the simulated annual return: " + rule,
+        dict(claim=ladder_claim, expected_pnl_yield=ladder_expected,
+             simulated_premium_yield=sim_premium_yield, annual_return_mean=mean),
     )  # fmt: skip
 
-    # Assignment probabilities.
+
+def _assignment_rows(ds: Any, scenario: Any, dte: float, market: Any, law_text: str) -> list[Row]:
+    """The seed's assignment probability per strike against the real-world probability of
+    finishing in the money (beside the risk-neutral one and the simulated rate), then their
+    ordering across strikes."""
     probs = assignment_probabilities(SEED.strikes, spot=SEED.spot, vol=SEED.iv, rate=SEED.rate,
                                      dte=dte, market=market)  # fmt: skip
-    sim_rate = np.full(len(SEED.strikes), np.nan)
-    if "assignment_rate" in ds:
-        rates = np.asarray(ds["assignment_rate"].values, dtype=np.float64)
-        ladder = [float(k) for k in scenario.strategy.strikes]
-        for i, k in enumerate(SEED.strikes):
-            if k in ladder and len(rates) == len(ladder):
-                # per closed trade of the ladder -> per trade at this rung, assuming each
-                # tranche opens one trade per rung (the engine does not count trades by rung)
-                sim_rate[i] = rates[ladder.index(k)] * len(ladder)
+    sim_rate = _simulated_assignment_rate(ds, scenario)
+    rows = []
     for i, k in enumerate(SEED.strikes):
         rw, rn = float(probs["real_world"][i]), float(probs["risk_neutral"][i])
         verdict, rule = tolerance_verdict(SEED.assignment_prob[i], rw, ASSIGNMENT_TOL, pct,
@@ -918,23 +946,41 @@ def _strike_rows(ds: Any, scenario: Any) -> list[Row]:
                 dict(real_world=rw, risk_neutral=rn, simulated=float(sim_rate[i])),
             )
         )
-    seed_trend = float(stats.spearmanr(SEED.strikes, SEED.assignment_prob).statistic)
-    model_trend = float(stats.spearmanr(SEED.strikes, probs["real_world"]).statistic)
-    same = np.sign(seed_trend) == np.sign(model_trend)
-    rows.append(
-        Row(
-            "assignment probability",
-            "ordering across strikes",
-            "falls as the strike rises" if seed_trend < 0 else "rises with the strike",
-            "rises with the strike" if model_trend > 0 else "falls as the strike rises",
-            "consistent" if same else "backwards",
-            f"rank correlation with the strike: seed {num(seed_trend, 2)}, model "
-            f"{num(model_trend, 2)} ({'same' if same else 'opposite'} sign; a put with a higher "
-            "strike is deeper in the money, so more likely to be assigned)",
-            dict(seed_rank_corr=seed_trend, model_rank_corr=model_trend),
-        )
-    )
+    rows.append(_assignment_order_row(probs["real_world"]))
     return rows
+
+
+def _simulated_assignment_rate(ds: Any, scenario: Any) -> np.ndarray:
+    """Per seed strike, the run's assignments per trade at that rung (NaN where the ladder has
+    no such rung)."""
+    sim_rate = np.full(len(SEED.strikes), np.nan)
+    if "assignment_rate" in ds:
+        rates = np.asarray(ds["assignment_rate"].values, dtype=np.float64)
+        ladder = [float(k) for k in scenario.strategy.strikes]
+        for i, k in enumerate(SEED.strikes):
+            if k in ladder and len(rates) == len(ladder):
+                # per closed trade of the ladder -> per trade at this rung, assuming each
+                # tranche opens one trade per rung (the engine does not count trades by rung)
+                sim_rate[i] = rates[ladder.index(k)] * len(ladder)
+    return sim_rate
+
+
+def _assignment_order_row(real_world: Any) -> Row:
+    """Whether the seed's assignment probabilities move with the strike as the model's do."""
+    seed_trend = float(stats.spearmanr(SEED.strikes, SEED.assignment_prob).statistic)
+    model_trend = float(stats.spearmanr(SEED.strikes, real_world).statistic)
+    same = np.sign(seed_trend) == np.sign(model_trend)
+    return Row(
+        "assignment probability",
+        "ordering across strikes",
+        "falls as the strike rises" if seed_trend < 0 else "rises with the strike",
+        "rises with the strike" if model_trend > 0 else "falls as the strike rises",
+        "consistent" if same else "backwards",
+        f"rank correlation with the strike: seed {num(seed_trend, 2)}, model "
+        f"{num(model_trend, 2)} ({'same' if same else 'opposite'} sign; a put with a higher "
+        "strike is deeper in the money, so more likely to be assigned)",
+        dict(seed_rank_corr=seed_trend, model_rank_corr=model_trend),
+    )
 
 
 def _compounding_row(ds: Any, scenario: Any) -> Row:
@@ -969,9 +1015,14 @@ def _compounding_row(ds: Any, scenario: Any) -> Row:
 
 
 def _mechanics_rows(ds: Any, scenario: Any) -> list[Row]:
+    """The seed's rules against what they do: the stop-loss, the call hedges, the limits."""
+    return [_stop_loss_row(ds, scenario), _hedge_delta_row(scenario), _limits_row(ds, scenario)]
 
+
+def _stop_loss_row(ds: Any, scenario: Any) -> Row:
+    """Whether the stop-loss can fire on puts sold at the seed's IV: its trigger against the
+    most a put can be worth (and how often the run closed by stop)."""
     market, strategy = scenario.market, scenario.strategy
-    rows = []
     dte = float(strategy.dte_calendar)
     t = dte / 365.0
     k = np.asarray(SEED.strikes)
@@ -993,23 +1044,27 @@ def _mechanics_rows(ds: Any, scenario: Any) -> list[Row]:
         int(can_fire.sum()), 0, "strikes whose stop can fire at entry:", "cannot fire at entry",
         "can fire", lambda x: f"{x:g}",
     )  # fmt: skip
-    rows.append(
-        Row(
-            "mechanics",
-            f"stop-loss at a {pct(strategy.stop_loss_multiple, 0)} loss (mid >= "
-            f"{1 + strategy.stop_loss_multiple:g} x premium) on puts sold at IV 425 %",
-            "200 % loss vs premium",
-            f"stop levels {', '.join(num(x, 2) for x in trigger)} vs the most a put can be "
-            f"worth, K e^(-rT) {', '.join(num(x, 2) for x in ceiling)}; it can fire only for puts "
-            f"sold below IV {', '.join(_never(x) for x in iv_fire)}; simulated share of closes "
-            f"by stop {pct(stop_share, 2)}",
-            verdict,
-            rule,
-            dict(trigger=trigger.tolist(), ceiling=ceiling.tolist(), iv_fire=iv_fire.tolist(),
-                 simulated_stop_share=stop_share),
-        )
+    return Row(
+        "mechanics",
+        f"stop-loss at a {pct(strategy.stop_loss_multiple, 0)} loss (mid >= "
+        f"{1 + strategy.stop_loss_multiple:g} x premium) on puts sold at IV 425 %",
+        "200 % loss vs premium",
+        f"stop levels {', '.join(num(x, 2) for x in trigger)} vs the most a put can be "
+        f"worth, K e^(-rT) {', '.join(num(x, 2) for x in ceiling)}; it can fire only for puts "
+        f"sold below IV {', '.join(_never(x) for x in iv_fire)}; simulated share of closes "
+        f"by stop {pct(stop_share, 2)}",
+        verdict,
+        rule,
+        dict(trigger=trigger.tolist(), ceiling=ceiling.tolist(), iv_fire=iv_fire.tolist(),
+             simulated_stop_share=stop_share),
     )  # fmt: skip
 
+
+def _hedge_delta_row(scenario: Any) -> Row:
+    """Whether the call 'hedges' offset the short puts: the signs of the two books' deltas."""
+    strategy = scenario.strategy
+    t = float(strategy.dte_calendar) / 365.0
+    k = np.asarray(SEED.strikes)
     with x64(True):
         put_delta = np.asarray(bs_greeks(SEED.spot, k, t, SEED.rate, SEED.iv)["delta"])
         moneyness = np.asarray(strategy.hedge_high_iv_moneyness)
@@ -1020,20 +1075,23 @@ def _mechanics_rows(ds: Any, scenario: Any) -> list[Row]:
     book = float(-(np.asarray(SEED.weights) * put_delta).sum())  # short puts: minus the delta
     hedge = float((np.asarray(strategy.hedge_high_iv_weights) * call_delta).sum())
     offsets = np.sign(book) != np.sign(hedge)
-    rows.append(
-        Row(
-            "mechanics",
-            "call 'hedges' (20 % of premium) provide 'risk management'",
-            "calls at 1.5, 2, 3 x spot, 90 d",
-            f"delta per share of the short-put ladder {num(book)} (long the stock), of the "
-            f"hedge calls {num(hedge)}",
-            "offsets the puts" if offsets else "adds to the puts' delta",
-            f"signs of the two deltas: {'opposite' if offsets else 'the same'} (true signed "
-            "deltas; the seed's convention counts a short put as negative)",
-            dict(put_book_delta=book, hedge_delta=hedge),
-        )
+    return Row(
+        "mechanics",
+        "call 'hedges' (20 % of premium) provide 'risk management'",
+        "calls at 1.5, 2, 3 x spot, 90 d",
+        f"delta per share of the short-put ladder {num(book)} (long the stock), of the "
+        f"hedge calls {num(hedge)}",
+        "offsets the puts" if offsets else "adds to the puts' delta",
+        f"signs of the two deltas: {'opposite' if offsets else 'the same'} (true signed "
+        "deltas; the seed's convention counts a short put as negative)",
+        dict(put_book_delta=book, hedge_delta=hedge),
     )
 
+
+def _limits_row(ds: Any, scenario: Any) -> Row:
+    """Whether the seed's risk limits fit together: the notional a full sleeve at full
+    leverage reaches against the allocation limit (and how often the run breached it)."""
+    strategy = scenario.strategy
     reach = float(strategy.max_total_strategy_pct) * float(strategy.max_leverage)
     limits = [str(x) for x in ds["limit"].values] if "limit" in ds else []
     share = (
@@ -1046,19 +1104,16 @@ def _mechanics_rows(ds: Any, scenario: Any) -> list[Row]:
         "notional a full sleeve reaches above the allocation limit:", "compatible", "collide",
         pct,
     )  # fmt: skip
-    rows.append(
-        Row(
-            "mechanics",
-            "risk limits: sleeve <= 20 % of the portfolio, leverage 1.5x, notional <= 20 %",
-            "20 % allocation at 1.5x leverage",
-            f"a full sleeve at full leverage holds {pct(reach, 0)} of the portfolio in notional; "
-            f"simulated years breaching the allocation limit {pct(share)}",
-            verdict,
-            rule,
-            dict(reachable_notional=reach, breach_path_share=share),
-        )
+    return Row(
+        "mechanics",
+        "risk limits: sleeve <= 20 % of the portfolio, leverage 1.5x, notional <= 20 %",
+        "20 % allocation at 1.5x leverage",
+        f"a full sleeve at full leverage holds {pct(reach, 0)} of the portfolio in notional; "
+        f"simulated years breaching the allocation limit {pct(share)}",
+        verdict,
+        rule,
+        dict(reachable_notional=reach, breach_path_share=share),
     )
-    return rows
 
 
 def _fill_row(ds: Any, fill_runs: dict[str, Any], scenario: Any) -> Row | None:
@@ -1183,39 +1238,73 @@ def check_claims(
     started = time.perf_counter()
     kwargs = dict(paths=paths, seed=seed, engine=engine, progress=progress)
     ds = simulate(scenario, per_path=True, **kwargs)
-    fill_runs = {}
-    if fills:
-        for mode in FILL_MODES:
-            if mode != scenario.strategy.fill:
-                overrides = {**scenario.overrides, "execution.fill": mode}
-                other = parse_scenario(scenario.text, path=scenario.path, overrides=overrides)
-                fill_runs[mode] = simulate(other, **kwargs)
+    fill_runs = _fill_runs(scenario, simulate, kwargs) if fills else {}
     rows = build_rows(scenario, ds, fill_runs)
     found = None
-    skipped = ""
-    if markets and scenario.market.model in HISTORY_MODELS:
-        markets = False
-        skipped = (
-            f"not judged: the market is a history (model = {scenario.market.model!r}), whose "
-            "spot and IV the family's keys (sigma, mu, jump_intensity) do not move, and "
-            "iv_long_run moves only the IV percentile's law; judge the claims across markets on "
-            "a simulated market (gbm, merton, heston, bates)"
-        )
-    if markets:
+    skipped = _why_not_across_markets(scenario) if markets else ""
+    if markets and not skipped:
         if market_paths is None:  # the [claims] table's, at most the claims run's own
             market_paths = min(scenario.claims.paths, paths)
         found = judge_across_markets(
             scenario, MARKET_CLAIMS, paths=market_paths, seed=seed, engine=engine,
             simulate=simulate,
         )  # fmt: skip
-        for row in rows:
-            if row.claim_id:
-                row.markets = found.verdict[row.claim_id]
-                row.numbers["markets"] = {
-                    "break_even": found.break_even[row.claim_id],
-                    "holds_anywhere": found.holds_anywhere[row.claim_id],
-                }
-    meta = {
+        _add_market_verdicts(rows, found)
+    meta = _meta(scenario, ds, fill_runs, paths=paths, seed=seed, engine=engine)
+    meta["wall_time_s"] = time.perf_counter() - started
+    meta["seed_document"] = "seed/000_2384f852ce719eba.txt"
+    if skipped:
+        meta["markets_skipped"] = skipped
+    return ClaimsReport(rows, meta, found)
+
+
+def _fill_runs(
+    scenario: Any, simulate: Callable[..., Any], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The same run under each other fill mode of `FILL_MODES`, by mode."""
+    fill_runs = {}
+    for mode in FILL_MODES:
+        if mode != scenario.strategy.fill:
+            overrides = {**scenario.overrides, "execution.fill": mode}
+            other = parse_scenario(scenario.text, path=scenario.path, overrides=overrides)
+            fill_runs[mode] = simulate(other, **kwargs)
+    return fill_runs
+
+
+def _why_not_across_markets(scenario: Any) -> str:
+    """Why the claims cannot be judged across the family of markets ("" when they can)."""
+    if scenario.market.model not in HISTORY_MODELS:
+        return ""
+    return (
+        f"not judged: the market is a history (model = {scenario.market.model!r}), whose "
+        "spot and IV the family's keys (sigma, mu, jump_intensity) do not move, and "
+        "iv_long_run moves only the IV percentile's law; judge the claims across markets on "
+        "a simulated market (gbm, merton, heston, bates)"
+    )
+
+
+def _add_market_verdicts(rows: list[Row], found: Any) -> None:
+    """Each market claim's row gets its verdict across markets (`MarketVerdicts`)."""
+    for row in rows:
+        if row.claim_id:
+            row.markets = found.verdict[row.claim_id]
+            row.numbers["markets"] = {
+                "break_even": found.break_even[row.claim_id],
+                "holds_anywhere": found.holds_anywhere[row.claim_id],
+            }
+
+
+def _meta(
+    scenario: Any,
+    ds: Any,
+    fill_runs: dict[str, Any],
+    *,
+    paths: int,
+    seed: int | None,
+    engine: str | None,
+) -> dict[str, Any]:
+    """What was run: the scenario, the run's settings (as the run reports them) and the fills."""
+    return {
         "scenario": scenario.path,
         "paths": int(ds.attrs.get("paths", paths)),
         "seed": int(ds.attrs.get("seed", scenario.simulation.seed if seed is None else seed)),
@@ -1224,12 +1313,7 @@ def check_claims(
         "fill": str(scenario.strategy.fill),
         "fill_runs": sorted(fill_runs),
         "dte_calendar": float(scenario.strategy.dte_calendar),
-        "wall_time_s": time.perf_counter() - started,
-        "seed_document": "seed/000_2384f852ce719eba.txt",
     }
-    if skipped:
-        meta["markets_skipped"] = skipped
-    return ClaimsReport(rows, meta, found)
 
 
 # --------------------------------------------------------------------------- output

@@ -284,81 +284,22 @@ def judge_across_markets(
     simulate = simulate or run_simulate
     claims = tuple(claims)
     table = scenario.claims
-    family = table.ranges()
-    left_out = []
-    model = scenario.market.model
-    if model not in ("merton", "bates") and "market.jump_intensity" in family:
-        family.pop("market.jump_intensity")
-        left_out.append(f"market.jump_intensity (the market model is {model})")
-    if model in ("heston", "bates", "garch") and "market.sigma" in family:
-        family.pop("market.sigma")  # the stock's vol is the variance process's
-        left_out.append(f"market.sigma (not read by {model}: its vol is the variance process)")
-    if getattr(scenario.market, "linked_iv", False) and "market.iv_long_run" in family:
-        family.pop("market.iv_long_run")
-        left_out.append("market.iv_long_run (not read: IV is linked to the stock's variance)")
+    family, left_out = _family(scenario)
     paths = int(paths if paths is not None else table.paths)
     run_kwargs = dict(paths=paths, seed=seed, engine=engine)
     markets = _Markets(scenario, simulate, run_kwargs)
     own = {k: float(getattr(scenario.market, k.split(".", 1)[1])) for k in family}
-
-    scans: dict[str, dict[str, Any]] = {}
-    break_even: dict[str, dict[str, Any]] = {c.name: {} for c in claims}
-    for key, (low, high) in family.items():
-        values = _scan_values(low, high, table.scan_points, own[key])
-        found = [markets({key: v}) for v in values]
-        scans[key] = {"values": values}
-        for claim in claims:
-            metric = [f[claim.name][0] for f in found]
-            scans[key][claim.name] = metric
-            break_even[claim.name][key] = _break_even(markets, key, values, metric, claim, own[key])
+    scans, break_even = _scan_keys(markets, family, own, claims, table.scan_points)
 
     axes = {k: [lo, (lo + hi) / 2, hi] for k, (lo, hi) in family.items()}
     cells = _grid_run(scenario, axes, simulate, run_kwargs) if axes else []
     grid_holds = {c.name: sum(_holds(cell[c.name][0], c.claimed) for cell in cells) for c in claims}
-    holds_anywhere = {}
-    verdict = {}
-    for claim in claims:
-        on_scans = any(_holds(m, claim.claimed) for s in scans.values() for m in s[claim.name])
-        holds_anywhere[claim.name] = bool(grid_holds[claim.name] > 0 or on_scans)
-        verdict[claim.name] = _sentence(
-            claim,
-            break_even[claim.name],
-            holds_anywhere[claim.name],
-            grid_holds[claim.name],
-            len(cells),
-        )
-
-    def spread(key: str) -> float:
-        out = 0.0
-        for claim in claims:
-            m = np.asarray(scans[key][claim.name], dtype=np.float64)
-            m = m[np.isfinite(m)]
-            if m.size:
-                out = max(out, float(m.max() - m.min()) / abs(claim.claimed))
-        return out
-
-    influential = tuple(sorted(family, key=spread, reverse=True)[:2])
+    holds_anywhere, verdict = _verdicts(claims, scans, break_even, grid_holds, len(cells))
+    influential = _most_influential(family, scans, claims)
     claim_map = None
     if with_map and len(influential) == 2:
-        map_axes = {k: np.linspace(*family[k], MAP_POINTS).round(12).tolist() for k in influential}
-        map_cells = _grid_run(scenario, map_axes, simulate, run_kwargs)
-        claim_map = {
-            "keys": list(influential),
-            "values": [map_axes[k] for k in influential],
-            **{
-                c.name: np.array([cell[c.name][0] for cell in map_cells])
-                .reshape(MAP_POINTS, MAP_POINTS)
-                .tolist()
-                for c in claims
-            },
-        }
-        for c in claims:  # the map's markets count too: a hatched cell is a market that holds
-            held = sum(_holds(cell[c.name][0], c.claimed) for cell in map_cells)
-            if held:
-                holds_anywhere[c.name] = True
-                if verdict[c.name].startswith("refuted"):
-                    verdict[c.name] = "holds in no one-key move or grid cell"
-                verdict[c.name] += f"; in {held} of {len(map_cells)} cells of the map"
+        claim_map, map_cells = _map_run(scenario, family, influential, claims, simulate, run_kwargs)
+        _add_map_verdicts(claims, map_cells, holds_anywhere, verdict)
     return MarketVerdicts(
         claims=claims,
         family=family,
@@ -375,6 +316,125 @@ def judge_across_markets(
         evaluations=len(markets.cache),
         paths=paths,
     )
+
+
+def _family(scenario: Any) -> tuple[dict[str, tuple[float, float]], list[str]]:
+    """The `[claims]` table's key ranges that move this market, and the keys left out (why)."""
+    family = scenario.claims.ranges()
+    left_out = []
+    model = scenario.market.model
+    if model not in ("merton", "bates") and "market.jump_intensity" in family:
+        family.pop("market.jump_intensity")
+        left_out.append(f"market.jump_intensity (the market model is {model})")
+    if model in ("heston", "bates", "garch") and "market.sigma" in family:
+        family.pop("market.sigma")  # the stock's vol is the variance process's
+        left_out.append(f"market.sigma (not read by {model}: its vol is the variance process)")
+    if getattr(scenario.market, "linked_iv", False) and "market.iv_long_run" in family:
+        family.pop("market.iv_long_run")
+        left_out.append("market.iv_long_run (not read: IV is linked to the stock's variance)")
+    return family, left_out
+
+
+def _scan_keys(
+    markets: _Markets,
+    family: Mapping[str, tuple[float, float]],
+    own: Mapping[str, float],
+    claims: tuple[Claim, ...],
+    scan_points: int,
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Each key moved alone over its range: the claims' metrics along it (key ->
+    {"values": [...], claim: [metric, ...]}) and each claim's break-even on it (claim -> key
+    -> finding, `_break_even`)."""
+    scans: dict[str, dict[str, Any]] = {}
+    break_even: dict[str, dict[str, Any]] = {c.name: {} for c in claims}
+    for key, (low, high) in family.items():
+        values = _scan_values(low, high, scan_points, own[key])
+        found = [markets({key: v}) for v in values]
+        scans[key] = {"values": values}
+        for claim in claims:
+            metric = [f[claim.name][0] for f in found]
+            scans[key][claim.name] = metric
+            break_even[claim.name][key] = _break_even(markets, key, values, metric, claim, own[key])
+    return scans, break_even
+
+
+def _verdicts(
+    claims: tuple[Claim, ...],
+    scans: Mapping[str, dict[str, Any]],
+    break_even: Mapping[str, dict[str, Any]],
+    grid_holds: Mapping[str, int],
+    cells: int,
+) -> tuple[dict[str, bool], dict[str, str]]:
+    """Per claim: whether it holds at any scanned market or grid cell, and the verdict
+    sentence (`_sentence`) of the scans and the `cells`-cell grid."""
+    holds_anywhere, verdict = {}, {}
+    for claim in claims:
+        on_scans = any(_holds(m, claim.claimed) for s in scans.values() for m in s[claim.name])
+        holds_anywhere[claim.name] = bool(grid_holds[claim.name] > 0 or on_scans)
+        verdict[claim.name] = _sentence(
+            claim, break_even[claim.name], holds_anywhere[claim.name], grid_holds[claim.name], cells
+        )
+    return holds_anywhere, verdict
+
+
+def _most_influential(
+    family: Mapping[str, tuple[float, float]],
+    scans: Mapping[str, dict[str, Any]],
+    claims: tuple[Claim, ...],
+) -> tuple[str, ...]:
+    """The two keys whose scans move some claim's metric most, relative to the claimed value."""
+
+    def spread(key: str) -> float:
+        out = 0.0
+        for claim in claims:
+            m = np.asarray(scans[key][claim.name], dtype=np.float64)
+            m = m[np.isfinite(m)]
+            if m.size:
+                out = max(out, float(m.max() - m.min()) / abs(claim.claimed))
+        return out
+
+    return tuple(sorted(family, key=spread, reverse=True)[:2])
+
+
+def _map_run(
+    scenario: Any,
+    family: Mapping[str, tuple[float, float]],
+    influential: tuple[str, ...],
+    claims: tuple[Claim, ...],
+    simulate: Callable[..., Any],
+    run_kwargs: dict[str, Any],
+) -> tuple[dict[str, Any], list[dict[str, tuple[float, float]]]]:
+    """The map: a `MAP_POINTS` x `MAP_POINTS` grid over the two influential keys, the others
+    at the scenario's values; (each claim's metric over it, the grid's cells)."""
+    map_axes = {k: np.linspace(*family[k], MAP_POINTS).round(12).tolist() for k in influential}
+    map_cells = _grid_run(scenario, map_axes, simulate, run_kwargs)
+    claim_map = {
+        "keys": list(influential),
+        "values": [map_axes[k] for k in influential],
+        **{
+            c.name: np.array([cell[c.name][0] for cell in map_cells])
+            .reshape(MAP_POINTS, MAP_POINTS)
+            .tolist()
+            for c in claims
+        },
+    }
+    return claim_map, map_cells
+
+
+def _add_map_verdicts(
+    claims: tuple[Claim, ...],
+    map_cells: list[dict[str, tuple[float, float]]],
+    holds_anywhere: dict[str, bool],
+    verdict: dict[str, str],
+) -> None:
+    """The map's markets count too: a hatched cell is a market where the claim holds."""
+    for c in claims:
+        held = sum(_holds(cell[c.name][0], c.claimed) for cell in map_cells)
+        if held:
+            holds_anywhere[c.name] = True
+            if verdict[c.name].startswith("refuted"):
+                verdict[c.name] = "holds in no one-key move or grid cell"
+            verdict[c.name] += f"; in {held} of {len(map_cells)} cells of the map"
 
 
 def plot_claim_map(found: MarketVerdicts, out: Any) -> bool:

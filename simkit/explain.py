@@ -57,6 +57,7 @@ import numpy as np
 from simkit import aggregate, kelly_sleeve, metrics, run, store
 from simkit.progress import RunsBar
 from simkit.scenario import Problem, ScenarioError, parse_scenario
+from simkit.schema.analyses import EXPLAIN_COORDINATES, EXPLAIN_VARIABLES
 
 __all__ = [
     "BOOTSTRAP_REPLICATES",
@@ -128,26 +129,19 @@ CHANGES: tuple[Change, ...] = (
 
 @dataclasses.dataclass(frozen=True)
 class Metric:
-    """A metric compared between runs: its interval method, units and long name."""
+    """A metric compared between runs and how its paired interval is found (its units and
+    long name: `simkit.schema.analyses.EXPLAIN_METRICS`)."""
 
     name: str
     paired: str  # "mean": the se of per-path differences; "bootstrap": the paired bootstrap
-    units: str
-    long_name: str
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("annual_return_mean", "mean", "1", "mean time-weighted annualized return"),
-    Metric("prob_loss", "mean", "1", "share of paths whose P&L over the horizon is negative"),
-    Metric("max_drawdown_median", "bootstrap", "1", "median over paths of the maximum drawdown"),
-    Metric(
-        "kelly_sleeve_fraction",
-        "bootstrap",
-        "1",
-        "Kelly of the sleeve: growth-optimal share of the portfolio in the sleeve, the rest "
-        "in cash (0 = do not allocate)",
-    ),
-    Metric("final_equity_mean", "mean", "USD", "mean strategy sleeve equity at the horizon"),
+    Metric("annual_return_mean", "mean"),
+    Metric("prob_loss", "mean"),
+    Metric("max_drawdown_median", "bootstrap"),
+    Metric("kelly_sleeve_fraction", "bootstrap"),
+    Metric("final_equity_mean", "mean"),
 )
 
 
@@ -323,7 +317,34 @@ def explain(
       an `xarray.Dataset` over `change` (module docstring), sorted by
       `|annual_return_mean_delta|`, largest first.
     """
+    _check_no_grid(scenario)
+    started = time.perf_counter()
+    settings = run.resolve_settings(
+        scenario, paths=paths, seed=seed, chunk_size=chunk_size, engine=engine, float64=float64
+    )
+    planned, skipped = plan_changes(scenario, changes)
+    base, rows, devices = _run_changes(
+        scenario, planned, settings, scheduler, progress=progress, replicates=replicates
+    )
+    rows = _by_return_delta(rows)
+    per_path_final = None
+    if per_path:
+        per_path_final = (base.columns["final_equity_mean"], [r["final_equity"] for r in rows])
+    return _dataset(
+        scenario,
+        settings,
+        rows,
+        base.values,
+        skipped,
+        per_path_final,
+        replicates=replicates,
+        wall_time_s=time.perf_counter() - started,
+        device="; ".join(sorted(d for d in devices if d)),
+    )
 
+
+def _check_no_grid(scenario: Any) -> None:
+    """explain compares one scenario with itself: a grid is a `ScenarioError`."""
     if scenario.grid:
         raise ScenarioError(
             scenario.path,
@@ -336,13 +357,23 @@ def explain(
                 )
             ],
         )
-    started = time.perf_counter()
-    settings = run.resolve_settings(
-        scenario, paths=paths, seed=seed, chunk_size=chunk_size, engine=engine, float64=float64
-    )
-    planned, skipped = plan_changes(scenario, changes)
-    market = scenario.cells()[0].market
-    cash = math.expm1(float(market.rate) * settings.n_steps / aggregate.TRADING_DAYS)
+
+
+def _run_changes(
+    scenario: Any,
+    planned: list[tuple[Change, Any]],
+    settings: Any,
+    scheduler: Any,
+    *,
+    progress: bool,
+    replicates: int,
+) -> tuple[_Run, list[dict[str, Any]], set[str]]:
+    """The scenario's run, then each planned change's on the same paths compared with it.
+
+    Returns:
+      (the scenario's run, one row per change in `planned`'s order (`_compare`), the devices
+      the runs used).
+    """
     kwargs = dict(
         paths=settings.paths,
         seed=settings.seed,
@@ -353,55 +384,83 @@ def explain(
         per_path=True,
         progress=False,
     )
-    statistics = {
-        "max_drawdown_median": _nan_median,
-        "kelly_sleeve_fraction": lambda r: sleeve_kelly_fraction(r, cash),
-    }
+    statistics = _bootstrap_statistics(scenario, settings)
     bar = RunsBar(progress, 1 + len(planned), "explain", width=36)
     devices: set[str] = set()
     rows: list[dict[str, Any]] = []
-    kept: list[np.ndarray] = []
     try:
         bar.show("the scenario as written")
-        ds = run.simulate(scenario, **kwargs)
-        devices.add(str(ds.attrs.get("device", "")))
-        base = _collect(ds)
-        del ds
+        base = _simulate(scenario, kwargs, devices)
         bar.advance()
         base_boot: dict[str, np.ndarray] = {}
         for change, variant in planned:
             bar.show(change.label)
-            ds = run.simulate(variant, **kwargs)
-            devices.add(str(ds.attrs.get("device", "")))
-            changed = _collect(ds)
-            del ds
-            row: dict[str, Any] = {"change": change}
-            for m in METRICS:
-                value, delta = changed.values[m.name], changed.values[m.name] - base.values[m.name]
-                x1, x0 = changed.columns[m.name], base.columns[m.name]
-                if m.paired == "mean":
-                    lo, hi, _ = paired_mean_interval(x1, x0, delta)
-                else:
-                    lo, hi, base_boot[m.name] = paired_bootstrap(
-                        statistics[m.name],
-                        x1,
-                        x0,
-                        replicates=replicates,
-                        base_replicates=base_boot.get(m.name),
-                    )
-                row[m.name] = value
-                row[f"{m.name}_delta"] = delta
-                row[f"{m.name}_delta_lo"] = lo
-                row[f"{m.name}_delta_hi"] = hi
-            final1, final0 = changed.columns["final_equity_mean"], base.columns["final_equity_mean"]
-            row["paths_changed"] = int(np.count_nonzero(final1 != final0))
-            rows.append(row)
-            if per_path:
-                kept.append(final1)
+            changed = _simulate(variant, kwargs, devices)
+            rows.append(_compare(change, changed, base, statistics, base_boot, replicates))
             bar.advance()
     finally:
         bar.close()
+    return base, rows, devices
 
+
+def _bootstrap_statistics(scenario: Any, settings: Any) -> dict[str, Callable[[Any], float]]:
+    """The statistic of each bootstrapped metric, per-path values -> the metric."""
+    market = scenario.cells()[0].market
+    cash = math.expm1(float(market.rate) * settings.n_steps / aggregate.TRADING_DAYS)
+    return {
+        "max_drawdown_median": _nan_median,
+        "kelly_sleeve_fraction": lambda r: sleeve_kelly_fraction(r, cash),
+    }
+
+
+def _simulate(scenario: Any, kwargs: dict[str, Any], devices: set[str]) -> _Run:
+    """One run (`simkit.run.simulate(scenario, **kwargs)`), its device added to `devices`."""
+    ds = run.simulate(scenario, **kwargs)
+    devices.add(str(ds.attrs.get("device", "")))
+    return _collect(ds)
+
+
+def _compare(
+    change: Change,
+    changed: _Run,
+    base: _Run,
+    statistics: dict[str, Callable[[Any], float]],
+    base_boot: dict[str, np.ndarray],
+    replicates: int,
+) -> dict[str, Any]:
+    """One change's row: each metric's value, delta and paired interval, the paths it moved
+    and their final equity (`(paths,)`).
+
+    `base_boot`: the scenario's bootstrap statistics by metric, kept from one change to the
+    next (filled on first use; the same seed draws the same path indices).
+    """
+    row: dict[str, Any] = {"change": change}
+    for m in METRICS:
+        value, delta = changed.values[m.name], changed.values[m.name] - base.values[m.name]
+        x1, x0 = changed.columns[m.name], base.columns[m.name]
+        if m.paired == "mean":
+            lo, hi, _ = paired_mean_interval(x1, x0, delta)
+        else:
+            lo, hi, base_boot[m.name] = paired_bootstrap(
+                statistics[m.name],
+                x1,
+                x0,
+                replicates=replicates,
+                base_replicates=base_boot.get(m.name),
+            )
+        row[m.name] = value
+        row[f"{m.name}_delta"] = delta
+        row[f"{m.name}_delta_lo"] = lo
+        row[f"{m.name}_delta_hi"] = hi
+    final1, final0 = changed.columns["final_equity_mean"], base.columns["final_equity_mean"]
+    row["paths_changed"] = int(np.count_nonzero(final1 != final0))
+    row["final_equity"] = final1
+    return row
+
+
+def _by_return_delta(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows by `|annual_return_mean_delta|`, largest first, NaN last (stable: equal deltas
+    keep their order)."""
     order = sorted(
         range(len(rows)),
         key=lambda i: (
@@ -409,21 +468,7 @@ def explain(
             -abs(rows[i]["annual_return_mean_delta"]),
         ),
     )
-    rows = [rows[i] for i in order]
-    per_path_final = None
-    if per_path:
-        per_path_final = (base.columns["final_equity_mean"], [kept[i] for i in order])
-    return _dataset(
-        scenario,
-        settings,
-        rows,
-        base.values,
-        skipped,
-        per_path_final,
-        replicates=replicates,
-        wall_time_s=time.perf_counter() - started,
-        device="; ".join(sorted(d for d in devices if d)),
-    )
+    return [rows[i] for i in order]
 
 
 # --------------------------------------------------------------------------- the dataset
@@ -438,6 +483,22 @@ def _interval_text(m: Metric, replicates: int) -> str:
     )
 
 
+def _variable(name: str, data: Any, **extra: Any) -> Any:
+    """Explain's variable `name` (`EXPLAIN_VARIABLES`: dims, units, long name) holding `data`,
+    with `extra` attributes."""
+    import xarray as xr
+
+    declared = EXPLAIN_VARIABLES[name]
+    return xr.Variable(declared.dims, data, {**declared.attrs, **extra})
+
+
+def _coordinate(name: str, data: Any) -> Any:
+    """Explain's coordinate `name` (`EXPLAIN_COORDINATES`) holding `data`."""
+    import xarray as xr
+
+    return xr.Variable(name, data, EXPLAIN_COORDINATES[name].attrs)
+
+
 def _dataset(
     scenario: Any,
     settings: Any,
@@ -450,105 +511,91 @@ def _dataset(
     wall_time_s: float,
     device: str,
 ) -> Any:
+    """The comparison as an `xarray.Dataset` (module docstring)."""
     import xarray as xr
 
-    pct = f"{CONF:.0%}"
     changes = [r["change"] for r in rows]
-    coords: dict[str, Any] = {
-        "change": xr.Variable(
-            "change",
-            np.array([c.label for c in changes], dtype=str),
-            {
-                "units": "1",
-                "long_name": "the one rule or assumption changed: the TOML override KEY=VALUE "
-                "applied to the scenario",
-            },
-        )
+    coords = {"change": _coordinate("change", np.array([c.label for c in changes], dtype=str))}
+    data_vars = {
+        **_change_variables(changes),
+        **_metric_variables(rows, base_values, replicates),
+        "paths_changed": _variable(
+            "paths_changed", np.array([r["paths_changed"] for r in rows], dtype=np.int64)
+        ),
+        "paths": _variable("paths", np.int64(settings.paths)),
     }
-    data_vars: dict[str, Any] = {
-        "change_key": xr.Variable(
-            "change",
-            np.array([c.key for c in changes], dtype=str),
-            {"units": "1", "long_name": "scenario key the change sets"},
-        ),
-        "change_value": xr.Variable(
-            "change",
-            np.array([toml_value(c.value) for c in changes], dtype=str),
-            {"units": "1", "long_name": "value the change sets the key to (TOML text)"},
-        ),
-        "change_description": xr.Variable(
-            "change",
-            np.array([c.what for c in changes], dtype=str),
-            {"units": "1", "long_name": "the change in words"},
-        ),
-    }
-    for m in METRICS:
-        data_vars[f"base_{m.name}"] = xr.Variable(
-            (), base_values[m.name], {"units": m.units, "long_name": f"{m.long_name}: the scenario"}
-        )
-        data_vars[m.name] = xr.Variable(
-            "change",
-            np.array([r[m.name] for r in rows], dtype=np.float64),
-            {"units": m.units, "long_name": f"{m.long_name}: the scenario with the change"},
-        )
-        delta_name = f"change of the {m.long_name} (changed minus the scenario, same paths)"
-        data_vars[f"{m.name}_delta"] = xr.Variable(
-            "change",
-            np.array([r[f"{m.name}_delta"] for r in rows], dtype=np.float64),
-            {"units": m.units, "long_name": delta_name, "interval": _interval_text(m, replicates)},
-        )
-        for bound, word in (("lo", "lower"), ("hi", "upper")):
-            data_vars[f"{m.name}_delta_{bound}"] = xr.Variable(
-                "change",
-                np.array([r[f"{m.name}_delta_{bound}"] for r in rows], dtype=np.float64),
-                {
-                    "units": m.units,
-                    "long_name": f"{word} bound of the paired {pct} confidence interval of the "
-                    f"{delta_name}",
-                },
-            )
-    data_vars["paths_changed"] = xr.Variable(
-        "change",
-        np.array([r["paths_changed"] for r in rows], dtype=np.int64),
-        {
-            "units": "count",
-            "long_name": "paths whose final sleeve equity differs from the scenario's (0: the "
-            "change never acted on these paths)",
-        },
-    )
-    data_vars["paths"] = xr.Variable(
-        (), np.int64(settings.paths), {"units": "count", "long_name": "paths per run"}
-    )
     if per_path_final is not None:
         base_final, finals = per_path_final
-        coords["path"] = xr.Variable(
-            "path", np.arange(settings.paths), {"units": "1", "long_name": "path index"}
-        )
-        data_vars["base_final_equity"] = xr.Variable(
-            "path",
-            base_final,
-            {"units": "USD", "long_name": "strategy sleeve equity at the horizon: the scenario"},
-        )
-        data_vars["final_equity"] = xr.Variable(
-            ("change", "path"),
+        coords["path"] = _coordinate("path", np.arange(settings.paths))
+        data_vars["base_final_equity"] = _variable("base_final_equity", base_final)
+        data_vars["final_equity"] = _variable(
+            "final_equity",
             np.array(finals, dtype=np.float64).reshape(len(rows), settings.paths),
-            {
-                "units": "USD",
-                "long_name": "strategy sleeve equity at the horizon: the scenario with the change",
-            },
         )
+    attrs = _attrs(
+        scenario,
+        settings,
+        runs=1 + len(rows),
+        skipped=skipped,
+        per_path=per_path_final is not None,
+        replicates=replicates,
+        wall_time_s=wall_time_s,
+        device=device,
+    )
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _change_variables(changes: list[Change]) -> dict[str, Any]:
+    """What each change sets: its key, the value as TOML text, the change in words."""
+    return {
+        "change_key": _variable("change_key", np.array([c.key for c in changes], dtype=str)),
+        "change_value": _variable(
+            "change_value", np.array([toml_value(c.value) for c in changes], dtype=str)
+        ),
+        "change_description": _variable(
+            "change_description", np.array([c.what for c in changes], dtype=str)
+        ),
+    }
+
+
+def _metric_variables(
+    rows: list[dict[str, Any]], base_values: dict[str, float], replicates: int
+) -> dict[str, Any]:
+    """Each metric: the scenario's value, each change's, the delta and its interval bounds."""
+    data_vars = {}
+    for m in METRICS:
+        data_vars[f"base_{m.name}"] = _variable(f"base_{m.name}", base_values[m.name])
+        for name in (m.name, f"{m.name}_delta", f"{m.name}_delta_lo", f"{m.name}_delta_hi"):
+            extra = {"interval": _interval_text(m, replicates)} if name.endswith("_delta") else {}
+            values = np.array([r[name] for r in rows], dtype=np.float64)
+            data_vars[name] = _variable(name, values, **extra)
+    return data_vars
+
+
+def _attrs(
+    scenario: Any,
+    settings: Any,
+    *,
+    runs: int,
+    skipped: list[tuple[Change, str]],
+    per_path: bool,
+    replicates: int,
+    wall_time_s: float,
+    device: str,
+) -> dict[str, Any]:
+    """The file's attributes: the run's (`simkit.store.run_attrs`) and explain's own."""
     attrs = store.run_attrs(
         scenario,
         settings,
         wall_time_s=wall_time_s,
         executor="explain",
         device=device,
-        per_path=per_path_final is not None,
+        per_path=per_path,
     )
     name = scenario.path and str(scenario.path).rsplit("/", 1)[-1]
     attrs["title"] = f"simkit explain of {name or 'a scenario'}"
     attrs["simkit_result"] = "explain"
-    attrs["runs"] = 1 + len(rows)
+    attrs["runs"] = runs
     attrs["skipped_changes"] = json.dumps(
         [{"change": c.label, "reason": reason} for c, reason in skipped]
     )
@@ -561,4 +608,4 @@ def _dataset(
         f"kelly_sleeve_fraction by a paired path bootstrap ({replicates} replicates, seed "
         f"{BOOTSTRAP_SEED}, percentile interval)"
     )
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    return attrs

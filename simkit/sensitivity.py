@@ -75,6 +75,15 @@ from simkit.aggregate import VARIABLES
 from simkit.calibrate import metric_names, metric_value
 from simkit.progress import RunsBar
 from simkit.scenario import Problem, ScenarioError, _line_index, parse_scenario
+from simkit.schema.analyses import (
+    MORRIS_INDICES,
+    MORRIS_VARIABLES,
+    SENSITIVITY_COORDINATES,
+    SENSITIVITY_VARIABLES,
+    SOBOL_INDICES,
+    SOBOL_VARIABLES,
+)
+from simkit.schema.results import CONFIDENCE, ResultVariable
 from simkit.schema.tables import TABLES
 from simkit.version import __version__
 
@@ -90,10 +99,8 @@ __all__ = [
 ]
 
 
-CONF = 0.95  # confidence of SALib's intervals (`_conf` half-widths)
+CONF = CONFIDENCE  # confidence of SALib's intervals (`_conf` half-widths): 0.95
 NUM_RESAMPLES = 1000  # SALib's bootstrap resamples for the intervals
-MORRIS_INDICES = ("mu_star", "mu_star_conf", "mu", "sigma")
-SOBOL_INDICES = ("S1", "S1_conf", "ST", "ST_conf")
 
 
 # --------------------------------------------------------------------------- the design
@@ -248,9 +255,6 @@ def _evaluate(
 def _sample_name(number: int) -> str:
     """The checkpoint of design row `number` in `<out>.partial/`."""
     return f"sample{number:07d}"
-
-
-# --------------------------------------------------------------------------- progress
 
 
 # --------------------------------------------------------------------------- the indices
@@ -426,66 +430,136 @@ def sensitivity(
     )
     metrics = tuple(table.metrics)
     d = design(table)
-    if model is None:
-        run_kwargs = dict(
-            paths=settings.paths,
-            seed=settings.seed,
-            chunk_size=settings.chunk_size,
-            engine=settings.engine,
-            float64=settings.float64,
-        )
-        model = ScenarioModel(scenario, metrics, run_kwargs)
-        for i in range(d.n):  # every set is valid before anything runs
-            model.variant(d.row(i))
-        model_name = "scenario"
-        simulated = True
-    else:
-        simulated = False
-        model_name = (
-            f"{type(model).__module__}.{getattr(model, '__qualname__', type(model).__qualname__)}"
-        )
-
+    simulated = model is None
+    model, model_name = _the_model(scenario, settings, metrics, d, model)
     resume = None
     if out is not None:
-        fingerprint = {
-            "scenario_sha256": hashlib.sha256(scenario.to_toml().encode()).hexdigest(),
-            "design_sha256": d.digest(),
-            "metrics": list(metrics),
-            "model": model_name,
-            "paths": settings.paths,
-            "seed": settings.seed,
-            "n_steps": settings.n_steps,
-            "chunk_size": settings.chunk_size,
-            "engine": settings.engine,
-            "dtype": settings.dtype,
-            "simkit_version": __version__,
-        }
-        resume = store.Checkpoints.open(out, fingerprint, "samples")
-
-    y = np.full((d.n, len(metrics)), np.nan)
-    se = np.full((d.n, len(metrics)), np.nan)
-    devices: set[str] = set()
-    todo: list[_SampleTask] = []
-    for i in range(d.n):
-        saved = resume.load(_sample_name(i)) if resume is not None else None
-        if saved is None:
-            todo.append(_SampleTask(i, tuple(d.row(i).items())))
-        else:
-            y[i], se[i] = saved["value"], saved["se"]
-            devices.add(str(saved["device"]))
+        resume = _checkpoints(out, scenario, settings, d, metrics, model_name)
+    found = _Evaluations.empty(d.n, len(metrics))
+    todo = found.load(d, resume)
     # The size that chooses the default executor: the runs' path-steps (an injected model's
     # sets run in this process).
     path_steps = settings.paths * (settings.n_steps + 1) * len(todo) if simulated else 0
     executor = run.choose_executor(scheduler, path_steps, settings.engine)
     bar = RunsBar(progress, d.n, f"sensitivity ({d.method})", done=d.n - len(todo))
+    _evaluate_sets(todo, executor, model, metrics, resume, found, bar)
+
+    attrs = store.run_attrs(
+        scenario,
+        settings,
+        wall_time_s=time.perf_counter() - started,
+        executor=executor.name if todo else "resumed",
+        device="; ".join(sorted(x for x in found.devices if x)) or "",
+        per_path=False,
+    )
+    indices = analyze(d, found.value, found.se)
+    ds = _dataset(scenario, d, metrics, found.value, found.se, indices, attrs, model_name)
+    if out is not None:
+        store.write_dataset(ds, out)
+        resume.finish()
+    return ds
+
+
+def _the_model(
+    scenario: Any,
+    settings: Any,
+    metrics: tuple[str, ...],
+    d: Design,
+    model: Callable[[Mapping[str, float]], Mapping[str, Any]] | None,
+) -> tuple[Callable[[Mapping[str, float]], Mapping[str, Any]], str]:
+    """The model that evaluates a set and its name: the injected `model`, or (None) a
+    `ScenarioModel` of the scenario in `settings`, every set of the design checked valid
+    before anything runs (ScenarioError if not)."""
+    if model is not None:
+        qualname = getattr(model, "__qualname__", type(model).__qualname__)
+        return model, f"{type(model).__module__}.{qualname}"
+    run_kwargs = dict(
+        paths=settings.paths,
+        seed=settings.seed,
+        chunk_size=settings.chunk_size,
+        engine=settings.engine,
+        float64=settings.float64,
+    )
+    scenario_model = ScenarioModel(scenario, metrics, run_kwargs)
+    for i in range(d.n):
+        scenario_model.variant(d.row(i))
+    return scenario_model, "scenario"
+
+
+def _checkpoints(
+    out: str | os.PathLike,
+    scenario: Any,
+    settings: Any,
+    d: Design,
+    metrics: tuple[str, ...],
+    model_name: str,
+) -> store.Checkpoints:
+    """The finished sets of this run in `<out>.partial/`, kept under the run's inputs (a
+    folder of another run is discarded)."""
+    fingerprint = {
+        "scenario_sha256": hashlib.sha256(scenario.to_toml().encode()).hexdigest(),
+        "design_sha256": d.digest(),
+        "metrics": list(metrics),
+        "model": model_name,
+        "paths": settings.paths,
+        "seed": settings.seed,
+        "n_steps": settings.n_steps,
+        "chunk_size": settings.chunk_size,
+        "engine": settings.engine,
+        "dtype": settings.dtype,
+        "simkit_version": __version__,
+    }
+    return store.Checkpoints.open(out, fingerprint, "samples")
+
+
+@dataclasses.dataclass
+class _Evaluations:
+    """The model's answers so far: each metric's value and standard error per set, `(sets,
+    metrics)` (NaN until the set is evaluated), and the devices that computed them."""
+
+    value: np.ndarray
+    se: np.ndarray
+    devices: set[str]
+
+    @classmethod
+    def empty(cls, sets: int, metrics: int) -> _Evaluations:
+        return cls(np.full((sets, metrics), np.nan), np.full((sets, metrics), np.nan), set())
+
+    def put(self, number: int, arrays: Mapping[str, np.ndarray]) -> None:
+        """Set `number`'s answer (`_evaluate`'s arrays, or their checkpoint)."""
+        self.value[number], self.se[number] = arrays["value"], arrays["se"]
+        self.devices.add(str(arrays["device"]))
+
+    def load(self, d: Design, resume: store.Checkpoints | None) -> list[_SampleTask]:
+        """Take the sets saved by an earlier run; the sets still to evaluate."""
+        todo = []
+        for i in range(d.n):
+            saved = resume.load(_sample_name(i)) if resume is not None else None
+            if saved is None:
+                todo.append(_SampleTask(i, tuple(d.row(i).items())))
+            else:
+                self.put(i, saved)
+        return todo
+
+
+def _evaluate_sets(
+    todo: list[_SampleTask],
+    executor: Any,
+    model: Callable[[Mapping[str, float]], Mapping[str, Any]],
+    metrics: tuple[str, ...],
+    resume: store.Checkpoints | None,
+    found: _Evaluations,
+    bar: RunsBar,
+) -> None:
+    """Evaluate the sets of `todo` on `executor` into `found`, each saved as it arrives. On a
+    failure before any set was saved or loaded, nothing is left behind."""
     try:
         if todo:
             with executor:
                 for task, arrays in executor.map_unordered(_evaluate, todo, model, metrics):
                     if resume is not None:
                         resume.save(_sample_name(task.number), arrays)
-                    y[task.number], se[task.number] = arrays["value"], arrays["se"]
-                    devices.add(str(arrays["device"]))
+                    found.put(task.number, arrays)
                     bar.advance()
     except BaseException:
         if resume is not None and resume.loaded == 0 and resume.saved == 0:
@@ -494,37 +568,22 @@ def sensitivity(
     finally:
         bar.close()
 
-    found = analyze(d, y, se)
-    attrs = store.run_attrs(
-        scenario,
-        settings,
-        wall_time_s=time.perf_counter() - started,
-        executor=executor.name if todo else "resumed",
-        device="; ".join(sorted(x for x in devices if x)) or "",
-        per_path=False,
-    )
-    ds = _dataset(scenario, d, metrics, y, se, found, attrs, model_name)
-    if out is not None:
-        store.write_dataset(ds, out)
-        resume.finish()
-    return ds
-
 
 # --------------------------------------------------------------------------- the dataset
 
-_INDEX_TEXT = {
-    "mu_star": "Morris mu*: mean absolute elementary effect, the metric's change per whole "
-    "range of the key (along its law)",
-    "mu_star_conf": f"half-width of the {CONF:.0%} bootstrap interval of mu*",
-    "mu": "Morris mu: mean elementary effect (its sign is the direction of the effect)",
-    "sigma": "Morris sigma: standard deviation of the elementary effects (non-linearity or "
-    "interactions)",
-    "S1": "Sobol' first-order index: share of the metric's variance the key explains alone",
-    "S1_conf": f"half-width of the {CONF:.0%} bootstrap interval of S1",
-    "ST": "Sobol' total index: share of the metric's variance due to the key with all its "
-    "interactions",
-    "ST_conf": f"half-width of the {CONF:.0%} bootstrap interval of ST",
-}
+
+def _variable(declared: ResultVariable, data: Any) -> Any:
+    """A declared variable (`simkit.schema.analyses`) holding `data`."""
+    import xarray as xr
+
+    return xr.Variable(declared.dims, data, declared.attrs)
+
+
+def _coordinate(name: str, data: Any) -> Any:
+    """The coordinate `name` (`SENSITIVITY_COORDINATES`, on its own dimension) holding `data`."""
+    import xarray as xr
+
+    return xr.Variable(name, data, SENSITIVITY_COORDINATES[name].attrs)
 
 
 def _dataset(
@@ -537,122 +596,87 @@ def _dataset(
     attrs: dict[str, Any],
     model_name: str,
 ) -> Any:
+    """The design, the evaluations and the indices as an `xarray.Dataset` (module docstring)."""
     import xarray as xr
 
-    units = [_metric_meta(m)[0] for m in metrics]
-    index_units = "the metric's units per whole range of the key (metric_units)"
     coords = {
-        "sample": xr.Variable(
-            "sample", np.arange(d.n), {"units": "1", "long_name": "sampled parameter set"}
-        ),
-        "key": xr.Variable(
-            "key", np.array(d.keys, dtype=str), {"units": "1", "long_name": "sampled scenario key"}
-        ),
-        "metric": xr.Variable(
-            "metric", np.array(metrics, dtype=str), {"units": "1", "long_name": "result metric"}
-        ),
+        "sample": _coordinate("sample", np.arange(d.n)),
+        "key": _coordinate("key", np.array(d.keys, dtype=str)),
+        "metric": _coordinate("metric", np.array(metrics, dtype=str)),
     }
-
-    def var(dims, data, units_, long_name, **extra):
-        return xr.Variable(dims, data, {"units": units_, "long_name": long_name, **extra})
-
     data = {
-        "input_value": var(
-            ("sample", "key"),
-            d.values,
-            "key_units",
-            "value of the key in the parameter set (in the key's own units, key_units)",
-        ),
-        "input_unit": var(
-            ("sample", "key"),
-            d.unit,
-            "1",
-            "position of the value in the key's range along its law, in [0, 1] (SALib's sample)",
-        ),
-        "key_low": var("key", np.array(d.low), "key_units", "low end of the key's range"),
-        "key_high": var("key", np.array(d.high), "key_units", "high end of the key's range"),
-        "key_law": var(
-            "key", np.array(d.law, dtype=str), "1", "sampling law: uniform or log-uniform"
-        ),
-        "key_units": var(
-            "key", np.array([_key_unit(k) for k in d.keys], dtype=str), "1", "units of the key"
-        ),
-        "metric_value": var(
-            ("sample", "metric"), y, "metric_units", "the metric of the parameter set's run"
-        ),
-        "metric_se": var(
-            ("sample", "metric"),
-            se,
-            "metric_units",
-            "standard error of the metric (Monte Carlo noise of the run; NaN: none known)",
-        ),
-        "metric_units": var("metric", np.array(units, dtype=str), "1", "units of the metric"),
-        "metric_long_name": var(
-            "metric",
-            np.array([_metric_meta(m)[1] for m in metrics], dtype=str),
-            "1",
-            "what the metric is",
-        ),
-        "metric_variance": var(
-            "metric",
-            found["variance"],
-            "metric_units squared",
-            "variance of the metric over the parameter sets (ddof = 1)",
-        ),
-        "noise_share": var(
-            "metric",
-            found["noise_share"],
-            "1",
-            "mean(se^2) / Var(metric): the share of the metric's variance over the sets that "
-            "independent Monte Carlo errors would make up (an upper bound under common random "
-            "numbers)",
-        ),
-        "noise_floor": var(
-            "metric",
-            found["noise_floor"],
-            "1" if d.method == "sobol" else index_units,
-            "the index (Sobol' ST, Morris mu*) a key with no effect reaches on independent "
-            "Monte Carlo noise alone",
-        ),
-        "within_noise": var(
-            ("key", "metric"),
-            found["within"].astype(np.int8),
-            "1",
-            "1 where the index (Sobol' ST, Morris mu*) is at or below noise_floor: Monte Carlo "
-            "noise of the runs could explain it",
+        **_input_variables(d),
+        **_metric_variables(metrics, y, se, found),
+        **_index_variables(d, found),
+    }
+    return xr.Dataset(data, coords=coords, attrs=_attrs(scenario, d, attrs, model_name))
+
+
+def _input_variables(d: Design) -> dict[str, Any]:
+    """The sampled sets and the keys' ranges."""
+    values = {
+        "input_value": d.values,
+        "input_unit": d.unit,
+        "key_low": np.array(d.low),
+        "key_high": np.array(d.high),
+        "key_law": np.array(d.law, dtype=str),
+        "key_units": np.array([_key_unit(k) for k in d.keys], dtype=str),
+    }
+    return {name: _variable(SENSITIVITY_VARIABLES[name], v) for name, v in values.items()}
+
+
+def _metric_variables(
+    metrics: tuple[str, ...], y: np.ndarray, se: np.ndarray, found: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """Each set's metrics, what the metrics are, and their spread and noise over the sets."""
+    values = {
+        "metric_value": y,
+        "metric_se": se,
+        "metric_units": np.array([_metric_meta(m)[0] for m in metrics], dtype=str),
+        "metric_long_name": np.array([_metric_meta(m)[1] for m in metrics], dtype=str),
+        "metric_variance": found["variance"],
+        "noise_share": found["noise_share"],
+    }
+    return {name: _variable(SENSITIVITY_VARIABLES[name], v) for name, v in values.items()}
+
+
+def _index_variables(d: Design, found: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The method's indices (`MORRIS_VARIABLES`, `SOBOL_VARIABLES`), their noise floor and
+    where they are within it (and Morris's trajectory of each set)."""
+    own = MORRIS_VARIABLES if d.method == "morris" else SOBOL_VARIABLES
+    data = {
+        "noise_floor": _variable(own["noise_floor"], found["noise_floor"]),
+        "within_noise": _variable(
+            SENSITIVITY_VARIABLES["within_noise"], found["within"].astype(np.int8)
         ),
     }
     if d.method == "morris":
-        data["trajectory"] = var(
-            "sample", np.arange(d.n) // (len(d.keys) + 1), "1", "Morris trajectory of the set"
-        )
+        trajectory = np.arange(d.n) // (len(d.keys) + 1)
+        data["trajectory"] = _variable(own["trajectory"], trajectory)
     for name in MORRIS_INDICES if d.method == "morris" else SOBOL_INDICES:
-        data[name] = var(
-            ("key", "metric"),
-            found[name],
-            index_units if d.method == "morris" else "1",
-            _INDEX_TEXT[name],
-        )
+        data[name] = _variable(own[name], found[name])
+    return data
+
+
+def _attrs(scenario: Any, d: Design, attrs: dict[str, Any], model_name: str) -> dict[str, Any]:
+    """The run's attributes (`attrs`) and the sensitivity's own: the design and the method."""
     name = scenario.path and Path(str(scenario.path)).name
-    attrs = dict(attrs)
-    attrs.update(
-        {
-            "title": f"simkit sensitivity of {name or 'a scenario'}",
-            "simkit_result": "sensitivity",
-            "method": d.method,
-            "samples": d.samples,
-            "levels": d.levels,
-            "sample_seed": d.seed,
-            "evaluations": d.n,
-            "conf_level": CONF,
-            "num_resamples": NUM_RESAMPLES,
-            "model": model_name,
-            "salib_version": _salib_version(),
-            "common_random_numbers": "every parameter set runs on the scenario's seed, cell 0 "
-            "and path indices: the same market paths",
-        }
-    )
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    return {
+        **attrs,
+        "title": f"simkit sensitivity of {name or 'a scenario'}",
+        "simkit_result": "sensitivity",
+        "method": d.method,
+        "samples": d.samples,
+        "levels": d.levels,
+        "sample_seed": d.seed,
+        "evaluations": d.n,
+        "conf_level": CONF,
+        "num_resamples": NUM_RESAMPLES,
+        "model": model_name,
+        "salib_version": _salib_version(),
+        "common_random_numbers": "every parameter set runs on the scenario's seed, cell 0 "
+        "and path indices: the same market paths",
+    }
 
 
 def _salib_version() -> str:

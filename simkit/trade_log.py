@@ -46,11 +46,20 @@ from typing import Any
 import numpy as np
 
 from simkit.schema.outcomes import CLOSE_REASONS, TRADE_KINDS, TRADE_LOG_ENDS, trade_end_counter
+from simkit.schema.results import (
+    TRADE_LOG_COORDINATES,
+    TRADE_LOG_DATES,
+    TRADE_LOG_VARIABLES,
+    ResultVariable,
+    trade_grid_variable,
+)
 from simkit.strategy import reference
 from simkit.strategy.reference.state import TradeRecord
 
 __all__ = [
     "CHECK_FIELDS",
+    "REASONS",
+    "TRADE_KINDS",
     "VARIABLES",
     "check",
     "columns",
@@ -60,6 +69,7 @@ __all__ = [
     "variables",
 ]
 
+# what `trade_reason` holds (`trade_kind` holds `TRADE_KINDS`)
 REASONS = (*CLOSE_REASONS, *(e.name for e in TRADE_LOG_ENDS))
 
 _SOURCE = (
@@ -67,59 +77,23 @@ _SOURCE = (
     "record); checked against the run engine's per-path results (attribute trade_log_check)"
 )
 
-# name -> (units, long_name, dtype); every variable is over `trade`.
-VARIABLES: dict[str, tuple[str, str, Any]] = {
-    "trade_path": ("1", "path index of the trade in its grid cell", np.int64),
-    "trade_kind": ("1", f"kind of position: {', '.join(TRADE_KINDS)}", str),
-    "trade_strike": (
-        "USD",
-        "strike (shares: the strike of the assigned put that delivered them)",
-        np.float64,
-    ),
-    "trade_open_step": ("day", "trading day the position was opened", np.int64),
-    "trade_close_step": (
-        "day",
-        "trading day the position ended (the horizon for positions still open)",
-        np.int64,
-    ),
-    "trade_contracts": ("contract", "contracts (shares: shares / 100)", np.float64),
-    "trade_premium": (
-        "USD/share",
-        "opening price per share: the sale fill of a short put or covered call, the price "
-        "paid for a hedge call, the spot on the assignment day for shares",
-        np.float64,
-    ),
-    "trade_close_price": (
-        "USD/share",
-        "closing price per share: the buy-back or sale fill, the intrinsic value at expiry or "
-        "assignment (0 when out of the money), the spot for shares, the mid (shares: the spot) "
-        "at the horizon for positions still open",
-        np.float64,
-    ),
-    "trade_reason": (
-        "1",
-        "how the position ended: a short put's trade end (simkit.schema.outcomes.TRADE_ENDS: "
-        f"{', '.join(CLOSE_REASONS)}), or expired_itm (a long call paid its intrinsic value), "
-        "called_away (the shares a covered call took away; the call itself ends "
-        "assigned_expiry), open (held at the horizon)",
-        str,
-    ),
-    "trade_pnl": (
-        "USD",
-        "P&L of the position, commissions included: short (premium - close price) or long "
-        "(close price - premium) x 100 x contracts, less the commissions paid on it",
-        np.float64,
-    ),
-    "trade_collateral": (
-        "USD",
-        "collateral tied up: strike x 100 x contracts / max_leverage for a short put (the "
-        "denominator of its Kelly return), 0 for the other kinds",
-        np.float64,
-    ),
-}
-_DATES = {
-    "trade_open_date": "calendar date of trade_open_step (history markets)",
-    "trade_close_date": "calendar date of trade_close_step (history markets)",
+# The log's variables, name -> `ResultVariable` (units, long name, over `trade`), declared in
+# the result registry; the dates of a history market beside them.
+VARIABLES = TRADE_LOG_VARIABLES
+_DATES = TRADE_LOG_DATES
+# how each variable is stored
+_DTYPES: dict[str, Any] = {
+    "trade_path": np.int64,
+    "trade_kind": str,
+    "trade_strike": np.float64,
+    "trade_open_step": np.int64,
+    "trade_close_step": np.int64,
+    "trade_contracts": np.float64,
+    "trade_premium": np.float64,
+    "trade_close_price": np.float64,
+    "trade_reason": str,
+    "trade_pnl": np.float64,
+    "trade_collateral": np.float64,
 }
 
 # The JAX engine's per-path results the log is checked against (`check`).
@@ -308,8 +282,6 @@ def variables(
     Returns:
       (data variables, coordinates): `trade`, `trade_cell` and `trade_<key>` per grid key.
     """
-    import xarray as xr
-
     numbers = list(cell_columns)
     counts = [len(cell_columns[n]["trade_path"]) for n in numbers]
     common = {"source": _SOURCE}
@@ -317,42 +289,40 @@ def variables(
     # HDF5 cannot chunk an empty dimension, so an empty log is stored plain.
     packed = {"zlib": True, "complevel": 4} if sum(counts) else {}
     data = {}
-    for name, (units, long_name, dtype) in VARIABLES.items():
+    for name, declared in VARIABLES.items():
+        dtype = _DTYPES[name]
         parts = [np.asarray(cell_columns[n][name]) for n in numbers]
         value = np.concatenate(parts) if parts else np.zeros(0, dtype)
         encoding = dict(packed, dtype="S1") if dtype is str and packed else packed
-        data[name] = xr.Variable(
-            "trade",
-            value.astype(dtype),
-            {"units": units, "long_name": long_name, **common},
-            encoding=encoding,
-        )
+        data[name] = _variable(declared, value.astype(dtype), encoding, **common)
     if numbers and "trade_open_date" in cell_columns[numbers[0]]:
-        for name, long_name in _DATES.items():
+        for name, declared in _DATES.items():
             value = np.concatenate([cell_columns[n][name] for n in numbers])
-            data[name] = xr.Variable("trade", value, {"long_name": long_name, **common})
-    total = sum(counts)
+            data[name] = _variable(declared, value, {}, **common)
     coords = {
-        "trade": xr.Variable(
-            "trade", np.arange(total), {"units": "1", "long_name": "trade index in the run"}
-        ),
-        "trade_cell": xr.Variable(
-            "trade",
+        "trade": _variable(TRADE_LOG_COORDINATES["trade"], np.arange(sum(counts)), {}),
+        "trade_cell": _variable(
+            TRADE_LOG_COORDINATES["trade_cell"],
             np.repeat(np.asarray(numbers, dtype=np.int64), counts),
-            {"units": "1", "long_name": "grid cell of the trade (row-major cell number)"},
-            encoding=packed,
+            packed,
         ),
     }
     keys = list(cell_coords[numbers[0]]) if numbers else []
     for key in keys:
         values = _coord_values([cell_coords[n][key] for n in numbers])
-        coords[f"trade_{key}"] = xr.Variable(
-            "trade",
-            np.repeat(values, counts),
-            {
-                "units": (key_units or {}).get(key, "1"),
-                "long_name": f"grid value of {key} in the trade's cell",
-            },
-            encoding=dict(packed, dtype="S1") if values.dtype.kind == "U" and packed else packed,
-        )
+        declared = trade_grid_variable(key, (key_units or {}).get(key, "1"))
+        encoding = dict(packed, dtype="S1") if values.dtype.kind == "U" and packed else packed
+        coords[declared.name] = _variable(declared, np.repeat(values, counts), encoding)
     return data, coords
+
+
+def _variable(
+    declared: ResultVariable, values: np.ndarray, encoding: dict[str, Any], **extra: str
+) -> Any:
+    """A declared variable (`ResultVariable`) as an `xarray.Variable` holding `values` (no
+    dims declared: the coordinate `trade` on its own dimension)."""
+    import xarray as xr
+
+    return xr.Variable(
+        declared.dims or declared.name, values, {**declared.attrs, **extra}, encoding=encoding
+    )

@@ -8,8 +8,9 @@
 - `strategy.StrategyConfig`: the strategy's parameters (the engines' record of the seven
   strategy tables).
 - `outcomes`: the names of what the strategy produces (trade ends, limits, buckets, inputs).
-- `results`: every result variable of a run and a stress file, declared once (name, extra
-  dimensions, units, long name).
+- `results`: every result variable of a run (with its trade log) and a stress file, declared
+  once (name, extra dimensions, units, long name); `analyses`: those of an explain and a
+  sensitivity file.
 
 Nothing here imports JAX, the engines, the run or I/O (import-linter contracts in
 pyproject.toml); every other layer may import it.

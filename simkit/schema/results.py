@@ -9,13 +9,19 @@ long name of every variable a run or a stress writes.
   read as `simkit.stress.STRESS_VARIABLES`), most of them the run's entries taken by name,
   `STRESS_EXTRAS` its per-stress and per-limit texts;
 - `COORDINATES` (and `grid_axis_attrs`, `histogram_coordinates`): the coordinates of both;
-- `PATHS_EQUITY`: the daily equity `simkit.simulate_paths` returns beside the per-path summary.
+- `PATHS_EQUITY`: the daily equity `simkit.simulate_paths` returns beside the per-path summary;
+- `TRADE_LOG_VARIABLES` (read as `simkit.trade_log.VARIABLES`), `TRADE_LOG_DATES`,
+  `TRADE_LOG_COORDINATES` and `trade_grid_variable`: a run's trade log (`simkit run --trades N`)
+  over its `trade` dimension.
+
+The analyses on runs declare theirs beside these, in `simkit.schema.analyses` (`simkit explain`,
+`simkit sensitivity`).
 
 An interval estimate `x` comes with its bounds `x_lo`, `x_hi` (and standard error `x_se`),
 each declared with its own text (`with_interval`). A name is declared once in a table (a
 second declaration raises). `dims` are the dimensions beyond the grid (run), beyond the grid
 and `path` (per path) or beyond (`stress`, `enforce_limits`) (stress metrics); a stress's
-extras and a coordinate not on its own dimension (`date`) list all of theirs.
+extras, the trade log and a coordinate not on its own dimension (`date`) list all of theirs.
 """
 
 from __future__ import annotations
@@ -24,7 +30,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from simkit.schema.outcomes import BUCKETS, CLOSE_COUNTERS, CLOSE_REASONS, LIMIT_NAMES
+from simkit.schema.outcomes import (
+    BUCKETS,
+    CLOSE_COUNTERS,
+    CLOSE_REASONS,
+    LIMIT_NAMES,
+    TRADE_KINDS,
+)
 
 __all__ = [
     "CONFIDENCE",
@@ -38,10 +50,14 @@ __all__ = [
     "RUN_VARIABLES",
     "STRESS_EXTRAS",
     "STRESS_VARIABLES",
+    "TRADE_LOG_COORDINATES",
+    "TRADE_LOG_DATES",
+    "TRADE_LOG_VARIABLES",
     "ResultVariable",
     "grid_axis_attrs",
     "histogram_coordinates",
     "per_path_variable",
+    "trade_grid_variable",
     "with_interval",
 ]
 
@@ -415,6 +431,91 @@ def per_path_variable(name: str) -> ResultVariable:
     if name.startswith("n_") or name.startswith("shares_"):
         return ResultVariable(name, *_counted(name))
     return ResultVariable(name, "1", name.replace("_", " "))
+
+
+# --------------------------------------------------------------------------- the trade log
+
+# `simkit run --trades N` (`simkit.trade_log`): one row per position over the `trade` dimension
+_trades = _Table()
+_trades.var("trade_path", "1", "path index of the trade in its grid cell", ("trade",))
+_trades.var("trade_kind", "1", f"kind of position: {', '.join(TRADE_KINDS)}", ("trade",))
+_trades.var(
+    "trade_strike",
+    "USD",
+    "strike (shares: the strike of the assigned put that delivered them)",
+    ("trade",),
+)
+_trades.var("trade_open_step", "day", "trading day the position was opened", ("trade",))
+_trades.var(
+    "trade_close_step",
+    "day",
+    "trading day the position ended (the horizon for positions still open)",
+    ("trade",),
+)
+_trades.var("trade_contracts", "contract", "contracts (shares: shares / 100)", ("trade",))
+_trades.var(
+    "trade_premium",
+    "USD/share",
+    "opening price per share: the sale fill of a short put or covered call, the price "
+    "paid for a hedge call, the spot on the assignment day for shares",
+    ("trade",),
+)
+_trades.var(
+    "trade_close_price",
+    "USD/share",
+    "closing price per share: the buy-back or sale fill, the intrinsic value at expiry or "
+    "assignment (0 when out of the money), the spot for shares, the mid (shares: the spot) "
+    "at the horizon for positions still open",
+    ("trade",),
+)
+_trades.var(
+    "trade_reason",
+    "1",
+    "how the position ended: a short put's trade end (simkit.schema.outcomes.TRADE_ENDS: "
+    f"{', '.join(CLOSE_REASONS)}), or expired_itm (a long call paid its intrinsic value), "
+    "called_away (the shares a covered call took away; the call itself ends "
+    "assigned_expiry), open (held at the horizon)",
+    ("trade",),
+)
+_trades.var(
+    "trade_pnl",
+    "USD",
+    "P&L of the position, commissions included: short (premium - close price) or long "
+    "(close price - premium) x 100 x contracts, less the commissions paid on it",
+    ("trade",),
+)
+_trades.var(
+    "trade_collateral",
+    "USD",
+    "collateral tied up: strike x 100 x contracts / max_leverage for a short put (the "
+    "denominator of its Kelly return), 0 for the other kinds",
+    ("trade",),
+)
+TRADE_LOG_VARIABLES = _trades.done()
+
+# a history market's calendar dates of the trades (no `units`: datetimes)
+_trade_dates = _Table()
+_trade_dates.var(
+    "trade_open_date", None, "calendar date of trade_open_step (history markets)", ("trade",)
+)
+_trade_dates.var(
+    "trade_close_date", None, "calendar date of trade_close_step (history markets)", ("trade",)
+)
+TRADE_LOG_DATES = _trade_dates.done()
+
+# where each trade belongs: its cell (and `trade_grid_variable` per grid key)
+_trade_coords = _Table()
+_trade_coords.var("trade", "1", "trade index in the run")
+_trade_coords.var("trade_cell", "1", "grid cell of the trade (row-major cell number)", ("trade",))
+TRADE_LOG_COORDINATES = _trade_coords.done()
+
+
+def trade_grid_variable(key: str, units: str = "1") -> ResultVariable:
+    """The coordinate `trade_<key>` of the trade log: grid key `key`'s value in each trade's
+    cell, in `units` (the grid axis's: `grid_axis_attrs`)."""
+    return ResultVariable(
+        f"trade_{key}", units, f"grid value of {key} in the trade's cell", ("trade",)
+    )
 
 
 # --------------------------------------------------------------------------- a stress's metrics

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from scipy.stats import norm
+from hand_market import MKT, SPREAD, C, bs_call, bs_put, one_path, one_rung
 
 from simkit.paths.market import MarketParams, market_to_numpy, simulate_market
 from simkit.precision import x64
@@ -24,43 +22,11 @@ from simkit.strategy.reference import INPUT_NAMES, simulate_path
 
 # --------------------------------------------------------------------------- a hand-built path
 
-R, SPREAD, C = 0.05, 0.10, 0.65
-MKT = SimpleNamespace(rate=R, iv_long_run=2.17, kappa=6.0, eta=1.0)
-BASELINE = dict(
-    iv=1.0,
-    short_interest=42.88,
-    vix=25.0,
-    btc_correlation=0.5,
-    bid_ask_spread=SPREAD,
-    open_interest=5000.0,
-    option_volume=1000.0,
-    liquidity_score=8.0,
-    borrow_cost=50.0,
-    volume_ratio=1.5,
-    thesis_event=0.0,
-    early_u=0.5,
-)
-
-
-def _bs_put(spot, strike, steps_left, vol):
-    t = steps_left / 252
-    d1 = (math.log(spot / strike) + (R + 0.5 * vol**2) * t) / (vol * math.sqrt(t))
-    d2 = d1 - vol * math.sqrt(t)
-    return strike * math.exp(-R * t) * norm.cdf(-d2) - spot * norm.cdf(-d1)
-
-
-def _bs_call(spot, strike, steps_left, vol):
-    return _bs_put(spot, strike, steps_left, vol) + spot - strike * math.exp(-R * steps_left / 252)
-
 
 def _records(spot):
-    """One $3 put tranche of 100 contracts on day 0 (no hedges), held to expiry; covered calls."""
-    cfg = StrategyConfig(
-        strikes=(3.0,),
-        weights=(1.0,),
-        max_single_strike_pct=1.0,
-        entry_every_days=10_000,
-        hedges=False,
+    """One $3 put tranche of 100 contracts on day 0 at IV 100 % (no hedges), held to expiry;
+    covered calls."""
+    cfg = one_rung(
         covered_calls=True,
         iv_exit=False,
         time_exit=False,
@@ -68,9 +34,7 @@ def _records(spot):
         stop_loss=False,
         early_assignment=False,
     )
-    path = {name: [value] * len(spot) for name, value in BASELINE.items()}
-    path["spot"] = spot
-    out = simulate_path(path, cfg, MKT, record_trades=True)
+    out = simulate_path(one_path(spot=spot, iv=1.0), cfg, MKT, record_trades=True)
     return out, [(r.kind, r.open_step, r.close_step, r.reason) for r in out["trades"]]
 
 
@@ -86,7 +50,7 @@ def test_records_of_an_assignment_a_covered_call_and_the_shares_called_away():
         ("covered_call", 26, 47, "assigned_expiry"),
     ]
     put, shares, call = out["trades"]
-    premium = _bs_put(3.0, 3.0, 26, 1.0) - SPREAD / 2
+    premium = bs_put(3.0, 3.0, 26, 1.0) - SPREAD / 2
     assert put.strike == 3.0 and put.contracts == 100.0
     assert put.premium == pytest.approx(premium, rel=1e-12)
     assert put.close_price == pytest.approx(0.5, rel=1e-12)  # intrinsic K - S
@@ -94,7 +58,7 @@ def test_records_of_an_assignment_a_covered_call_and_the_shares_called_away():
     assert put.collateral == pytest.approx(3.0 * 100 * 100 / 1.5, rel=1e-12)
     assert (shares.contracts, shares.premium, shares.close_price) == (100.0, 2.5, 4.0)
     assert shares.pnl == pytest.approx(1.5 * 1e4, rel=1e-12) and shares.collateral == 0.0
-    call_fill = _bs_call(2.5, 3.0, 21, 1.0) - SPREAD / 2
+    call_fill = bs_call(2.5, 3.0, 21, 1.0) - SPREAD / 2
     assert call.strike == 3.0 and call.premium == pytest.approx(call_fill, rel=1e-12)
     assert call.close_price == pytest.approx(1.0, rel=1e-12)  # intrinsic S - K
     assert call.pnl == pytest.approx((call_fill - 1.0) * 1e4 - C * 100, rel=1e-12)
@@ -111,10 +75,10 @@ def test_records_of_a_call_expiring_and_what_is_open_at_the_horizon():
         ("covered_call", 47, 48, "open"),
     ]
     _, shares, first, second = out["trades"]
-    call_fill = _bs_call(2.5, 3.0, 21, 1.0) - SPREAD / 2
+    call_fill = bs_call(2.5, 3.0, 21, 1.0) - SPREAD / 2
     assert first.close_price == 0.0
     assert first.pnl == pytest.approx(call_fill * 1e4 - C * 100, rel=1e-12)
-    mid = _bs_call(2.5, 3.0, 20, 1.0)
+    mid = bs_call(2.5, 3.0, 20, 1.0)
     assert second.close_price == pytest.approx(mid, rel=1e-12)
     assert second.pnl == pytest.approx((call_fill - mid) * 1e4 - C * 100, rel=1e-12)
     assert shares.close_price == 2.5 and shares.pnl == 0.0
