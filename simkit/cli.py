@@ -305,21 +305,63 @@ def _console():
 # --------------------------------------------------------------------------- subcommands
 
 
+def _add_run_flags(
+    p: Any,
+    paths_help: str,
+    *,
+    chunk_size: bool = False,
+    scheduler: bool = False,
+    float64: bool = False,
+    progress: bool = True,
+) -> None:
+    """The flags a command shares with `simkit run`, each declared here once: --paths (its
+    help given: what a path count means, and its default, differ by command), --seed,
+    --engine, --set, and those asked for: --chunk-size, --scheduler, --float64,
+    --no-progress. `_simulation_overrides` reads them."""
+    p.add_argument("--paths", type=int, help=paths_help)
+    p.add_argument("--seed", type=int, help="random seed of the paths (overrides simulation.seed)")
+    if chunk_size:
+        p.add_argument(
+            "--chunk-size", type=int, help="paths per task (overrides simulation.chunk_size)"
+        )
+    if scheduler:
+        p.add_argument(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="dask scheduler address (tcp://host:8786), or synchronous | threads | "
+            "processes; default: chosen by the size of the run",
+        )
+    p.add_argument("--engine", help="jax | reference (overrides simulation.engine)")
+    if float64:
+        p.add_argument("--float64", action="store_true", help="compute in float64")
+    _add_set_flag(p)
+    if progress:
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_set_flag(p: Any) -> None:
+    """--set KEY=VALUE, repeatable, into `args.overrides` (`_overrides` parses them)."""
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key, e.g. --set market.sigma=2.5 (repeatable)",
+    )
+
+
 def _cmd_run(sub: Any) -> None:
     p = sub.add_parser("run", help="simulate a scenario (its whole grid) and write a result file")
     p.add_argument("scenario", metavar="SCENARIO.toml")
-    p.add_argument("--paths", type=int, help="paths per grid cell (overrides simulation.paths)")
-    p.add_argument("--seed", type=int, help="random seed (overrides simulation.seed)")
+    _add_run_flags(
+        p,
+        "paths per grid cell (overrides simulation.paths)",
+        chunk_size=True,
+        scheduler=True,
+        float64=True,
+    )
     p.add_argument("--out", metavar="FILE.nc", help="result file (default results/<scenario>.nc)")
-    p.add_argument(
-        "--chunk-size", type=int, help="paths per task (overrides simulation.chunk_size)"
-    )
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="dask scheduler address (tcp://host:8786), or synchronous | threads | processes; "
-        "default: chosen by the size of the run",
-    )
     p.add_argument("--per-path", action="store_true", help="also store every path's summary")
     p.add_argument(
         "--trades",
@@ -336,22 +378,12 @@ def _cmd_run(sub: Any) -> None:
         "compressed HDF5 chunks: about 0.74 GB per million path-years in float32, 1.6 GB "
         "with --float64)",
     )
-    p.add_argument("--engine", help="jax | reference (overrides simulation.engine)")
-    p.add_argument("--float64", action="store_true", help="compute in float64")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a scenario key, e.g. --set market.sigma=2.5 (repeatable)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_command)
 
 
 def _simulation_overrides(args: argparse.Namespace) -> dict:
-    """`--set` overrides plus the `[simulation]` flags of `run` and `stress`."""
+    """`--set` overrides plus the `[simulation]` flags of `_add_run_flags` that the command
+    has (`run`, `stress`, `explain`)."""
     overrides = _overrides(args.overrides)
     for flag, key in (
         ("paths", "simulation.paths"),
@@ -359,9 +391,9 @@ def _simulation_overrides(args: argparse.Namespace) -> dict:
         ("chunk_size", "simulation.chunk_size"),
         ("engine", "simulation.engine"),
     ):
-        if getattr(args, flag) is not None:
+        if getattr(args, flag, None) is not None:
             overrides[key] = getattr(args, flag)
-    if args.float64:
+    if getattr(args, "float64", False):
         overrides["simulation.float64"] = True
     return overrides
 
@@ -418,7 +450,7 @@ def run_command(args: argparse.Namespace) -> int:
 def _cmd_check(sub: Any) -> None:
     p = sub.add_parser("check", help="validate a scenario and list its grid cells")
     p.add_argument("scenario", metavar="SCENARIO.toml")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _add_set_flag(p)
     p.set_defaults(func=check_command)
 
 
@@ -452,23 +484,6 @@ COMMANDS: list[Callable[[Any], None]] = [_cmd_run, _cmd_check]
 
 # --------------------------------------------------------------------------- claims, calibrate
 # (issue 5: each subcommand is one `_cmd_x(sub)` + its command function; append to COMMANDS)
-
-
-def _add_run_flags(p: Any, paths_help: str, progress: bool = True) -> None:
-    """--paths/--seed/--engine/--set (and --no-progress), as `run` has them."""
-    p.add_argument("--paths", type=int, help=paths_help)
-    p.add_argument("--seed", type=int, help="random seed (overrides simulation.seed)")
-    p.add_argument("--engine", help="jax | reference (overrides simulation.engine)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a scenario key, e.g. --set simulation.years=0.5 (repeatable)",
-    )
-    if progress:
-        p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _writable_file(out: Path, flag: str = "--out") -> None:
@@ -937,29 +952,17 @@ def _cmd_stress(sub: Any) -> None:
     p.add_argument(
         "--scenario", metavar="BASE.toml", help="base scenario (default scenarios/baseline.toml)"
     )
-    p.add_argument(
-        "--paths",
-        type=int,
-        help="paths per run (default: the base scenario's paths, at most "
+    _add_run_flags(
+        p,
+        "paths per run (default: the base scenario's paths, at most "
         f"{STRESS_DEFAULT_PATHS:,}; each stress is run 4 times on them)",
+        chunk_size=True,
+        scheduler=True,
+        float64=True,
     )
-    p.add_argument("--seed", type=int, help="random seed (overrides simulation.seed)")
     p.add_argument(
         "--out", metavar="FILE.nc", help="result file (default results/stress_<scenario>.nc)"
     )
-    p.add_argument("--chunk-size", type=int, help="paths per task")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="as for simkit run")
-    p.add_argument("--engine", help="jax | reference (overrides simulation.engine)")
-    p.add_argument("--float64", action="store_true", help="compute in float64")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a key of the base scenario (repeatable)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=stress_command)
 
 
@@ -1401,27 +1404,15 @@ def _cmd_explain(sub: Any) -> None:
         "changed, on the same paths",
     )
     p.add_argument("scenario", metavar="SCENARIO.toml", help="scenario without [grid]")
-    p.add_argument(
-        "--paths",
-        type=int,
-        help="paths per run (default: the scenario's paths, at most "
+    _add_run_flags(
+        p,
+        "paths per run (default: the scenario's paths, at most "
         f"{EXPLAIN_DEFAULT_PATHS:,}; the scenario and each change are one run each)",
+        scheduler=True,
     )
-    p.add_argument("--seed", type=int, help="random seed (overrides simulation.seed)")
     p.add_argument(
         "--out", metavar="FILE.nc", help="result file (default results/<scenario>.explain.nc)"
     )
-    p.add_argument("--scheduler", metavar="ADDRESS", help="as for simkit run")
-    p.add_argument("--engine", help="jax | reference (overrides simulation.engine)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a scenario key before the changes are applied (repeatable)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=explain_command)
 
 
@@ -1431,15 +1422,7 @@ def explain_command(args: argparse.Namespace) -> int:
     from simkit import explain, run
     from simkit.store import write_dataset
 
-    overrides = _overrides(args.overrides)
-    for flag, key in (
-        ("paths", "simulation.paths"),
-        ("seed", "simulation.seed"),
-        ("engine", "simulation.engine"),
-    ):
-        if getattr(args, flag) is not None:
-            overrides[key] = getattr(args, flag)
-    scenario = _load(args.scenario, overrides)
+    scenario = _load(args.scenario, _simulation_overrides(args))
     if scenario.grid:
         raise BadInput(
             f"{args.scenario}: grid: explain compares one scenario with itself; use a scenario "
@@ -1574,24 +1557,10 @@ def _cmd_sensitivity(sub: Any) -> None:
         type=int,
         help="Morris trajectories or the Sobol' base sample (overrides sensitivity.samples)",
     )
-    p.add_argument(
-        "--paths", type=int, help="paths per parameter set (overrides sensitivity.paths)"
-    )
-    p.add_argument("--seed", type=int, help="random seed of the paths (overrides simulation.seed)")
+    _add_run_flags(p, "paths per parameter set (overrides sensitivity.paths)", scheduler=True)
     p.add_argument(
         "--out", metavar="FILE.nc", help="result file (default results/<scenario>.sensitivity.nc)"
     )
-    p.add_argument("--scheduler", metavar="ADDRESS", help="as for simkit run")
-    p.add_argument("--engine", help="jax | reference (overrides simulation.engine)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a scenario key (repeatable), e.g. --set sensitivity.method=sobol",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=sensitivity_command)
 
 

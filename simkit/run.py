@@ -32,6 +32,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import xarray as xr
 
 from simkit import aggregate, compile_cache, store, streaming, trade_log
 from simkit.paths.history import history_market, history_moments
@@ -578,6 +579,182 @@ def _blocks(numbers: list[int], settings: RunSettings) -> list[Block]:
     ]
 
 
+class _RunReduction:
+    """Every cell's reduction while a run's blocks arrive, computed or read back from disk.
+
+    A block is handed to its cell's `aggregate.CellAccumulator` (created at the cell's first
+    block), which reduces the cell in path order; saved blocks of a resumed run that lie behind
+    a block still to compute wait on disk (`deferred`) until the reduction reaches them. Each
+    cell's daily equity goes to a `streaming.DailyColumns` (in the resume directory with `out`)
+    until its quantile bands are taken, and to the end with `settings.equity`. Once a cell is
+    complete its figures land in `results`, `samples`, `bands` (and `per_path_arrays`).
+    """
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        cells: list,
+        numbers: list[int],
+        resume: store.ResumeState | None,
+        out: str | os.PathLike | None,
+        per_path: bool,
+        n_logged: int,
+        progress: bool,
+    ):
+        self.settings = settings
+        self.cells, self.numbers = cells, numbers  # numbers[i]: the cell number of cells[i]
+        self.cell_of = dict(zip(numbers, cells, strict=True))
+        self.resume = resume
+        self.out = out
+        self.per_path = per_path
+        self.n_logged = n_logged  # paths per cell whose trades are logged
+        # A cell's per-path columns past 256 MiB go to files in the resume directory (removed
+        # with it), else in the system's temporary directory (`TMPDIR`).
+        self.spill_dir = store.partial_dir(Path(out).resolve()) if out is not None else None
+        # One reduction per cell, created at its first block and closed once the cell is done.
+        self.accumulators: dict[int, aggregate.CellAccumulator] = {}
+        # Every cell's histograms on the same edges, known once every cell is done.
+        self.histograms = aggregate.RunHistograms(len(cells), spill_dir=self.spill_dir)
+        self.results: dict[int, dict[str, Any]] = {}  # cell number -> `acc.result(...)`
+        self.per_path_arrays: dict[int, dict[str, np.ndarray]] = {}  # -> (paths, ...) each
+        self.samples: dict[int, np.ndarray] = {}  # -> (sample, day) equity curves, USD
+        self.bands: dict[int, np.ndarray] = {}  # -> (quantile, step) daily equity bands, USD
+        self.daily: dict[int, streaming.DailyColumns] = {}  # -> (paths, step) daily equity
+        self.devices: set[str] = set()
+        self.bar = _Progress(progress, len(cells), settings.paths * len(cells))
+        # Saved blocks of a resumed run behind a block still to compute, by cell and start.
+        self.deferred: dict[int, dict[int, Block]] = {n: {} for n in numbers}
+        # The engine's own per-path results of the paths the trade log keeps, by cell and block.
+        self.logged: dict[int, dict[int, dict[str, np.ndarray]]] = {n: {} for n in numbers}
+
+    def daily_of(self, number: int) -> streaming.DailyColumns:
+        """The daily equity of cell `number`, opened at first use."""
+        if number not in self.daily:
+            self.daily[number] = streaming.DailyColumns(
+                self.settings.paths,
+                self.settings.n_steps + 1,
+                self.settings.equity_dtype,
+                file=self.resume.daily_file(number) if self.resume is not None else None,
+            )
+        return self.daily[number]
+
+    def close_daily(self, *, remove: bool) -> None:
+        """Close every cell's daily equity still open (`remove`: delete its file too)."""
+        for number in list(self.daily):
+            self.daily.pop(number).close(remove=remove)
+
+    def plan(self, blocks: list[Block]) -> list[_Task]:
+        """Take the blocks a resumed run saved; the tasks of the blocks still to compute.
+
+        A saved block behind a block to compute is only noted (`deferred`): it is read when
+        its cell's reduction reaches it, so that it does not wait in memory."""
+        resume = self.resume
+        todo: list[_Task] = []
+        behind: set[int] = set()  # cells with a block to compute before their saved ones
+        for block in blocks:
+            number = block.cell_number
+            if resume is not None and number in behind and resume.has(block):
+                self.deferred[number][block.path_start] = block
+                continue
+            saved = resume.load(block) if resume is not None else None
+            if saved is None:
+                todo.append(_Task(self.cell_of[number], block))
+                behind.add(number)
+            else:
+                self.take(block, saved, computed=False)
+        return todo
+
+    def take_computed(self, block: Block, arrays: dict[str, np.ndarray]) -> None:
+        """A block a worker computed: its daily equity and resume file saved, then taken."""
+        resume = self.resume
+        # on disk before the block's file says it is done
+        self.daily_of(block.cell_number).write(
+            block.path_start, arrays.pop("_equity"), sync=resume is not None
+        )
+        if resume is not None:
+            resume.save(block, arrays)
+        self.take(block, arrays)
+
+    def take(self, block: Block, arrays: dict[str, np.ndarray], computed: bool = True) -> None:
+        """Reduce one block, then the deferred saved blocks it reaches; finish a full cell."""
+        self.devices.add(str(arrays.get("_device", "")))
+        number = block.cell_number
+        self._keep_logged(block, arrays)
+        if number not in self.accumulators:
+            self.accumulators[number] = aggregate.CellAccumulator(
+                self.settings.paths, keep_per_path=self.per_path, spill_dir=self.spill_dir
+            )
+        acc = self.accumulators[number]
+        acc.add(block.path_start, arrays)
+        self.bar.advance(block.n_paths, computed=computed)
+        self._take_deferred(number, acc)
+        if acc.complete:
+            self._finish_cell(number, acc, computed)
+
+    def _keep_logged(self, block: Block, arrays: dict[str, np.ndarray]) -> None:
+        if block.path_start < self.n_logged:
+            rows = slice(0, self.n_logged - block.path_start)
+            self.logged[block.cell_number][block.path_start] = {
+                k: np.asarray(arrays[k])[rows] for k in trade_log.CHECK_FIELDS
+            }
+
+    def _take_deferred(self, number: int, acc: aggregate.CellAccumulator) -> None:
+        """Read back and reduce the saved blocks of cell `number` that come next in path order."""
+        while acc.next_path in self.deferred[number]:
+            later = self.deferred[number].pop(acc.next_path)
+            saved = self.resume.load(later)
+            if saved is None:
+                raise RuntimeError(
+                    f"the saved block {later} of {store.partial_dir(self.out)} could not be "
+                    "read back (it was removed); run the same command again to compute it"
+                )
+            self._keep_logged(later, saved)
+            acc.add(later.path_start, saved)
+            self.bar.advance(later.n_paths, computed=False)
+
+    def _finish_cell(self, number: int, acc: aggregate.CellAccumulator, computed: bool) -> None:
+        """A complete cell: its equity bands, sample, aggregates (and per-path arrays)."""
+        resume, settings = self.resume, self.settings
+        saved = resume.load_bands(number) if resume is not None else None
+        if saved is None:
+            saved = self.daily_of(number).quantiles(aggregate.QUANTILES)
+            if resume is not None:
+                resume.save_bands(number, saved)
+        self.bands[number] = saved
+        if not settings.equity and number in self.daily:
+            self.daily.pop(number).close(remove=True)
+        self.samples[number] = acc.equity_sample()
+        cell = self.cell_of[number]
+        self.results[number] = acc.result(
+            strategy=cell.strategy, n_steps=settings.n_steps, rate=cell.market.rate
+        )
+        if self.per_path:
+            self.per_path_arrays[number] = acc.per_path()
+        self.histograms.keep(number, acc)
+        self.accumulators.pop(number).close()
+        self.bar.advance(0, cells=1, computed=computed)
+
+    def abandon(self) -> None:
+        """After a failure: keep what a rerun resumes from in `<out>.partial/`, or, if there
+        is nothing to resume, leave nothing behind."""
+        self.close_daily(remove=False)
+        kept = any(self.deferred.values())  # saved blocks of an earlier run, not read yet
+        resume = self.resume
+        if resume is not None and resume.loaded == 0 and resume.saved == 0 and not kept:
+            resume.finish()
+
+    def close(self) -> None:
+        """Stop the progress bar and release every open cell reduction and the histograms."""
+        self.bar.close()
+        for acc in self.accumulators.values():
+            acc.close()
+        self.histograms.close()
+
+    def device(self) -> str:
+        """The devices that computed the blocks, in words (this process's if none did)."""
+        return "; ".join(sorted(d for d in self.devices if d)) or device_description()
+
+
 def simulate(
     scenario: Any,
     *,
@@ -629,7 +806,6 @@ def simulate(
     Returns:
       the result dataset (`simkit.store.build_dataset` describes its variables).
     """
-
     started = time.perf_counter()
     compile_cache.enable()
     settings = resolve_settings(
@@ -647,188 +823,94 @@ def simulate(
         raise ValueError("equity_days is for runs kept in memory; it cannot be resumed from out")
     n_logged = _trade_log_paths(trades, settings.paths)
     cells = list(scenario.cells())
-    shape = tuple(scenario.shape)
-    numbers = [cell_number(c, shape) for c in cells]
-    cell_of = dict(zip(numbers, cells, strict=True))
+    numbers = [cell_number(c, tuple(scenario.shape)) for c in cells]
     executor = choose_executor(
         scheduler, settings.paths * (settings.n_steps + 1) * len(cells), settings.engine
     )
-
     resume = store.ResumeState.open(out, scenario, cells, settings) if out is not None else None
-    blocks = _blocks(numbers, settings)
-    # One reduction per cell, created at its first block and closed once the cell is done.
-    # A cell's per-path columns past 256 MiB go to files in the resume directory (removed with
-    # it), else in the system's temporary directory (`TMPDIR`).
-    spill_dir = store.partial_dir(Path(out).resolve()) if out is not None else None
-    accumulators: dict[int, aggregate.CellAccumulator] = {}
-    # Every cell's histograms on the same edges, known once every cell is done.
-    histograms = aggregate.RunHistograms(len(cells), spill_dir=spill_dir)
-    results: dict[int, dict[str, Any]] = {}
-    per_path_arrays: dict[int, dict[str, np.ndarray]] = {}
-    samples: dict[int, np.ndarray] = {}
-    # Every path's daily equity per cell, step by step (in the resume directory with `out`),
-    # until the cell's bands are taken (and to the end with `equity`).
-    daily: dict[int, streaming.DailyColumns] = {}
-    bands: dict[int, np.ndarray] = {}
+    reduction = _RunReduction(settings, cells, numbers, resume, out, per_path, n_logged, progress)
+    todo = _reduce_blocks(reduction, _blocks(numbers, settings), executor)
+    executor_name = executor.name if todo else "resumed"
+    ds = _run_dataset(scenario, reduction, executor_name, time.perf_counter() - started)
+    if resume is not None:
+        resume.finish()
+    return ds
 
-    def daily_of(number: int) -> streaming.DailyColumns:
-        if number not in daily:
-            daily[number] = streaming.DailyColumns(
-                settings.paths,
-                settings.n_steps + 1,
-                settings.equity_dtype,
-                file=resume.daily_file(number) if resume is not None else None,
-            )
-        return daily[number]
 
-    def close_daily(number: int) -> None:
-        if number in daily:
-            daily.pop(number).close(remove=True)
-
-    devices: set[str] = set()
-    bar = _Progress(progress, len(cells), settings.paths * len(cells))
-
-    # Saved blocks of a resumed run that lie behind a block still to compute are read only
-    # when their cell's reduction reaches them, so that they do not wait in memory.
-    deferred: dict[int, dict[int, Block]] = {n: {} for n in numbers}
-
-    # The engine's own per-path results of the paths the trade log keeps, by cell and block.
-    logged: dict[int, dict[int, dict[str, np.ndarray]]] = {n: {} for n in numbers}
-
-    def keep_logged(block: Block, arrays: dict[str, np.ndarray]) -> None:
-        if block.path_start < n_logged:
-            rows = slice(0, n_logged - block.path_start)
-            logged[block.cell_number][block.path_start] = {
-                k: np.asarray(arrays[k])[rows] for k in trade_log.CHECK_FIELDS
-            }
-
-    def take(block: Block, arrays: dict[str, np.ndarray], computed: bool = True) -> None:
-        devices.add(str(arrays.get("_device", "")))
-        number = block.cell_number
-        keep_logged(block, arrays)
-        if number not in accumulators:
-            accumulators[number] = aggregate.CellAccumulator(
-                settings.paths, keep_per_path=per_path, spill_dir=spill_dir
-            )
-        acc = accumulators[number]
-        acc.add(block.path_start, arrays)
-        bar.advance(block.n_paths, computed=computed)
-        while acc.next_path in deferred[number]:
-            later = deferred[number].pop(acc.next_path)
-            saved = resume.load(later)
-            if saved is None:
-                raise RuntimeError(
-                    f"the saved block {later} of {store.partial_dir(out)} could not be read "
-                    "back (it was removed); run the same command again to compute it"
-                )
-            keep_logged(later, saved)
-            acc.add(later.path_start, saved)
-            bar.advance(later.n_paths, computed=False)
-        if acc.complete:
-            saved = resume.load_bands(number) if resume is not None else None
-            if saved is None:
-                saved = daily_of(number).quantiles(aggregate.QUANTILES)
-                if resume is not None:
-                    resume.save_bands(number, saved)
-            bands[number] = saved
-            if not settings.equity:
-                close_daily(number)
-            samples[number] = acc.equity_sample()
-            results[number] = acc.result(
-                strategy=cell_of[number].strategy,
-                n_steps=settings.n_steps,
-                rate=cell_of[number].market.rate,
-            )
-            if per_path:
-                per_path_arrays[number] = acc.per_path()
-            histograms.keep(number, acc)
-            accumulators.pop(number).close()
-            bar.advance(0, cells=1, computed=computed)
-
+def _reduce_blocks(reduction: _RunReduction, blocks: list[Block], executor: Any) -> list[_Task]:
+    """Reduce every block of a run: the saved ones read back, the others computed on
+    `executor`; the tasks computed (none for a run resumed whole)."""
     todo: list[_Task] = []
     try:
-        behind: set[int] = set()  # cells with a block to compute before their saved ones
-        for block in blocks:
-            number = block.cell_number
-            if resume is not None and number in behind and resume.has(block):
-                deferred[number][block.path_start] = block
-                continue
-            saved = resume.load(block) if resume is not None else None
-            if saved is None:
-                todo.append(_Task(cell_of[number], block))
-                behind.add(number)
-            else:
-                take(block, saved, computed=False)
+        todo = reduction.plan(blocks)
         simulate_fn = _simulate_block  # looked up now, so a patched engine reaches the workers
         if todo:
             with executor:
                 for task, arrays in executor.map_unordered(
-                    _compute_task, todo, simulate_fn, settings
+                    _compute_task, todo, simulate_fn, reduction.settings
                 ):
-                    # on disk before the block's file says it is done
-                    daily_of(task.block.cell_number).write(
-                        task.block.path_start, arrays.pop("_equity"), sync=resume is not None
-                    )
-                    if resume is not None:
-                        resume.save(task.block, arrays)
-                    take(task.block, arrays)
-        histograms.finish(results)
+                    reduction.take_computed(task.block, arrays)
+        reduction.histograms.finish(reduction.results)
     except BaseException:
-        for number in list(daily):  # what a rerun resumes from stays in `<out>.partial/`
-            daily.pop(number).close(remove=False)
-        kept = any(deferred.values())  # saved blocks of an earlier run, not read yet
-        if resume is not None and resume.loaded == 0 and resume.saved == 0 and not kept:
-            resume.finish()  # nothing to resume: leave nothing behind
+        reduction.abandon()
         raise
     finally:
-        bar.close()
-        for acc in accumulators.values():
-            acc.close()
-        histograms.close()
+        reduction.close()
+    return todo
 
+
+def _run_dataset(scenario: Any, reduction: _RunReduction, executor: str, wall_time_s: float) -> Any:
+    """The finished run's dataset (with its trade log), written to `reduction.out` if given;
+    every cell's daily equity closed after (its files stay for the caller to remove)."""
     attrs = store.run_attrs(
         scenario,
-        settings,
-        wall_time_s=time.perf_counter() - started,
-        executor=executor.name if todo else "resumed",
-        device="; ".join(sorted(d for d in devices if d)) or device_description(),
-        per_path=per_path,
+        reduction.settings,
+        wall_time_s=wall_time_s,
+        executor=executor,
+        device=reduction.device(),
+        per_path=reduction.per_path,
     )
     try:
-        # every path's equity: streamed into the file with `out`, else held in the dataset
-        paths_equity: dict[int, np.ndarray] | bool = settings.equity and out is not None
-        if settings.equity:
-            for n in numbers:  # a cell resumed whole has not opened its file yet
-                daily_of(n)
-        if settings.equity and out is None:
-            paths_equity = {n: daily[n].paths(0, settings.paths) for n in numbers}
-        ds = store.build_dataset(
-            scenario,
-            cells,
-            numbers,
-            settings,
-            results,
-            samples,
-            per_path_arrays if per_path else None,
-            attrs,
-            bands=bands,
-            equity=paths_equity,
-        )
-        if n_logged:
-            ds = _add_trade_log(ds, cells, numbers, settings, n_logged, logged)
-        if out is not None:
-            streamed = []
-            if settings.equity:
-                grid_dims = tuple(ds["paths"].dims)
-                streamed = [_equity_variable(daily, numbers, cells, settings, grid_dims)]
-            store.write_dataset(ds, out, streamed)
-            if settings.equity:  # read lazily from the file, not held in memory
-                ds = ds.assign(equity=store.open_variable(out, "equity"))
+        return _build_run_dataset(scenario, reduction, attrs)
     finally:
-        for number in list(daily):
-            daily.pop(number).close(remove=False)
+        reduction.close_daily(remove=False)
+
+
+def _build_run_dataset(scenario: Any, reduction: _RunReduction, attrs: dict[str, Any]) -> Any:
+    """`store.build_dataset` of the reduced cells, the trade log added, written to `out`.
+
+    Every path's equity (`settings.equity`) is streamed into the file with `out`, and read
+    back from it lazily; without `out` it is held in the dataset."""
+    settings, out = reduction.settings, reduction.out
+    cells, numbers = reduction.cells, reduction.numbers
+    paths_equity: dict[int, np.ndarray] | bool = settings.equity and out is not None
+    if settings.equity:
+        for n in numbers:  # a cell resumed whole has not opened its file yet
+            reduction.daily_of(n)
+    if settings.equity and out is None:
+        paths_equity = {n: reduction.daily[n].paths(0, settings.paths) for n in numbers}
+    ds = store.build_dataset(
+        scenario,
+        cells,
+        numbers,
+        settings,
+        reduction.results,
+        reduction.samples,
+        reduction.per_path_arrays if reduction.per_path else None,
+        attrs,
+        bands=reduction.bands,
+        equity=paths_equity,
+    )
+    if reduction.n_logged:
+        ds = _add_trade_log(ds, cells, numbers, settings, reduction.n_logged, reduction.logged)
     if out is not None:
-        resume.finish()
+        streamed = []
+        if settings.equity:
+            grid_dims = tuple(ds["paths"].dims)
+            streamed = [_equity_variable(reduction.daily, numbers, cells, settings, grid_dims)]
+        store.write_dataset(ds, out, streamed)
+        if settings.equity:  # read lazily from the file, not held in memory
+            ds = ds.assign(equity=store.open_variable(out, "equity"))
     return ds
 
 
@@ -1051,8 +1133,6 @@ def simulate_paths(
       ValueError: a market input is unknown, missing, of the wrong shape, not finite, or a
         price is not positive; an unknown engine. ScenarioError: a scenario with a grid.
     """
-    import xarray as xr
-
     if scenario.grid:
         raise ScenarioError(
             scenario.path,
@@ -1063,23 +1143,50 @@ def simulate_paths(
     arrays = _check_market(market)
     compile_cache.enable()
     float64 = scenario.simulation.float64 if float64 is None else bool(float64)
-    n_paths, n_days = arrays["spot"].shape
+    n_days = arrays["spot"].shape[1]
     cell = scenario.cells()[0]
-    dtype = np.float64 if float64 else np.float32
     with x64(float64):
-        generated = market_to_numpy(
-            _market_block(cell.market, scenario.simulation.seed, 0, 0, n_paths, n_days - 1, float64)
-        )
-        generated["jump"] = np.zeros_like(generated["jump"])
-        for name, value in arrays.items():
-            generated[name] = value if value.dtype == bool else value.astype(dtype)
+        given = _given_market(arrays, cell, scenario.simulation.seed, float64)
         run_paths = (engine_jax if engine == "jax" else reference).simulate_paths
-        summary = run_paths(generated, cell.strategy, cell.market)
+        summary = run_paths(given, cell.strategy, cell.market)
+    attrs = {
+        "title": "simkit strategy on given market paths",
+        "scenario_path": str(scenario.path or ""),
+        "scenario_text": str(scenario.text),
+        "engine": engine,
+        "dtype": "float64" if float64 else "float32",
+        "n_steps": n_days - 1,
+        "given_inputs": ", ".join(sorted(arrays)),
+    }
+    return _per_path_dataset(summary, cell.strategy, attrs)
+
+
+def _given_market(
+    arrays: dict[str, np.ndarray], cell: Any, seed: int, float64: bool
+) -> dict[str, np.ndarray]:
+    """The market the engine runs in `simulate_paths`: the given inputs (checked by
+    `_check_market`, `(n_paths, n_days)` each) in the run's precision, and every other input
+    as the scenario generates it for paths `0 .. n_paths - 1` of `seed` (cell 0), no jumps."""
+    n_paths, n_days = arrays["spot"].shape
+    dtype = np.float64 if float64 else np.float32
+    generated = market_to_numpy(
+        _market_block(cell.market, seed, 0, 0, n_paths, n_days - 1, float64)
+    )
+    generated["jump"] = np.zeros_like(generated["jump"])
+    for name, value in arrays.items():
+        generated[name] = value if value.dtype == bool else value.astype(dtype)
+    return generated
+
+
+def _per_path_dataset(summary: dict[str, np.ndarray], strategy: Any, attrs: dict) -> Any:
+    """An engine's per-path summary of one market, with the derived per-path figures and the
+    daily `equity`, as a dataset on `path` (and `strike`, `step`)."""
+    n_paths, n_days = np.shape(summary["equity"])
     equity = np.asarray(summary["equity"], dtype=np.float64)
     derived = aggregate.derive_block(
         summary,
         n_steps=n_days - 1,
-        monthly_addition=cell.strategy.monthly_addition,
+        monthly_addition=strategy.monthly_addition,
         path_start=0,
         n_sample=0,
     )
@@ -1093,15 +1200,6 @@ def simulate_paths(
     coords = {
         "path": np.arange(n_paths),
         "step": np.arange(n_days),
-        "strike": np.asarray(cell.strategy.strikes, dtype=np.float64),
-    }
-    attrs = {
-        "title": "simkit strategy on given market paths",
-        "scenario_path": str(scenario.path or ""),
-        "scenario_text": str(scenario.text),
-        "engine": engine,
-        "dtype": "float64" if float64 else "float32",
-        "n_steps": n_days - 1,
-        "given_inputs": ", ".join(sorted(arrays)),
+        "strike": np.asarray(strategy.strikes, dtype=np.float64),
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)

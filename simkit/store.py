@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from simkit import aggregate
 from simkit.paths.history_csv import load_history
@@ -382,8 +383,6 @@ def run_attrs(
     per_path: bool,
 ) -> dict[str, Any]:
     """Dataset attributes of a run (NetCDF-safe types)."""
-    import xarray
-
     sim = scenario.simulation
     attrs = {
         "title": f"simkit run of {Path(str(scenario.path)).name if scenario.path else 'a scenario'}",
@@ -404,7 +403,7 @@ def run_attrs(
         "simkit_version": __version__,
         "jax_version": importlib.metadata.version("jax"),  # read, not imported: no JAX here
         "numpy_version": np.__version__,
-        "xarray_version": xarray.__version__,
+        "xarray_version": xr.__version__,
         "device": device,
         "executor": executor,
         "wall_time_s": float(wall_time_s),
@@ -461,8 +460,6 @@ def _ladders(cells: list) -> tuple[str, list[tuple[float, ...]]]:
 
 def open_variable(path: str | os.PathLike, name: str) -> Any:
     """One variable of a result file, read lazily (the file stays open while it is used)."""
-    import xarray as xr
-
     return xr.open_dataset(path, engine="h5netcdf")[name].variable
 
 
@@ -470,6 +467,139 @@ def equity_chunks(n_grid: int, n_paths: int, n_days: int) -> tuple[int, ...]:
     """HDF5 chunks of the `equity` variable: one cell, up to 1024 paths x 256 days (1 MiB of
     float32): one path's curve of a year in one chunk."""
     return (1,) * n_grid + (min(n_paths, 1024), min(n_days, 256))
+
+
+def _grid_coords(scenario: Any, cells: list) -> dict[str, Any]:
+    """One coordinate per grid axis (its values), and each key zipped with it."""
+    coords: dict[str, Any] = {}
+    for position, axis in enumerate(_axes(scenario)):
+        coords[axis.name] = xr.Variable(
+            axis.name, _coord_values(list(axis.values)), grid_axis_attrs(axis.name)
+        )
+        for key, values in _zipped(axis, position, cells).items():
+            coords[key] = xr.Variable(axis.name, _coord_values(values), grid_axis_attrs(key))
+    return coords
+
+
+def _result_coords(
+    scenario: Any, cells: list, settings: Any, first_result: dict[str, Any]
+) -> dict[str, Any]:
+    """The coordinates of a run's extra dimensions: outcome names, histogram bins (the run's
+    one set of edges, `simkit.aggregate.RunHistograms`, read off `first_result`), the ladder,
+    `day` (with the history's `date` in a replay) and `sample`."""
+    values = {
+        "quantile": np.asarray(aggregate.QUANTILES),
+        "close_reason": np.asarray(aggregate.CLOSE_REASONS),
+        "limit": np.asarray(aggregate.LIMITS),
+        "bucket": np.asarray(aggregate.BUCKETS),
+    }
+    coords = {name: xr.Variable(name, v, COORDINATES[name].attrs) for name, v in values.items()}
+    for name in aggregate.HISTOGRAMS:
+        edges = np.asarray(first_result[f"{name}_bin_edge"], dtype=np.float64)
+        centre, edge = histogram_coordinates(name)
+        coords[centre.name] = xr.Variable(centre.name, (edges[:-1] + edges[1:]) / 2, centre.attrs)
+        coords[edge.name] = xr.Variable(edge.name, edges, edge.attrs)
+    rung_dim, ladders = _ladders(cells)
+    if rung_dim == "strike":
+        coords["strike"] = xr.Variable(
+            "strike", np.asarray(ladders[0]), COORDINATES["strike"].attrs
+        )
+    else:
+        n_rungs = max(len(ladder) for ladder in ladders)
+        coords["rung"] = xr.Variable("rung", np.arange(n_rungs), COORDINATES["rung"].attrs)
+    n_days = settings.n_steps + 1
+    coords["day"] = xr.Variable("day", np.arange(n_days), COORDINATES["day"].attrs)
+    if getattr(scenario, "replay", False):  # the history's dates on its days
+        dates = load_history(cells[0].market.history).dates[:n_days]
+        coords["date"] = xr.Variable(
+            "day", dates.astype("datetime64[ns]"), COORDINATES["date"].attrs
+        )
+    coords["sample"] = xr.Variable(
+        "sample", np.arange(settings.n_sample), COORDINATES["sample"].attrs
+    )
+    return coords
+
+
+@dataclasses.dataclass(frozen=True)
+class _Grid:
+    """Where each cell's values go in a result: the grid's dimensions and shape, each cell's
+    position, and the ladder's dimension (`strike`, or `rung` for ladders that differ)."""
+
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    positions: dict[int, tuple[int, ...]]  # cell number -> its index in the grid
+    rung_dim: str
+
+    def array(
+        self,
+        per_cell: dict[int, Any],
+        trailing: tuple[int, ...],
+        fill: Any = np.nan,
+        dtype: Any = np.float64,
+    ) -> np.ndarray:
+        """Each cell's values at its grid position: `shape + trailing`, a cell's values placed
+        from index 0 along each trailing dimension (a shorter ladder), `fill` elsewhere."""
+        array = np.full(self.shape + trailing, fill, dtype=dtype)
+        for number, values in per_cell.items():
+            values = np.asarray(values)
+            array[self.positions[number] + tuple(slice(0, s) for s in values.shape)] = values
+        return array
+
+    def variable(self, extra: tuple[str, ...], array: np.ndarray, attrs: dict) -> Any:
+        """A variable over the grid's dimensions and then `extra`."""
+        return xr.Variable(self.dims + extra, array, attrs)
+
+
+def _aggregate_variables(
+    grid: _Grid,
+    coords: dict[str, Any],
+    results: dict[int, dict[str, Any]],
+    cells: list,
+    numbers: list[int],
+) -> dict[str, Any]:
+    """`RUN_VARIABLES` over the grid (NaN, or 0 for `paths`, where a cell has none), and
+    `ladder_strike` when the cells' ladders differ."""
+    data_vars: dict[str, Any] = {}
+    for name, variable in RUN_VARIABLES.items():
+        extra = tuple(grid.rung_dim if d == "strike" else d for d in variable.dims)
+        sizes = tuple(coords[d].size for d in extra)
+        dtype = np.int64 if name == "paths" else np.float64
+        fill = np.nan if dtype == np.float64 else 0
+        per_cell = {number: result[name] for number, result in results.items()}
+        array = grid.array(per_cell, sizes, fill, dtype)
+        data_vars[name] = grid.variable(extra, array, variable.attrs)
+    if grid.rung_dim == "rung":
+        strikes = {
+            n: [float(k) for k in c.strategy.strikes] for n, c in zip(numbers, cells, strict=True)
+        }
+        ladder = grid.array(strikes, (coords["rung"].size,))
+        data_vars["ladder_strike"] = grid.variable(
+            ("rung",), ladder, RUN_CURVES["ladder_strike"].attrs
+        )
+    return data_vars
+
+
+def _per_path_variables(
+    grid: _Grid,
+    per_path: dict[int, dict[str, np.ndarray]],
+    first_number: int,
+    n_paths: int,
+    n_rungs: int,
+) -> dict[str, Any]:
+    """Every per-path summary over (grid..., `path`) (a ladder's over `strike` or `rung` too),
+    in its own dtype, NaN (0 for whole numbers) where a cell has none."""
+    data_vars: dict[str, Any] = {}
+    for name, first in per_path[first_number].items():
+        if name in _PER_PATH_SKIP or name.startswith("_"):
+            continue
+        extra = (grid.rung_dim,) if first.ndim == 2 else ()
+        width = (n_rungs,) if first.ndim == 2 else ()
+        fill = np.nan if np.issubdtype(first.dtype, np.floating) else 0
+        per_cell = {number: arrays[name] for number, arrays in per_path.items()}
+        array = grid.array(per_cell, (n_paths,) + width, fill, first.dtype)
+        meta = per_path_variable(name).attrs
+        data_vars[name] = grid.variable(("path",) + extra, array, meta)
+    return data_vars
 
 
 def build_dataset(
@@ -501,121 +631,38 @@ def build_dataset(
         `equity`), or True when it is written into the file apart (`store.equity_chunks`, a
         `StreamedVariable`): the `path` and `step` coordinates are then added.
     """
-    import xarray as xr
-
-    axes = _axes(scenario)
-    shape = tuple(scenario.shape)
-    grid_dims = tuple(axis.name for axis in axes)
-    coords: dict[str, Any] = {}
-    for position, axis in enumerate(axes):
-        coords[axis.name] = xr.Variable(
-            axis.name, _coord_values(list(axis.values)), grid_axis_attrs(axis.name)
-        )
-        for key, values in _zipped(axis, position, cells).items():
-            coords[key] = xr.Variable(axis.name, _coord_values(values), grid_axis_attrs(key))
-
-    rung_dim, ladders = _ladders(cells)
-    n_rungs = max(len(ladder) for ladder in ladders)
-    values = {
-        "quantile": np.asarray(aggregate.QUANTILES),
-        "close_reason": np.asarray(aggregate.CLOSE_REASONS),
-        "limit": np.asarray(aggregate.LIMITS),
-        "bucket": np.asarray(aggregate.BUCKETS),
-    }
-    for name, variable in values.items():
-        coords[name] = xr.Variable(name, variable, COORDINATES[name].attrs)
-    first_result = results[numbers[0]]
-    for name in aggregate.HISTOGRAMS:
-        # One set of edges for the whole run (`simkit.aggregate.RunHistograms`).
-        edges = np.asarray(first_result[f"{name}_bin_edge"], dtype=np.float64)
-        centre, edge = histogram_coordinates(name)
-        coords[centre.name] = xr.Variable(centre.name, (edges[:-1] + edges[1:]) / 2, centre.attrs)
-        coords[edge.name] = xr.Variable(edge.name, edges, edge.attrs)
-    if rung_dim == "strike":
-        coords["strike"] = xr.Variable(
-            "strike", np.asarray(ladders[0]), COORDINATES["strike"].attrs
-        )
-    else:
-        coords["rung"] = xr.Variable("rung", np.arange(n_rungs), COORDINATES["rung"].attrs)
-    n_days = settings.n_steps + 1
-    n_sample = settings.n_sample
-    coords["day"] = xr.Variable("day", np.arange(n_days), COORDINATES["day"].attrs)
-    if getattr(scenario, "replay", False):  # the history's dates on its days
-        dates = load_history(cells[0].market.history).dates[:n_days]
-        coords["date"] = xr.Variable(
-            "day", dates.astype("datetime64[ns]"), COORDINATES["date"].attrs
-        )
-    coords["sample"] = xr.Variable("sample", np.arange(n_sample), COORDINATES["sample"].attrs)
-
-    positions = {n: tuple(c.index) for n, c in zip(numbers, cells, strict=True)}
-    data_vars: dict[str, Any] = {}
-    for name, variable in RUN_VARIABLES.items():
-        extra = tuple(rung_dim if d == "strike" else d for d in variable.dims)
-        sizes = tuple(coords[d].size for d in extra)
-        dtype = np.int64 if name == "paths" else np.float64
-        array = np.full(shape + sizes, np.nan if dtype == np.float64 else 0, dtype=dtype)
-        for number, result in results.items():
-            value = np.asarray(result[name])
-            array[positions[number] + tuple(slice(0, s) for s in value.shape)] = value
-        data_vars[name] = xr.Variable(grid_dims + extra, array, variable.attrs)
-    if rung_dim == "rung":
-        ladder = np.full(shape + (n_rungs,), np.nan)
-        for number, cell in zip(numbers, cells, strict=True):
-            strikes = [float(k) for k in cell.strategy.strikes]
-            ladder[positions[number] + (slice(0, len(strikes)),)] = strikes
-        data_vars["ladder_strike"] = xr.Variable(
-            grid_dims + ("rung",),
-            ladder,
-            RUN_CURVES["ladder_strike"].attrs,
-        )
-
-    first = samples[numbers[0]]
-    sample = np.full(shape + (n_sample, n_days), np.nan, dtype=first.dtype)
-    for number, curves in samples.items():
-        sample[positions[number]] = curves
-    data_vars["equity_sample"] = xr.Variable(
-        grid_dims + ("sample", "day"),
-        sample,
-        RUN_CURVES["equity_sample"].attrs,
+    coords = _grid_coords(scenario, cells)
+    coords.update(_result_coords(scenario, cells, settings, results[numbers[0]]))
+    grid = _Grid(
+        dims=tuple(axis.name for axis in _axes(scenario)),
+        shape=tuple(scenario.shape),
+        positions={n: tuple(c.index) for n, c in zip(numbers, cells, strict=True)},
+        rung_dim=_ladders(cells)[0],
     )
-
+    data_vars = _aggregate_variables(grid, coords, results, cells, numbers)
+    n_days, n_sample = settings.n_steps + 1, settings.n_sample
+    sample_dtype = samples[numbers[0]].dtype
+    sample = grid.array(samples, (n_sample, n_days), dtype=sample_dtype)
+    data_vars["equity_sample"] = grid.variable(
+        ("sample", "day"), sample, RUN_CURVES["equity_sample"].attrs
+    )
     if bands is not None or equity is not False:
         coords["step"] = xr.Variable("step", np.arange(n_days), COORDINATES["step"].attrs)
     if bands is not None:
         levels = len(aggregate.QUANTILES)
-        array = np.full(shape + (levels, n_days), np.nan)
-        for number, values in bands.items():
-            array[positions[number]] = values
-        data_vars["equity_quantile"] = xr.Variable(
-            grid_dims + ("quantile", "step"), array, RUN_CURVES["equity_quantile"].attrs
+        array = grid.array(bands, (levels, n_days))
+        data_vars["equity_quantile"] = grid.variable(
+            ("quantile", "step"), array, RUN_CURVES["equity_quantile"].attrs
         )
     if per_path is not None or equity is not False:
         coords["path"] = xr.Variable("path", np.arange(settings.paths), COORDINATES["path"].attrs)
     if isinstance(equity, dict):
         first = equity[numbers[0]]
-        array = np.full(shape + first.shape, np.nan, dtype=first.dtype)
-        for number, values in equity.items():
-            array[positions[number]] = values
-        data_vars["equity"] = xr.Variable(
-            grid_dims + ("path", "step"), array, RUN_CURVES["equity"].attrs
-        )
+        array = grid.array(equity, first.shape, dtype=first.dtype)
+        data_vars["equity"] = grid.variable(("path", "step"), array, RUN_CURVES["equity"].attrs)
     if per_path is not None:
-        for name in per_path[numbers[0]]:
-            if name in _PER_PATH_SKIP or name.startswith("_"):
-                continue
-            first = per_path[numbers[0]][name]
-            extra = (rung_dim,) if first.ndim == 2 else ()
-            width = (n_rungs,) if first.ndim == 2 else ()
-            fill = np.nan if np.issubdtype(first.dtype, np.floating) else 0
-            array = np.full(shape + (settings.paths,) + width, fill, dtype=first.dtype)
-            for number, arrays in per_path.items():
-                value = arrays[name]
-                array[
-                    positions[number] + (slice(None),) + tuple(slice(0, s) for s in value.shape[1:])
-                ] = value
-            meta = per_path_variable(name).attrs
-            data_vars[name] = xr.Variable(grid_dims + ("path",) + extra, array, meta)
-
+        n_rungs = coords[grid.rung_dim].size
+        data_vars.update(_per_path_variables(grid, per_path, numbers[0], settings.paths, n_rungs))
     return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs))
 
 

@@ -253,12 +253,25 @@ def stress_metrics(
       name -> float, or a float64 array over the variable's extra dimensions.
     """
     out: dict[str, Any] = {}
+    out.update(_outcome_metrics(per_path))
+    out.update(_return_metrics(per_path, baseline, cash_return))
+    out.update(_trade_metrics(per_path))
+    out.update(_shock_day_metrics(per_path, shock_day, added_on_shock_day))
+    out.update(_after_shock_metrics(per_path, shock_day, before, baseline))
+    out.update(_limit_metrics(per_path, n_steps, shock_day))
+    out.update(_stop_loss_metrics(per_path, no_stop))
+    out["equity_quantile"] = _equity_quantiles(n_steps, equity_bands, equity_sample)
+    return {k: (np.asarray(v, dtype=np.float64) if k != "paths" else v) for k, v in out.items()}
+
+
+def _outcome_metrics(per_path: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """Path count, initial equity, the shares of ruin, margin calls and losses (with their
+    confidence intervals), margin calls per path and the final equity."""
+    out: dict[str, Any] = {}
     final = _f64(per_path, "final_equity")
     n = final.size
     initial = _f64(per_path, "initial_equity") * np.ones(n)
     pnl = final - _f64(per_path, "contributions") - initial
-    total = _f64(per_path, "total_return")
-    loss = -total
     out["paths"] = n
     out["initial_equity"] = float(initial.mean())
     _share(out, "prob_ruin", _f64(per_path, "ruined") > 0)
@@ -268,6 +281,20 @@ def stress_metrics(
     out["margin_calls_per_path"] = float(margin_calls.mean())
     out["final_equity_mean"] = float(final.mean())
     out["final_equity_median"] = float(np.median(final))
+    return out
+
+
+def _return_metrics(
+    per_path: Mapping[str, np.ndarray],
+    baseline: Mapping[str, np.ndarray] | None,
+    cash_return: float,
+) -> dict[str, Any]:
+    """The horizon return: against the baseline's same paths (0 for the baseline itself),
+    its mean, median and quantiles, against cash, its tail (VaR, CVaR), and the median
+    annual return and drawdown."""
+    out: dict[str, Any] = {}
+    final = _f64(per_path, "final_equity")
+    total = _f64(per_path, "total_return")
     if baseline is None:
         for key in ("equity_vs_baseline", "total_return_vs_baseline"):
             out[f"{key}_mean"], out[f"{key}_se"] = 0.0, 0.0
@@ -291,7 +318,12 @@ def stress_metrics(
         )
     out["annual_return_median"] = _median(_f64(per_path, "annual_return"))
     out["max_drawdown_median"] = _median(_f64(per_path, "max_drawdown"))
+    return out
 
+
+def _trade_metrics(per_path: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """Short-put trades per path, their win rate, how they ended and the P&L attribution."""
+    out: dict[str, Any] = {}
     n_trades = _f64(per_path, "n_trades")
     out["trades_per_path"] = float(n_trades.mean())
     out["win_rate_trade"] = (
@@ -300,8 +332,15 @@ def stress_metrics(
     counters = CLOSE_COUNTERS  # the per-trade end states, in CLOSE_REASONS order
     out["closes_per_path"] = np.array([_f64(per_path, c).mean() for c in counters])
     out["attribution_mean"] = np.array([_f64(per_path, b).mean() for b in aggregate.BUCKETS])
+    return out
 
-    # the shock day
+
+def _shock_day_metrics(
+    per_path: Mapping[str, np.ndarray], shock_day: int, added_on_shock_day: float
+) -> dict[str, Any]:
+    """The sleeve's return and P&L on the shock's first day (NaN without that day's equity,
+    or below `MIN_CONDITIONAL` paths with a return)."""
+    out: dict[str, Any] = {}
     out["shock_day_return_quantile"] = np.full(len(aggregate.QUANTILES), math.nan)
     out["shock_day_return_mean"] = out["shock_day_return_se"] = math.nan
     out["shock_day_pnl_mean"] = math.nan
@@ -315,8 +354,18 @@ def stress_metrics(
             out["shock_day_return_mean"], out["shock_day_return_se"] = est.estimate, est.se
             out["shock_day_return_quantile"] = np.quantile(day_ret[valid], aggregate.QUANTILES)
             out["shock_day_pnl_mean"] = float(day_pnl[valid].mean())
+    return out
 
-    # trading after the shock
+
+def _after_shock_metrics(
+    per_path: Mapping[str, np.ndarray],
+    shock_day: int,
+    before: Mapping[str, np.ndarray] | None,
+    baseline: Mapping[str, np.ndarray] | None,
+) -> dict[str, Any]:
+    """Trading from the shock's first day on: the share of paths that stopped and why, and
+    the tranches sold, stressed and (with `baseline`) unstressed. NaN without `before`."""
+    out: dict[str, Any] = {}
     for key in ("prob_stopped_trading", "prob_stopped_trading_lo", "prob_stopped_trading_hi"):
         out[key] = math.nan
     out["stopped_trading_share"] = np.full(len(STOP_CAUSES), math.nan)
@@ -334,22 +383,32 @@ def stress_metrics(
             plain = _f64(baseline, "n_tranches") - _f64(before, "n_tranches")
             out["prob_stopped_trading_unstressed"] = float((plain == 0).mean())
             out["tranches_after_shock_per_path_unstressed"] = float(plain.mean())
+    return out
 
-    path_days = n * (n_steps + 1)
-    for key in (
-        "breach_path_share",
-        "breach_share",
-        "days_to_first_breach_median",
-        "days_to_first_breach_after_shock_median",
-        "breach_after_shock_share",
-        "loss_given_breach",
-        "loss_given_no_breach",
-        "loss_given_breach_count",
-        "loss_given_no_breach_count",
-        "days_to_first_breach_after_shock_count",
-        "breach_at_start_share",
-    ):
-        out[key] = np.full(len(aggregate.LIMITS), math.nan)
+
+LIMIT_METRICS = (  # the `stress_metrics` over `limit`, one value per `aggregate.LIMITS`
+    "breach_path_share",
+    "breach_share",
+    "days_to_first_breach_median",
+    "days_to_first_breach_after_shock_median",
+    "breach_after_shock_share",
+    "loss_given_breach",
+    "loss_given_no_breach",
+    "loss_given_breach_count",
+    "loss_given_no_breach_count",
+    "days_to_first_breach_after_shock_count",
+    "breach_at_start_share",
+)
+
+
+def _limit_metrics(
+    per_path: Mapping[str, np.ndarray], n_steps: int, shock_day: int
+) -> dict[str, np.ndarray]:
+    """Per limit: how often and how early it is breached, before and after the shock's first
+    day, and the horizon loss of the paths that breached it and of those that did not."""
+    out = {key: np.full(len(aggregate.LIMITS), math.nan) for key in LIMIT_METRICS}
+    loss = -_f64(per_path, "total_return")
+    path_days = loss.size * (n_steps + 1)
     for i, limit in enumerate(aggregate.LIMITS):
         days = _f64(per_path, f"breach_{limit}")
         first = _f64(per_path, f"first_breach_{limit}")
@@ -369,7 +428,14 @@ def stress_metrics(
         out["loss_given_no_breach"][i] = _conditional_mean(loss[~breached])
         out["loss_given_breach_count"][i] = breached.sum()
         out["loss_given_no_breach_count"][i] = (~breached).sum()
+    return out
 
+
+def _stop_loss_metrics(
+    per_path: Mapping[str, np.ndarray], no_stop: Mapping[str, np.ndarray] | None
+) -> dict[str, Any]:
+    """How often the stop-losses fired, and (with the no-stops twin) what they saved."""
+    out: dict[str, Any] = {}
     stops = _f64(per_path, "n_close_stop")
     out["stop_losses_per_path"] = float(stops.mean())
     _share(out, "prob_stop_loss", stops > 0)
@@ -377,18 +443,24 @@ def stress_metrics(
     if no_stop is None:
         out["stop_loss_saved_mean"] = out["stop_loss_saved_given_fired"] = math.nan
     else:
-        saved = final - _f64(no_stop, "final_equity")
+        saved = _f64(per_path, "final_equity") - _f64(no_stop, "final_equity")
         out["stop_loss_saved_mean"] = float(saved.mean())
         out["stop_loss_saved_given_fired"] = _conditional_mean(saved[stops > 0])
+    return out
 
+
+def _equity_quantiles(
+    n_steps: int, equity_bands: np.ndarray | None, equity_sample: np.ndarray | None
+) -> np.ndarray:
+    """`(quantile, n_steps + 1)` daily equity quantiles: the run's bands over all paths, else
+    those of the sample's paths, else NaN."""
     n_days = n_steps + 1
     quantiles = np.full((len(aggregate.QUANTILES), n_days), math.nan)
     if equity_bands is not None:
         quantiles = np.asarray(equity_bands, dtype=np.float64)
     elif equity_sample is not None and len(equity_sample):
         quantiles = np.quantile(np.asarray(equity_sample, np.float64), aggregate.QUANTILES, axis=0)
-    out["equity_quantile"] = quantiles
-    return {k: (np.asarray(v, dtype=np.float64) if k != "paths" else v) for k, v in out.items()}
+    return quantiles
 
 
 def _pct(x: float) -> str:
@@ -534,7 +606,59 @@ def run_stress(
     Returns:
       the dataset of `STRESS_VARIABLES` over (`stress`, `enforce_limits`, ...).
     """
+    _check_stresses(scenario, stresses)
+    started = time.perf_counter()
+    settings = run.resolve_settings(
+        scenario, paths=paths, seed=seed, chunk_size=chunk_size, engine=engine, float64=float64
+    )
+    _check_shock_days(stresses, settings.n_steps)
+    all_specs = [
+        StressSpec(BASELINE, "no shock: the base scenario's own paths", Shock()),
+        *stresses,
+    ]
+    runs = _StressRuns(scenario, settings, stresses, scheduler)
+    checkpoints = None if out is None else _open_checkpoints(out, scenario, settings, all_specs)
+    pairs = [(i, enforce) for i in range(len(all_specs)) for enforce in ENFORCE]
+    saved = {pair: checkpoints.load(_pair_name(*pair)) for pair in pairs} if checkpoints else {}
+    done = runs.per_pair * sum(v is not None for v in saved.values())
+    total = runs.per_pair * len(all_specs) + runs.n_before
+    bar = RunsBar(progress, total, "stress", done=done, width=40)
+    try:
+        runs.restore(saved, all_specs)
+        runs.run_missing(all_specs, checkpoints, bar)
+    except BaseException:
+        if checkpoints is not None and checkpoints.loaded == 0 and checkpoints.saved == 0:
+            checkpoints.finish()  # nothing to resume: leave nothing behind
+        raise
+    finally:
+        bar.close()
+    ds = build_stress_dataset(
+        scenario,
+        all_specs,
+        settings,
+        runs.results,
+        wall_time_s=time.perf_counter() - started,
+        device="; ".join(sorted(d for d in runs.devices if d)),
+    )
+    if out is not None:
+        store.write_dataset(ds, out)
+        checkpoints.finish()
+    return ds
 
+
+def _open_checkpoints(
+    out: str | os.PathLike, scenario: Any, settings: run.RunSettings, specs: list[StressSpec]
+) -> store.Checkpoints:
+    """The finished pairs of an interrupted stress run of the same inputs, in `<out>.partial/`."""
+    fingerprint = {
+        **store.run_fingerprint(scenario, [], settings),
+        "stresses_sha256": hashlib.sha256(repr(specs).encode()).hexdigest(),
+    }
+    return store.Checkpoints.open(out, fingerprint, "stress runs")
+
+
+def _check_stresses(scenario: Any, stresses: Sequence[StressSpec]) -> None:
+    """A ScenarioError for a base scenario with a grid, or for a stress name given twice."""
     if scenario.grid:
         raise ScenarioError(
             scenario.path,
@@ -554,12 +678,12 @@ def run_stress(
                 for n in duplicated
             ],
         )
-    started = time.perf_counter()
-    settings = run.resolve_settings(
-        scenario, paths=paths, seed=seed, chunk_size=chunk_size, engine=engine, float64=float64
-    )
+
+
+def _check_shock_days(stresses: Sequence[StressSpec], n_steps: int) -> None:
+    """A ScenarioError for a stress whose shock starts past the horizon."""
     for spec in stresses:
-        if spec.shock.last_day > settings.n_steps:
+        if spec.shock.last_day > n_steps:
             raise ScenarioError(
                 spec.path or spec.name,
                 [
@@ -567,150 +691,150 @@ def run_stress(
                         "stress.day",
                         None,
                         f"a shock starts on day {spec.shock.last_day}, past the base scenario's "
-                        f"horizon ({settings.n_steps} trading days)",
+                        f"horizon ({n_steps} trading days)",
                     )
                 ],
             )
-    compare_stops = bool(scenario.strategy.stop_loss)
-    all_specs = [
-        StressSpec(BASELINE, "no shock: the base scenario's own paths", Shock()),
-        *stresses,
-    ]
-    every = int(scenario.strategy.entry_every_days)
-    horizons = {  # shock day -> horizon of the run that gives the counters before it
-        spec.shock.first_day: _before_horizon(spec.shock.first_day, every) for spec in stresses
-    }
-    runs_per = len(ENFORCE) * (2 if compare_stops else 1)
-    n_before = len(ENFORCE) * len({h for h in horizons.values() if h is not None})
-    checkpoints = None
-    if out is not None:
-        fingerprint = {
-            **store.run_fingerprint(scenario, [], settings),
-            "stresses_sha256": hashlib.sha256(repr(all_specs).encode()).hexdigest(),
+
+
+class _StressRuns:
+    """The simulations of a stress run, all on the base scenario's paths, and their metrics.
+
+    `results`: (stress name, enforce_limits) -> `stress_metrics`; `baseline_final`:
+    enforce_limits -> the unstressed run's per-path `final_equity`, `total_return` and
+    `n_tranches` that the stresses compare with; `devices`: where the runs ran."""
+
+    def __init__(
+        self,
+        scenario: Any,
+        settings: run.RunSettings,
+        stresses: Sequence[StressSpec],
+        scheduler: Any,
+    ):
+        self.scenario = scenario
+        self.settings = settings
+        self.compare_stops = bool(scenario.strategy.stop_loss)
+        every = int(scenario.strategy.entry_every_days)
+        self.horizons = {  # shock day -> horizon of the run that gives the counters before it
+            spec.shock.first_day: _before_horizon(spec.shock.first_day, every) for spec in stresses
         }
-        checkpoints = store.Checkpoints.open(out, fingerprint, "stress runs")
-    pairs = [(i, enforce) for i in range(len(all_specs)) for enforce in ENFORCE]
-    saved = {pair: checkpoints.load(_pair_name(*pair)) for pair in pairs} if checkpoints else {}
-    done = runs_per * sum(v is not None for v in saved.values())
-    bar = RunsBar(progress, runs_per * len(all_specs) + n_before, "stress", done=done, width=40)
-    kwargs = dict(
-        paths=settings.paths,
-        seed=settings.seed,
-        chunk_size=settings.chunk_size,
-        scheduler=scheduler,
-        engine=settings.engine,
-        float64=settings.float64,
-        per_path=True,
-        progress=False,
-    )
-    results: dict[tuple[str, bool], dict[str, Any]] = {}
-    baseline_final: dict[bool, dict[str, np.ndarray]] = {}
-    before_runs: dict[tuple[int, bool], dict[str, np.ndarray]] = {}
-    devices: set[str] = set()
-    cash_return = math.expm1(float(scenario.market.rate) * settings.n_steps * DT)
-    addition = float(scenario.strategy.monthly_addition)
+        self.per_pair = len(ENFORCE) * (2 if self.compare_stops else 1)  # runs per stress
+        # the runs for the entry counters before the shocks
+        self.n_before = len(ENFORCE) * len({h for h in self.horizons.values() if h is not None})
+        self.simulate_kwargs = dict(
+            paths=settings.paths,
+            seed=settings.seed,
+            chunk_size=settings.chunk_size,
+            scheduler=scheduler,
+            engine=settings.engine,
+            float64=settings.float64,
+            per_path=True,
+            progress=False,
+        )
+        self.results: dict[tuple[str, bool], dict[str, Any]] = {}
+        self.baseline_final: dict[bool, dict[str, np.ndarray]] = {}
+        self.before_runs: dict[tuple[int, bool], dict[str, np.ndarray]] = {}  # (horizon, enforce)
+        self.devices: set[str] = set()
+        self.cash_return = math.expm1(float(scenario.market.rate) * settings.n_steps * DT)
+        self.addition = float(scenario.strategy.monthly_addition)
 
-    def before_counters(day: int, enforce: bool) -> dict[str, np.ndarray] | None:
-        """The entry counters of every path through the day before `day`: the same scenario
-        and paths with the horizon cut there, unshocked (a shock changes nothing before its
-        first day). One run per (horizon, enforce_limits), shared by the stresses."""
-        horizon = horizons.get(day)
-        if horizon is None:
-            return None
-        if (horizon, enforce) not in before_runs:
-            bar.show(f"days 0-{horizon}, limits {'on' if enforce else 'off'}")
-            # The empty shock takes the shocked runs' code path (the market generated whole),
-            # so the days before the shock are the stressed runs' own, bit for bit.
-            short = run.simulate(
-                _variant(scenario, enforce, True, n_steps=horizon), shock=Shock(), **kwargs
-            )
-            bar.advance()
-            before_runs[(horizon, enforce)] = {k: short[k].values for k in ENTRY_COUNTERS}
-        return before_runs[(horizon, enforce)]
-
-    try:
-        for (i, enforce), arrays in saved.items():  # pairs finished by an interrupted run
+    def restore(
+        self, saved: Mapping[tuple[int, bool], dict[str, np.ndarray] | None], specs: list
+    ) -> None:
+        """Take the pairs an interrupted run finished (`saved`: (stress index, enforce) ->
+        the checkpoint of `_pair_arrays`, or None)."""
+        for (i, enforce), arrays in saved.items():
             if arrays is not None:
-                devices.add(str(arrays.pop(_DEVICE)))
+                self.devices.add(str(arrays.pop(_DEVICE)))
                 keep = {k[len(_BASE) :]: v for k, v in arrays.items() if k.startswith(_BASE)}
                 if keep:
-                    baseline_final[enforce] = keep
-                results[(all_specs[i].name, enforce)] = {
+                    self.baseline_final[enforce] = keep
+                self.results[(specs[i].name, enforce)] = {
                     k: float(v) if v.ndim == 0 else v
                     for k, v in arrays.items()
                     if not k.startswith(_BASE)
                 }
-        for i, spec in enumerate(all_specs):
-            day = spec.shock.first_day
+
+    def run_missing(
+        self, specs: list[StressSpec], checkpoints: store.Checkpoints | None, bar: RunsBar
+    ) -> None:
+        """Run every (stress, enforce_limits) pair not restored; each saved to `checkpoints`
+        once done (`specs[i]` is stress number i of the checkpoints)."""
+        for i, spec in enumerate(specs):
             for enforce in ENFORCE:
-                if (spec.name, enforce) in results:
+                if (spec.name, enforce) in self.results:
                     continue
-                label = f"{spec.name}, limits {'on' if enforce else 'off'}"
-                bar.show(label)
-                ds = run.simulate(
-                    _variant(scenario, enforce, True),
-                    shock=spec.shock,
-                    equity_days=(day - 1, day) if day >= 1 else (),
-                    **kwargs,
-                )
-                device = str(ds.attrs.get("device", ""))
-                devices.add(device)
-                bar.advance()
-                main = _per_path(ds)
-                sample = ds["equity_sample"].values
-                no_stop = None
-                if compare_stops:
-                    bar.show(label + ", no stops")
-                    twin = run.simulate(
-                        _variant(scenario, enforce, False), shock=spec.shock, **kwargs
-                    )
-                    no_stop = {"final_equity": twin["final_equity"].values}
-                    bar.advance()
-                results[(spec.name, enforce)] = stress_metrics(
-                    main,
-                    n_steps=settings.n_steps,
-                    shock_day=day,
-                    no_stop=no_stop,
-                    baseline=baseline_final.get(enforce),
-                    equity_sample=sample,
-                    equity_bands=ds["equity_quantile"].values,
-                    before=before_counters(day, enforce) if day >= 1 else None,
-                    cash_return=cash_return,
-                    added_on_shock_day=(
-                        addition if day >= 1 and day % aggregate.ADDITION_EVERY == 0 else 0.0
-                    ),
-                )
-                base = {}
-                if spec.name == BASELINE:
-                    base = {k: main[k] for k in ("final_equity", "total_return", "n_tranches")}
-                    baseline_final[enforce] = base
+                base, device = self.run_pair(spec, enforce, bar)
                 if checkpoints is not None:
                     checkpoints.save(
                         _pair_name(i, enforce),
-                        {
-                            **results[(spec.name, enforce)],
-                            **{_BASE + k: v for k, v in base.items()},
-                            _DEVICE: np.array(device),
-                        },
+                        _pair_arrays(self.results[(spec.name, enforce)], base, device),
                     )
-    except BaseException:
-        if checkpoints is not None and checkpoints.loaded == 0 and checkpoints.saved == 0:
-            checkpoints.finish()  # nothing to resume: leave nothing behind
-        raise
-    finally:
-        bar.close()
-    ds = build_stress_dataset(
-        scenario,
-        all_specs,
-        settings,
-        results,
-        wall_time_s=time.perf_counter() - started,
-        device="; ".join(sorted(d for d in devices if d)),
-    )
-    if out is not None:
-        store.write_dataset(ds, out)
-        checkpoints.finish()
-    return ds
+
+    def run_pair(
+        self, spec: StressSpec, enforce: bool, bar: RunsBar
+    ) -> tuple[dict[str, np.ndarray], str]:
+        """The stress with `enforce_limits` set, and its no-stops twin: their `stress_metrics`
+        into `results`; the baseline's columns kept (empty for a stress) and the device."""
+        scenario, kwargs = self.scenario, self.simulate_kwargs
+        day = spec.shock.first_day
+        label = f"{spec.name}, limits {'on' if enforce else 'off'}"
+        bar.show(label)
+        ds = run.simulate(
+            _variant(scenario, enforce, True),
+            shock=spec.shock,
+            equity_days=(day - 1, day) if day >= 1 else (),
+            **kwargs,
+        )
+        device = str(ds.attrs.get("device", ""))
+        self.devices.add(device)
+        bar.advance()
+        main = _per_path(ds)
+        no_stop = None
+        if self.compare_stops:
+            bar.show(label + ", no stops")
+            twin = run.simulate(_variant(scenario, enforce, False), shock=spec.shock, **kwargs)
+            no_stop = {"final_equity": twin["final_equity"].values}
+            bar.advance()
+        self.results[(spec.name, enforce)] = stress_metrics(
+            main,
+            n_steps=self.settings.n_steps,
+            shock_day=day,
+            no_stop=no_stop,
+            baseline=self.baseline_final.get(enforce),
+            equity_sample=ds["equity_sample"].values,
+            equity_bands=ds["equity_quantile"].values,
+            before=self._before_counters(day, enforce, bar) if day >= 1 else None,
+            cash_return=self.cash_return,
+            added_on_shock_day=(
+                self.addition if day >= 1 and day % aggregate.ADDITION_EVERY == 0 else 0.0
+            ),
+        )
+        base = {}
+        if spec.name == BASELINE:
+            base = {k: main[k] for k in ("final_equity", "total_return", "n_tranches")}
+            self.baseline_final[enforce] = base
+        return base, device
+
+    def _before_counters(self, day: int, enforce: bool, bar: RunsBar) -> dict | None:
+        """The entry counters of every path through the day before `day`: the same scenario
+        and paths with the horizon cut there, unshocked (a shock changes nothing before its
+        first day). One run per (horizon, enforce_limits), shared by the stresses."""
+        horizon = self.horizons.get(day)
+        if horizon is None:
+            return None
+        if (horizon, enforce) not in self.before_runs:
+            bar.show(f"days 0-{horizon}, limits {'on' if enforce else 'off'}")
+            # The empty shock takes the shocked runs' code path (the market generated whole),
+            # so the days before the shock are the stressed runs' own, bit for bit.
+            short = run.simulate(
+                _variant(self.scenario, enforce, True, n_steps=horizon),
+                shock=Shock(),
+                **self.simulate_kwargs,
+            )
+            bar.advance()
+            self.before_runs[(horizon, enforce)] = {k: short[k].values for k in ENTRY_COUNTERS}
+        return self.before_runs[(horizon, enforce)]
 
 
 # The checkpoint of a finished (stress, limits) pair holds its `stress_metrics`, the baseline's
@@ -721,6 +845,13 @@ _DEVICE = "device__"
 
 def _pair_name(index: int, enforce: bool) -> str:
     return f"stress{index:03d}_limits_{'on' if enforce else 'off'}"
+
+
+def _pair_arrays(
+    pair_metrics: dict[str, Any], base: dict[str, np.ndarray], device: str
+) -> dict[str, Any]:
+    """The checkpoint of a finished pair (`_StressRuns.restore` reads it back)."""
+    return {**pair_metrics, **{_BASE + k: v for k, v in base.items()}, _DEVICE: np.array(device)}
 
 
 def build_stress_dataset(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 import xarray as xr
 
 import simkit.run
-from simkit.cli import main
+from simkit.cli import build_parser, main
 from simkit.store import partial_dir
 
 HISTORY = Path(__file__).parent / "data" / "history_synthetic.csv"
@@ -221,6 +222,37 @@ def test_internal_error_exits_1_without_traceback(capsys, tiny_scenario, tmp_pat
     monkeypatch.setenv("SIMKIT_DEBUG", "1")
     code, _, stderr = run_cli(capsys, *argv)
     assert code == 1 and "Traceback" in stderr
+
+
+def _flag_helps() -> dict[str, dict[str, str]]:
+    """flag -> {command: its help text}, over every subcommand (and sub-subcommand)."""
+    helps: dict[str, dict[str, str]] = {}
+
+    def walk(parser: argparse.ArgumentParser, command: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{command} {name}".strip())
+            for flag in action.option_strings:
+                helps.setdefault(flag, {})[command] = action.help
+
+    walk(build_parser(), "")
+    return helps
+
+
+def test_run_flags_read_the_same_in_every_command():
+    # each flag that commands share with `simkit run` is declared once (`_add_run_flags`)
+    helps = _flag_helps()
+    for flag in ("--seed", "--engine", "--set", "--scheduler", "--chunk-size", "--float64"):
+        assert len(set(helps[flag].values())) == 1, (flag, helps[flag])
+    assert set(helps["--scheduler"]) == {"run", "stress", "explain", "sensitivity"}
+    assert set(helps["--float64"]) == {"run", "stress"}
+    for command in ("run", "stress", "explain", "sensitivity", "claims", "calibrate kelly"):
+        assert command in helps["--no-progress"] and command in helps["--paths"]
+    assert (
+        "calibrate target" in helps["--seed"] and "calibrate target" not in helps["--no-progress"]
+    )
+    assert "check" in helps["--set"]
 
 
 def test_no_command_is_a_usage_error(capsys):
