@@ -39,7 +39,7 @@ sample): they travel with the blocks but are not written as per-path variables.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -131,6 +131,108 @@ def _value_at_risk_rows(returns: np.ndarray, level: float, fallback: np.ndarray)
     return out
 
 
+class _UsedSteps(NamedTuple):
+    """Which steps of each path count: up to the first with equity <= 0, or the ruin step,
+    else the horizon."""
+
+    hit: np.ndarray  # (n,) bool: the equity reached <= 0
+    last: np.ndarray  # (n,) int: the last used step
+    cut_rows: np.ndarray  # (k,) int: the paths cut short (last < the horizon)
+    unused: np.ndarray  # (k, days) bool: the steps after `last` of the paths cut short
+
+
+def _daily_returns(equity: np.ndarray, initial: np.ndarray, monthly_addition: float) -> np.ndarray:
+    """`(n, days)` time-weighted daily returns `r_t = (E_t - a_t) / E_{t-1} - 1` (module doc),
+    NaN on every day of a path without a sleeve (initial equity <= 0)."""
+    n_days = equity.shape[1]
+    previous = np.empty_like(equity)
+    previous[:, 0] = initial
+    previous[:, 1:] = equity[:, :-1]
+    returns = equity - _paid(n_days, monthly_addition)
+    returns /= previous
+    returns -= 1.0
+    del previous
+    returns[initial <= 0] = np.nan  # no sleeve, no return
+    return returns
+
+
+def _used_steps(equity: np.ndarray, ruin_step: np.ndarray) -> _UsedSteps:
+    """The last used step of each path: the first with equity <= 0, or the ruin step, else the
+    horizon (rows with equity <= 0 are the rare case: only those are searched)."""
+    n, n_days = equity.shape
+    hit = (equity <= 0).any(axis=1)
+    last = np.full(n, n_days - 1)
+    rows = np.flatnonzero(hit)
+    last[rows] = (equity[rows] <= 0).argmax(axis=1)
+    last = np.where(ruin_step >= 0, np.minimum(last, ruin_step), last)
+    cut_rows = np.flatnonzero(last < n_days - 1)
+    unused = np.arange(n_days)[None, :] > last[cut_rows, None]
+    return _UsedSteps(hit, last, cut_rows, unused)
+
+
+def _zero_unused(returns: np.ndarray, used: _UsedSteps) -> np.ndarray:
+    """The returns on used steps, 0 after: `returns` itself unless a path is cut (a copy)."""
+    if not used.cut_rows.size:
+        return returns
+    used_returns = returns.copy()
+    used_returns[used.cut_rows] = np.where(used.unused, 0.0, returns[used.cut_rows])
+    return used_returns
+
+
+def _wealth_figures(
+    out: dict[str, np.ndarray], used_returns: np.ndarray, used: _UsedSteps, n_steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`max_drawdown` and `_period_return` into `out`, from the time-weighted equity index;
+    returns `(annual_return, time-weighted horizon return)`, both `(n,)`."""
+    wealth = 1.0 + used_returns  # time-weighted equity index, 1 before day 0
+    np.cumprod(wealth, axis=1, out=wealth)
+    annual = np.where(used.hit, -1.0, wealth[:, -1] ** (TRADING_DAYS / n_steps) - 1.0)
+    # metrics.max_drawdown of [1, wealth]: its running maximum is >= 1 (never undefined)
+    # and min(x - 1) == min(x) - 1 in floating point, so this is the same number.
+    peak = np.maximum.accumulate(wealth, axis=1)
+    np.maximum(peak, 1.0, out=peak)
+    np.divide(wealth, peak, out=peak)
+    out["max_drawdown"] = np.minimum(peak.min(axis=1), 1.0) - 1.0
+    del peak
+    out["_period_return"] = kelly_sleeve.period_returns(wealth, used.last)
+    time_weighted = wealth[:, -1] - 1.0  # the sleeve's return, contributions removed
+    return annual, time_weighted
+
+
+def _sharpe_and_var(
+    returns: np.ndarray, used: _UsedSteps
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each path's Sharpe ratio and 99 % daily VaR of its used returns (`simkit.metrics`), and
+    the row sums of `returns` (NaN in a row marks it for `metrics` itself)."""
+    sharpe = np.asarray(metrics.sharpe_ratio(returns), dtype=np.float64)
+    sums = returns.sum(axis=1)
+    var = _value_at_risk_rows(returns, 0.99, np.isnan(sums))
+    for i, row in zip(used.cut_rows, used.unused, strict=True):
+        kept = returns[i, ~row]
+        sharpe[i] = metrics.sharpe_ratio(kept)
+        var[i] = metrics.value_at_risk(kept, 0.99)
+    return sharpe, var, sums
+
+
+def _pooled_sharpe_sums(
+    out: dict[str, np.ndarray],
+    sums: np.ndarray,
+    used_returns: np.ndarray,
+    used: _UsedSteps,
+) -> None:
+    """Each path's sum S, sum of squares Q and count k of its used daily returns, and the
+    products of those sums: the pooled Sharpe's path-clustered variance from sums."""
+    out["_daily_return_sum"] = sums if not used.cut_rows.size else used_returns.sum(axis=1)
+    out["_daily_return_sumsq"] = (used_returns * used_returns).sum(axis=1)
+    out["_daily_return_count"] = (used.last + 1).astype(np.int64)
+    s, q, k = out["_daily_return_sum"], out["_daily_return_sumsq"], (used.last + 1.0)
+    for name, value in (
+        ("ss", s * s), ("sq", s * q), ("qq", q * q), ("sk", s * k), ("qk", q * k),
+        ("kk", k * k),
+    ):  # fmt: skip
+        out[f"_sharpe_{name}"] = value
+
+
 def derive_block(
     summary: dict[str, np.ndarray],
     *,
@@ -162,73 +264,24 @@ def derive_block(
     out = {k: np.asarray(v) for k, v in summary.items() if k != "equity"}
     equity_raw = np.asarray(summary["equity"])
     equity = equity_raw.astype(np.float64)
-    n, n_days = equity.shape
+    n = equity.shape[0]
     initial = np.asarray(summary["initial_equity"], dtype=np.float64)
     ruin_step = np.asarray(summary.get("ruin_step", np.full(n, -1)), dtype=np.int64)
     final = np.asarray(summary["final_equity"], dtype=np.float64)
     contributions = np.asarray(summary.get("contributions", np.zeros(n)), dtype=np.float64)
 
     with np.errstate(divide="ignore", invalid="ignore"):
-        previous = np.empty_like(equity)
-        previous[:, 0] = initial
-        previous[:, 1:] = equity[:, :-1]
-        returns = equity - _paid(n_days, monthly_addition)
-        returns /= previous
-        returns -= 1.0
-        del previous
-        returns[initial <= 0] = np.nan  # no sleeve, no return
-
-        # The last used step: the first with equity <= 0, or the ruin step, else the horizon.
-        hit = (equity <= 0).any(axis=1)
-        last = np.full(n, n_days - 1)
-        rows = np.flatnonzero(hit)
-        last[rows] = (equity[rows] <= 0).argmax(axis=1)
-        last = np.where(ruin_step >= 0, np.minimum(last, ruin_step), last)
-        cut_rows = np.flatnonzero(last < n_days - 1)
-        unused = np.arange(n_days)[None, :] > last[cut_rows, None]
-
-        used_returns = returns  # returns on used steps, 0 after: a copy only if a path is cut
-        if cut_rows.size:
-            used_returns = returns.copy()
-            used_returns[cut_rows] = np.where(unused, 0.0, returns[cut_rows])
-        wealth = 1.0 + used_returns  # time-weighted equity index, 1 before day 0
-        np.cumprod(wealth, axis=1, out=wealth)
-        annual = np.where(hit, -1.0, wealth[:, -1] ** (TRADING_DAYS / n_steps) - 1.0)
-        # metrics.max_drawdown of [1, wealth]: its running maximum is >= 1 (never undefined)
-        # and min(x - 1) == min(x) - 1 in floating point, so this is the same number.
-        peak = np.maximum.accumulate(wealth, axis=1)
-        np.maximum(peak, 1.0, out=peak)
-        np.divide(wealth, peak, out=peak)
-        out["max_drawdown"] = np.minimum(peak.min(axis=1), 1.0) - 1.0
-        del peak
-        out["_period_return"] = kelly_sleeve.period_returns(wealth, last)
-        time_weighted = wealth[:, -1] - 1.0  # the sleeve's return, contributions removed
-        del wealth
+        returns = _daily_returns(equity, initial, monthly_addition)
+        used = _used_steps(equity, ruin_step)
+        used_returns = _zero_unused(returns, used)
+        annual, time_weighted = _wealth_figures(out, used_returns, used, n_steps)
         out["annual_return"] = annual
         out["total_return"] = (final - contributions - initial) / initial
         # The sleeve's return for its Kelly: with monthly additions, P&L over the first stake
         # credits the added money's gains to it; the time-weighted index does not.
         out["_sleeve_return"] = out["total_return"] if monthly_addition == 0 else time_weighted
-
-        sharpe = np.asarray(metrics.sharpe_ratio(returns), dtype=np.float64)
-        sums = returns.sum(axis=1)
-        var = _value_at_risk_rows(returns, 0.99, np.isnan(sums))
-        for i, row in zip(cut_rows, unused, strict=True):
-            used = returns[i, ~row]
-            sharpe[i] = metrics.sharpe_ratio(used)
-            var[i] = metrics.value_at_risk(used, 0.99)
-        out["path_sharpe"] = sharpe
-        out["daily_var_99"] = var
-        out["_daily_return_sum"] = sums if not cut_rows.size else used_returns.sum(axis=1)
-        out["_daily_return_sumsq"] = (used_returns * used_returns).sum(axis=1)
-        out["_daily_return_count"] = (last + 1).astype(np.int64)
-        # Products of the path sums: the pooled Sharpe's path-clustered variance from sums.
-        s, q, k = out["_daily_return_sum"], out["_daily_return_sumsq"], (last + 1.0)
-        for name, value in (
-            ("ss", s * s), ("sq", s * q), ("qq", q * q), ("sk", s * k), ("qk", q * k),
-            ("kk", k * k),
-        ):  # fmt: skip
-            out[f"_sharpe_{name}"] = value
+        out["path_sharpe"], out["daily_var_99"], sums = _sharpe_and_var(returns, used)
+        _pooled_sharpe_sums(out, sums, used_returns, used)
 
     k = int(np.clip(n_sample - path_start, 0, n))
     # A copy, not a view: a view (even of no rows) would keep the block's whole equity array
@@ -643,18 +696,9 @@ def _kelly_sums(sums: dict[str, np.ndarray], counts: dict[str, int]) -> dict[str
     return out
 
 
-def _aggregate(
-    sums: dict[str, np.ndarray],
-    counts: dict[str, int],
-    columns: streaming.Columns,
-    n: int,
-    *,
-    strategy: Any,
-    n_steps: int,
-    rate: float,
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    col = columns.source
+def _equity_and_shares(out: dict, sums: dict, counts: dict[str, int], col, n: int) -> None:
+    """Paths, mean initial and final equity, the final equity's median, and the shares of paths
+    that won, lost, were ruined or margin-called (with their Wilson intervals)."""
     out["paths"] = n
     out["initial_equity"] = float(sums["initial_equity"] / n)
     out["final_equity_mean"] = float(sums["final_equity"] / n)
@@ -667,6 +711,10 @@ def _aggregate(
     _share(out, "prob_ruin", counts["ruined"], n)
     _share(out, "prob_margin_call", counts["margin_called"], n)
 
+
+def _annual_return_figures(out: dict, sums: dict, counts: dict[str, int], col, n: int) -> None:
+    """The annual return's mean (with its standard error), median (with its interval) and
+    quantiles."""
     nan_annual = counts["nan_annual_return"]
     est = _mean_se(col("annual_return"), float(sums["annual_return"]), n)
     out["annual_return_mean"], out["annual_return_mean_se"] = est.estimate, est.se
@@ -677,6 +725,10 @@ def _aggregate(
     out["annual_return_quantile"] = streaming.quantiles(
         col("annual_return"), QUANTILES, n_nan=nan_annual
     )
+
+
+def _total_return_figures(out: dict, sums: dict, counts: dict[str, int], col, n: int) -> None:
+    """The horizon return's mean, quantiles, VaR and CVaR at 95 and 99 %."""
     nan_total = counts["nan_total_return"]
     out["total_return_mean"] = float(sums["total_return"] / n)
     # metrics.value_at_risk (-np.percentile at 100 (1 - level)) and
@@ -691,12 +743,19 @@ def _aggregate(
             col("total_return"), int((n - 1) * (1 - level)) + 1
         )
 
+
+def _underlying_figures(out: dict, sums: dict, counts: dict[str, int], col, n: int) -> None:
+    """Mean and quantiles of each underlying figure (`UNDERLYING`)."""
     for name in UNDERLYING:
         out[f"{name}_mean"] = float(sums[name] / n)
         out[f"{name}_quantile"] = streaming.quantiles(
             col(name), QUANTILES, n_nan=counts[f"nan_{name}"]
         )
 
+
+def _sharpe_figures(out: dict, sums: dict, col, n: int) -> None:
+    """The median path's Sharpe ratio, and the pooled Sharpe of every used path-day with its
+    path-clustered standard error and interval (`aggregate_cell`)."""
     out["sharpe"] = streaming.median(col("path_sharpe"), skip="nan")
     count = float(sums["_daily_return_count"])
     total_sum = float(sums["_daily_return_sum"])
@@ -713,16 +772,27 @@ def _aggregate(
     out["sharpe_pooled_se"] = se
     out["sharpe_pooled_lo"], out["sharpe_pooled_hi"] = pooled - z * se, pooled + z * se
 
-    for name in HISTOGRAMS:  # on the cell's own edges; a run puts them on common ones
+
+def _cell_histograms(out: dict, col) -> None:
+    """Each `HISTOGRAMS` variable on the cell's own edges (a run puts them on common ones)."""
+    for name in HISTOGRAMS:
         out[f"_{name}_hist_range"] = histogram_range(col(name))
         out[f"{name}_bin_edge"] = histogram_edges([out[f"_{name}_hist_range"]])
         out[f"{name}_hist"] = histogram_counts(col(name), out[f"{name}_bin_edge"])
+
+
+def _drawdown_figures(out: dict, counts: dict[str, int], col) -> None:
+    """The max drawdown's median and quantiles, the median path's 99 % daily VaR."""
     out["max_drawdown_median"] = streaming.median(col("max_drawdown"), skip="nan")
     out["max_drawdown_quantile"] = streaming.quantiles(
         col("max_drawdown"), QUANTILES, n_nan=counts["nan_max_drawdown"]
     )
     out["daily_var_99_median"] = streaming.median(col("daily_var_99"), skip="nan")
 
+
+def _trade_figures(out: dict, sums: dict, counts: dict[str, int], n: int, n_steps: int) -> None:
+    """Trades a path, losing profit-takes, close reasons, assignments by rung, limit breaches
+    and the P&L attribution (shares of zero events are NaN)."""
     out["trades_per_path"] = float(sums["n_trades"] / n)
     profit_closes = float(sums["n_close_profit"])
     out["profit_take_loss_share"] = (
@@ -739,33 +809,70 @@ def _aggregate(
         out["breach_path_share"] = np.array([counts[f"breached_{x}"] / n for x in LIMITS])
         out["attribution_mean"] = np.array([float(sums[b]) / n for b in BUCKETS])
 
-        kelly = _kelly_sums(sums, counts)
-        comoment = np.sum(
-            [
-                metrics.kelly_comoment(*chunks, kelly)
-                for chunks in zip(
-                    *(
-                        columns.chunks(k)
-                        for k in ("n_wins", "n_trades", "sum_win_ret", "sum_loss_ret")
-                    ),
-                    strict=True,
-                )
-            ],
-            axis=0,
-        )
-        _kelly(out, kelly, comoment, strategy)
-        _kelly_sleeve(out, columns, strategy=strategy, n_steps=n_steps, rate=rate)
 
-        out["contracts_cut_mean"] = float(sums["contracts_cut"] / n)
-        attempts = float(
-            sums["n_entry_days"]
-            - sums["n_blocked_signal"]
-            - sums["n_blocked_limits"]
-            - sums["n_blocked_exit"]
-        ) * len(strategy.strikes)
-        out["share_orders_cut"] = (
-            float(sums["n_orders_cut"] / attempts) if attempts > 0 else math.nan
-        )
+def _kelly_figures(
+    out: dict,
+    sums: dict,
+    counts: dict[str, int],
+    columns: streaming.Columns,
+    *,
+    strategy: Any,
+    n_steps: int,
+    rate: float,
+) -> None:
+    """The per-trade Kelly inputs and fractions (`_kelly`) and the sleeve's Kelly
+    (`_kelly_sleeve`)."""
+    kelly = _kelly_sums(sums, counts)
+    comoment = np.sum(
+        [
+            metrics.kelly_comoment(*chunks, kelly)
+            for chunks in zip(
+                *(columns.chunks(k) for k in ("n_wins", "n_trades", "sum_win_ret", "sum_loss_ret")),
+                strict=True,
+            )
+        ],
+        axis=0,
+    )
+    _kelly(out, kelly, comoment, strategy)
+    _kelly_sleeve(out, columns, strategy=strategy, n_steps=n_steps, rate=rate)
+
+
+def _order_cut_figures(out: dict, sums: dict, n: int, strategy: Any) -> None:
+    """Contracts cut a path, and the share of attempted orders cut (by the limits' capacity)."""
+    out["contracts_cut_mean"] = float(sums["contracts_cut"] / n)
+    attempts = float(
+        sums["n_entry_days"]
+        - sums["n_blocked_signal"]
+        - sums["n_blocked_limits"]
+        - sums["n_blocked_exit"]
+    ) * len(strategy.strikes)
+    out["share_orders_cut"] = float(sums["n_orders_cut"] / attempts) if attempts > 0 else math.nan
+
+
+def _aggregate(
+    sums: dict[str, np.ndarray],
+    counts: dict[str, int],
+    columns: streaming.Columns,
+    n: int,
+    *,
+    strategy: Any,
+    n_steps: int,
+    rate: float,
+) -> dict[str, Any]:
+    """The cell's aggregates (`aggregate_cell`) from its segment sums, counts and kept columns."""
+    out: dict[str, Any] = {}
+    col = columns.source
+    _equity_and_shares(out, sums, counts, col, n)
+    _annual_return_figures(out, sums, counts, col, n)
+    _total_return_figures(out, sums, counts, col, n)
+    _underlying_figures(out, sums, counts, col, n)
+    _sharpe_figures(out, sums, col, n)
+    _cell_histograms(out, col)
+    _drawdown_figures(out, counts, col)
+    _trade_figures(out, sums, counts, n, n_steps)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        _kelly_figures(out, sums, counts, columns, strategy=strategy, n_steps=n_steps, rate=rate)
+        _order_cut_figures(out, sums, n, strategy)
     if n == 1:
         _one_path(out)
     return {k: (np.asarray(v, dtype=np.float64) if k != "paths" else v) for k, v in out.items()}

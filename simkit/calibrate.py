@@ -359,6 +359,121 @@ def _check_bracket(bracket: Sequence[float]) -> tuple[float, float]:
     return lo, hi
 
 
+def _check_target_args(
+    param: str,
+    metric: str,
+    target: float,
+    bracket: Sequence[float],
+    overrides: Mapping[str, object] | None,
+    xtol: float | None,
+    slope_step: float | None,
+) -> tuple[float, float, float, float, float, dict[str, object]]:
+    """`calibrate_target`'s arguments checked: (lo, hi, target, xtol, slope half-step, the other
+    overrides), with the defaults of its docstring."""
+    names = metric_names()
+    if metric not in names:
+        raise CalibrationError(
+            f"--metric {metric!r}: not a scalar variable of a result; choose one of "
+            + ", ".join(names)
+        )
+    lo, hi = _check_bracket(bracket)
+    target = float(target)
+    if not math.isfinite(target):
+        raise CalibrationError(f"--target: must be finite; got {target!r}")
+    width = hi - lo
+    xtol = 1e-3 * width if xtol is None else float(xtol)
+    step = 2e-2 * width if slope_step is None else float(slope_step)
+    if not xtol > 0 or not step > 0:
+        raise CalibrationError("--xtol and the slope step must be > 0")
+    base = dict(overrides or {})
+    if param in base:
+        raise CalibrationError(f"--param {param}: also given with --set; give it once")
+    return lo, hi, target, xtol, step, base
+
+
+@dataclasses.dataclass
+class _MetricOfParam:
+    """The metric as a function of the parameter: the scenario at `param = x` simulated with the
+    same seed (common random numbers), each `x` once, every evaluation recorded in order."""
+
+    scenario_path: str | Path
+    param: str
+    metric: str
+    target: float
+    base: dict[str, object]  # the other overrides
+    simulate: Callable[..., Any]
+    run_settings: dict[str, Any]  # paths, seed, engine
+    on_evaluation: Callable[[float, float, float], None] | None
+    cache: dict[float, tuple[float, float]] = dataclasses.field(default_factory=dict)
+    evaluations: list[tuple[float, float, float]] = dataclasses.field(default_factory=list)
+
+    def scenario_at(self, x: float) -> Any:
+        """The scenario with `param = x` (checked by the scenario layer; one cell)."""
+        scenario = load_scenario(self.scenario_path, {**self.base, self.param: x})
+        _one_cell(scenario, "calibrate target")
+        return scenario
+
+    def evaluate(self, x: float) -> tuple[float, float]:
+        """(metric, standard error) at `param = x`, simulated on the first call only."""
+        x = float(x)
+        if x not in self.cache:
+            ds = self.simulate(self.scenario_at(x), **self.run_settings, progress=False)
+            value, se = metric_value(ds, self.metric)
+            self.cache[x] = (value, se)
+            self.evaluations.append((x, value, se))
+            if self.on_evaluation is not None:
+                self.on_evaluation(x, value, se)
+        return self.cache[x]
+
+    def gap(self, x: float) -> float:
+        """metric - target at `param = x`; raises `_Undefined` where the metric is NaN."""
+        value, _ = self.evaluate(x)
+        if math.isnan(value):
+            raise _Undefined(f"{self.metric} is undefined (NaN) at {self.param} = {x!r}")
+        return value - self.target
+
+
+def _bracketed_root(
+    gap: Callable[[float], float], lo: float, hi: float, xtol: float
+) -> tuple[float | None, float, float]:
+    """(the root of `gap` in [lo, hi], or None when `gap` has one sign at both ends; gap(lo),
+    gap(hi)): an end where the gap is 0, else Brent's method."""
+    g_lo, g_hi = gap(lo), gap(hi)
+    if not (g_lo == 0 or g_hi == 0 or np.sign(g_lo) != np.sign(g_hi)):
+        return None, g_lo, g_hi
+    if g_lo == 0:
+        return lo, g_lo, g_hi
+    if g_hi == 0:
+        return hi, g_lo, g_hi
+    root = float(optimize.brentq(gap, lo, hi, xtol=xtol, rtol=4 * np.finfo(float).eps))
+    return root, g_lo, g_hi
+
+
+def _at_root(
+    result: TargetResult,
+    evaluate: Callable[[float], tuple[float, float]],
+    root: float,
+    step: float,
+) -> None:
+    """Fill `result` at its root: the metric and its standard error, the slope by a central
+    difference over +/- `step` (inside the bracket), the root's uncertainty se / |slope|."""
+    lo, hi = result.bracket
+    value, se = evaluate(root)
+    left, right = max(lo, root - step), min(hi, root + step)
+    slope = (evaluate(right)[0] - evaluate(left)[0]) / (right - left)
+    result.status = "root"
+    result.root = root
+    result.metric_at_root = value
+    result.metric_se = se
+    result.slope = slope
+    result.slope_step = (right - left) / 2
+    result.uncertainty = se / abs(slope) if slope != 0 else math.inf
+    if not math.isfinite(se):
+        result.message = f"{result.metric} has no standard error: the root's uncertainty is unknown"
+    elif slope == 0:
+        result.message = f"{result.metric} is flat around the root: the root is not identified"
+
+
 def calibrate_target(
     scenario_path: str | Path,
     param: str,
@@ -397,90 +512,35 @@ def calibrate_target(
       simulate: the simulator. Default value: `simkit.run.simulate`.
       on_evaluation: called with (param value, metric, se) after each evaluation.
     """
-
-    simulate = simulate or run_simulate
-    names = metric_names()
-    if metric not in names:
-        raise CalibrationError(
-            f"--metric {metric!r}: not a scalar variable of a result; choose one of "
-            + ", ".join(names)
-        )
-    lo, hi = _check_bracket(bracket)
-    target = float(target)
-    if not math.isfinite(target):
-        raise CalibrationError(f"--target: must be finite; got {target!r}")
-    width = hi - lo
-    xtol = 1e-3 * width if xtol is None else float(xtol)
-    step = 2e-2 * width if slope_step is None else float(slope_step)
-    if not xtol > 0 or not step > 0:
-        raise CalibrationError("--xtol and the slope step must be > 0")
-    base = dict(overrides or {})
-    if param in base:
-        raise CalibrationError(f"--param {param}: also given with --set; give it once")
-
-    def scenario_at(x: float) -> Any:
-        scenario = load_scenario(scenario_path, {**base, param: x})
-        _one_cell(scenario, "calibrate target")
-        return scenario
-
+    lo, hi, target, xtol, step, base = _check_target_args(
+        param, metric, target, bracket, overrides, xtol, slope_step
+    )
+    search = _MetricOfParam(
+        scenario_path,
+        param,
+        metric,
+        target,
+        base,
+        simulate or run_simulate,
+        {"paths": paths, "seed": seed, "engine": engine},
+        on_evaluation,
+    )
     # Validate the key and both ends before simulating anything.
-    scenario_at(lo)
-    scenario_at(hi)
-
-    cache: dict[float, tuple[float, float]] = {}
-    evaluations: list[tuple[float, float, float]] = []
-
-    def evaluate(x: float) -> tuple[float, float]:
-        x = float(x)
-        if x not in cache:
-            ds = simulate(scenario_at(x), paths=paths, seed=seed, engine=engine, progress=False)
-            value, se = metric_value(ds, metric)
-            cache[x] = (value, se)
-            evaluations.append((x, value, se))
-            if on_evaluation is not None:
-                on_evaluation(x, value, se)
-        return cache[x]
-
-    def gap(x: float) -> float:
-        value, _ = evaluate(x)
-        if math.isnan(value):
-            raise _Undefined(f"{metric} is undefined (NaN) at {param} = {x!r}")
-        return value - target
+    search.scenario_at(lo)
+    search.scenario_at(hi)
 
     result = TargetResult(param, metric, target, (lo, hi), "no_root", xtol=xtol)
-    result.evaluations = evaluations
+    result.evaluations = search.evaluations
     try:
-        g_lo, g_hi = gap(lo), gap(hi)
-        if g_lo == 0 or g_hi == 0 or np.sign(g_lo) != np.sign(g_hi):
-            root = (
-                lo
-                if g_lo == 0
-                else hi
-                if g_hi == 0
-                else float(optimize.brentq(gap, lo, hi, xtol=xtol, rtol=4 * np.finfo(float).eps))
-            )
-        else:
+        root, g_lo, g_hi = _bracketed_root(search.gap, lo, hi, xtol)
+        if root is None:
             result.message = (
                 f"no value of {param} in [{lo:g}, {hi:g}] reaches {metric} = {target:g}: "
                 f"{metric} is {g_lo + target:.6g} at {lo:g} and {g_hi + target:.6g} at {hi:g}"
             )
             return result
-        value, se = evaluate(root)
-        left, right = max(lo, root - step), min(hi, root + step)
-        slope = (evaluate(right)[0] - evaluate(left)[0]) / (right - left)
+        _at_root(result, search.evaluate, root, step)
     except _Undefined as exc:
         result.status = "undefined"
         result.message = str(exc)
-        return result
-    result.status = "root"
-    result.root = root
-    result.metric_at_root = value
-    result.metric_se = se
-    result.slope = slope
-    result.slope_step = (right - left) / 2
-    result.uncertainty = se / abs(slope) if slope != 0 else math.inf
-    if not math.isfinite(se):
-        result.message = f"{metric} has no standard error: the root's uncertainty is unknown"
-    elif slope == 0:
-        result.message = f"{metric} is flat around the root: the root is not identified"
     return result

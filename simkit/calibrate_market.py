@@ -41,7 +41,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import optimize, special
@@ -261,6 +262,54 @@ def _numerical_hessian(f, theta: np.ndarray, steps: np.ndarray) -> np.ndarray:
     return hessian
 
 
+def _merton_optimum(
+    negative_loglik: Callable[[np.ndarray], float], returns: np.ndarray, dt: float
+) -> optimize.OptimizeResult:
+    """The lowest negative log-likelihood found: L-BFGS-B from each of `_merton_starts`, the
+    best polished by Nelder-Mead (kept if lower), in the working coordinates."""
+    best = None
+    for start in _merton_starts(returns, dt):
+        with np.errstate(all="ignore"):
+            result = optimize.minimize(
+                negative_loglik, start, method="L-BFGS-B", bounds=_MERTON_BOUNDS
+            )
+        if best is None or result.fun < best.fun:
+            best = result
+    with np.errstate(all="ignore"):
+        polished = optimize.minimize(
+            negative_loglik,
+            best.x,
+            method="Nelder-Mead",
+            bounds=_MERTON_BOUNDS,
+            options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 4000},
+        )
+    if polished.fun < best.fun:
+        best = polished
+    return best
+
+
+def _merton_working_se(
+    negative_loglik: Callable[[np.ndarray], float], theta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(standard errors of the working coordinates `(5,)`, which of them sit on a search bound
+    `(5,)` bool): the inverse numerical Hessian's diagonal, NaN where the Hessian is not
+    positive definite or the estimate is on a bound."""
+    lower = np.array([b[0] for b in _MERTON_BOUNDS])
+    upper = np.array([b[1] for b in _MERTON_BOUNDS])
+    on_bound = (theta - lower < 1e-3) | (upper - theta < 1e-3)
+
+    steps = 1e-4 * np.maximum(1.0, np.abs(theta))
+    hessian = _numerical_hessian(negative_loglik, theta, steps)
+    working_se = np.full(theta.size, np.nan)
+    try:
+        np.linalg.cholesky(hessian)
+        working_se = np.sqrt(np.diag(np.linalg.inv(hessian)))
+    except np.linalg.LinAlgError:
+        pass
+    working_se[on_bound] = np.nan
+    return working_se, on_bound
+
+
 def fit_merton(close: Any, dt: float = 1 / TRADING_DAYS, max_jumps: int = 10) -> dict[str, Any]:
     """Maximum-likelihood fit of Merton's jump-diffusion to daily closes.
 
@@ -290,39 +339,9 @@ def fit_merton(close: Any, dt: float = 1 / TRADING_DAYS, max_jumps: int = 10) ->
         value = -merton_loglik(returns, *_merton_natural(theta), dt=dt, max_jumps=max_jumps)
         return value if math.isfinite(value) else 1e300
 
-    best = None
-    for start in _merton_starts(returns, dt):
-        with np.errstate(all="ignore"):
-            result = optimize.minimize(
-                negative_loglik, start, method="L-BFGS-B", bounds=_MERTON_BOUNDS
-            )
-        if best is None or result.fun < best.fun:
-            best = result
-    with np.errstate(all="ignore"):
-        polished = optimize.minimize(
-            negative_loglik,
-            best.x,
-            method="Nelder-Mead",
-            bounds=_MERTON_BOUNDS,
-            options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 4000},
-        )
-    if polished.fun < best.fun:
-        best = polished
+    best = _merton_optimum(negative_loglik, returns, dt)
     theta = np.asarray(best.x, dtype=np.float64)
-
-    lower = np.array([b[0] for b in _MERTON_BOUNDS])
-    upper = np.array([b[1] for b in _MERTON_BOUNDS])
-    on_bound = (theta - lower < 1e-3) | (upper - theta < 1e-3)
-
-    steps = 1e-4 * np.maximum(1.0, np.abs(theta))
-    hessian = _numerical_hessian(negative_loglik, theta, steps)
-    working_se = np.full(theta.size, np.nan)
-    try:
-        np.linalg.cholesky(hessian)
-        working_se = np.sqrt(np.diag(np.linalg.inv(hessian)))
-    except np.linalg.LinAlgError:
-        pass
-    working_se[on_bound] = np.nan
+    working_se, on_bound = _merton_working_se(negative_loglik, theta)
 
     mu, sigma, jump_intensity, jump_mean, jump_std = _merton_natural(theta)
     loglik = -float(best.fun)
@@ -366,6 +385,47 @@ def _garch_scale(returns: np.ndarray) -> float:
     return 10.0 ** math.ceil(-math.log10(sd))
 
 
+def _arch_gjr_garch(returns: np.ndarray, scale: float) -> Any:
+    """arch's fit (its `ARCHModelResult`) of a constant-mean GJR-GARCH(1,1) with normal
+    innovations to `scale * returns`; convergence is read from the result, not printed."""
+    from arch import arch_model  # imported here: only this fit needs arch (and pandas)
+
+    model = arch_model(
+        scale * returns, mean="Constant", vol="GARCH", p=1, o=1, q=1, dist="normal", rescale=False
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence is reported below, not printed
+        return model.fit(disp="off", show_warning=False)
+
+
+def _stationary_persistence(alpha: float, gamma: float, beta: float) -> float:
+    """alpha + gamma/2 + beta, checked below 1 (simkit simulates a stationary variance only)."""
+    persistence = alpha + 0.5 * gamma + beta
+    if not persistence < 1.0:
+        raise ValueError(
+            f"the GARCH fit has persistence alpha + gamma/2 + beta = {persistence:.6f}, not "
+            "below 1: its variance has no stationary law (an integrated GARCH), which simkit "
+            "does not simulate"
+        )
+    return persistence
+
+
+def _garch_mu(
+    c: float, mean_h: float, persistence: float, cov: np.ndarray, scale: float, dt: float
+) -> tuple[float, float]:
+    """(mu, its standard error): the annual drift whose log return has arch's constant mean `c`
+    (module doc), by the delta method on arch's covariance of (c, omega_s, alpha, gamma, beta)."""
+    mu = (c / scale + 0.5 * mean_h) / dt
+    # d mu / d (c, omega_s, alpha, gamma, beta) for the delta method
+    d_mean_h = mean_h / (1.0 - persistence)  # d E h / d persistence
+    d_mean_h_d_omega = 1.0 / (scale**2 * (1.0 - persistence))
+    grad_mu = np.array(
+        [1.0 / scale, 0.5 * d_mean_h_d_omega, 0.5 * d_mean_h, 0.25 * d_mean_h, 0.5 * d_mean_h]
+    )
+    grad_mu /= dt
+    return mu, float(math.sqrt(max(grad_mu @ cov @ grad_mu, 0.0)))
+
+
 def fit_garch(close: Any, dt: float = 1 / TRADING_DAYS) -> dict[str, Any]:
     """Maximum-likelihood fit of GJR-GARCH(1,1) with normal innovations by `arch`.
 
@@ -390,37 +450,17 @@ def fit_garch(close: Any, dt: float = 1 / TRADING_DAYS) -> dict[str, Any]:
       ValueError: bad closes, or a fit whose persistence is not below 1 (no stationary
         variance: simkit cannot simulate it).
     """
-    from arch import arch_model  # imported here: only this fit needs arch (and pandas)
-
     _check_dt(dt)
     returns = _log_returns(close)
     n = returns.size
     scale = _garch_scale(returns)
-    model = arch_model(
-        scale * returns, mean="Constant", vol="GARCH", p=1, o=1, q=1, dist="normal", rescale=False
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convergence is reported below, not printed
-        result = model.fit(disp="off", show_warning=False)
+    result = _arch_gjr_garch(returns, scale)
     c, omega_s, alpha, gamma, beta = (float(v) for v in result.params.to_numpy())
     cov = np.asarray(result.param_cov, dtype=np.float64)
-    persistence = alpha + 0.5 * gamma + beta
-    if not persistence < 1.0:
-        raise ValueError(
-            f"the GARCH fit has persistence alpha + gamma/2 + beta = {persistence:.6f}, not "
-            "below 1: its variance has no stationary law (an integrated GARCH), which simkit "
-            "does not simulate"
-        )
+    persistence = _stationary_persistence(alpha, gamma, beta)
     omega = omega_s / scale**2
     mean_h = omega / (1.0 - persistence)
-    mu = (c / scale + 0.5 * mean_h) / dt
-    # d mu / d (c, omega_s, alpha, gamma, beta) for the delta method
-    d_mean_h = mean_h / (1.0 - persistence)  # d E h / d persistence
-    d_mean_h_d_omega = 1.0 / (scale**2 * (1.0 - persistence))
-    grad_mu = np.array(
-        [1.0 / scale, 0.5 * d_mean_h_d_omega, 0.5 * d_mean_h, 0.25 * d_mean_h, 0.5 * d_mean_h]
-    )
-    grad_mu /= dt
+    mu, mu_se = _garch_mu(c, mean_h, persistence, cov, scale, dt)
     se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     forecast = result.forecast(horizon=1, reindex=False).variance.to_numpy()[-1, 0]
     fitted = np.asarray(result.conditional_volatility, dtype=np.float64) ** 2  # h_1 .. h_n
@@ -433,7 +473,7 @@ def fit_garch(close: Any, dt: float = 1 / TRADING_DAYS) -> dict[str, Any]:
         "garch_alpha": alpha,
         "garch_gamma": gamma,
         "garch_beta": beta,
-        "mu_se": float(math.sqrt(max(grad_mu @ cov @ grad_mu, 0.0))),
+        "mu_se": mu_se,
         "garch_omega_se": float(se[1]) / scale**2,
         "garch_alpha_se": float(se[2]),
         "garch_gamma_se": float(se[3]),
@@ -452,6 +492,82 @@ def fit_garch(close: Any, dt: float = 1 / TRADING_DAYS) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- IV process
+
+
+def _check_iv(iv: Any) -> np.ndarray:
+    """`iv` as float64 `(days,)`, checked: at least 4 values, finite and positive."""
+    iv = np.asarray(iv, dtype=np.float64)
+    if iv.ndim != 1 or iv.size < 4:
+        raise ValueError(f"iv must be one-dimensional with at least 4 values; got shape {iv.shape}")
+    if not np.all(np.isfinite(iv)) or np.any(iv <= 0):
+        raise ValueError("iv must hold finite, strictly positive volatilities (fractions)")
+    return iv
+
+
+class _AR1(NamedTuple):
+    """The least-squares fit of `x_{t+1} = c + phi x_t + e` to a series `x`."""
+
+    design: np.ndarray  # (n, 2): ones and x_t
+    c: float
+    phi: float
+    residuals: np.ndarray  # (n,)
+    var: float  # MLE variance of e (mean of the squared residuals)
+    n: int  # pairs (x_t, x_{t+1})
+
+
+def _ar1(x: np.ndarray) -> _AR1:
+    """The AR(1) fit of `x` (ln IV), checked mean-reverting (0 < phi < 1) with variation."""
+    x_prev, x_next = x[:-1], x[1:]
+    n = x_next.size
+    design = np.column_stack([np.ones(n), x_prev])
+    coef, *_ = np.linalg.lstsq(design, x_next, rcond=None)
+    c, phi = (float(v) for v in coef)
+    residuals = x_next - design @ coef
+    var = float((residuals**2).mean())
+    if not 0 < phi < 1:
+        raise ValueError(
+            f"the ln IV history shows no mean reversion (AR(1) coefficient {phi:.4f} is not in "
+            "(0, 1)); an Ornstein-Uhlenbeck fit does not apply"
+        )
+    if var <= 0:
+        raise ValueError("iv has no variation around its AR(1) fit; eta cannot be estimated")
+    return _AR1(design, c, phi, residuals, var, n)
+
+
+def _ou_standard_errors(
+    ar1: _AR1, kappa: float, log_level: float, eta: float, dt: float
+) -> tuple[float, float, float]:
+    """Standard errors of (kappa, iv_long_run, eta): the delta method on the covariance of
+    (c, phi, v), `Cov(c, phi) = v (X'X)^-1` and `Var v = 2 v^2 / n`."""
+    c, phi, var = ar1.c, ar1.phi, ar1.var
+    cov_c_phi = var * np.linalg.inv(ar1.design.T @ ar1.design)
+    cov = np.zeros((3, 3))  # (c, phi, v)
+    cov[:2, :2] = cov_c_phi
+    cov[2, 2] = 2 * var**2 / ar1.n
+    dkappa_dphi = -1 / (phi * dt)
+    grad_kappa = np.array([0.0, dkappa_dphi, 0.0])
+    grad_level = math.exp(log_level) * np.array([1 / (1 - phi), c / (1 - phi) ** 2, 0.0])
+    dlog_eta_dphi = 0.5 * (dkappa_dphi / kappa + 2 * phi / (1 - phi**2))
+    grad_eta = eta * np.array([0.0, dlog_eta_dphi, 0.5 / var])
+
+    def delta_se(grad: np.ndarray) -> float:
+        return float(math.sqrt(grad @ cov @ grad))
+
+    return delta_se(grad_kappa), delta_se(grad_level), delta_se(grad_eta)
+
+
+def _iv_spot_corr(residuals: np.ndarray, close: Any) -> tuple[float, float]:
+    """(rho, its standard error): the correlation of the AR(1) residuals `(n,)` with the
+    demeaned spot log returns of the same days, SE `(1 - rho^2) / sqrt(n - 3)` (Fisher z)."""
+    n = residuals.size
+    returns = _log_returns(close)
+    if returns.size != n:
+        raise ValueError(
+            f"close and iv must cover the same days; got {returns.size + 1} closes and {n + 1} IVs"
+        )
+    spot_residuals = returns - returns.mean()
+    rho = float(np.corrcoef(residuals, spot_residuals)[0, 1])
+    return rho, (1 - rho**2) / math.sqrt(max(n - 3, 1))
 
 
 def fit_iv_ou(iv: Any, dt: float = 1 / TRADING_DAYS, close: Any | None = None) -> dict[str, Any]:
@@ -478,65 +594,25 @@ def fit_iv_ou(iv: Any, dt: float = 1 / TRADING_DAYS, close: Any | None = None) -
       `iv_spot_corr_se` when `close` is given.
     """
     _check_dt(dt)
-    iv = np.asarray(iv, dtype=np.float64)
-    if iv.ndim != 1 or iv.size < 4:
-        raise ValueError(f"iv must be one-dimensional with at least 4 values; got shape {iv.shape}")
-    if not np.all(np.isfinite(iv)) or np.any(iv <= 0):
-        raise ValueError("iv must hold finite, strictly positive volatilities (fractions)")
-    x = np.log(iv)
-    x_prev, x_next = x[:-1], x[1:]
-    n = x_next.size
-    design = np.column_stack([np.ones(n), x_prev])
-    coef, *_ = np.linalg.lstsq(design, x_next, rcond=None)
-    c, phi = (float(v) for v in coef)
-    residuals = x_next - design @ coef
-    var = float((residuals**2).mean())
-    if not 0 < phi < 1:
-        raise ValueError(
-            f"the ln IV history shows no mean reversion (AR(1) coefficient {phi:.4f} is not in "
-            "(0, 1)); an Ornstein-Uhlenbeck fit does not apply"
-        )
-    if var <= 0:
-        raise ValueError("iv has no variation around its AR(1) fit; eta cannot be estimated")
-
+    x = np.log(_check_iv(iv))
+    ar1 = _ar1(x)
+    c, phi, var, n = ar1.c, ar1.phi, ar1.var, ar1.n
     kappa = -math.log(phi) / dt
     log_level = c / (1 - phi)
     eta = math.sqrt(2 * kappa * var / (1 - phi**2))
-
-    cov_c_phi = var * np.linalg.inv(design.T @ design)
-    cov = np.zeros((3, 3))  # (c, phi, v)
-    cov[:2, :2] = cov_c_phi
-    cov[2, 2] = 2 * var**2 / n
-    dkappa_dphi = -1 / (phi * dt)
-    grad_kappa = np.array([0.0, dkappa_dphi, 0.0])
-    grad_level = math.exp(log_level) * np.array([1 / (1 - phi), c / (1 - phi) ** 2, 0.0])
-    dlog_eta_dphi = 0.5 * (dkappa_dphi / kappa + 2 * phi / (1 - phi**2))
-    grad_eta = eta * np.array([0.0, dlog_eta_dphi, 0.5 / var])
-
-    def delta_se(grad: np.ndarray) -> float:
-        return float(math.sqrt(grad @ cov @ grad))
-
+    kappa_se, level_se, eta_se = _ou_standard_errors(ar1, kappa, log_level, eta, dt)
     result: dict[str, Any] = {
         "kappa": kappa,
         "iv_long_run": math.exp(log_level),
         "eta": eta,
-        "kappa_se": delta_se(grad_kappa),
-        "iv_long_run_se": delta_se(grad_level),
-        "eta_se": delta_se(grad_eta),
+        "kappa_se": kappa_se,
+        "iv_long_run_se": level_se,
+        "eta_se": eta_se,
         "iv_loglik": -0.5 * n * (math.log(2 * math.pi * var) + 1),
         "n_obs": n,
     }
     if close is not None:
-        returns = _log_returns(close)
-        if returns.size != n:
-            raise ValueError(
-                f"close and iv must cover the same days; got {returns.size + 1} closes and "
-                f"{n + 1} IVs"
-            )
-        spot_residuals = returns - returns.mean()
-        rho = float(np.corrcoef(residuals, spot_residuals)[0, 1])
-        result["iv_spot_corr"] = rho
-        result["iv_spot_corr_se"] = (1 - rho**2) / math.sqrt(max(n - 3, 1))
+        result["iv_spot_corr"], result["iv_spot_corr_se"] = _iv_spot_corr(ar1.residuals, close)
     return result
 
 

@@ -1550,6 +1550,87 @@ def _sensitivity_order(ds: Any, metric: str) -> list[int]:
     return sorted(range(len(values)), key=lambda i: (math.isnan(values[i]), -values[i]))
 
 
+def _morris_bars(ax: Any, sel: Any, order: list[int], within: np.ndarray, y: np.ndarray) -> None:
+    """mu* bars with their 95 % whiskers (coloured by the sign of mu), sigma as diamonds."""
+    mu_star = np.asarray(sel["mu_star"].values, dtype=float)[order]
+    conf = np.asarray(sel["mu_star_conf"].values, dtype=float)[order]
+    mu = np.asarray(sel["mu"].values, dtype=float)[order]
+    sigma = np.asarray(sel["sigma"].values, dtype=float)[order]
+    colors = [
+        "0.7" if w else (GAIN_COLOR if m >= 0 else LOSS_COLOR)
+        for w, m in zip(within, mu, strict=True)
+    ]
+    ax.barh(y, np.nan_to_num(mu_star), height=0.6, color=colors, alpha=0.85)
+    ax.errorbar(
+        np.nan_to_num(mu_star),
+        y,
+        xerr=np.nan_to_num(conf),
+        fmt="none",
+        ecolor="0.15",
+        capsize=3,
+    )
+    ax.plot(sigma, y, "D", color="0.2", ms=4, label="sigma")
+    ax.set_xlabel("mu*: the metric's change over the key's whole range")
+
+
+def _sobol_bars(ax: Any, sel: Any, order: list[int], within: np.ndarray, y: np.ndarray) -> None:
+    """S1 and ST bars side by side with their 95 % whiskers (ST grey within the noise)."""
+    s1 = np.asarray(sel["S1"].values, dtype=float)[order]
+    s1c = np.asarray(sel["S1_conf"].values, dtype=float)[order]
+    st = np.asarray(sel["ST"].values, dtype=float)[order]
+    stc = np.asarray(sel["ST_conf"].values, dtype=float)[order]
+    ax.barh(y - 0.18, np.nan_to_num(s1), height=0.34, color=BAND_COLOR, label="S1")
+    ax.barh(
+        y + 0.18,
+        np.nan_to_num(st),
+        height=0.34,
+        color=["0.7" if w else "#d9822b" for w in within],
+        label="ST",
+    )
+    ax.errorbar(
+        np.nan_to_num(s1),
+        y - 0.18,
+        xerr=np.nan_to_num(s1c),
+        fmt="none",
+        ecolor="0.15",
+        capsize=2,
+    )
+    ax.errorbar(
+        np.nan_to_num(st),
+        y + 0.18,
+        xerr=np.nan_to_num(stc),
+        fmt="none",
+        ecolor="0.15",
+        capsize=2,
+    )
+    ax.set_xlabel("share of the metric's variance over the sets")
+
+
+def _sensitivity_panel(ax: Any, ds: Any, metric: str, morris: bool) -> None:
+    """One metric's panel: each key's bars (largest on top), the noise floor, the title."""
+    sel = ds.sel(metric=metric)
+    order = _sensitivity_order(ds, metric)
+    labels = [str(ds["key"].values[i]) for i in order]
+    y = np.arange(len(order))
+    floor = float(sel["noise_floor"].values)
+    within = np.asarray(sel["within_noise"].values)[order].astype(bool)
+    (_morris_bars if morris else _sobol_bars)(ax, sel, order, within, y)
+    if math.isfinite(floor) and floor > 0:
+        ax.axvline(floor, color="0.3", linestyle="--", linewidth=1, label="noise floor")
+    ax.axvline(0, color="0.3", linewidth=0.8)
+    ax.set_yticks(y, labels, fontfamily="monospace", fontsize=8)
+    ax.set_ylim(len(order) - 0.5, -0.5)
+    ax.grid(axis="x", alpha=0.3)
+    share = float(sel["noise_share"].values)
+    units = str(sel["metric_units"].values)
+    ax.set_title(
+        f"{metric} ({units})\nnoise share mean(se²)/Var = "
+        f"{'–' if math.isnan(share) else f'{100 * share:.2g} %'}",
+        fontsize=9,
+    )
+    ax.legend(fontsize=7, loc="lower right")
+
+
 def _sensitivity_indices(ds: Any, folder: Path, written: list[Path]) -> None:
     """Per metric, a panel of horizontal bars: each key's index, largest on top."""
     morris = ds.attrs.get("method") == "morris"
@@ -1558,76 +1639,7 @@ def _sensitivity_indices(ds: Any, folder: Path, written: list[Path]) -> None:
     fig = _figure(5.2 * len(metrics), 0.42 * n_keys + 2.4)
     axes = np.atleast_1d(fig.subplots(1, len(metrics), squeeze=False)[0])
     for ax, metric in zip(axes, metrics, strict=True):
-        sel = ds.sel(metric=metric)
-        order = _sensitivity_order(ds, metric)
-        labels = [str(ds["key"].values[i]) for i in order]
-        y = np.arange(len(order))
-        floor = float(sel["noise_floor"].values)
-        within = np.asarray(sel["within_noise"].values)[order].astype(bool)
-        if morris:
-            mu_star = np.asarray(sel["mu_star"].values, dtype=float)[order]
-            conf = np.asarray(sel["mu_star_conf"].values, dtype=float)[order]
-            mu = np.asarray(sel["mu"].values, dtype=float)[order]
-            sigma = np.asarray(sel["sigma"].values, dtype=float)[order]
-            colors = [
-                "0.7" if w else (GAIN_COLOR if m >= 0 else LOSS_COLOR)
-                for w, m in zip(within, mu, strict=True)
-            ]
-            ax.barh(y, np.nan_to_num(mu_star), height=0.6, color=colors, alpha=0.85)
-            ax.errorbar(
-                np.nan_to_num(mu_star),
-                y,
-                xerr=np.nan_to_num(conf),
-                fmt="none",
-                ecolor="0.15",
-                capsize=3,
-            )
-            ax.plot(sigma, y, "D", color="0.2", ms=4, label="sigma")
-            ax.set_xlabel("mu*: the metric's change over the key's whole range")
-        else:
-            s1 = np.asarray(sel["S1"].values, dtype=float)[order]
-            s1c = np.asarray(sel["S1_conf"].values, dtype=float)[order]
-            st = np.asarray(sel["ST"].values, dtype=float)[order]
-            stc = np.asarray(sel["ST_conf"].values, dtype=float)[order]
-            ax.barh(y - 0.18, np.nan_to_num(s1), height=0.34, color=BAND_COLOR, label="S1")
-            ax.barh(
-                y + 0.18,
-                np.nan_to_num(st),
-                height=0.34,
-                color=["0.7" if w else "#d9822b" for w in within],
-                label="ST",
-            )
-            ax.errorbar(
-                np.nan_to_num(s1),
-                y - 0.18,
-                xerr=np.nan_to_num(s1c),
-                fmt="none",
-                ecolor="0.15",
-                capsize=2,
-            )
-            ax.errorbar(
-                np.nan_to_num(st),
-                y + 0.18,
-                xerr=np.nan_to_num(stc),
-                fmt="none",
-                ecolor="0.15",
-                capsize=2,
-            )
-            ax.set_xlabel("share of the metric's variance over the sets")
-        if math.isfinite(floor) and floor > 0:
-            ax.axvline(floor, color="0.3", linestyle="--", linewidth=1, label="noise floor")
-        ax.axvline(0, color="0.3", linewidth=0.8)
-        ax.set_yticks(y, labels, fontfamily="monospace", fontsize=8)
-        ax.set_ylim(len(order) - 0.5, -0.5)
-        ax.grid(axis="x", alpha=0.3)
-        share = float(sel["noise_share"].values)
-        units = str(sel["metric_units"].values)
-        ax.set_title(
-            f"{metric} ({units})\nnoise share mean(se²)/Var = "
-            f"{'–' if math.isnan(share) else f'{100 * share:.2g} %'}",
-            fontsize=9,
-        )
-        ax.legend(fontsize=7, loc="lower right")
+        _sensitivity_panel(ax, ds, metric, morris)
     how = (
         f"Morris, {ds.attrs.get('samples')} trajectories; bars: mu* ± 95 % (green: the metric "
         "rises with the key, red: it falls, grey: within Monte Carlo noise); diamonds: sigma"
@@ -1910,14 +1922,12 @@ def _on(tables: dict, table: str, key: str) -> bool:
     return bool(tables.get(table, {}).get(key, False))
 
 
-def _scenario_rows(tables: dict[str, dict[str, Any]]) -> list[tuple[str, str, tuple[str, ...]]]:
-    """(what, value in words, the dotted keys it reads) of the scenario's key parameters."""
-    m, c = tables.get("market", {}), tables.get("capital", {})
-    st, ex = tables.get("strategy", {}), tables.get("execution", {})
-    xs, hd = tables.get("exits", {}), tables.get("hedges", {})
-    lim = tables.get("limits", {})
+_Row = tuple[str, str, tuple[str, ...]]  # (what, value in words, the dotted keys it reads)
+
+
+def _market_row(m: dict[str, Any]) -> _Row:
+    """The spot's model: drift and rate, then its volatility, variance and jump parameters."""
     model = str(m.get("model", "gbm"))
-    rows: list[tuple[str, str, tuple[str, ...]]] = []
     spot = (
         f"{model.upper() if model == 'gbm' else model.capitalize()}, s0 {_usd_text(m.get('s0'))}, "
         f"drift {percent(m.get('mu'), 0)} a year, rate {percent(m.get('rate'), 1)}"
@@ -1939,7 +1949,12 @@ def _scenario_rows(tables: dict[str, dict[str, Any]]) -> list[tuple[str, str, tu
             f"{_num(m.get('jump_mean'))}, std {_num(m.get('jump_std'))}"
         )
         keys += ("market.jump_intensity", "market.jump_mean", "market.jump_std")
-    rows.append(("market", spot, keys))
+    return ("market", spot, keys)
+
+
+def _iv_row(m: dict[str, Any]) -> _Row:
+    """Implied volatility: linked to the stock's variance, or its own log-OU process."""
+    model = str(m.get("model", "gbm"))
     linked = m.get("iv_model", "linked" if model in ("heston", "bates") else "independent")
     if linked == "linked":
         iv = (
@@ -1947,15 +1962,20 @@ def _scenario_rows(tables: dict[str, dict[str, Any]]) -> list[tuple[str, str, tu
             f"in the long run (vrp_kappa {_num(m.get('vrp_kappa'))}, vrp_eta "
             f"{_num(m.get('vrp_eta'))})"
         )
-        iv_keys: tuple[str, ...] = ("market.vrp_long_run", "market.vrp_kappa", "market.vrp_eta")
+        keys: tuple[str, ...] = ("market.vrp_long_run", "market.vrp_kappa", "market.vrp_eta")
     else:
         iv = (
             f"{percent(m.get('iv0'), 0)} at the start, log-OU to {percent(m.get('iv_long_run'), 0)} "
             f"(kappa {_num(m.get('kappa'))}, eta {_num(m.get('eta'))}, corr. with the spot "
             f"{_num(m.get('iv_spot_corr'))})"
         )
-        iv_keys = ("market.iv0", "market.iv_long_run", "market.kappa", "market.eta")
-    rows.append(("implied volatility", iv, iv_keys))
+        keys = ("market.iv0", "market.iv_long_run", "market.kappa", "market.eta")
+    return ("implied volatility", iv, keys)
+
+
+def _capital_row(c: dict[str, Any]) -> _Row:
+    """The portfolio, the sleeve (a fixed allocation, or Kelly times its multiplier, capped),
+    leverage and monthly additions."""
     if c.get("allocation") is not None:
         sleeve = f"fixed {_usd_text(c['allocation'])}"
     else:
@@ -1975,7 +1995,11 @@ def _scenario_rows(tables: dict[str, dict[str, Any]]) -> list[tuple[str, str, tu
     )
     if float(c.get("monthly_addition", 0) or 0):
         capital += f"; {_usd_text(c['monthly_addition'])} added every 21 trading days"
-    rows.append(("capital", capital, ("capital.kelly_fraction", "capital.portfolio_value")))
+    return ("capital", capital, ("capital.kelly_fraction", "capital.portfolio_value"))
+
+
+def _ladder_row(st: dict[str, Any]) -> _Row:
+    """The put ladder: strikes and weights, expiry, entry schedule and signal threshold."""
     strikes = ", ".join(
         f"{_usd_text(k)} ({percent(w, 0)})"
         for k, w in zip(st.get("strikes", []), st.get("weights", []), strict=False)
@@ -1986,20 +2010,27 @@ def _scenario_rows(tables: dict[str, dict[str, Any]]) -> list[tuple[str, str, tu
         f"{st.get('entry_every_days')} trading days when at least "
         f"{st.get('signal_min_conditions')} of the 8 signal conditions hold"
     )
-    rows.append(("ladder", ladder, ("strategy.strikes", "strategy.dte_calendar")))
+    return ("ladder", ladder, ("strategy.strikes", "strategy.dte_calendar"))
+
+
+def _fills_row(m: dict[str, Any], ex: dict[str, Any]) -> _Row:
+    """The fill rule, the spread and the commission."""
     fills = {
         "bid_ask": "sell at the bid, buy at the ask",
         "mid": "at mid",
         "seed": f"the seed's mid ± {_usd_text(ex.get('price_improvement_target', 0))}",
     }.get(str(ex.get("fill")), str(ex.get("fill")))
-    rows.append(
-        (
-            "fills",
-            f"{fills}; spread {_usd_text(m.get('bid_ask_spread'))} a share, commission "
-            f"{_usd_text(ex.get('commission'))} a contract",
-            ("execution.fill", "execution.commission", "market.bid_ask_spread"),
-        )
+    return (
+        "fills",
+        f"{fills}; spread {_usd_text(m.get('bid_ask_spread'))} a share, commission "
+        f"{_usd_text(ex.get('commission'))} a contract",
+        ("execution.fill", "execution.commission", "market.bid_ask_spread"),
     )
+
+
+def _exits_row(tables: dict[str, dict[str, Any]]) -> _Row:
+    """The per-put exits that are on, with their thresholds, then those that are off."""
+    xs = tables.get("exits", {})
     exits = [
         (
             "profit_take",
@@ -2020,20 +2051,27 @@ def _scenario_rows(tables: dict[str, dict[str, Any]]) -> list[tuple[str, str, tu
     ]
     on = [text for key, text in exits if _on(tables, "exits", key)]
     off = [key.replace("_", " ") for key, _ in exits if not _on(tables, "exits", key)]
-    rows.append(
-        (
-            "exits",
-            "; ".join(on) + (f"; off: {', '.join(off)}" if off else ""),
-            tuple(f"exits.{k}" for k, _ in exits),
-        )
+    return (
+        "exits",
+        "; ".join(on) + (f"; off: {', '.join(off)}" if off else ""),
+        tuple(f"exits.{k}" for k, _ in exits),
     )
+
+
+def _assignment_row(tables: dict[str, dict[str, Any]]) -> _Row:
+    """Early exercise and covered calls, each on or off."""
     assigned = [
         "early exercise" if _on(tables, "assignment", "early_assignment") else "no early exercise",
         "covered calls on assigned shares"
         if _on(tables, "assignment", "covered_calls")
         else "no covered calls",
     ]
-    rows.append(("assignment", ", ".join(assigned), ("assignment.early_assignment",)))
+    return ("assignment", ", ".join(assigned), ("assignment.early_assignment",))
+
+
+def _hedges_row(tables: dict[str, dict[str, Any]]) -> _Row:
+    """The hedge calls' budget, expiry and strikes, or "off"."""
+    hd = tables.get("hedges", {})
     if _on(tables, "hedges", "hedges"):
         hedges = (
             f"calls bought with {percent(hd.get('hedge_base_ratio'), 0)} of each tranche's net "
@@ -2044,15 +2082,34 @@ def _scenario_rows(tables: dict[str, dict[str, Any]]) -> list[tuple[str, str, tu
         )
     else:
         hedges = "off"
-    rows.append(("hedges", hedges, ("hedges.hedges", "hedges.hedge_base_ratio")))
+    return ("hedges", hedges, ("hedges.hedges", "hedges.hedge_base_ratio"))
+
+
+def _limits_row(lim: dict[str, Any], st: dict[str, Any]) -> _Row:
+    """Whether limits are enforced, the VaR and concentration limits, margin calls."""
     limits = (
         f"{'enforced (a HIGH breach blocks new tranches)' if lim.get('enforce_limits') else 'counted, not enforced'}; "
         f"daily VaR {percent(lim.get('var_level'), 0)} under {percent(lim.get('daily_var_limit'), 0)} "
         f"of the portfolio, one expiry under {percent(st.get('max_concentration_single_expiration'), 0)} "
         f"of the sleeve, margin calls {'on' if lim.get('margin_calls') else 'off'}"
     )
-    rows.append(("limits", limits, ("limits.enforce_limits", "limits.daily_var_limit")))
-    return rows
+    return ("limits", limits, ("limits.enforce_limits", "limits.daily_var_limit"))
+
+
+def _scenario_rows(tables: dict[str, dict[str, Any]]) -> list[_Row]:
+    """(what, value in words, the dotted keys it reads) of the scenario's key parameters."""
+    m, st = tables.get("market", {}), tables.get("strategy", {})
+    return [
+        _market_row(m),
+        _iv_row(m),
+        _capital_row(tables.get("capital", {})),
+        _ladder_row(st),
+        _fills_row(m, tables.get("execution", {})),
+        _exits_row(tables),
+        _assignment_row(tables),
+        _hedges_row(tables),
+        _limits_row(tables.get("limits", {}), st),
+    ]
 
 
 def _scenario_section(ds: Any) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -51,6 +52,7 @@ from simkit.paths.keys import (
 from simkit.paths.market import (
     Market,
     MarketParams,
+    MarketState,
     _cast,
     _check_dt,
     _check_index,
@@ -149,6 +151,80 @@ def _replay_block(
     )
 
 
+class _HistoryLevels(NamedTuple):
+    """The history's daily levels that replace market fields (iv and the input columns)."""
+
+    values: Array  # (len(names), n_days) the levels, in the market's dtype
+    names: tuple[str, ...]  # the market field of each row (static)
+
+    def at(self, name: str, day_of_history) -> Array:
+        """Field `name`'s level on history day `day_of_history` (per path)."""
+        return self.values[self.names.index(name)][day_of_history]
+
+    def replace_in(self, market: Market, day_of_history) -> Market:
+        """The market of a day with the history's levels of history day `day_of_history`."""
+        values = {name: self.values[i][day_of_history] for i, name in enumerate(self.names)}
+        return market._replace(**values)
+
+
+def _block_start(keys: Array, day, n_returns: int, dtype) -> Array:
+    """`(paths,)` int32: the history return a block begins at, uniform over the returns."""
+    _, start_u = day_uniforms(keys, day, 2, dtype, stream=_BOOTSTRAP_STREAM)
+    return jnp.minimum((start_u * n_returns).astype(jnp.int32), n_returns - 1)
+
+
+def _next_return(keys: Array, day, index: Array, restart_prob, n_returns: int, dtype) -> Array:
+    """`(paths,)` int32: the history return drawn on `day`. Politis-Romano: a new block (at a
+    uniform start) with probability 1/block_len, else the next day of the history, wrapping
+    around."""
+    restart_u, _ = day_uniforms(keys, day, 2, dtype, stream=_BOOTSTRAP_STREAM)
+    new_block = (day == 1) | (restart_u < restart_prob)
+    return jnp.where(new_block, _block_start(keys, day, n_returns, dtype), (index + 1) % n_returns)
+
+
+def _start_at(
+    state: MarketState, day0: Market, history: _HistoryLevels, spot0: Array, first: Array
+) -> tuple[MarketState, Market]:
+    """The state and market of day 0 on history day `first` (the day before the first block's
+    first return): the history's first close, and that day's IV and inputs."""
+    state = state._replace(log_spot=jnp.full_like(state.log_spot, jnp.log(spot0)))
+    if "iv" in history.names:
+        state = state._replace(log_iv=jnp.log(history.at("iv", first)))
+    if "short_interest" in history.names:
+        state = state._replace(short_interest=history.at("short_interest", first))
+    day0 = history.replace_in(day0._replace(spot=jnp.exp(state.log_spot)), first)
+    return state, day0
+
+
+def _bootstrap_log_iv(
+    p: MarketParams,
+    log_iv: Array,
+    log_return: Array,
+    u: Array,
+    history: _HistoryLevels,
+    index: Array,
+    return_moments: tuple[Array, Array],
+    dt: Array,
+) -> Array:
+    """The day's ln IV: the history's on the day whose return was drawn, or, without an `iv`
+    column, the log-OU step of `p` with the standardized drawn return as its spot shock."""
+    if "iv" in history.names:
+        return jnp.log(history.at("iv", index + 1))
+    return_mean, return_std = return_moments
+    return iv_log_step(
+        log_iv,
+        (log_return - return_mean) / return_std,
+        to_normal(u[SLOT["z_iv"]]),
+        jnp.zeros_like(log_return),
+        p.kappa,
+        p.iv_long_run,
+        p.eta,
+        p.iv_spot_corr,
+        p.iv_jump_beta,
+        dt,
+    )
+
+
 @partial(jax.jit, static_argnames=("n_paths", "n_steps", "dtype", "level_names"))
 def _bootstrap(
     params,
@@ -175,61 +251,31 @@ def _bootstrap(
     return_mean = jnp.mean(returns)
     return_std = jnp.std(returns)
     return_std = jnp.where(return_std > 0.0, return_std, 1.0)
-    has_iv = "iv" in level_names
-
-    def block_start(day):
-        _, start_u = day_uniforms(keys, day, 2, dtype, stream=_BOOTSTRAP_STREAM)
-        return jnp.minimum((start_u * n_returns).astype(jnp.int32), n_returns - 1)
-
-    def with_levels(market: Market, day_of_history) -> Market:
-        """The market of a day with the history's levels of history day `day_of_history`."""
-        values = {name: levels[i][day_of_history] for i, name in enumerate(level_names)}
-        return market._replace(**values)
+    history = _HistoryLevels(levels, level_names)
 
     # The first block starts on day 1 at return `first` (history day first -> first + 1), so
     # the path's day 0 is history day `first`: spot0, and that day's IV and inputs.
-    first = block_start(1)
-    state = state._replace(log_spot=jnp.full_like(state.log_spot, jnp.log(spot0)))
-    if has_iv:
-        state = state._replace(log_iv=jnp.log(levels[level_names.index("iv")][first]))
-    if "short_interest" in level_names:
-        state = state._replace(short_interest=levels[level_names.index("short_interest")][first])
-    day0 = with_levels(day0._replace(spot=jnp.exp(state.log_spot)), first)
+    first = _block_start(keys, 1, n_returns, dtype)
+    state, day0 = _start_at(state, day0, history, spot0, first)
+    varying = ("spot", "iv", "short_interest", "thesis_event", "jump", "early_u")
+    varying += tuple(name for name in level_names if name not in varying)
 
     def one_day(carry, day):
         state, index = carry
         u = day_uniforms(keys, day, N_DRAWS_CONSTANT_VOL, dtype)
-        restart_u, _ = day_uniforms(keys, day, 2, dtype, stream=_BOOTSTRAP_STREAM)
-        # Politis-Romano: a new block (at a uniform start) with probability 1/block_len,
-        # else the next day of the history, wrapping around.
-        new_block = (day == 1) | (restart_u < restart_prob)
-        index = jnp.where(new_block, block_start(day), (index + 1) % n_returns)
+        index = _next_return(keys, day, index, restart_prob, n_returns, dtype)
         log_return = returns[index]
-        if has_iv:
-            log_iv = jnp.log(levels[level_names.index("iv")][index + 1])
-        else:
-            log_iv = iv_log_step(
-                state.log_iv,
-                (log_return - return_mean) / return_std,
-                to_normal(u[SLOT["z_iv"]]),
-                jnp.zeros_like(log_return),
-                p.kappa,
-                p.iv_long_run,
-                p.eta,
-                p.iv_spot_corr,
-                p.iv_jump_beta,
-                dt,
-            )
+        log_iv = _bootstrap_log_iv(
+            p, state.log_iv, log_return, u, history, index, (return_mean, return_std), dt
+        )
         short_interest, thesis_event, early_u = exogenous_step(p, state.short_interest, u, dt)
         if "short_interest" in level_names:
-            short_interest = levels[level_names.index("short_interest")][index + 1]
+            short_interest = history.at("short_interest", index + 1)
         state = state._replace(
             log_spot=state.log_spot + log_return, log_iv=log_iv, short_interest=short_interest
         )
         market = _market_of_day(p, state, thesis_event, jnp.zeros_like(thesis_event), early_u)
-        market = with_levels(market, index + 1)
-        varying = ("spot", "iv", "short_interest", "thesis_event", "jump", "early_u")
-        varying += tuple(name for name in level_names if name not in varying)
+        market = history.replace_in(market, index + 1)
         return (state, index), {name: getattr(market, name) for name in varying}
 
     index0 = jnp.zeros((n_computed,), jnp.int32)
@@ -246,6 +292,35 @@ def _check_block_len(block_len) -> float:
     ):
         raise ValueError(f"block_len must be a number >= 1 (days); got {block_len!r}.")
     return float(block_len)
+
+
+def _check_bootstrap_block(
+    n_paths: int, n_steps: int, cell: int, path_start: int, dt: float
+) -> tuple[int, int, int, int]:
+    """(n_paths, n_steps, cell, path_start) checked as `simulate_market` checks them, and `dt`."""
+    n_paths = _check_index("n_paths", n_paths, 1)
+    n_steps = _check_index("n_steps", n_steps, 0)
+    cell = _check_index("cell", cell, 0, 2**32)
+    path_start = _check_index("path_start", path_start, 0)
+    if path_start + n_paths > 2**32:
+        raise ValueError(
+            f"path indices must stay below 2**32; got up to {path_start + n_paths - 1}."
+        )
+    _check_dt(dt)
+    return n_paths, n_steps, cell, path_start
+
+
+def _base_key(key_or_seed, cell: int) -> Array:
+    """The key of the cell's paths: `cell_key(seed, cell)` for an int seed, else the key."""
+    if isinstance(key_or_seed, bool):
+        raise ValueError(f"key_or_seed must be an int seed >= 0 or a JAX key; got {key_or_seed!r}.")
+    if isinstance(key_or_seed, int | np.integer):
+        if key_or_seed < 0:
+            raise ValueError(
+                f"key_or_seed must be an int seed >= 0 or a JAX key; got {key_or_seed}."
+            )
+        return cell_key(int(key_or_seed), int(cell))
+    return as_key(key_or_seed)
 
 
 def block_bootstrap(
@@ -295,25 +370,10 @@ def block_bootstrap(
     """
     dtype = check_dtype(dtype)
     block_len = _check_block_len(block_len)
-    n_paths = _check_index("n_paths", n_paths, 1)
-    n_steps = _check_index("n_steps", n_steps, 0)
-    cell = _check_index("cell", cell, 0, 2**32)
-    path_start = _check_index("path_start", path_start, 0)
-    if path_start + n_paths > 2**32:
-        raise ValueError(
-            f"path indices must stay below 2**32; got up to {path_start + n_paths - 1}."
-        )
-    _check_dt(dt)
-    if isinstance(key_or_seed, bool):
-        raise ValueError(f"key_or_seed must be an int seed >= 0 or a JAX key; got {key_or_seed!r}.")
-    if isinstance(key_or_seed, int | np.integer):
-        if key_or_seed < 0:
-            raise ValueError(
-                f"key_or_seed must be an int seed >= 0 or a JAX key; got {key_or_seed}."
-            )
-        base_key = cell_key(int(key_or_seed), int(cell))
-    else:
-        base_key = as_key(key_or_seed)
+    n_paths, n_steps, cell, path_start = _check_bootstrap_block(
+        n_paths, n_steps, cell, path_start, dt
+    )
+    base_key = _base_key(key_or_seed, cell)
     levels = _level_columns(history)
     names = tuple(levels)
     stacked = np.stack([levels[n] for n in names]) if names else np.zeros((0, history.n_days))

@@ -135,21 +135,8 @@ def _parse_number(path, line: int, field: str, text: str, shown: str | None = No
     return value
 
 
-def read_history(path: str | Path) -> History:
-    """Read and validate a history CSV `date,close[,iv][,input columns]`.
-
-    Args:
-        path: the CSV file.
-
-    Returns:
-        `History` with `dates`, `close`, `iv` (if the file has the column) and `inputs`.
-
-    Raises:
-        HistoryError: missing or unreadable file, empty file, missing column, a short line,
-            a bad date, a non-numeric or out-of-bounds value, non-increasing dates, fewer than
-            two days.
-    """
-    path = Path(path)
+def _read_rows(path: Path) -> tuple[bytes, list[tuple[int, list[str]]]]:
+    """(the file's bytes, its non-blank CSV rows with their 1-based line numbers)."""
     if not path.is_file():
         raise HistoryError(path, "file", "does not exist or is not a file")
     try:
@@ -164,7 +151,12 @@ def read_history(path: str | Path) -> History:
     ]
     if not lines:
         raise HistoryError(path, "file", f"is empty; expected a header {_FORMAT} and rows")
-    header_line, header = lines[0]
+    return data, lines
+
+
+def _header_columns(path: Path, header_line: int, header: list[str]) -> tuple[dict[str, int], str]:
+    """(column name -> index, for `date`, the close and each optional column present; the
+    close's header as written): the adjusted close is read as the close when present."""
     names = [cell.strip().lower() for cell in header]
     adjusted = [name for name in _ADJUSTED_CLOSE if name in names]
     for name in _REQUIRED:
@@ -183,30 +175,46 @@ def read_history(path: str | Path) -> History:
     column = {name: names.index(name) for name in (*_REQUIRED, *_OPTIONAL) if name in names}
     if adjusted:
         column["close"] = names.index(adjusted[0])
-    close_column = header[column["close"]].strip()
-    numeric = [name for name in ("close", *_OPTIONAL) if name in column]
+    return column, header[column["close"]].strip()
 
+
+def _parse_date(
+    path: Path, line: int, text: str, previous: dt_module.date | None
+) -> dt_module.date:
+    """The ISO date of a row, checked later than the row before's."""
+    try:
+        date = dt_module.date.fromisoformat(text)
+    except ValueError:
+        raise HistoryError(
+            path, f"line {line}, date", f"{text!r} is not an ISO date YYYY-MM-DD"
+        ) from None
+    if previous is not None and date <= previous:
+        raise HistoryError(
+            path,
+            f"line {line}, date",
+            f"dates must increase strictly; {date} follows {previous}",
+        )
+    return date
+
+
+def _parse_rows(
+    path: Path,
+    rows: list[tuple[int, list[str]]],
+    column: dict[str, int],
+    n_fields: int,
+    close_column: str,
+) -> tuple[list[dt_module.date], dict[str, list[float]]]:
+    """(the dates, numeric column name -> values) of the data rows, each checked."""
+    numeric = [name for name in ("close", *_OPTIONAL) if name in column]
     dates: list[dt_module.date] = []
     values: dict[str, list[float]] = {name: [] for name in numeric}
-    for number, row in lines[1:]:
+    for number, row in rows:
         if len(row) <= max(column.values()):
             raise HistoryError(
-                path, f"line {number}", f"expected {len(names)} fields, got {len(row)}"
+                path, f"line {number}", f"expected {n_fields} fields, got {len(row)}"
             )
         date_text = row[column["date"]].strip()
-        try:
-            date = dt_module.date.fromisoformat(date_text)
-        except ValueError:
-            raise HistoryError(
-                path, f"line {number}, date", f"{date_text!r} is not an ISO date YYYY-MM-DD"
-            ) from None
-        if dates and date <= dates[-1]:
-            raise HistoryError(
-                path,
-                f"line {number}, date",
-                f"dates must increase strictly; {date} follows {dates[-1]}",
-            )
-        dates.append(date)
+        dates.append(_parse_date(path, number, date_text, dates[-1] if dates else None))
         for name in numeric:
             shown = close_column if name == "close" else name
             values[name].append(_parse_number(path, number, name, row[column[name]].strip(), shown))
@@ -214,6 +222,28 @@ def read_history(path: str | Path) -> History:
         raise HistoryError(
             path, "file", f"needs at least 2 days of data (one return); got {len(dates)}"
         )
+    return dates, values
+
+
+def read_history(path: str | Path) -> History:
+    """Read and validate a history CSV `date,close[,iv][,input columns]`.
+
+    Args:
+        path: the CSV file.
+
+    Returns:
+        `History` with `dates`, `close`, `iv` (if the file has the column) and `inputs`.
+
+    Raises:
+        HistoryError: missing or unreadable file, empty file, missing column, a short line,
+            a bad date, a non-numeric or out-of-bounds value, non-increasing dates, fewer than
+            two days.
+    """
+    path = Path(path)
+    data, lines = _read_rows(path)
+    header_line, header = lines[0]
+    column, close_column = _header_columns(path, header_line, header)
+    dates, values = _parse_rows(path, lines[1:], column, len(header), close_column)
     arrays = {name: np.array(v, dtype=np.float64) for name, v in values.items()}
     return History(
         path=str(path),

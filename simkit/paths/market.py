@@ -207,6 +207,132 @@ def exogenous_step(
     return short_interest, thesis_event, u[SLOT["early_u"]]
 
 
+class _SpotMove(NamedTuple):
+    """One day of the spot, as the IV step and the next state read it."""
+
+    log_return: Array  # (paths,) ln(S_t / S_{t-1})
+    variance: Array  # (paths,) the spot's variance after the step, annual (MarketState's)
+    z_spot_iv: Array  # (paths,) the spot's diffusion shock as one normal (the IV's correlation)
+    jump: Array  # (paths,) bool: the spot jumped this step
+    log_jump: Array  # (paths,) the day's log jump (0 without one)
+
+
+def _no_jump(z_spot: Array) -> tuple[Array, Array]:
+    return jnp.zeros(z_spot.shape, bool), jnp.zeros_like(z_spot)
+
+
+def _stochastic_vol_move(
+    model: str, p: MarketParams, state: MarketState, u: Array, z_spot: Array, mu, dt
+) -> _SpotMove:
+    """Heston (Bates: plus Merton's compensated jumps): the variance's QE step and the
+    martingale-corrected log spot (`simkit.paths.heston`)."""
+    step = heston_step(
+        state.variance,
+        u[SLOT["u_variance"]],
+        z_spot,
+        mu,
+        p.kappa_v,
+        p.theta_v,
+        p.xi,
+        p.rho,
+        dt,
+    )
+    variance, log_return = step.variance, step.log_return
+    z_spot_iv = p.rho * step.z_variance + jnp.sqrt(1.0 - p.rho * p.rho) * z_spot
+    if model == "bates":
+        jump_return, jumps = compensated_jumps(
+            u[SLOT["u_jump_count"]],
+            to_normal(u[SLOT["z_jump_size"]]),
+            p.jump_intensity,
+            p.jump_mean,
+            p.jump_std,
+            dt,
+        )
+        log_return = log_return + jump_return
+        jump, log_jump = jumps.count > 0.0, jumps.log_jump
+    else:
+        jump, log_jump = _no_jump(z_spot)
+    return _SpotMove(log_return, variance, z_spot_iv, jump, log_jump)
+
+
+def _garch_move(p: MarketParams, state: MarketState, z_spot: Array, mu, dt) -> _SpotMove:
+    """GJR-GARCH(1,1): the day's return at the variance known the day before, then the next
+    day's variance (`simkit.paths.garch`)."""
+    step = garch_step(
+        state.variance,
+        z_spot,
+        mu,
+        p.garch_omega,
+        p.garch_alpha,
+        p.garch_gamma,
+        p.garch_beta,
+        dt,
+    )
+    return _SpotMove(step.log_return, step.variance, z_spot, *_no_jump(z_spot))
+
+
+def _merton_move(p: MarketParams, state: MarketState, u: Array, z_spot: Array, mu, dt) -> _SpotMove:
+    """Merton's log-exact jump-diffusion step (`simkit.paths.merton`)."""
+    log_return, jumps = merton_log_return(
+        z_spot,
+        u[SLOT["u_jump_count"]],
+        to_normal(u[SLOT["z_jump_size"]]),
+        mu,
+        p.sigma,
+        p.jump_intensity,
+        p.jump_mean,
+        p.jump_std,
+        dt,
+    )
+    return _SpotMove(log_return, state.variance, z_spot, jumps.count > 0.0, jumps.log_jump)
+
+
+def _spot_move(
+    params: MarketParams, p: MarketParams, state: MarketState, u: Array, dt
+) -> _SpotMove:
+    """The day's spot step of `params.model` (static), from the day's uniforms `u`."""
+    z_spot = to_normal(u[SLOT["z_spot"]])
+    mu = p.rate if params.risk_neutral else p.mu
+    if params.model in STOCHASTIC_VOL_MODELS:
+        return _stochastic_vol_move(params.model, p, state, u, z_spot, mu, dt)
+    if params.model == "garch":
+        return _garch_move(p, state, z_spot, mu, dt)
+    if params.model == "merton":
+        return _merton_move(p, state, u, z_spot, mu, dt)
+    log_return = gbm_log_return(z_spot, mu, p.sigma, dt)
+    return _SpotMove(log_return, state.variance, z_spot, *_no_jump(z_spot))
+
+
+def _log_iv_step(
+    params: MarketParams, p: MarketParams, state: MarketState, move: _SpotMove, u: Array, dt
+) -> tuple[Array, Array]:
+    """(ln IV, z = ln(IV / sqrt(v))) of the day: linked IV is sqrt(v) e^z with z an OU step of
+    its own; independent IV an exact log-OU step with the spot's shock and log jump."""
+    if params.linked_iv:
+        log_vrp = ou_step(
+            state.log_vrp,
+            to_normal(u[SLOT["z_iv"]]),
+            p.vrp_kappa,
+            jnp.log(p.vrp_long_run),
+            p.vrp_eta,
+            dt,
+        )
+        return linked_log_iv(move.variance, log_vrp), log_vrp
+    log_iv = iv_log_step(
+        state.log_iv,
+        move.z_spot_iv,
+        to_normal(u[SLOT["z_iv"]]),
+        move.log_jump,
+        p.kappa,
+        p.iv_long_run,
+        p.eta,
+        p.iv_spot_corr,
+        p.iv_jump_beta,
+        dt,
+    )
+    return log_iv, state.log_vrp
+
+
 def market_step(
     params: MarketParams, keys: Array, state: MarketState, day: int | Array, dt=1 / 252
 ) -> tuple[MarketState, Market]:
@@ -224,92 +350,13 @@ def market_step(
     dt = jnp.asarray(dt, dtype)
     stochastic_vol = params.model in STOCHASTIC_VOL_MODELS
     u = day_uniforms(keys, day, len(DRAWS) if stochastic_vol else N_DRAWS_CONSTANT_VOL, dtype)
-    z_spot = to_normal(u[SLOT["z_spot"]])
-    mu = p.rate if params.risk_neutral else p.mu
-    variance, log_vrp = state.variance, state.log_vrp
-    z_spot_iv = z_spot  # the spot's diffusion shock as one normal (the IV's correlation reads it)
-    if stochastic_vol:
-        step = heston_step(
-            state.variance,
-            u[SLOT["u_variance"]],
-            z_spot,
-            mu,
-            p.kappa_v,
-            p.theta_v,
-            p.xi,
-            p.rho,
-            dt,
-        )
-        variance, log_return = step.variance, step.log_return
-        z_spot_iv = p.rho * step.z_variance + jnp.sqrt(1.0 - p.rho * p.rho) * z_spot
-        if params.model == "bates":
-            jump_return, jumps = compensated_jumps(
-                u[SLOT["u_jump_count"]],
-                to_normal(u[SLOT["z_jump_size"]]),
-                p.jump_intensity,
-                p.jump_mean,
-                p.jump_std,
-                dt,
-            )
-            log_return = log_return + jump_return
-            jump, log_jump = jumps.count > 0.0, jumps.log_jump
-        else:
-            jump, log_jump = jnp.zeros(z_spot.shape, bool), jnp.zeros_like(z_spot)
-    elif params.model == "garch":
-        step = garch_step(
-            state.variance,
-            z_spot,
-            mu,
-            p.garch_omega,
-            p.garch_alpha,
-            p.garch_gamma,
-            p.garch_beta,
-            dt,
-        )
-        variance, log_return = step.variance, step.log_return
-        jump, log_jump = jnp.zeros(z_spot.shape, bool), jnp.zeros_like(z_spot)
-    elif params.model == "merton":
-        log_return, jumps = merton_log_return(
-            z_spot,
-            u[SLOT["u_jump_count"]],
-            to_normal(u[SLOT["z_jump_size"]]),
-            mu,
-            p.sigma,
-            p.jump_intensity,
-            p.jump_mean,
-            p.jump_std,
-            dt,
-        )
-        jump, log_jump = jumps.count > 0.0, jumps.log_jump
-    else:
-        log_return = gbm_log_return(z_spot, mu, p.sigma, dt)
-        jump, log_jump = jnp.zeros(z_spot.shape, bool), jnp.zeros_like(z_spot)
-    if params.linked_iv:
-        log_vrp = ou_step(
-            state.log_vrp,
-            to_normal(u[SLOT["z_iv"]]),
-            p.vrp_kappa,
-            jnp.log(p.vrp_long_run),
-            p.vrp_eta,
-            dt,
-        )
-        log_iv = linked_log_iv(variance, log_vrp)
-    else:
-        log_iv = iv_log_step(
-            state.log_iv,
-            z_spot_iv,
-            to_normal(u[SLOT["z_iv"]]),
-            log_jump,
-            p.kappa,
-            p.iv_long_run,
-            p.eta,
-            p.iv_spot_corr,
-            p.iv_jump_beta,
-            dt,
-        )
+    move = _spot_move(params, p, state, u, dt)
+    log_iv, log_vrp = _log_iv_step(params, p, state, move, u, dt)
     short_interest, thesis_event, early_u = exogenous_step(p, state.short_interest, u, dt)
-    state = MarketState(state.log_spot + log_return, log_iv, short_interest, variance, log_vrp)
-    return state, _market_of_day(p, state, thesis_event, jump, early_u)
+    state = MarketState(
+        state.log_spot + move.log_return, log_iv, short_interest, move.variance, log_vrp
+    )
+    return state, _market_of_day(p, state, thesis_event, move.jump, early_u)
 
 
 def stack_days(day0: Market, days: Market | None, n_paths: int, n_steps: int) -> Market:
