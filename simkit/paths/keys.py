@@ -29,6 +29,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import erfinv
 
 __all__ = [
@@ -78,9 +79,20 @@ def _is_typed_key(key) -> bool:
 MIN_BATCH = 2
 
 
-def cell_key(seed: int, cell: int) -> Array:
-    """Key of one grid cell: `fold_in(PRNGKey(seed), cell)`, uint32[2]."""
-    return jax.random.fold_in(jax.random.PRNGKey(seed), cell)
+def cell_key(seed: int, cell: int) -> np.ndarray:
+    """Key of one grid cell: `fold_in(PRNGKey(seed), cell)`, uint32[2], for a seed and a cell
+    in [0, 2**32).
+
+    Computed in NumPy (threefry-2x32 of the key (0, seed) over the pair (0, cell), the bits of
+    `jax.random`): JAX's eager `PRNGKey` and `fold_in` compile a small program each on a
+    process's first call (~0.25 s of a warm first `simkit.simulate`)."""
+    for name, value in (("seed", seed), ("cell", cell)):
+        if not 0 <= int(value) < 2**32:
+            raise ValueError(f"{name} must be in [0, 2**32); got {value!r}.")
+    u32 = np.uint32
+    one = np.ones(1, u32)  # arrays, not scalars: uint32 arithmetic wraps without a warning
+    y1, y2 = _threefry2x32(0 * one, u32(seed) * one, 0 * one, u32(cell) * one, u32)
+    return np.concatenate([y1, y2])
 
 
 def path_keys(base_key: Array, path_start: int | Array, n_paths: int) -> Array:
@@ -102,20 +114,21 @@ _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _KEY_PARITY = 0x1BD11BDA
 
 
-def _threefry2x32(k1, k2, x1, x2):
+def _threefry2x32(k1, k2, x1, x2, u32=jnp.uint32):
     """Threefry-2x32 with 20 rounds (Salmon et al., SC 2011), the hash of `jax.random`,
     written out: the same bits as JAX's `threefry2x32` primitive, which on CPU runs as a loop of
     five small steps (a dozen operations per day for the engine); this is one fused loop. All
-    arguments uint32, broadcasting; returns the two output words."""
-    ks = (k1, k2, k1 ^ k2 ^ jnp.uint32(_KEY_PARITY))
+    arguments uint32, broadcasting (JAX arrays, or NumPy arrays with `u32=np.uint32`); returns
+    the two output words."""
+    ks = (k1, k2, k1 ^ k2 ^ u32(_KEY_PARITY))
     x1, x2 = x1 + ks[0], x2 + ks[1]
     for i in range(5):
         for r in _ROTATIONS[i % 2]:
             x1 = x1 + x2
-            x2 = (x2 << jnp.uint32(r)) | (x2 >> jnp.uint32(32 - r))
+            x2 = (x2 << u32(r)) | (x2 >> u32(32 - r))
             x2 = x1 ^ x2
         x1 = x1 + ks[(i + 1) % 3]
-        x2 = x2 + ks[(i + 2) % 3] + jnp.uint32(i + 1)
+        x2 = x2 + ks[(i + 2) % 3] + u32(i + 1)
     return x1, x2
 
 

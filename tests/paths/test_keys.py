@@ -5,8 +5,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from simkit.paths.keys import _fold_in_grid, _threefry2x32, day_uniforms, path_keys
+from simkit.paths.keys import _fold_in_grid, _threefry2x32, cell_key, day_uniforms, path_keys
 
 
 def _jax_fold_in_grid(keys, data):
@@ -35,6 +36,30 @@ def test_threefry_known_answer():
         jnp.uint32(0x85A308D3),
     )
     assert (int(y1), int(y2)) == (0xC4923A9C, 0x483DF7A0)
+
+
+def test_threefry_known_answer_in_numpy():
+    one = np.ones(1, np.uint32)
+    y1, y2 = _threefry2x32(
+        0x13198A2E * one, 0x03707344 * one, 0x243F6A88 * one, 0x85A308D3 * one, np.uint32
+    )
+    assert (int(y1[0]), int(y2[0])) == (0xC4923A9C, 0x483DF7A0)
+
+
+def test_cell_key_is_jax_fold_in_of_the_seed_key():
+    """`cell_key` (NumPy) gives `fold_in(PRNGKey(seed), cell)` bit for bit, the edges of the
+    words included, and refuses what PRNGKey would not map the same way."""
+    rng = np.random.default_rng(11)
+    pairs = [(0, 0), (2**32 - 1, 2**32 - 1), (2**31, 2**31 - 1), (7, 0)]
+    pairs += [tuple(int(v) for v in rng.integers(0, 2**32, 2)) for _ in range(40)]
+    for seed, cell in pairs:
+        want = np.asarray(jax.random.fold_in(jax.random.PRNGKey(seed), cell))
+        got = cell_key(seed, cell)
+        assert got.dtype == np.uint32 and got.shape == (2,)
+        np.testing.assert_array_equal(got, want, err_msg=f"seed={seed}, cell={cell}")
+    for bad in ((-1, 0), (0, 2**32)):
+        with pytest.raises(ValueError, match="2\\*\\*32"):
+            cell_key(*bad)
 
 
 def test_day_uniforms_unchanged_by_the_hash():
