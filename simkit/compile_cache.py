@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,8 @@ def enable() -> str | None:
 # `SIMKIT_COMPILE_CACHE=0` switches this off with the rest of the cache.
 # ---------------------------------------------------------------------------------------------
 
+# Settings that change where things are kept or what is logged, never the traced program.
+_UNTRACED_CONFIG = re.compile(r"cache|log|explain|pprint|traceback|dump")
 _EXPORTED: dict[str, Any] = {}  # key -> the jitted call of a deserialized module (or None)
 _SOURCE_DIGEST: str | None = None
 
@@ -105,7 +108,7 @@ def _source_digest() -> str:
 
 
 def _key(name: str, fn: Callable, leaves: list, treedef, static: dict) -> str:
-    config = {k: v for k, v in jax.config.values.items() if k != "jax_compilation_cache_dir"}
+    config = {k: v for k, v in jax.config.values.items() if not _UNTRACED_CONFIG.search(k)}
     parts = (
         name,
         getattr(fn, "__module__", ""),

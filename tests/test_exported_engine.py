@@ -146,3 +146,16 @@ def test_a_second_process_reads_the_module(tmp_path):
         assert r.returncode == 0, r.stderr
     assert runs[0].stdout == runs[1].stdout
     assert len(_exported_files(tmp_path)) == 1
+
+
+def test_logging_settings_share_a_module_and_x64_does_not(cache_dir):
+    """Same arguments (explicit float32), other settings: logging keeps the module, the x64
+    mode (it changes how the function traces) makes another."""
+    args = (np.linspace(0.0, 1.0, 4, dtype=np.float32), np.float32(2.0))
+    compile_cache.call("poly", _poly, args, {})
+    with jax.log_compiles(True):
+        compile_cache.call("poly", _poly, args, {})
+    assert len(_exported_files(cache_dir)) == 1
+    with jax.enable_x64(True):
+        compile_cache.call("poly", _poly, args, {})
+    assert len(_exported_files(cache_dir)) == 2
