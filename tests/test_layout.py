@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -61,3 +62,26 @@ def test_outcome_names_are_declared_once():
     assert outcomes.ASSIGNED[-1] == codes[-1]
     assert outcomes.trade_end_counter("stop") == "n_close_stop"
     assert outcomes.trade_end_counter("assigned_early") == "n_assigned_early"
+
+
+def _long_functions(limit: int) -> list[str]:
+    found = []
+    for path in sorted((ROOT / "simkit").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > limit:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length})")
+    return found
+
+
+def test_no_function_over_80_lines_and_no_strategy_module_over_350():
+    """Issue 14's measure of a readable package: a function does one job (at most 80 lines,
+    docstring included), and a module of the strategy holds one section of the seed."""
+    assert _long_functions(80) == []
+    big = [
+        f"{p.relative_to(ROOT)} ({n})"
+        for p in sorted((ROOT / "simkit" / "strategy").rglob("*.py"))
+        if (n := len(p.read_text().splitlines())) > 350
+    ]
+    assert big == []
