@@ -53,6 +53,7 @@ from simkit.strategy.state import (
     LIMITS,
     Book,
     Slots,
+    Tallies,
     Today,
     empty_book,
     empty_slots,
@@ -143,7 +144,7 @@ def _day(book: Book, slots: Slots, today: Today, t, p: EngineParams, shape: Engi
     )
     book, slots = _apply_entry(book, slots, entry, is_entry, t, p, shape)
     sums = _OptionSums(sums.short + entry.added.short, sums.long + entry.added.long)
-    held = held + entry.amounts["hedge_contracts"]
+    held = held + entry.amounts.hedge_contracts
     steps = (accrued, settled, liquidated, covered)
     book, equity = _end_of_day(start, book, sums, held, entry, steps, today, t, p, shape)
     return book, slots, equity
@@ -164,7 +165,7 @@ def _end_of_day(
     daily = _merge(
         *steps,
         entry.amounts,
-        {f"breach_{name}": breach[name] for name in LIMITS},
+        Tallies(**{f"breach_{name}": breach[name] for name in LIMITS}),
     )
     equity = jnp.where(book.ruined, book.cash, m.equity)
     # A path ruined on an earlier day does nothing: its book stays as the liquidation left it.
@@ -176,7 +177,7 @@ def _end_of_day(
         iv_prev=iv,
         assigned_by_rung=book.assigned_by_rung + entry.retired_by_rung,
     )
-    daily = {k: jnp.where(frozen, jnp.zeros_like(v), v) for k, v in daily.items()}
+    daily = jax.tree_util.tree_map(lambda v: jnp.where(frozen, jnp.zeros_like(v), v), daily)
     book = _add_tallies(book, _merge(daily, entry.retired))
     book = book._replace(
         **{
@@ -203,11 +204,11 @@ def _close_the_books(book: Book, slots: Slots, n_steps, p, shape: EngineShape) -
         total=_sums,
     )
     open_n = jnp.where(_is_open(book.put_closed, book.put_n), book.put_n, 0.0)
-    add = {
-        "mark_to_market": 100.0 * _sums([(book.put_premium - _mid(q.put, spot)) * open_n])[0],
-        "call_hedge_pnl": 100.0 * _sums([_mid(q.hedge, spot) * book.hedge_n])[0],
-        "covered_call_pnl": -100.0 * q.cc.price * book.cc_n,
-    }
+    add = Tallies(
+        mark_to_market=100.0 * _sums([(book.put_premium - _mid(q.put, spot)) * open_n])[0],
+        call_hedge_pnl=100.0 * _sums([_mid(q.hedge, spot) * book.hedge_n])[0],
+        covered_call_pnl=-100.0 * q.cc.price * book.cc_n,
+    )
     book = _add_tallies(book, _merge(trades, add))
     return book._replace(
         assigned_by_rung=book.assigned_by_rung + _over(assigned.astype(jnp.int32), 0)
