@@ -158,8 +158,17 @@ def _end_of_day(
     path ruined on an earlier day keeps it. Returns the book and E_t (paths,)."""
     spot, iv = today.spot, today.iv
     notional = _put_notional(book)
-    m = _measures(book, sums, held, notional, today, t, p)
-    breach = _breaches(m, _largest_strike_notional(book, notional, p, shape), p)
+    # Materialized once (`_materialized`): each of the ~20 breach counters and first-breach
+    # steps read the measures, and XLA fused the notional sums and the covered call's quote
+    # into each of them and recomputed them there (-8 % at 8,192 paths, -3 % at 2,048).
+    m, strike = _materialized(
+        t,
+        lambda: (
+            _measures(book, sums, held, notional, today, t, p),
+            _largest_strike_notional(book, notional, p, shape),
+        ),
+    )
+    breach = _breaches(m, strike, p)
     breach = {k: v & ~book.ruined for k, v in breach.items()}  # none on the ruin step
     hit = jnp.stack([breach[name] for name in LIMITS])
     daily = _merge(
