@@ -25,7 +25,7 @@ from jax import Array
 from simkit.paths.keys import path_keys
 from simkit.paths.market import market_init, market_step
 from simkit.strategy.params import EngineParams, EngineShape
-from simkit.strategy.rules.assignment import _covered_calls, _early_exercise
+from simkit.strategy.rules.assignment import _covered_calls
 from simkit.strategy.rules.entry import _apply_entry, _enter, _Entry, _no_entry
 from simkit.strategy.rules.exits import _early_exercise_and_exits
 from simkit.strategy.rules.expiries import _accrue, _settle_expiries
@@ -121,9 +121,7 @@ def _day(book: Book, slots: Slots, today: Today, t, p: EngineParams, shape: Engi
     # the ring that reads a mid or a Greek and recomputed them there (+5 %; the same for the
     # put decisions cost more than it saved).
     q = _materialized(t, lambda: _quotes(book, slots, spot, iv, t, p, shape))
-    mid = _mid(q.put, spot)
-    early = _early_exercise(book, mid, today, p)  # step 3, decided
-    book, puts = _early_exercise_and_exits(book, slots, q, mid, early, today, t, pct, p, shape)
+    book, puts = _early_exercise_and_exits(book, slots, q, today, t, pct, p, shape)  # steps 3-4
     hedges, held = _hedge_sums(book, q, today, p, shape)
     book, put_sums, hedges, liquidated = _margin_and_ruin(book, puts, hedges, held, q, today, t, p)
     held = jnp.where(book.ruined, 0.0, held)
@@ -160,7 +158,7 @@ def _end_of_day(
     notional = _put_notional(book)
     # Materialized once (`_materialized`): each of the ~20 breach counters and first-breach
     # steps read the measures, and XLA fused the notional sums and the covered call's quote
-    # into each of them and recomputed them there (-8 % at 8,192 paths, -3 % at 2,048).
+    # into each of them and recomputed them there (-8 % at 8,192 paths, -5 % at 2,048).
     m, strike = _materialized(
         t,
         lambda: (
