@@ -69,8 +69,20 @@ INT_TALLIES = (
     "n_margin_calls",
     *(f"breach_{name}" for name in LIMITS),
 )
-FLOAT_ROW = {name: i for i, name in enumerate(FLOAT_TALLIES)}
-INT_ROW = {name: i for i, name in enumerate(INT_TALLIES)}
+
+
+def _tallies_record() -> type:
+    """A NamedTuple with one field per tally (`FLOAT_TALLIES`, then `INT_TALLIES`), each a
+    (paths,) increment or None (the step adds nothing to it): a step's increments are built by
+    keyword, so a name that is not a tally fails when the day is traced."""
+    names = (*FLOAT_TALLIES, *INT_TALLIES)
+    record = NamedTuple("Tallies", [(name, Array | None) for name in names])
+    record.__new__.__defaults__ = (None,) * len(names)
+    return record
+
+
+# The day's tally increments (`simkit.strategy.rules.trades._merge`, `_add_tallies`).
+Tallies = _tallies_record()
 
 # How a short put ended (`Book.put_closed`); 0 while it is open (or the slot is empty). A
 # buy-back closed it at the purchase fill; the others at the day's spot. The codes come from

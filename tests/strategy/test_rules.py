@@ -824,3 +824,34 @@ def test_attribution_buckets_sum_to_the_pnl(engine, changes):
     assert np.all(
         out["assigned_by_rung"].sum(1) == out["n_assigned_expiry"] + out["n_assigned_early"]
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The JAX engine's tally increments (a typed record, not a dict)
+# --------------------------------------------------------------------------------------------
+
+
+def test_tally_increments_are_named_when_the_day_is_traced():
+    """A step's increments are a `Tallies` record built by keyword: a name that is not a tally
+    fails at construction (at trace time), and `_merge` adds the steps field by field in the
+    order given, leaving a field no step fills empty (0 when added to the book)."""
+    pytest.importorskip("simkit.strategy.engine")
+    import jax.numpy as jnp
+
+    from simkit.strategy.rules.trades import _add_tallies, _merge
+    from simkit.strategy.state import FLOAT_TALLIES, INT_TALLIES, Tallies, empty_book
+
+    assert Tallies._fields == (*FLOAT_TALLIES, *INT_TALLIES)
+    with pytest.raises(TypeError, match="financng"):
+        Tallies(financng=jnp.ones(2))
+    a = Tallies(financing=jnp.array([1.0, 2.0]), n_trades=jnp.array([1, 0]))
+    b = Tallies(financing=jnp.array([0.5, 0.25]), n_wins=jnp.array([0, 1]))
+    merged = _merge(a, b)
+    np.testing.assert_array_equal(merged.financing, [1.5, 2.25])
+    assert merged.premium_income is None
+    book = _add_tallies(empty_book(1.0, jnp.ones(2), jnp.ones(2), 1, 1, 1, 1, jnp.float32), merged)
+    np.testing.assert_array_equal(book.float_tally[FLOAT_TALLIES.index("financing")], [1.5, 2.25])
+    assert float(np.abs(np.asarray(book.float_tally)).sum()) == 3.75  # nothing else moved
+    np.testing.assert_array_equal(book.int_tally[INT_TALLIES.index("n_trades")], [1, 0])
+    np.testing.assert_array_equal(book.int_tally[INT_TALLIES.index("n_wins")], [0, 1])
+    assert int(np.asarray(book.int_tally).sum()) == 2

@@ -12,7 +12,7 @@ from simkit.schema.strategy import EARLY_EXERCISE_MARGIN
 from simkit.strategy.params import EngineShape
 from simkit.strategy.rules.quotes import Quote, Quotes, _quote, _sell_fill, _years
 from simkit.strategy.rules.trades import _is_open
-from simkit.strategy.state import Book
+from simkit.strategy.state import Book, Tallies
 
 
 class _EarlyExercise(NamedTuple):
@@ -76,7 +76,7 @@ def _covered_calls(book: Book, q: Quotes, today, t, p, shape: EngineShape):
     new = _quote(spot, strike, cc_tau, iv, p, True, shape.smile)
     fill = _sell_fill(new.price, today.bid_ask_spread, p)
     commission = p.execution.commission * n
-    amounts = dict(
+    amounts = Tallies(
         covered_call_pnl=fill * 100.0 * n,
         transaction_costs=-commission,
         n_cc_sold=sell.astype(jnp.int32),

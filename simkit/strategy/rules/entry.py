@@ -36,7 +36,7 @@ from simkit.strategy.rules.quotes import (
 )
 from simkit.strategy.rules.sums import _count, _materialized, _over, _sum
 from simkit.strategy.rules.trades import _tally_trades
-from simkit.strategy.state import Book, Slots
+from simkit.strategy.state import Book, Slots, Tallies
 
 
 def _entry_signal(today, pct, p):
@@ -81,8 +81,8 @@ class _Entry(NamedTuple):
     hedge_n: Array  # (hedge_legs, paths)
     hedge_strike: Array  # (hedge_legs, paths)
     added: _OptionSums  # the new positions' sums at today's quotes
-    amounts: dict  # tally name -> (paths,) increment of a live path
-    retired: dict  # tally name -> (paths,) the trades of the reused slot, every path
+    amounts: Tallies  # (paths,) increments of a live path
+    retired: Tallies  # (paths,) the trades of the reused slot, every path
     retired_by_rung: Array  # (rungs, paths) int, their assignments per rung
 
 
@@ -102,7 +102,7 @@ def _entry_gate(book: Book, live, m: _Measures, today, pct, p):
     exit_block = thesis | liquidity | iv_low
     signal = _entry_signal(today, pct, p)
     go = live & signal & ~high & ~exit_block
-    amounts = dict(
+    amounts = Tallies(
         n_entry_days=live,
         n_blocked_signal=live & ~signal,
         n_blocked_limits=live & signal & high,
@@ -222,10 +222,10 @@ def _enter(book: Book, sums: _OptionSums, hedge_held, today, pct, t, p, shape) -
     # Materialized (`_materialized`): XLA otherwise recomputes the sizing in each of the ~15
     # rules and sums that read `n`.
     n, cut_by, cut = _materialized(t, functools.partial(_size, plan, go, p))
-    amounts.update(contracts_cut=_sum(cut_by), n_orders_cut=_count(cut))
+    amounts = amounts._replace(contracts_cut=_sum(cut_by), n_orders_cut=_count(cut))
     new, prem, net_premium, put_commission = _sell_tranche(plan.strikes, n, today, p, shape)
     hedges = _buy_hedges(book, m.delta_seed, net_premium, today, pct, p, shape)
-    amounts.update(
+    amounts = amounts._replace(
         transaction_costs=-put_commission - hedges.commission,
         n_tranches=_over(n > 0, 0, jnp.logical_or),
         call_hedge_pnl=-hedges.cost,

@@ -13,16 +13,17 @@ import jax.numpy as jnp
 from jax import Array
 
 from simkit.schema.outcomes import CLOSE_CODES
-from simkit.strategy.rules.assignment import _EarlyExercise
+from simkit.strategy.rules.assignment import _early_exercise
 from simkit.strategy.rules.quotes import (
     _CALENDAR_PER_STEP,
     Quotes,
     _buy_fill,
     _mark_sums,
+    _mid,
     _Sums,
 )
 from simkit.strategy.rules.sums import _materialized, _over, _sum, _sums
-from simkit.strategy.rules.trades import _basis_after_assignment
+from simkit.strategy.rules.trades import _basis_after_assignment, _is_open
 from simkit.strategy.state import EXIT_URGENCY, OPEN, Book, Slots
 
 
@@ -87,43 +88,46 @@ class _PutDecisions(NamedTuple):
     remaining: Array  # bool, still open
 
 
-def _put_decisions(
-    book: Book, slots: Slots, mid, early: _EarlyExercise, today, t, pct, p
-) -> _PutDecisions:
-    """Steps 3 and 4 decided: step 3's closes and exercises (`early`), then the exit
-    conditions on the puts still open."""
-    still_open = early.is_open & ~early.at_risk & ~early.exercise
-    code, taken = _exit_reason(book, slots, mid, today, t, pct, p)
+def _put_decisions(book: Book, slots: Slots, q: Quotes, today, t, pct, p) -> _PutDecisions:
+    """Steps 3 and 4 decided at the day's put mids: step 3's closes and exercises
+    (`_early_exercise`), then the exit conditions on the puts still open."""
     exercised = jnp.int8(CLOSE_CODES["n_assigned_early"])
-    action = jnp.where(
-        early.exercise,
-        exercised,
-        jnp.where(
-            early.at_risk,
-            jnp.int8(CLOSE_CODES["n_close_assignment_risk"]),
-            jnp.where(still_open & taken, code, jnp.int8(OPEN)),
-        ),
-    )
+
+    def action():
+        mid = _mid(q.put, today.spot)
+        early = _early_exercise(book, mid, today, p)
+        still_open = early.is_open & ~early.at_risk & ~early.exercise
+        code, taken = _exit_reason(book, slots, mid, today, t, pct, p)
+        return jnp.where(
+            early.exercise,
+            exercised,
+            jnp.where(
+                early.at_risk,
+                jnp.int8(CLOSE_CODES["n_close_assignment_risk"]),
+                jnp.where(still_open & taken, code, jnp.int8(OPEN)),
+            ),
+        )
+
     # One int8 array materialized (`_materialized`): XLA otherwise recomputes the decisions
-    # (~120 operations a position) in each of the five rules that read them (+14 %).
-    action = _materialized(t, lambda: action)
+    # (~120 operations a position) in each of the five rules that read them (+14 %). The
+    # decisions are computed inside the branch from the book and the quotes (buffers already),
+    # so that the branch writes its result, instead of copying a value computed outside it.
+    code = _materialized(t, action)
     return _PutDecisions(
-        code=action,
-        exercise=action == exercised,
-        bought=(action != OPEN) & (action != exercised),
-        remaining=early.is_open & (action == OPEN),
+        code=code,
+        exercise=code == exercised,
+        bought=(code != OPEN) & (code != exercised),
+        remaining=_is_open(book.put_closed, book.put_n) & (code == OPEN),
     )
 
 
-def _early_exercise_and_exits(
-    book: Book, slots: Slots, q: Quotes, mid, early: _EarlyExercise, today, t, pct, p, shape
-):
-    """Steps 3 and 4 (`_put_decisions`) carried out at the day's put mids `mid`: each closing
-    put keeps its record (code, price); the cash, shares and basis move now."""
+def _early_exercise_and_exits(book: Book, slots: Slots, q: Quotes, today, t, pct, p, shape):
+    """Steps 3 and 4 (`_put_decisions`) carried out at the day's put mids: each closing put
+    keeps its record (code, price); the cash, shares and basis move now."""
     spot, spread = today.spot, today.bid_ask_spread
     n, k, prem = book.put_n, book.put_strike, book.put_premium
-    d = _put_decisions(book, slots, mid, early, today, t, pct, p)
-    fill = _buy_fill(mid, spread, p)
+    d = _put_decisions(book, slots, q, today, t, pct, p)
+    fill = _buy_fill(_mid(q.put, spot), spread, p)
 
     exercised_n = jnp.where(d.exercise, n, 0.0)
     remaining_n = jnp.where(d.remaining, n, 0.0)

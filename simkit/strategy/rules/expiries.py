@@ -9,7 +9,7 @@ from simkit.schema.outcomes import CLOSE_CODES
 from simkit.strategy.rules.quotes import _DAYS_PER_YEAR
 from simkit.strategy.rules.sums import _sum
 from simkit.strategy.rules.trades import _basis_after_assignment, _is_open
-from simkit.strategy.state import EXPIRED_WORTHLESS, Book, Slots
+from simkit.strategy.state import EXPIRED_WORTHLESS, Book, Slots, Tallies
 
 
 def _accrue(book: Book, today, t, p):
@@ -28,7 +28,7 @@ def _accrue(book: Book, today, t, p):
         cash=book.cash + interest + addition,
         thesis_latch=book.thesis_latch | today.thesis_event,
     )
-    return book, dict(financing=interest, assignment_pnl=share_move, contributions=addition)
+    return book, Tallies(financing=interest, assignment_pnl=share_move, contributions=addition)
 
 
 def _expiring_slot(expiry, t):
@@ -83,7 +83,7 @@ def _settle_expiries(book: Book, slots: Slots, spot, t, p):
     called = cc_expiring & (spot > book.cc_strike)
     called_shares = jnp.where(called, 100.0 * book.cc_n, 0.0)
     shares = book.shares - called_shares
-    amounts = dict(
+    amounts = Tallies(
         call_hedge_pnl=payoff,
         covered_call_pnl=-(spot - book.cc_strike) * called_shares,
         shares_called_away=called_shares,

@@ -12,7 +12,7 @@ from simkit.schema.outcomes import CLOSE_CODES
 from simkit.strategy.rules.exits import _PutDay
 from simkit.strategy.rules.quotes import Quotes, _buy_fill, _mid, _sell_fill, _Sums
 from simkit.strategy.rules.sums import _sums
-from simkit.strategy.state import Book
+from simkit.strategy.state import Book, Tallies
 
 # What a margin call or a ruin changes in the book.
 _LIQUIDATED = (
@@ -69,7 +69,7 @@ def _liquidate(
         ruined=ruin,
         ruin_step=jnp.where(ruin, t, book.ruin_step),
     )
-    amounts = dict(
+    amounts = Tallies(
         call_hedge_pnl=hedge_sale,
         covered_call_pnl=-cc_cost,
         transaction_costs=-commission,
@@ -80,7 +80,7 @@ def _liquidate(
 def _keep(book: Book, put_sums: _Sums, hedges: _Sums, equity):
     """No margin call and no ruin on any path: the book as it stands."""
     zero = jnp.zeros_like(equity)
-    amounts = dict(call_hedge_pnl=zero, covered_call_pnl=zero, transaction_costs=zero)
+    amounts = Tallies(call_hedge_pnl=zero, covered_call_pnl=zero, transaction_costs=zero)
     return book, put_sums, hedges, amounts
 
 
@@ -119,5 +119,4 @@ def _margin_and_ruin(book: Book, puts: _PutDay, hedges: _Sums, held, q: Quotes, 
         needed, on_part(liquidate), on_part(keep), part(book), puts.sums, hedges
     )
     book = book._replace(**fields)
-    amounts["n_margin_calls"] = call.astype(jnp.int32)
-    return book, put_sums, hedges, amounts
+    return book, put_sums, hedges, amounts._replace(n_margin_calls=call.astype(jnp.int32))

@@ -14,7 +14,7 @@ from jax import Array
 
 from simkit.schema.outcomes import ASSIGNED, BOUGHT_BACK, CLOSE_CODES
 from simkit.strategy.rules.sums import _sum, _sums
-from simkit.strategy.state import FLOAT_ROW, FLOAT_TALLIES, INT_ROW, INT_TALLIES, OPEN, Book
+from simkit.strategy.state import FLOAT_TALLIES, INT_TALLIES, OPEN, Book, Tallies
 
 
 def _put_collateral(put_strike, put_n, p) -> Array:
@@ -27,11 +27,11 @@ def _is_open(closed, n):
     return (closed == OPEN) & (n > 0)
 
 
-def _tally_trades(n, strike, premium, closed, close_price, p, total=_sum) -> tuple[dict, Array]:
+def _tally_trades(n, strike, premium, closed, close_price, p, total=_sum) -> tuple[Tallies, Array]:
     """The tallies of the closed short-put trades among the given records (docs/ENGINE_SPEC.md
     "Trades and Kelly inputs", and the buckets and counters each kind of close adds).
 
-    Returns (tally name -> (paths,) increment, assigned mask (like `n`))."""
+    Returns (the tally increments, (paths,) each, assigned mask (like `n`))."""
     # seed: "Performance Attribution System" — premium income, assignment P&L, transaction
     # costs; a win is a trade that made money, its return over the collateral it tied up.
     commission = p.execution.commission * n
@@ -88,7 +88,7 @@ def _tally_trades(n, strike, premium, closed, close_price, p, total=_sum) -> tup
     amounts = dict(zip(names, sums, strict=True))
     for name in names[8:]:
         amounts[name] = jnp.round(amounts[name]).astype(jnp.int32)
-    return amounts, assigned
+    return Tallies(**amounts), assigned
 
 
 def _basis_after_assignment(book: Book, shares_new, cost_basis_sum):
@@ -104,23 +104,28 @@ def _basis_after_assignment(book: Book, shares_new, cost_basis_sum):
     return shares, basis
 
 
-def _stack_tallies(amounts: dict, names, dtype, n_paths) -> Array:
+def _stack_tallies(amounts: Tallies, names, dtype, n_paths) -> Array:
     """One `(len(names), paths)` array of the increments in `amounts` (0 where absent)."""
     zero = jnp.zeros((n_paths,), dtype)
-    return jnp.stack([amounts[name].astype(dtype) if name in amounts else zero for name in names])
+    values = (getattr(amounts, name) for name in names)
+    return jnp.stack([zero if value is None else value.astype(dtype) for value in values])
 
 
-def _merge(*dicts) -> dict:
-    out: dict = {}
-    for d in dicts:
-        for name, value in d.items():
-            out[name] = out[name] + value if name in out else value
-    unknown = set(out) - set(FLOAT_ROW) - set(INT_ROW)
-    assert not unknown, f"not a tally: {sorted(unknown)}"
-    return out
+def _merge(*parts: Tallies) -> Tallies:
+    """The increments of several steps, added field by field in the order given (a field that
+    no step fills stays None)."""
+
+    def add(*values):
+        present = [value for value in values if value is not None]
+        total = present[0] if present else None
+        for value in present[1:]:
+            total = total + value
+        return total
+
+    return Tallies(*(add(*values) for values in zip(*parts, strict=True)))
 
 
-def _add_tallies(book: Book, amounts: dict, mask=None) -> Book:
+def _add_tallies(book: Book, amounts: Tallies, mask=None) -> Book:
     """Add per-path increments to the packed tallies (only where `mask`, if given)."""
     n_paths = book.cash.shape[-1]
     f = _stack_tallies(amounts, FLOAT_TALLIES, book.float_tally.dtype, n_paths)
