@@ -43,7 +43,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
 
 __all__ = ["CAP", "PERIOD_DAYS", "kelly_sleeve", "kelly_sleeve_source", "period_returns"]
 
@@ -141,6 +140,8 @@ def kelly_sleeve_source(
       does worse than cash), `growth` (`G(f*)`), `growth_cash` (`ln(1 + c)`), `growth_at`,
       `observations`, `paths`. All NaN when there is no finite observation.
     """
+    from scipy import optimize, stats  # here: `import simkit.run` stays without SciPy
+
     c = float(cash_return)
     if not c > -1.0:
         raise ValueError(f"cash_return must exceed -1; got {cash_return!r}")

@@ -33,7 +33,6 @@ import sys
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy import stats
 
 __all__ = [
     "Estimate",
@@ -289,6 +288,8 @@ class Estimate(NamedTuple):
 
 
 def z_score(conf: float) -> float:
+    from scipy import stats  # here: `import simkit.run` stays without SciPy
+
     if not 0.0 < conf < 1.0:
         raise ValueError(f"conf must lie strictly between 0 and 1 (e.g. 0.95); got {conf!r}")
     return float(stats.norm.ppf(0.5 + conf / 2))
@@ -378,6 +379,8 @@ def quantile_ci(x: Any, q: float, conf: float = 0.95) -> Estimate:
 def quantile_ci_ranks(n: int, q: float, conf: float = 0.95) -> tuple[int, int]:
     """The 1-based ranks `(l, u)` of `quantile_ci`'s interval `[x_(l), x_(u)]` for `n` values
     (`l` may be 0 and `u` may be `n + 1`: no finite bound with the coverage)."""
+    from scipy import stats  # here: `import simkit.run` stays without SciPy
+
     alpha = 1 - conf
     l_rank = int(stats.binom.ppf(alpha / 2, n, q))
     u_rank = int(stats.binom.ppf(1 - alpha / 2, n, q)) + 1

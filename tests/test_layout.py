@@ -85,3 +85,13 @@ def test_no_function_over_80_lines_and_no_strategy_module_over_350():
         if (n := len(p.read_text().splitlines())) > 350
     ]
     assert big == []
+
+
+def test_the_run_module_loads_no_scipy_until_a_reduction_needs_it():
+    """A new process's first run imports SciPy in a thread beside the engine's work
+    (`run._import_in_background`), so `import simkit.run` must not import it."""
+    done = _fresh(
+        "import sys, simkit.run; print(sorted(m for m in sys.modules if m.startswith('scipy')))"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -44,7 +44,6 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy import special, stats
 
 __all__ = [
     "KNOTS",
@@ -86,6 +85,8 @@ class PercentileTable(NamedTuple):
 
 def _half_log_variance_nodes(kappa_v: float, theta_v: float, xi: float) -> np.ndarray:
     """ln(v)/2 at the midpoint quantiles of v's stationary Gamma law (one node when xi = 0)."""
+    from scipy import stats  # here: `import simkit.run` stays without SciPy
+
     if xi == 0.0:
         return np.array([0.5 * math.log(theta_v)])
     shape = 2.0 * kappa_v * theta_v / (xi * xi)
@@ -120,6 +121,8 @@ def stationary_cdf(
 
 def _cdf_at_nodes(log_iv, nodes, vrp_long_run, vrp_kappa, vrp_eta) -> np.ndarray:
     """F(ln IV) = mean over the nodes of ln(v)/2 of Phi((ln IV - node - E z) / sd z)."""
+    from scipy import special  # here: `import simkit.run` stays without SciPy
+
     y = np.asarray(log_iv, np.float64)
     mean_z = math.log(vrp_long_run)
     sd_z = vrp_eta / math.sqrt(2.0 * vrp_kappa)
@@ -140,6 +143,8 @@ def _table(
     vrp_kappa: float,
     vrp_eta: float,
 ) -> PercentileTable:
+    from scipy import special, stats  # here: `import simkit.run` stays without SciPy
+
     if xi == 0.0:
         v_lo = v_hi = theta_v
         half_log_sd = 0.0
@@ -173,6 +178,8 @@ def _percentile_table(
     """The table of `100 F` from the quantile nodes of ln(v)/2, its range (its lowest and
     highest values: the `_TAIL` quantiles, or a sample's extremes), its standard deviation and a
     central value (the span's cap is counted from it)."""
+    from scipy import stats  # here: `import simkit.run` stays without SciPy
+
     mean_z = math.log(vrp_long_run)
     sd_z = vrp_eta / math.sqrt(2.0 * vrp_kappa)
     z_tail = stats.norm.isf(_TAIL) * sd_z
