@@ -23,12 +23,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
 import jaxlib
+import numpy as np
 from jax import export
 
 __all__ = ["call", "default_directory", "enable"]
@@ -78,8 +80,9 @@ def enable() -> str | None:
 # traces and lowers the engine (~1 s of a warm first call) before it can look the program up.
 # `call` keeps the lowered module itself (`jax.export`, serialized) in the same directory, keyed
 # by everything the trace depends on: the source of every simkit module (any edit misses),
-# the versions of JAX and jaxlib, the backend, JAX's configuration (x64 mode, the PRNG, ...),
-# the static arguments, and the structure, shapes and dtypes of the traced ones. A hit
+# the versions of JAX, jaxlib, NumPy and Python, the backend, JAX's configuration (x64 mode,
+# the PRNG, ...), the static arguments, and the structure, shapes and dtypes of the traced
+# ones. A hit
 # deserializes the module (~10 ms) and compiles it through the persistent cache; the numbers
 # are those of the jitted function (the same module). Any failure (an export JAX refuses, a
 # corrupt or unreadable file, a read-only directory) falls back to calling the jitted function.
@@ -116,6 +119,8 @@ def _key(name: str, fn: Callable, leaves: list, treedef, static: dict) -> str:
         _source_digest(),
         jax.__version__,
         jaxlib.__version__,
+        np.__version__,  # constants folded while tracing
+        sys.version,
         jax.default_backend(),
         repr(sorted(config.items())),
         repr(treedef),
