@@ -24,6 +24,7 @@ import hashlib
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,8 @@ def enable() -> str | None:
 
 # Settings that change where things are kept or what is logged, never the traced program.
 _UNTRACED_CONFIG = re.compile(r"cache|log|explain|pprint|traceback|dump")
-_EXPORTED: dict[str, Any] = {}  # key -> the jitted call of a deserialized module (or None)
+_EXPORTED: dict[str, Any] = {}
+_EXPORT_LOCK = threading.Lock()  # key -> the jitted call of a deserialized module (or None)
 _SOURCE_DIGEST: str | None = None
 
 
@@ -162,11 +164,16 @@ def call(name: str, fn: Callable, args: tuple, static: dict):
     leaves, treedef = jax.tree.flatten(args)
     key = _key(name, fn, leaves, treedef, static)
     if key not in _EXPORTED:
-        path = Path(directory) / "simkit-exported" / f"{name}-{key[:32]}.jaxexport"
-        try:
-            _EXPORTED[key] = jax.jit(_load_or_export(path, fn, leaves, treedef, static).call)
-        except Exception:  # JAX cannot export this program: the jitted function it is
-            _EXPORTED[key] = None
+        # One thread exports (a run's blocks start together on the executor's threads): two
+        # exports of one key would compile two programs side by side, twice the memory.
+        with _EXPORT_LOCK:
+            if key not in _EXPORTED:
+                path = Path(directory) / "simkit-exported" / f"{name}-{key[:32]}.jaxexport"
+                try:
+                    loaded = _load_or_export(path, fn, leaves, treedef, static)
+                    _EXPORTED[key] = jax.jit(loaded.call)
+                except Exception:  # JAX cannot export this program: the jitted function it is
+                    _EXPORTED[key] = None
     exported = _EXPORTED[key]
     if exported is None:
         return fn(*args, **static)

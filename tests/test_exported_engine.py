@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import jax
@@ -159,3 +161,33 @@ def test_logging_settings_share_a_module_and_x64_does_not(cache_dir):
     with jax.enable_x64(True):
         compile_cache.call("poly", _poly, args, {})
     assert len(_exported_files(cache_dir)) == 2
+
+
+def test_threads_starting_together_export_once(cache_dir, monkeypatch):
+    """A run's first blocks start together on the executor's threads: one exports, the others
+    wait for it (two exports would compile two programs side by side)."""
+    exports = []
+    real = compile_cache.export.export
+
+    def counted(*a, **k):
+        exports.append(1)
+        time.sleep(0.3)  # an engine takes ~1 s: the other threads arrive meanwhile
+        return real(*a, **k)
+
+    monkeypatch.setattr(compile_cache.export, "export", counted)
+    x = jnp.linspace(0.0, 2.0, 7)
+    start = threading.Barrier(4)
+    results = []
+
+    def block():
+        start.wait()
+        results.append(np.asarray(compile_cache.call("poly", _poly, (x, 1.5), {})["a"]))
+
+    threads = [threading.Thread(target=block) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(exports) == 1 and len(results) == 4
+    for r in results:
+        np.testing.assert_array_equal(r, _poly(x, 1.5)["a"])
