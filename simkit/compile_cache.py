@@ -135,9 +135,7 @@ def _key(name: str, fn: Callable, leaves: list, treedef, static: dict) -> str:
 def _load_or_export(path: Path, fn: Callable, leaves: list, treedef, static: dict):
     try:
         return export.deserialize(bytearray(path.read_bytes()))
-    except FileNotFoundError:
-        pass
-    except Exception:  # a corrupt or foreign file: export again, over it
+    except Exception:  # none yet, or a corrupt or foreign file: export (again, over it)
         pass
 
     def flat(*args):
