@@ -115,36 +115,49 @@ def _day(book: Book, slots: Slots, today: Today, t, p: EngineParams, shape: Engi
     start = book
     spot, iv = today.spot, today.iv
     pct = today.iv_percentile
-    book, accrued = _accrue(book, today, t, p)  # step 1
-    book, settled = _settle_expiries(book, slots, spot, t, p)  # step 2
+    # Each step under its name: a profile (`jax.profiler`, bench/README.md) names the rule of
+    # every kernel in its op_name ("while/body/exits/..."). Metadata only: the same program.
+    with jax.named_scope("accrue"):
+        book, accrued = _accrue(book, today, t, p)  # step 1
+    with jax.named_scope("expiries"):
+        book, settled = _settle_expiries(book, slots, spot, t, p)  # step 2
     # Materialized once (`_materialized`): XLA fused the CDFs' polynomials into each rule over
     # the ring that reads a mid or a Greek and recomputed them there (+5 %; the same for the
     # put decisions cost more than it saved).
-    q = _materialized(t, lambda: _quotes(book, slots, spot, iv, t, p, shape))
-    book, puts = _early_exercise_and_exits(book, slots, q, today, t, pct, p, shape)  # steps 3-4
-    hedges, held = _hedge_sums(book, q, today, p, shape)
-    book, put_sums, hedges, liquidated = _margin_and_ruin(book, puts, hedges, held, q, today, t, p)
-    held = jnp.where(book.ruined, 0.0, held)
-    book, cc_quote, covered = _covered_calls(book, q, today, t, p, shape)  # step 6
+    with jax.named_scope("quotes"):
+        q = _materialized(t, lambda: _quotes(book, slots, spot, iv, t, p, shape))
+    with jax.named_scope("exits"):
+        book, puts = _early_exercise_and_exits(book, slots, q, today, t, pct, p, shape)  # 3-4
+    with jax.named_scope("hedges"):
+        hedges, held = _hedge_sums(book, q, today, p, shape)
+    with jax.named_scope("ruin"):
+        book, put_sums, hedges, liquidated = _margin_and_ruin(
+            book, puts, hedges, held, q, today, t, p
+        )
+        held = jnp.where(book.ruined, 0.0, held)
+    with jax.named_scope("covered_calls"):
+        book, cc_quote, covered = _covered_calls(book, q, today, t, p, shape)  # step 6
     sums = _OptionSums(short=put_sums + _weighted(cc_quote, book.cc_n), long=hedges)
     is_entry = t % p.strategy.entry_every_days == 0  # step 7
-    entry = jax.lax.cond(
-        is_entry,
-        functools.partial(_enter, shape=shape),
-        functools.partial(_no_entry, shape=shape),
-        book,
-        sums,
-        held,
-        today,
-        pct,
-        t,
-        p,
-    )
-    book, slots = _apply_entry(book, slots, entry, is_entry, t, p, shape)
+    with jax.named_scope("entry"):
+        entry = jax.lax.cond(
+            is_entry,
+            functools.partial(_enter, shape=shape),
+            functools.partial(_no_entry, shape=shape),
+            book,
+            sums,
+            held,
+            today,
+            pct,
+            t,
+            p,
+        )
+        book, slots = _apply_entry(book, slots, entry, is_entry, t, p, shape)
     sums = _OptionSums(sums.short + entry.added.short, sums.long + entry.added.long)
     held = held + entry.amounts.hedge_contracts
     steps = (accrued, settled, liquidated, covered)
-    book, equity = _end_of_day(start, book, sums, held, entry, steps, today, t, p, shape)
+    with jax.named_scope("end_of_day"):
+        book, equity = _end_of_day(start, book, sums, held, entry, steps, today, t, p, shape)
     return book, slots, equity
 
 
@@ -241,12 +254,14 @@ def _scan_days(book, slots, horizon, n_days, next_day, carry0, today0, p, shape)
 
     def one_day(t, c: _DayCarry) -> _DayCarry:
         book, slots, equity_t = _day(c.book, c.slots, c.today, t, p, shape)
-        market_state, tomorrow = next_day(c.market_state, t + 1)
+        with jax.named_scope("market"):
+            market_state, tomorrow = next_day(c.market_state, t + 1)
+            tomorrow = with_percentile(tomorrow)
         return _DayCarry(
             book,
             slots,
             market_state,
-            with_percentile(tomorrow),
+            tomorrow,
             c.equity.at[t].set(equity_t),
             _watch(c.underlying, c.today.spot),
         )
