@@ -109,55 +109,44 @@ _FROZEN_AFTER_RUIN = (
 )
 
 
+def _step(name: str, rule, *args):
+    """`rule(*args)` under the named scope `name`: every kernel of a compiled day carries its
+    step in its op_name ("while/body/exits/..."; `bench/profile_day.py`). Metadata only."""
+    with jax.named_scope(name):
+        return rule(*args)
+
+
 def _day(book: Book, slots: Slots, today: Today, t, p: EngineParams, shape: EngineShape):
     """Steps 1-8 of docs/ENGINE_SPEC.md for every path of the block on step `t`. Returns the new
     book and slots and E_t (paths,). The days after a ruin leave a path's book as it is."""
     start = book
     spot, iv = today.spot, today.iv
     pct = today.iv_percentile
-    # Each step under its name: a profile (`jax.profiler`, bench/README.md) names the rule of
-    # every kernel in its op_name ("while/body/exits/..."). Metadata only: the same program.
-    with jax.named_scope("accrue"):
-        book, accrued = _accrue(book, today, t, p)  # step 1
-    with jax.named_scope("expiries"):
-        book, settled = _settle_expiries(book, slots, spot, t, p)  # step 2
-    # Materialized once (`_materialized`): XLA fused the CDFs' polynomials into each rule over
-    # the ring that reads a mid or a Greek and recomputed them there (+5 %; the same for the
-    # put decisions cost more than it saved).
-    with jax.named_scope("quotes"):
-        q = _materialized(t, lambda: _quotes(book, slots, spot, iv, t, p, shape))
-    with jax.named_scope("exits"):
-        book, puts = _early_exercise_and_exits(book, slots, q, today, t, pct, p, shape)  # 3-4
-    with jax.named_scope("hedges"):
-        hedges, held = _hedge_sums(book, q, today, p, shape)
-    with jax.named_scope("ruin"):
-        book, put_sums, hedges, liquidated = _margin_and_ruin(
-            book, puts, hedges, held, q, today, t, p
-        )
-        held = jnp.where(book.ruined, 0.0, held)
-    with jax.named_scope("covered_calls"):
-        book, cc_quote, covered = _covered_calls(book, q, today, t, p, shape)  # step 6
+    book, accrued = _step("accrue", _accrue, book, today, t, p)  # step 1
+    book, settled = _step("expiries", _settle_expiries, book, slots, spot, t, p)  # step 2
+    # Materialized once: XLA fused the CDFs' polynomials into each rule over the ring that
+    # reads a mid or a Greek and recomputed them there (+5 %; for the put decisions, worse).
+    quotes = functools.partial(_quotes, book, slots, spot, iv, t, p, shape)
+    q = _step("quotes", _materialized, t, quotes)
+    book, puts = _step("exits", _early_exercise_and_exits, book, slots, q, today, t, pct, p, shape)
+    hedges, held = _step("hedges", _hedge_sums, book, q, today, p, shape)
+    book, put_sums, hedges, liquidated = _step(
+        "ruin", _margin_and_ruin, book, puts, hedges, held, q, today, t, p
+    )  # step 5
+    held = jnp.where(book.ruined, 0.0, held)
+    book, cc_quote, covered = _step("covered_calls", _covered_calls, book, q, today, t, p, shape)
     sums = _OptionSums(short=put_sums + _weighted(cc_quote, book.cc_n), long=hedges)
     is_entry = t % p.strategy.entry_every_days == 0  # step 7
-    with jax.named_scope("entry"):
-        entry = jax.lax.cond(
-            is_entry,
-            functools.partial(_enter, shape=shape),
-            functools.partial(_no_entry, shape=shape),
-            book,
-            sums,
-            held,
-            today,
-            pct,
-            t,
-            p,
-        )
-        book, slots = _apply_entry(book, slots, entry, is_entry, t, p, shape)
+    enter, no_entry = (functools.partial(f, shape=shape) for f in (_enter, _no_entry))
+    entry_args = (book, sums, held, today, pct, t, p)
+    entry = _step("entry", jax.lax.cond, is_entry, enter, no_entry, *entry_args)
+    book, slots = _step("entry", _apply_entry, book, slots, entry, is_entry, t, p, shape)
     sums = _OptionSums(sums.short + entry.added.short, sums.long + entry.added.long)
     held = held + entry.amounts.hedge_contracts
     steps = (accrued, settled, liquidated, covered)
-    with jax.named_scope("end_of_day"):
-        book, equity = _end_of_day(start, book, sums, held, entry, steps, today, t, p, shape)
+    book, equity = _step(
+        "end_of_day", _end_of_day, start, book, sums, held, entry, steps, today, t, p, shape
+    )  # step 8
     return book, slots, equity
 
 
