@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from agreement_corpus import CORPUS as AGREEMENT_CORPUS
 from hand_market import MKT, SPREAD, C, bs_call, bs_put, one_path, one_rung
 
 from simkit.paths.market import MarketParams, market_to_numpy, simulate_market
@@ -89,26 +90,9 @@ def test_records_of_a_call_expiring_and_what_is_open_at_the_horizon():
 # Markets of tests/strategy/test_agreement.py where, together, every kind of position ends in
 # every way it can (checked below).
 CORPUS = [
-    ("baseline", {}, {}),
-    ("bull_hold", {"mu": 1.5}, {"time_exit": False, "profit_take": False, "iv_exit": False}),
-    (
-        "crash_leverage",
-        {"model": "merton", "jump_intensity": 12.0, "jump_mean": -0.6, "jump_std": 0.3, "iv0": 1.5},
-        {"max_leverage": 6.0, "max_concentration_single_expiration": 0.9, "enforce_limits": False},
-    ),
-    (
-        "unhedged_levered_no_margin",
-        {"model": "merton", "jump_intensity": 8.0, "jump_mean": -0.5},
-        {
-            "hedges": False,
-            "portfolio_value": 250_000.0,
-            "allocation": 200_000.0,
-            "max_leverage": 4.0,
-            "max_concentration_single_expiration": 0.6,
-            "margin_calls": False,
-            "enforce_limits": False,
-        },
-    ),
+    case
+    for case in AGREEMENT_CORPUS
+    if case[0] in ("baseline", "bull_hold", "crash_leverage", "unhedged_levered_no_margin")
 ]
 N_PATHS, N_LOGGED, N_STEPS = 24, 6, 252  # the agreement test's market shape (compiled once)
 
