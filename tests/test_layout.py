@@ -95,3 +95,32 @@ def test_the_run_module_loads_no_scipy_until_a_reduction_needs_it():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_every_step_of_the_day_names_its_kernels():
+    """`bench/profile_day.py` attributes each XLA kernel to the step whose `jax.named_scope`
+    its op_name carries: every step it lists must be scoped in the engine's program."""
+    import importlib.util
+
+    import jax
+    import numpy as np
+
+    from simkit.paths.keys import cell_key
+    from simkit.paths.market import MarketParams
+    from simkit.strategy.config import StrategyConfig
+    from simkit.strategy.day import _run_generated
+    from simkit.strategy.params import engine_params, engine_shape
+
+    spec = importlib.util.spec_from_file_location("profile_day", ROOT / "bench/profile_day.py")
+    profile_day = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(profile_day)
+    cfg, mkt, dtype = StrategyConfig(), MarketParams(), jax.numpy.float32
+    lowered = _run_generated.lower(
+        mkt, cell_key(1, 0), np.uint32(0), np.int32(10), engine_params(cfg, mkt, dtype),
+        shape=engine_shape(cfg), n_paths=8, n_days=64, dtype=dtype,
+    )  # fmt: skip
+    text = lowered.as_text(debug_info=True)
+    assert [rule for rule in profile_day.RULES if f"/{rule}/" not in text] == []
+    assert profile_day._rule("fusion", "jit(f)/while/body/exits/cond/mul") == "exits"
+    assert profile_day._rule("copy", "") == "loop state (copies)"
+    assert profile_day._rule("conditional", "jit(f)/while/body/entry/cond") is None
