@@ -347,17 +347,12 @@ def run_two_processes(n_paths: int, chunk: int) -> dict:
 
 
 def machine() -> dict:
-    model = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
     import jax
+    from machine import cpu_model
 
     return dict(
         nproc=os.cpu_count(),
-        cpu_model=model,
+        cpu_model=cpu_model(),
         jax=jax.__version__,
         device=str(jax.devices()[0]),
         python=platform.python_version(),

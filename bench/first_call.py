@@ -9,18 +9,9 @@ Prints the time of `import simkit` and of the first call (the imports `simkit.si
 on first use included), and the CPU model.
 """
 
-import platform
 import time
 
-
-def _cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from machine import cpu_model
 
 
 def main() -> None:
@@ -31,7 +22,7 @@ def main() -> None:
     t1 = time.perf_counter()
     simkit.simulate(load_scenario("scenarios/baseline.toml"), paths=2000, progress=False)
     t2 = time.perf_counter()
-    print(f"import {t1 - t0:.2f} s, first simulate {t2 - t1:.2f} s ({_cpu_model()})")
+    print(f"import {t1 - t0:.2f} s, first simulate {t2 - t1:.2f} s ({cpu_model()})")
 
 
 if __name__ == "__main__":

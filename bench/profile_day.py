@@ -40,16 +40,6 @@ RULES = (
 )
 
 
-def _cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
 def _kernel_names(hlo_text: str) -> dict[str, tuple[str, str, str]]:
     """Instruction name -> (opcode, shape, op_name) of the compiled module."""
     out = {}
@@ -118,6 +108,8 @@ def profile(n_paths: int, blocks: int, float64: bool) -> tuple[dict, float]:
 
 
 def main() -> None:
+    from machine import cpu_model  # bench/, beside this script
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--paths", type=int, default=2048, help="paths a block (default 2048)")
     parser.add_argument("--blocks", type=int, default=3, help="blocks profiled (default 3)")
@@ -137,13 +129,13 @@ def main() -> None:
                     kernels_per_day=round(kernels, 1),
                     paths=args.paths,
                     dtype="float64" if args.float64 else "float32",
-                    cpu=_cpu_model(),
+                    cpu=cpu_model(),
                 )
             )
         )
     print(
         f"\nkernel time of a {args.paths:,}-path year, summed over threads: {total:.1f} ms "
-        f"({_cpu_model()}, {os.cpu_count()} cores)",
+        f"({cpu_model()}, {os.cpu_count()} cores)",
         file=sys.stderr,
     )
     print(f"{'rule':22s} {'ms':>7s} {'share':>6s} {'kernels/day':>12s}", file=sys.stderr)
