@@ -374,16 +374,7 @@ def _run_changes(
       (the scenario's run, one row per change in `planned`'s order (`_compare`), the devices
       the runs used).
     """
-    kwargs = dict(
-        paths=settings.paths,
-        seed=settings.seed,
-        chunk_size=settings.chunk_size,
-        scheduler=scheduler,
-        engine=settings.engine,
-        float64=settings.float64,
-        per_path=True,
-        progress=False,
-    )
+    kwargs = settings.per_path_kwargs(scheduler)
     statistics = _bootstrap_statistics(scenario, settings)
     bar = RunsBar(progress, 1 + len(planned), "explain", width=36)
     devices: set[str] = set()

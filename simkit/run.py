@@ -94,6 +94,20 @@ class RunSettings:
     def n_sample(self) -> int:
         return min(aggregate.N_SAMPLE, self.paths)
 
+    def per_path_kwargs(self, scheduler: Any) -> dict[str, Any]:
+        """`simulate`'s arguments for a silent run of these settings that keeps every path's
+        summary: the runs `simkit explain` and `simkit stress` compare path by path."""
+        return dict(
+            paths=self.paths,
+            seed=self.seed,
+            chunk_size=self.chunk_size,
+            scheduler=scheduler,
+            engine=self.engine,
+            float64=self.float64,
+            per_path=True,
+            progress=False,
+        )
+
 
 class SchedulerUnreachable(Exception):
     """The dask scheduler at the given address did not answer."""

@@ -721,16 +721,7 @@ class _StressRuns:
         self.per_pair = len(ENFORCE) * (2 if self.compare_stops else 1)  # runs per stress
         # the runs for the entry counters before the shocks
         self.n_before = len(ENFORCE) * len({h for h in self.horizons.values() if h is not None})
-        self.simulate_kwargs = dict(
-            paths=settings.paths,
-            seed=settings.seed,
-            chunk_size=settings.chunk_size,
-            scheduler=scheduler,
-            engine=settings.engine,
-            float64=settings.float64,
-            per_path=True,
-            progress=False,
-        )
+        self.simulate_kwargs = settings.per_path_kwargs(scheduler)
         self.results: dict[tuple[str, bool], dict[str, Any]] = {}
         self.baseline_final: dict[bool, dict[str, np.ndarray]] = {}
         self.before_runs: dict[tuple[int, bool], dict[str, np.ndarray]] = {}  # (horizon, enforce)
