@@ -85,7 +85,6 @@ from simkit.schema.analyses import (
 )
 from simkit.schema.results import CONFIDENCE, ResultVariable
 from simkit.schema.tables import TABLES
-from simkit.version import __version__
 
 __all__ = [
     "CONF",
@@ -504,13 +503,7 @@ def _checkpoints(
         "design_sha256": d.digest(),
         "metrics": list(metrics),
         "model": model_name,
-        "paths": settings.paths,
-        "seed": settings.seed,
-        "n_steps": settings.n_steps,
-        "chunk_size": settings.chunk_size,
-        "engine": settings.engine,
-        "dtype": settings.dtype,
-        "simkit_version": __version__,
+        **store.settings_fingerprint(settings),
     }
     return store.Checkpoints.open(out, fingerprint, "samples")
 

@@ -188,6 +188,20 @@ def history_files(cells: list) -> dict[str, str]:
     return {path: load_history(path).sha256 for path in paths}
 
 
+def settings_fingerprint(settings: Any) -> dict[str, Any]:
+    """What of a run's settings (`simkit.run.RunSettings`) makes its saved work another run's:
+    part of every resume fingerprint (runs, sensitivity samples)."""
+    return {
+        "paths": settings.paths,
+        "seed": settings.seed,
+        "n_steps": settings.n_steps,
+        "chunk_size": settings.chunk_size,
+        "engine": settings.engine,
+        "dtype": settings.dtype,
+        "simkit_version": __version__,
+    }
+
+
 def run_fingerprint(scenario: Any, cells: list, settings: Any) -> dict[str, Any]:
     """What makes two runs the same run: the scenario after overrides, every cell's
     parameters, the run settings that change numbers or blocks, the simkit version."""
@@ -206,13 +220,7 @@ def run_fingerprint(scenario: Any, cells: list, settings: Any) -> dict[str, Any]
         **extra,
         "scenario_sha256": hashlib.sha256(resolved.encode()).hexdigest(),
         "cells_sha256": hashlib.sha256(cell_text.encode()).hexdigest(),
-        "paths": settings.paths,
-        "seed": settings.seed,
-        "n_steps": settings.n_steps,
-        "chunk_size": settings.chunk_size,
-        "engine": settings.engine,
-        "dtype": settings.dtype,
-        "simkit_version": __version__,
+        **settings_fingerprint(settings),
         # what a saved block holds (derive_block's fields): 2 adds the 21-day returns, the
         # pooled Sharpe's products and the sleeve's time-weighted return; 3 the underlying's
         # figures, and the daily equity in a file per cell (`daily_file`) beside the blocks

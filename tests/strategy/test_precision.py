@@ -6,6 +6,7 @@ agree is every aggregate, within Monte Carlo error."""
 from __future__ import annotations
 
 import numpy as np
+from hand_market import BASELINE
 
 from simkit.paths.market import MarketParams
 from simkit.strategy.config import StrategyConfig
@@ -129,22 +130,7 @@ def test_float32_interest_on_cash_matches_the_closed_form():
     from simkit.strategy.engine import simulate_paths
 
     n_steps, rate = 252, 0.05
-    inputs = dict(
-        spot=3.0,
-        iv=4.2517,
-        short_interest=42.88,
-        vix=25.0,
-        btc_correlation=0.5,
-        bid_ask_spread=0.10,
-        open_interest=5000.0,
-        option_volume=1000.0,
-        liquidity_score=8.0,
-        borrow_cost=50.0,
-        volume_ratio=1.5,
-        thesis_event=0.0,
-        early_u=0.5,
-    )
-    market = {k: np.full((2, n_steps + 1), v, np.float32) for k, v in inputs.items()}
+    market = {k: np.full((2, n_steps + 1), v, np.float32) for k, v in BASELINE.items()}
     cfg = StrategyConfig(signal_min_conditions=9)  # at most 8 conditions hold: no entry
     mkt = MarketParams(rate=rate)
     out = simulate_paths(market, cfg, mkt)
